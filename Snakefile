@@ -1,0 +1,24 @@
+# gfm-audit: privacy (membership inference) and robustness audits of genomic
+# foundation models. Stages live in rules/<stage>.smk, their science in
+# workflow_scripts/gfm_audit/<stage>.py.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/reference.smk"
+include: "rules/windows.smk"
+include: "rules/neighbors.smk"
+
+
+rule all:
+    input:
+        "results/windows/windows.tsv",
+        "results/windows/snps.tsv.gz",
+        "results/neighbors/neighbors.tsv",
+        "results/neighbors/neighbors.fa",
+    default_target: True

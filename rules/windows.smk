@@ -1,0 +1,21 @@
+rule select_windows:
+    """SNP-aligned windows: coordinates, sequences and the SNVs inside them."""
+    input:
+        **staged_reference(),
+        bed=windows_bed(),
+    output:
+        tsv="results/windows/windows.tsv",
+        fasta="results/windows/windows.fa",
+        snps="results/windows/snps.tsv.gz",
+    params:
+        windows=config["windows"],
+    log:
+        "results/logs/select_windows.log",
+    conda:
+        "../envs/data.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    script:
+        "../workflow_scripts/scripts/select_windows.py"
