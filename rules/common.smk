@@ -11,7 +11,8 @@ from gfm_audit.reference import staged_layout  # noqa: E402
 try:
     validate_config(config, source="the workflow config (config/config.yaml and --config/--configfile)")
 except InputError as exc:
-    raise WorkflowError(str(exc)) from None
+    # A one-line message, not a WorkflowError with Snakemake's traceback lines.
+    sys.exit(f"gfm-audit: {exc}")
 
 STAGED = staged_layout(config["reference"]["fasta"], config["reference"]["vcf"], "results/reference")
 

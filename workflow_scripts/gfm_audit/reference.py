@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pysam
+import pysam.bcftools
 
 from .errors import InputError
 from .outputs import atomic_outputs

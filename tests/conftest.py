@@ -1,0 +1,116 @@
+"""Shared fixtures: real slices of the bundled demo data, written as small files."""
+
+from __future__ import annotations
+
+import gzip
+import sys
+from pathlib import Path
+
+import pysam
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "workflow_scripts"))
+
+DEMO = REPO / "resources" / "demo"
+DEMO_FASTA = DEMO / "z.fa"
+DEMO_VCF = DEMO / "z.vcf.gz"
+
+
+def demo_vcf_lines() -> tuple[list[str], list[str]]:
+    """(header lines, record lines) of the demo VCF, without newlines."""
+    with gzip.open(DEMO_VCF, "rt") as fh:
+        lines = fh.read().splitlines()
+    return [x for x in lines if x.startswith("#")], [x for x in lines if not x.startswith("#")]
+
+
+def demo_sequence(start: int = 0, end: int | None = None) -> str:
+    with pysam.FastaFile(str(DEMO_FASTA)) as fa:
+        return fa.fetch("z", start, end)
+
+
+def write_vcf(path: Path, header: list[str], records: list[str], *, bgzip: bool = True, index: bool = True) -> Path:
+    """Write a VCF from text lines; bgzip and tabix-index it with htslib (pysam)."""
+    path = Path(path)
+    plain = path.with_suffix("") if path.suffix == ".gz" else path
+    plain.write_text("\n".join(header + records) + "\n")
+    if not bgzip:
+        return plain
+    pysam.tabix_compress(str(plain), str(path), force=True)
+    plain.unlink()
+    if index:
+        pysam.tabix_index(str(path), preset="vcf", force=True)
+    return path
+
+
+def write_fasta(path: Path, contigs: dict[str, str], *, index: bool = True, width: int = 60) -> Path:
+    with open(path, "w") as fh:
+        for name, seq in contigs.items():
+            fh.write(f">{name}\n")
+            for i in range(0, len(seq), width):
+                fh.write(seq[i : i + width] + "\n")
+    if index:
+        pysam.faidx(str(path))
+    return Path(path)
+
+
+def rename_records(records: list[str], contig: str) -> list[str]:
+    return [contig + r[r.index("\t") :] for r in records]
+
+
+@pytest.fixture(scope="session")
+def demo_lines() -> tuple[list[str], list[str]]:
+    return demo_vcf_lines()
+
+
+@pytest.fixture
+def small_reference(tmp_path, demo_lines):
+    """The first 60 kb of the demo as its own FASTA + VCF (real sequence, real variants)."""
+    header, records = demo_lines
+    records = [r for r in records if int(r.split("\t")[1]) <= 60_000]
+    fasta = write_fasta(tmp_path / "ref.fa", {"z": demo_sequence(0, 60_000)})
+    vcf = write_vcf(tmp_path / "snps.vcf.gz", header, records)
+    return fasta, vcf, records
+
+
+WINDOW_PARAMS = {
+    "length": 1000,
+    "n": 10,
+    "chromosomes": [],
+    "placement": "fixed",
+    "bed": None,
+    "seed": 0,
+    "max_n_fraction": 0.0,
+    "max_ref_mismatch_fraction": 0.01,
+}
+
+NEIGHBOR_PARAMS = {"probs": [0.1, 0.5, 1.0], "per_prob": 2, "allele": "uniform", "control": True, "seed": 0}
+
+
+def run_prepare(tmp_path: Path, fasta: Path, vcf: Path):
+    """prepare_reference through the library, into tmp_path/reference; returns the layout."""
+    from gfm_audit.reference import prepare_reference, staged_layout
+
+    layout = staged_layout(str(fasta), str(vcf), tmp_path / "reference")
+    prepare_reference(str(fasta), str(vcf), layout)
+    return layout
+
+
+def run_windows(tmp_path: Path, fasta: Path, vcf: Path, **overrides):
+    """prepare_reference + select_windows; returns (layout, outdir, counts)."""
+    from gfm_audit.windows import select_windows
+
+    layout = run_prepare(tmp_path, fasta, vcf)
+    out = tmp_path / "windows"
+    out.mkdir(exist_ok=True)
+    params = {**WINDOW_PARAMS, **overrides}
+    counts = select_windows(
+        str(layout.fasta),
+        str(layout.vcf),
+        str(layout.contigs),
+        params,
+        out / "windows.tsv",
+        out / "windows.fa",
+        out / "snps.tsv.gz",
+    )
+    return layout, out, counts
