@@ -17,7 +17,10 @@ def run_rule(snakemake: Any, main: Callable[[Any], None]) -> None:
     exit status 1 and no traceback; Snakemake then removes the job's outputs.
     Anything else is a bug in gfm-audit and keeps its traceback.
     """
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(logging.WARNING)  # progress goes to the log file; the console gets problems only
+    console.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    handlers: list[logging.Handler] = [console]
     if snakemake.log:
         handlers.append(logging.FileHandler(snakemake.log[0], mode="w"))
     logging.basicConfig(

@@ -1,0 +1,135 @@
+"""Real Snakemake runs of the data stages on the bundled demo."""
+
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from conftest import DEMO_FASTA, DEMO_VCF, REPO, demo_vcf_lines, write_vcf
+
+pytestmark = pytest.mark.workflow
+
+SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
+OUTPUTS = (
+    "results/windows/windows.tsv",
+    "results/windows/windows.fa",
+    "results/windows/snps.tsv.gz",
+    "results/neighbors/neighbors.fa",
+    "results/neighbors/neighbors.tsv",
+)
+
+
+def snakemake(workdir: Path, *args: str, config: dict | None = None) -> subprocess.CompletedProcess:
+    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "--cores", "2"]
+    if config is not None:
+        path = workdir / "config.yaml"
+        path.write_text(yaml.safe_dump(config))
+        cmd += ["--configfile", str(path)]
+    return subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=600)
+
+
+def demo_config(**windows) -> dict:
+    return {
+        "reference": {"fasta": str(DEMO_FASTA), "vcf": str(DEMO_VCF)},
+        "windows": {"length": 1000, "n": 30, **windows},
+        "neighbors": {"probs": [0.2, 0.6], "per_prob": 2},
+    }
+
+
+def digest(workdir: Path) -> dict[str, str]:
+    return {p: hashlib.sha256((workdir / p).read_bytes()).hexdigest() for p in OUTPUTS}
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("demo")
+    result = snakemake(workdir, config=demo_config())
+    assert result.returncode == 0, result.stderr[-3000:]
+    return workdir
+
+
+def test_stages_write_every_output_with_the_documented_columns(demo_run):
+    for p in OUTPUTS:
+        assert (demo_run / p).stat().st_size > 0
+    windows = pd.read_csv(demo_run / "results/windows/windows.tsv", sep="\t")
+    assert list(windows.columns) == ["window_id", "chrom", "start", "end", "n_snps", "snp_fraction", "gc_fraction"]
+    assert len(windows) == 30 and (windows.n_snps > 0).all()
+    snps = pd.read_csv(demo_run / "results/windows/snps.tsv.gz", sep="\t")
+    assert list(snps.columns) == ["window_id", "chrom", "pos", "offset", "ref", "alt", "id", "af"]
+    neighbors = pd.read_csv(demo_run / "results/neighbors/neighbors.tsv", sep="\t")
+    assert list(neighbors.columns) == [
+        "neighbor_id",
+        "window_id",
+        "prob",
+        "replicate",
+        "kind",
+        "n_changed",
+        "changed_offsets",
+    ]
+    assert len(neighbors) == 30 * 2 * 2 * 2
+    contigs = (demo_run / "results/reference/contigs.tsv").read_text()
+    assert contigs == "fasta_contig\tvcf_contig\tlength\tmatch\nz\tz\t1000000\tidentical\n"
+    assert "indel:" in (demo_run / "results/logs/select_windows.log").read_text()
+
+
+def test_rerun_with_nothing_changed_executes_no_job(demo_run):
+    result = snakemake(demo_run, "--dry-run", config=demo_config())
+    assert result.returncode == 0
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_changing_a_neighbour_parameter_reruns_only_make_neighbors(demo_run):
+    config = demo_config()
+    config["neighbors"]["seed"] = 5
+    result = snakemake(demo_run, "--dry-run", config=config)
+    plan = result.stdout + result.stderr
+    assert result.returncode == 0 and "rule make_neighbors" in plan
+    assert "select_windows" not in plan and "prepare_reference" not in plan
+
+
+def test_a_second_run_gives_byte_identical_tables(demo_run, tmp_path):
+    result = snakemake(tmp_path, config=demo_config())
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert digest(tmp_path) == digest(demo_run)
+
+
+def test_default_config_dry_run_plans_every_stage():
+    result = subprocess.run(
+        [SNAKEMAKE, "--dry-run", "--forceall", "--cores", "1"], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    for rule in ("prepare_reference", "select_windows", "make_neighbors"):
+        assert f"rule {rule}" in result.stdout + result.stderr
+
+
+def test_snakemake_lint_is_clean():
+    result = subprocess.run([SNAKEMAKE, "--lint"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+def test_schema_violation_stops_the_run_with_one_line_naming_the_key(tmp_path):
+    config = demo_config()
+    config["windows"]["lenght"] = 3
+    result = snakemake(tmp_path, config=config)
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("gfm-audit: config error") and "unknown key windows.lenght" in last
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_bad_vcf_fails_its_rule_with_one_line_and_leaves_no_partial_output(tmp_path):
+    header, records = demo_vcf_lines()
+    plain = write_vcf(tmp_path / "plain.vcf", header, records[:100], bgzip=False)
+    config = demo_config()
+    config["reference"]["vcf"] = str(plain)
+    result = snakemake(tmp_path, config=config)
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if "gfm-audit error" in line]
+    assert len(errors) == 1 and "in rule prepare_reference" in errors[0] and "is not bgzip-compressed" in errors[0]
+    assert "Traceback" not in result.stderr
+    leftovers = [p for p in (tmp_path / "results").rglob("*") if p.is_file() or p.is_symlink()]
+    assert [p.name for p in leftovers] == ["prepare_reference.log"]
