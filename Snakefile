@@ -13,12 +13,12 @@ include: "rules/common.smk"
 include: "rules/reference.smk"
 include: "rules/windows.smk"
 include: "rules/neighbors.smk"
+include: "rules/membership.smk"
+include: "rules/training.smk"
+include: "rules/scoring.smk"
 
 
 rule all:
     input:
-        "results/windows/windows.tsv",
-        "results/windows/snps.tsv.gz",
-        "results/neighbors/neighbors.tsv",
-        "results/neighbors/neighbors.fa",
+        final_targets(),
     default_target: True

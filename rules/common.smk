@@ -26,3 +26,53 @@ def windows_bed():
     """The BED file, as an input, only when windows come from one."""
     windows = config["windows"]
     return [windows["bed"]] if windows["placement"] == "bed" else []
+
+
+# --- models, membership and scoring ---------------------------------------------
+from gfm_audit.membership import reference_names  # noqa: E402
+
+MODELS = config["models"]
+TARGET = config["target"]
+MEMBERSHIP = config["membership"]
+MODE = MEMBERSHIP["mode"] if MODELS else "none"
+REFERENCES = reference_names(MEMBERSHIP["reference_models"]) if MODE == "finetune" else []
+TRAINED = [TARGET, *REFERENCES] if MODE == "finetune" else []
+SCORED = [*MODELS, *REFERENCES]
+SHARDS = list(range(config["scoring"]["shards"]))
+
+
+def model_folder(name):
+    """Where a scored model's checkpoint lives: trained here, or the user's folder."""
+    return f"results/models/{name}" if name in TRAINED else MODELS[name]["path"]
+
+
+def model_spec(name):
+    """The config block of a scored model; reference models share the target's."""
+    block = dict(MODELS[TARGET] if name in REFERENCES else MODELS[name])
+    if name in TRAINED:
+        block.update(path=model_folder(name), init="pretrained")
+    return block
+
+
+def membership_column(name):
+    return "target_member" if name == TARGET else f"{name}_member"
+
+
+def membership_beds():
+    return [MEMBERSHIP["member_bed"], MEMBERSHIP["nonmember_bed"]] if MODE == "regions" else []
+
+
+def final_targets():
+    """Everything `snakemake` builds by default."""
+    targets = [
+        "results/windows/windows.tsv",
+        "results/windows/snps.tsv.gz",
+        "results/neighbors/neighbors.tsv",
+        "results/neighbors/neighbors.fa",
+    ]
+    if MODE != "none":
+        targets.append("results/membership.tsv")
+    targets += [f"results/scores/{m}.parquet" for m in SCORED]
+    # Shards are targets too, so that deleting one re-runs just that shard (and the cheap merge).
+    targets += [f"results/scores/{m}/shard-{i}.parquet" for m in SCORED for i in SHARDS]
+    return targets

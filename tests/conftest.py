@@ -114,3 +114,61 @@ def run_windows(tmp_path: Path, fasta: Path, vcf: Path, **overrides):
         out / "snps.tsv.gz",
     )
     return layout, out, counts
+
+
+# --- tiny models, built from a config and saved like a user's checkpoint -------
+
+
+def save_kmer_tokenizer(path: Path, k: int = 3) -> Path:
+    """A Nucleotide-Transformer-style k-mer tokenizer (EsmTokenizer, slow, no offsets)."""
+    import itertools
+
+    from transformers import EsmTokenizer
+
+    path.mkdir(parents=True, exist_ok=True)
+    specials = ["<unk>", "<pad>", "<mask>", "<cls>", "<eos>", "<bos>"]
+    kmers = ["".join(p) for p in itertools.product("ACGT", repeat=k)]
+    vocab = path / "vocab.txt"
+    vocab.write_text("\n".join(specials + kmers + list("ACGTN")) + "\n")
+    tok = EsmTokenizer(
+        str(vocab), unk_token="<unk>", cls_token="<cls>", pad_token="<pad>", mask_token="<mask>", eos_token="<eos>"
+    )
+    tok.save_pretrained(path)
+    return path
+
+
+def save_bpe_tokenizer(path: Path) -> Path:
+    """A DNABERT-2-style BPE tokenizer trained on demo sequence (fast, with offsets)."""
+    from tokenizers import Tokenizer, models, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token="[UNK]"))
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    seq = demo_sequence(0, 200_000)
+    trainer = trainers.BpeTrainer(vocab_size=256, special_tokens=specials, initial_alphabet=list("ACGTN"))
+    tok.train_from_iterator([seq[i : i + 1000] for i in range(0, len(seq), 1000)], trainer)
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        special_tokens=[("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))],
+    )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]",
+        mask_token="[MASK]",
+    )  # fmt: skip
+    fast.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_causal(tmp_path_factory) -> Path:
+    from gfm_audit.char_lm import save_char_causal_lm
+
+    return save_char_causal_lm(tmp_path_factory.mktemp("causal"), hidden=32, layers=2, heads=2, max_positions=300,
+                               weights_seed=0)  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def tiny_masked(tmp_path_factory) -> Path:
+    from gfm_audit.char_lm import save_char_masked_lm
+
+    return save_char_masked_lm(tmp_path_factory.mktemp("masked"), hidden=32, layers=2, heads=2, weights_seed=0)

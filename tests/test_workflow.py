@@ -133,3 +133,46 @@ def test_bad_vcf_fails_its_rule_with_one_line_and_leaves_no_partial_output(tmp_p
     assert "Traceback" not in result.stderr
     leftovers = [p for p in (tmp_path / "results").rglob("*") if p.is_file() or p.is_symlink()]
     assert [p.name for p in leftovers] == ["prepare_reference.log"]
+
+
+@pytest.fixture(scope="module")
+def model_run(tmp_path_factory):
+    """The whole chain with a tiny from-scratch causal LM, two references and two shards."""
+    from gfm_audit.char_lm import save_char_causal_lm
+
+    workdir = tmp_path_factory.mktemp("models")
+    arch = save_char_causal_lm(workdir / "arch", hidden=32, layers=1, heads=2, max_positions=128)
+    config = demo_config()
+    config["windows"].update(n=16, length=64)
+    config["neighbors"] = {"probs": [0.5], "per_prob": 1}
+    config["models"] = {"tiny": {"path": str(arch), "kind": "causal", "init": "scratch"}}
+    config["target"] = "tiny"
+    config["membership"] = {"reference_models": 2, "training": {"epochs": 2, "batch_size": 4}}
+    config["scoring"] = {"shards": 2, "batch_size": 8}
+    result = snakemake(workdir, config=config)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return workdir, config
+
+
+def test_finetune_mode_trains_target_and_references_and_scores_every_sequence(model_run):
+    workdir, _ = model_run
+    membership = pd.read_csv(workdir / "results/membership.tsv", sep="\t")
+    assert list(membership.columns) == ["window_id", "target_member", "ref_0_member", "ref_1_member"]
+    assert membership.target_member.sum() == 8
+    for name in ("tiny", "ref_0", "ref_1"):
+        assert (workdir / f"results/models/{name}/model.safetensors").exists()
+        scores = pd.read_parquet(workdir / f"results/scores/{name}.parquet")
+        assert len(scores) == 16 * 3 and scores.window_id.nunique() == 16
+        assert (scores.n_tokens == 64).all() and scores.token_logprob.map(len).eq(64).all()
+        for shard in (0, 1):
+            log = (workdir / f"results/logs/score/{name}/shard-{shard}.log").read_text()
+            assert "tokens/s" in log and "peak memory" in log
+
+
+def test_deleting_one_score_shard_reruns_only_that_shard(model_run):
+    workdir, config = model_run
+    (workdir / "results/scores/ref_1/shard-1.parquet").unlink()
+    plan = snakemake(workdir, "--dry-run", config=config)
+    text = plan.stdout + plan.stderr
+    assert "rule score_shard" in text and "train_model" not in text
+    assert text.count("rule score_shard") == 1 and "shard-1.parquet" in text

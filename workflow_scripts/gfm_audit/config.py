@@ -76,7 +76,27 @@ def validate_config(
     if errors:
         best = jsonschema.exceptions.best_match(errors)
         raise InputError(_one_line(best, source))
+    check_consistency(config, source)
     return config
+
+
+def check_consistency(config: dict[str, Any], source: str = "the config") -> None:
+    """Rules that span several keys, which the schema cannot say in one line."""
+    models, target = config.get("models", {}), config.get("target")
+    membership = config.get("membership", {})
+    mode = membership.get("mode", "none")
+    where = f"config error in {source}:"
+    if target is not None and target not in models:
+        raise InputError(f"{where} target '{target}' is not a key of models (have: {', '.join(models) or 'none'})")
+    if models and mode != "none" and target is None:
+        raise InputError(f"{where} membership.mode {mode} needs target: the name of the audited model")
+    if mode == "regions" and not (membership.get("member_bed") and membership.get("nonmember_bed")):
+        raise InputError(f"{where} membership.mode regions needs membership.member_bed and membership.nonmember_bed")
+    for name, spec in models.items():
+        if spec.get("init") == "scratch" and not (mode == "finetune" and name == target):
+            raise InputError(
+                f"{where} models.{name}.init is scratch, which only the target can use in membership.mode finetune"
+            )
 
 
 def load_config(path: str | Path) -> dict[str, Any]:

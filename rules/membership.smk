@@ -1,0 +1,21 @@
+rule membership_labels:
+    """Membership ground truth: seeded member / reference splits, or labels from BED regions."""
+    input:
+        windows="results/windows/windows.tsv",
+        contigs="results/reference/contigs.tsv",
+        beds=membership_beds(),
+    output:
+        "results/membership.tsv",
+    params:
+        membership=MEMBERSHIP,
+        mode=MODE,
+    log:
+        "results/logs/membership_labels.log",
+    conda:
+        "../envs/data.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../workflow_scripts/scripts/membership_labels.py"

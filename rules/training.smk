@@ -1,0 +1,26 @@
+rule train_model:
+    """Controlled fine-tune: the target on member windows, ref_i on their random halves."""
+    input:
+        windows="results/windows/windows.fa",
+        membership="results/membership.tsv",
+        base=lambda w: MODELS[TARGET]["path"],
+    output:
+        directory("results/models/{trained}"),
+    wildcard_constraints:
+        trained="|".join(TRAINED) or "no-model-is-trained",
+    params:
+        spec=lambda w: {**MODELS[TARGET], "name": w.trained},
+        column=lambda w: membership_column(w.trained),
+        training=MEMBERSHIP["training"],
+        seed=lambda w: MEMBERSHIP["seed"] + TRAINED.index(w.trained),
+    log:
+        "results/logs/train_model/{trained}.log",
+    conda:
+        "../envs/models.yaml"
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=8000,
+        runtime=240,
+    script:
+        "../workflow_scripts/scripts/train_model.py"

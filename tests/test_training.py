@@ -1,0 +1,69 @@
+"""Training: seeded, saved as safetensors, and the demo target really memorises its members."""
+
+import numpy as np
+import pysam
+import pytest
+from conftest import REPO, demo_sequence, run_windows
+from gfm_audit.config import load_config
+from gfm_audit.membership import finetune_split
+from gfm_audit.models import ModelSpec, load_model
+from gfm_audit.scoring import SeqRecord, score_sequences
+from gfm_audit.training import member_sequences, train_model
+
+TRAIN = {"epochs": 2, "learning_rate": 1e-3, "batch_size": 4, "weight_decay": 0.0}
+
+
+def _auc(members: np.ndarray, nonmembers: np.ndarray) -> float:
+    """P(score of a member > score of a non-member), ties counting half (Mann-Whitney)."""
+    diff = members[:, None] - nonmembers[None, :]
+    return float((diff > 0).mean() + 0.5 * (diff == 0).mean())
+
+
+def test_training_is_seeded_and_saves_a_loadable_safetensors_checkpoint(tmp_path, tiny_causal):
+    seqs = [demo_sequence(i * 100, i * 100 + 60) for i in range(6)]
+    spec = ModelSpec("t", str(tiny_causal), "causal", init="scratch")
+    losses = train_model(spec, seqs, TRAIN, 3, tmp_path / "a", device="cpu")
+    train_model(spec, seqs, TRAIN, 3, tmp_path / "b", device="cpu")
+    train_model(spec, seqs, TRAIN, 4, tmp_path / "c", device="cpu")
+    a, b, c = ((tmp_path / x / "model.safetensors").read_bytes() for x in "abc")
+    assert a == b and a != c
+    assert len(losses) == 2 and (tmp_path / "a" / "training_log.tsv").read_text().startswith("epoch\tloss\n")
+    assert not list(tmp_path.glob(".*partial*"))
+    load_model(ModelSpec("t", str(tmp_path / "a"), "causal"))
+
+
+def test_masked_model_trains_with_masked_token_loss(tmp_path, tiny_masked):
+    seqs = [demo_sequence(i * 100, i * 100 + 60) for i in range(8)]
+    spec = ModelSpec("m", str(tiny_masked), "masked")
+    losses = train_model(spec, seqs, {**TRAIN, "epochs": 6, "learning_rate": 3e-3}, 0, tmp_path / "m", device="cpu")
+    assert losses[-1] < losses[0]
+
+
+def test_member_sequences_keep_window_order():
+    windows = {"w0": "AA", "w1": "CC", "w2": "GG"}
+    assert member_sequences(windows, {"w2": 1, "w0": 1, "w1": 0}) == ["AA", "GG"]
+
+
+@pytest.mark.slow
+def test_the_demo_target_memorises_its_members(tmp_path):
+    """Train exactly the demo's target (config/config.yaml) and compare member and non-member loss."""
+    config = load_config(REPO / "config" / "config.yaml")
+    _, out, _ = run_windows(tmp_path, REPO / config["reference"]["fasta"], REPO / config["reference"]["vcf"],
+                            **config["windows"])  # fmt: skip
+    windows = {r.name: r.sequence for r in pysam.FastxFile(str(out / "windows.fa"))}
+    membership = config["membership"]
+    split = finetune_split(list(windows), membership["member_fraction"], membership["reference_models"],
+                           membership["seed"])  # fmt: skip
+    labels = dict(zip(split.window_id, split.target_member, strict=True))
+    block = config["models"][config["target"]]
+    spec = ModelSpec.from_config(config["target"], {**block, "path": str(REPO / block["path"])})
+    train_model(spec, member_sequences(windows, labels), membership["training"], membership["seed"], tmp_path / "t")
+    trained = ModelSpec(config["target"], str(tmp_path / "t"), "causal")
+    records = [SeqRecord(w, w, "window", None, None, s) for w, s in windows.items()]
+    table = score_sequences(trained, records, {}, 32, 0).to_pandas()
+    member = table.window_id.map(labels).to_numpy() == 1
+    loss = table.loss.to_numpy()
+    gap = loss[~member].mean() - loss[member].mean()
+    auc = _auc(-loss[member], -loss[~member])  # lower loss = member
+    assert gap > 0.05, f"member/non-member loss gap {gap:.3f}"
+    assert auc > 0.8, f"LOSS attack AUC {auc:.3f}"

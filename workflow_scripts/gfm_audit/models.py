@@ -1,0 +1,187 @@
+"""Loading DNA language models and their tokenizers from local checkpoint folders.
+
+Everything goes through ``AutoTokenizer`` and ``AutoModelForCausalLM`` /
+``AutoModelForMaskedLM`` with ``local_files_only=True``: nothing is fetched
+from a hub at run time. Remote code runs only where the config says
+``trust_remote_code: true`` for that model. Weights load from safetensors;
+a checkpoint with only a ``pytorch_model.bin`` is read by transformers with
+``torch.load(weights_only=True)``, which refuses pickled code.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError
+
+log = logging.getLogger(__name__)
+
+SAFETENSORS = ("model.safetensors", "model.safetensors.index.json")
+PICKLES = ("pytorch_model.bin", "pytorch_model.bin.index.json")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One entry of the config's ``models`` block (with its name)."""
+
+    name: str
+    path: str
+    kind: str  # causal | masked
+    trust_remote_code: bool = False
+    dtype: str = "auto"  # auto | float32 | bfloat16
+    max_length: int | None = None
+    init: str = "pretrained"  # pretrained | scratch
+    masking: str = "sampled"  # exact | sampled (masked models)
+    mask_fraction: float = 0.15
+
+    @classmethod
+    def from_config(cls, name: str, block: Mapping[str, Any], path: str | None = None) -> ModelSpec:
+        fields = {k: block[k] for k in cls.__dataclass_fields__ if k in block and k != "name"}
+        if path is not None:
+            fields["path"] = path
+            fields["init"] = "pretrained"
+        return cls(name=name, **fields)
+
+
+def read_checkpoint_config(spec: ModelSpec) -> dict[str, Any]:
+    """Check the folder and its ``config.json`` before transformers sees them."""
+    path = Path(spec.path)
+    if not path.is_dir():
+        raise InputError(
+            f"model '{spec.name}': checkpoint folder {spec.path} does not exist; set models.{spec.name}.path "
+            "to a local folder (hub ids are not downloaded at run time: download the checkpoint first)"
+        )
+    config_file = path / "config.json"
+    if not config_file.is_file():
+        raise InputError(
+            f"model '{spec.name}': {spec.path} has no config.json; is it a Hugging Face checkpoint folder?"
+        )
+    try:
+        config = json.loads(config_file.read_text())
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"model '{spec.name}': {config_file} is not valid JSON ({exc.msg}, line {exc.lineno})"
+        ) from None
+    if config.get("auto_map") and not spec.trust_remote_code:
+        raise InputError(
+            f"model '{spec.name}': checkpoint {spec.path} needs its own Python code (config.json has auto_map) "
+            f"and models.{spec.name}.trust_remote_code is false; set it to true only if you trust that code: "
+            "it runs with your permissions"
+        )
+    architectures = config.get("architectures") or []
+    masked = any(a.endswith("ForMaskedLM") for a in architectures)
+    causal = any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in architectures)
+    if spec.kind == "causal" and masked and not causal:
+        raise InputError(
+            f"model '{spec.name}': {spec.path} is a masked LM ({', '.join(architectures)}) "
+            f"but models.{spec.name}.kind is causal; set kind: masked"
+        )
+    if spec.kind == "masked" and causal and not masked:
+        raise InputError(
+            f"model '{spec.name}': {spec.path} is a causal LM ({', '.join(architectures)}) "
+            f"but models.{spec.name}.kind is masked; set kind: causal"
+        )
+    return config
+
+
+def _quiet_transformers() -> None:
+    """Loading bars and notices from transformers would flood the rule logs; our own logging reports progress."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+
+
+def load_tokenizer(spec: ModelSpec):
+    """The checkpoint's tokenizer, through ``AutoTokenizer``."""
+    from transformers import AutoTokenizer
+
+    read_checkpoint_config(spec)
+    try:
+        return AutoTokenizer.from_pretrained(spec.path, trust_remote_code=spec.trust_remote_code, local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise InputError(
+            f"model '{spec.name}': cannot load the tokenizer from {spec.path}: {_first_line(exc)}"
+        ) from None
+
+
+def _auto_class(kind: str):
+    from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
+
+    return AutoModelForCausalLM if kind == "causal" else AutoModelForMaskedLM
+
+
+def torch_dtype(spec: ModelSpec):
+    import torch
+
+    return torch.bfloat16 if spec.dtype == "bfloat16" else torch.float32
+
+
+def load_model(spec: ModelSpec):
+    """The model in eval mode, from safetensors (or a weights-only ``.bin``)."""
+    read_checkpoint_config(spec)
+    _quiet_transformers()
+    path = Path(spec.path)
+    has_safetensors = any((path / f).exists() for f in SAFETENSORS)
+    has_pickle = any((path / f).exists() for f in PICKLES)
+    if not has_safetensors and not has_pickle:
+        raise InputError(
+            f"model '{spec.name}': {spec.path} holds no weights (model.safetensors); "
+            "for an architecture to train from scratch set init: scratch"
+        )
+    if not has_safetensors:
+        log.warning(
+            "model '%s': no safetensors in %s; reading pytorch_model.bin with weights_only=True", spec.name, path
+        )
+    try:
+        model = _auto_class(spec.kind).from_pretrained(
+            spec.path,
+            trust_remote_code=spec.trust_remote_code,
+            local_files_only=True,
+            use_safetensors=has_safetensors,
+            dtype=torch_dtype(spec),
+        )
+    except ValueError as exc:
+        raise InputError(
+            f"model '{spec.name}': {spec.path} cannot be loaded as a {spec.kind} LM: {_first_line(exc)}; "
+            f"check models.{spec.name}.kind"
+        ) from None
+    except OSError as exc:
+        raise InputError(f"model '{spec.name}': cannot load weights from {spec.path}: {_first_line(exc)}") from None
+    return model.eval()
+
+
+def model_from_scratch(spec: ModelSpec, seed: int):
+    """A freshly initialised model of the checkpoint folder's architecture (``init: scratch``)."""
+    import torch
+    from transformers import AutoConfig
+
+    read_checkpoint_config(spec)
+    _quiet_transformers()
+    config = AutoConfig.from_pretrained(spec.path, trust_remote_code=spec.trust_remote_code, local_files_only=True)
+    torch.manual_seed(seed)
+    return _auto_class(spec.kind).from_config(config, trust_remote_code=spec.trust_remote_code)
+
+
+def max_tokens(spec: ModelSpec, model, tokenizer) -> int:
+    """Longest input the model takes: the config's value, else the model's positions, else the tokenizer's."""
+    if spec.max_length:
+        return spec.max_length
+    config = model.config
+    for attr in ("max_position_embeddings", "n_positions", "max_seq_len"):
+        value = getattr(config, attr, None)
+        if isinstance(value, int) and value > 0:
+            # ESM reserves two positions beyond the tokens it is given.
+            return value - 2 if getattr(config, "model_type", "") == "esm" else value
+    limit = getattr(tokenizer, "model_max_length", None)
+    return limit if isinstance(limit, int) and limit < 10**9 else 10**9
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

@@ -1,0 +1,361 @@
+"""Stage 4: per-token log-probabilities of every window and neighbour under one model.
+
+Causal models: one forward pass; the log-probability of token t comes from
+the logits at t-1. Masked models: pseudo-log-likelihood (Salazar et al. 2020):
+token t is replaced by the mask token and scored from that pass. ``exact``
+masks every token; ``sampled`` masks only the tokens covering a seeded subset
+of base offsets (the window's SNP sites plus random positions), the same
+subset for a window and all its neighbours, so their scores compare like with
+like. A masked model is never scored without masking.
+
+For min-k%++ every scored token also gets the mean and standard deviation of
+log p under the model's predictive distribution at that position:
+mu = sum_v p(v) log p(v), sigma^2 = sum_v p(v) (log p(v))^2 - mu^2
+(Zhang et al. 2024).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import resource
+import time
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pysam
+
+from .errors import InputError
+from .models import ModelSpec, load_model, load_tokenizer, max_tokens
+from .outputs import atomic_outputs
+from .tokens import Encoded, encode, tokens_covering
+
+log = logging.getLogger(__name__)
+
+PAD_MULTIPLE = 8
+
+SCHEMA = pa.schema(
+    [
+        ("sequence_id", pa.string()),
+        ("window_id", pa.string()),
+        ("kind", pa.string()),  # window | snp | control
+        ("prob", pa.float64()),  # null for the window itself
+        ("replicate", pa.int32()),  # null for the window itself
+        ("n_tokens", pa.int32()),  # scored tokens
+        ("loss", pa.float64()),  # mean NLL over scored tokens
+        ("snp_loss", pa.float64()),  # mean NLL over scored tokens covering SNP sites; null if none
+        ("token_logprob", pa.list_(pa.float16())),
+        ("token_mean", pa.list_(pa.float16())),
+        ("token_std", pa.list_(pa.float16())),
+        ("token_start", pa.list_(pa.int32())),
+        ("token_end", pa.list_(pa.int32())),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class SeqRecord:
+    seq_id: str
+    window_id: str
+    kind: str
+    prob: float | None  # None for a window
+    replicate: int | None
+    text: str
+
+
+# --- inputs ------------------------------------------------------------------
+
+
+def read_window_ids(windows_fasta: str) -> list[str]:
+    with pysam.FastxFile(windows_fasta) as fh:
+        return [r.name for r in fh]
+
+
+def shard_window_ids(window_ids: Sequence[str], n_shards: int, shard: int) -> list[str]:
+    """Contiguous blocks of windows; a window and its neighbours always share a shard."""
+    if not 0 <= shard < n_shards:
+        raise InputError(f"shard {shard} is outside 0..{n_shards - 1}")
+    bounds = np.linspace(0, len(window_ids), n_shards + 1).round().astype(int)
+    return list(window_ids[bounds[shard] : bounds[shard + 1]])
+
+
+def load_sequences(
+    windows_fasta: str, neighbors_fasta: str, neighbors_tsv: str, window_ids: Sequence[str]
+) -> list[SeqRecord]:
+    """Each window followed by its neighbours, in the order of the input files."""
+    wanted = set(window_ids)
+    windows = {}
+    with pysam.FastxFile(windows_fasta) as fh:
+        for r in fh:
+            if r.name in wanted:
+                windows[r.name] = r.sequence
+    table = pd.read_csv(neighbors_tsv, sep="\t", dtype={"neighbor_id": str, "window_id": str, "kind": str})
+    table = table[table.window_id.isin(wanted)]
+    meta = {row.neighbor_id: row for row in table.itertuples(index=False)}
+    neighbours: dict[str, list[SeqRecord]] = {w: [] for w in window_ids}
+    with pysam.FastxFile(neighbors_fasta) as fh:
+        for r in fh:
+            row = meta.get(r.name)
+            if row is not None:
+                neighbours[row.window_id].append(
+                    SeqRecord(r.name, row.window_id, row.kind, float(row.prob), int(row.replicate), r.sequence)
+                )
+    out = []
+    for w in window_ids:
+        out.append(SeqRecord(w, w, "window", None, None, windows[w]))
+        out.extend(neighbours[w])
+    return out
+
+
+def read_snp_offsets(snps_path: str) -> dict[str, np.ndarray]:
+    table = pd.read_csv(snps_path, sep="\t", usecols=["window_id", "offset"], dtype={"window_id": str})
+    return {w: g["offset"].to_numpy(np.int64) for w, g in table.groupby("window_id", sort=False)}
+
+
+def sampled_offsets(window_id: str, length: int, snp_offsets: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """The base offsets a masked model scores in ``sampled`` mode: SNP sites plus a seeded random fraction."""
+    rng = np.random.default_rng(np.random.SeedSequence([seed, zlib.crc32(window_id.encode())]))
+    k = int(round(fraction * length))
+    extra = rng.choice(length, size=min(k, length), replace=False)
+    return np.union1d(snp_offsets, extra)
+
+
+# --- the numbers ---------------------------------------------------------------
+
+
+def token_statistics(logits, targets):
+    """log p(target), and mean and std of log p under the predictive distribution, per position.
+
+    ``logits``: (..., V) float tensor; ``targets``: (...) long tensor.
+    """
+    import torch
+
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    true = logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    p = logp.exp()
+    mean = (p * logp).sum(-1)
+    var = (p * logp.square()).sum(-1) - mean.square()
+    return true, mean, var.clamp_min(0).sqrt()
+
+
+def _pad_to(n: int) -> int:
+    return -(-n // PAD_MULTIPLE) * PAD_MULTIPLE
+
+
+class Scorer:
+    """Batched, length-bucketed scoring of encoded sequences with one model."""
+
+    def __init__(self, model, kind: str, pad_id: int, mask_id: int | None, batch_size: int, device: str) -> None:
+        self.model, self.kind, self.pad_id, self.mask_id = model, kind, pad_id, mask_id
+        self.batch_size, self.device = batch_size, device
+        self.tokens_seen = 0
+
+    def _forward(self, ids: np.ndarray, attention: np.ndarray):
+        import torch
+
+        x = torch.from_numpy(ids).to(self.device, non_blocking=True)
+        a = torch.from_numpy(attention).to(self.device, non_blocking=True)
+        autocast = self.device.startswith("cuda") and next(self.model.parameters()).dtype == torch.float32
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
+            logits = self.model(input_ids=x, attention_mask=a).logits
+        self.tokens_seen += int(attention.sum())
+        return logits, x
+
+    def score(self, encodings: Sequence[Encoded], positions: Sequence[np.ndarray], progress=None) -> list[np.ndarray]:
+        """For each sequence, a (3, len(positions)) array: log p, mean, std at those token positions."""
+        import torch
+
+        results = [np.zeros((3, len(p)), dtype=np.float32) for p in positions]
+        with torch.inference_mode():
+            for ids, attention, rows in self._batches(encodings, positions):
+                logits, x = self._forward(ids, attention)
+                if self.kind == "causal":
+                    # Token t is predicted by the logits at t - 1.
+                    stats = torch.stack(token_statistics(logits[:, :-1], x[:, 1:])).cpu().numpy()
+                    for b, (i, pos) in enumerate(rows):
+                        results[i][:] = stats[:, b, pos - 1]
+                else:
+                    where = torch.tensor([p for _, _, p in rows], device=x.device)
+                    targets = torch.tensor([encodings[i].ids[p] for i, _, p in rows], device=x.device)
+                    picked = logits[torch.arange(len(rows), device=x.device), where]
+                    stats = torch.stack(token_statistics(picked, targets)).cpu().numpy()
+                    for b, (i, j, _) in enumerate(rows):
+                        results[i][:, j] = stats[:, b]
+                if progress is not None:
+                    progress.update(len(rows))
+        return results
+
+    def _batches(self, encodings, positions) -> Iterator[tuple[np.ndarray, np.ndarray, list]]:
+        order = sorted(range(len(encodings)), key=lambda i: len(encodings[i].ids))
+        if self.kind == "causal":
+            for k in range(0, len(order), self.batch_size):
+                chunk = order[k : k + self.batch_size]
+                ids, attention = self._stack([encodings[i].ids for i in chunk])
+                yield ids, attention, [(i, positions[i]) for i in chunk]
+        else:
+            rows = [(i, j, int(p)) for i in order for j, p in enumerate(positions[i])]
+            for k in range(0, len(rows), self.batch_size):
+                chunk = rows[k : k + self.batch_size]
+                ids, attention = self._stack([encodings[i].ids for i, _, _ in chunk])
+                for b, (_, _, p) in enumerate(chunk):
+                    ids[b, p] = self.mask_id
+                yield ids, attention, chunk
+
+    def _stack(self, seqs: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        width = _pad_to(max(len(s) for s in seqs))
+        ids = np.full((len(seqs), width), self.pad_id, dtype=np.int64)
+        attention = np.zeros((len(seqs), width), dtype=np.int64)
+        for b, s in enumerate(seqs):
+            ids[b, : len(s)] = s
+            attention[b, : len(s)] = 1
+        return ids, attention
+
+
+def scored_positions(enc: Encoded, kind: str, masking: str, offsets: np.ndarray | None) -> np.ndarray:
+    """Token indices that get a score.
+
+    Causal: every non-special token that has a token before it. Masked exact:
+    every non-special token. Masked sampled: those covering ``offsets``.
+    """
+    real = ~enc.special
+    if kind == "causal":
+        real[0] = False
+        return np.flatnonzero(real)
+    if masking == "exact":
+        return np.flatnonzero(real)
+    return np.flatnonzero(tokens_covering(enc, offsets))
+
+
+# --- the stage -----------------------------------------------------------------
+
+
+def _device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def score_sequences(
+    spec: ModelSpec,
+    records: Sequence[SeqRecord],
+    snp_offsets: dict[str, np.ndarray],
+    batch_size: int,
+    seed: int,
+    device: str | None = None,
+    progress: bool = False,
+) -> pa.Table:
+    """Score ``records`` with the model in ``spec.path``; one row per sequence."""
+    import torch
+
+    device = device or _device()
+    tokenizer = load_tokenizer(spec)
+    model = load_model(spec).to(device)
+    limit = max_tokens(spec, model, tokenizer)
+    if spec.kind == "masked" and tokenizer.mask_token_id is None:
+        raise InputError(f"model '{spec.name}' is masked but its tokenizer has no mask token")
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+
+    encodings, positions, sample_cache = [], [], {}
+    empty = np.zeros(0, dtype=np.int64)
+    for r in records:
+        enc = encode(tokenizer, r.text, r.seq_id, spec.name)
+        if len(enc.ids) > limit:
+            raise InputError(
+                f"sequence {r.seq_id} is {len(enc.ids)} tokens, longer than model '{spec.name}' takes ({limit}); "
+                f"lower windows.length or set models.{spec.name}.max_length if the model allows more"
+            )
+        offsets = None
+        if spec.kind == "masked" and spec.masking == "sampled":
+            if r.window_id not in sample_cache:
+                sample_cache[r.window_id] = sampled_offsets(
+                    r.window_id, len(r.text), snp_offsets.get(r.window_id, empty), spec.mask_fraction, seed
+                )
+            offsets = sample_cache[r.window_id]
+        encodings.append(enc)
+        positions.append(scored_positions(enc, spec.kind, spec.masking, offsets))
+
+    scorer = Scorer(model, spec.kind, pad_id, tokenizer.mask_token_id, batch_size, device)
+    total = len(encodings) if spec.kind == "causal" else sum(len(p) for p in positions)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, desc=f"score {spec.name}", unit="seq" if spec.kind == "causal" else "mask")
+    start = time.perf_counter()
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    stats = scorer.score(encodings, positions, bar)
+    elapsed = time.perf_counter() - start
+    if bar is not None:
+        bar.close()
+    peak = (
+        torch.cuda.max_memory_allocated() / 2**20
+        if device.startswith("cuda")
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    )
+    log.info(
+        "model %s on %s: %d sequences, %d tokens through the model in %.1f s (%.0f tokens/s), peak memory %.0f MiB",
+        spec.name, device, len(records), scorer.tokens_seen, elapsed, scorer.tokens_seen / max(elapsed, 1e-9), peak,
+    )  # fmt: skip
+    return _table(records, encodings, positions, stats, snp_offsets)
+
+
+def _table(records, encodings, positions, stats, snp_offsets) -> pa.Table:
+    columns: dict[str, list] = {name: [] for name in SCHEMA.names}
+    empty = np.zeros(0, dtype=np.int64)
+    for r, enc, pos, s in zip(records, encodings, positions, stats, strict=True):
+        logp = s[0].astype(np.float64)
+        snp_tokens = tokens_covering(enc, snp_offsets.get(r.window_id, empty))[pos]
+        columns["sequence_id"].append(r.seq_id)
+        columns["window_id"].append(r.window_id)
+        columns["kind"].append(r.kind)
+        columns["prob"].append(r.prob)
+        columns["replicate"].append(r.replicate)
+        columns["n_tokens"].append(len(pos))
+        columns["loss"].append(float(-logp.mean()) if len(pos) else None)
+        columns["snp_loss"].append(float(-logp[snp_tokens].mean()) if snp_tokens.any() else None)
+        columns["token_logprob"].append(s[0].astype(np.float16))
+        columns["token_mean"].append(s[1].astype(np.float16))
+        columns["token_std"].append(s[2].astype(np.float16))
+        columns["token_start"].append(enc.start[pos])
+        columns["token_end"].append(enc.end[pos])
+    return pa.Table.from_pydict(columns, schema=SCHEMA)
+
+
+def write_table(table: pa.Table, path: str | os.PathLike) -> None:
+    with atomic_outputs(path) as (tmp,):
+        pq.write_table(table, tmp, compression="zstd")
+
+
+def score_shard(
+    spec: ModelSpec,
+    windows_fasta: str,
+    neighbors_fasta: str,
+    neighbors_tsv: str,
+    snps_path: str,
+    shard: int,
+    n_shards: int,
+    batch_size: int,
+    seed: int,
+    out_path: str | os.PathLike,
+    progress: bool = True,
+) -> int:
+    """Score one shard's windows and their neighbours; write its parquet file. Returns its row count."""
+    window_ids = shard_window_ids(read_window_ids(windows_fasta), n_shards, shard)
+    records = load_sequences(windows_fasta, neighbors_fasta, neighbors_tsv, window_ids)
+    table = score_sequences(spec, records, read_snp_offsets(snps_path), batch_size, seed, progress=progress)
+    write_table(table, out_path)
+    return table.num_rows
+
+
+def merge_shards(paths: Sequence[str | os.PathLike], out_path: str | os.PathLike) -> int:
+    """Concatenate shard tables in shard order into one file."""
+    tables = [pq.read_table(p) for p in paths]
+    table = pa.concat_tables(tables).cast(SCHEMA)
+    write_table(table, out_path)
+    return table.num_rows

@@ -1,0 +1,89 @@
+"""Tokenising DNA and mapping every token back to the bases it covers.
+
+Fast tokenizers give offsets directly (character, BPE). Slow ones, such as
+the Nucleotide Transformer's k-mer ``EsmTokenizer``, do not; for them the
+token strings are laid end to end over the sequence, which is exact for DNA
+vocabularies where every token is a run of bases.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import InputError
+
+_MARKERS = ("##", "Ġ", "▁")
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """Token ids with the base span ``[start, end)`` of each token; special tokens have ``special`` set."""
+
+    ids: np.ndarray  # (T,) int64
+    start: np.ndarray  # (T,) int32
+    end: np.ndarray  # (T,) int32
+    special: np.ndarray  # (T,) bool
+
+
+def encode(tokenizer, seq: str, seq_id: str = "sequence", model: str = "model") -> Encoded:
+    """Tokenise ``seq`` with the model's own special tokens and recover base offsets."""
+    if getattr(tokenizer, "is_fast", False):
+        enc = tokenizer(seq, add_special_tokens=True, return_offsets_mapping=True, return_special_tokens_mask=True)
+        ids = np.asarray(enc["input_ids"], dtype=np.int64)
+        offsets = np.asarray(enc["offset_mapping"], dtype=np.int32).reshape(-1, 2)
+        special = np.asarray(enc["special_tokens_mask"], dtype=bool)
+        start, end = offsets[:, 0].copy(), offsets[:, 1].copy()
+    else:
+        pieces = tokenizer.tokenize(seq)
+        inner = tokenizer.convert_tokens_to_ids(pieces)
+        ids = np.asarray(tokenizer.build_inputs_with_special_tokens(inner), dtype=np.int64)
+        special = np.asarray(tokenizer.get_special_tokens_mask(inner), dtype=bool)
+        if len(special) != len(ids):
+            special = np.isin(ids, tokenizer.all_special_ids)
+        lengths = [len(_strip_marker(p)) for p in pieces]
+        ends = np.cumsum(lengths, dtype=np.int64)
+        start = np.zeros(len(ids), dtype=np.int32)
+        end = np.zeros(len(ids), dtype=np.int32)
+        start[~special] = ends - lengths
+        end[~special] = ends
+    _check_encoded(tokenizer, seq, ids, start, end, special, seq_id, model)
+    return Encoded(ids, start, end, special)
+
+
+def _strip_marker(piece: str) -> str:
+    for marker in _MARKERS:
+        if piece.startswith(marker):
+            return piece[len(marker) :]
+    return piece
+
+
+def _check_encoded(tokenizer, seq, ids, start, end, special, seq_id, model) -> None:
+    unk = tokenizer.unk_token_id
+    if unk is not None:
+        bad = np.flatnonzero((ids == unk) & ~special)
+        if bad.size:
+            i = int(bad[0])
+            bases = seq[start[i] : end[i]] or "?"
+            raise InputError(
+                f"sequence {seq_id} has bases that the tokenizer of model '{model}' cannot encode "
+                f"('{bases}' at offset {start[i]}); mask them out with windows.max_n_fraction: 0, "
+                "or use a tokenizer whose vocabulary has N"
+            )
+    covered = int((end[~special] - start[~special]).sum())
+    if covered != len(seq) or (len(seq) and end[~special].max() != len(seq)):
+        raise InputError(
+            f"model '{model}': its tokens cover {covered} of the {len(seq)} bases of {seq_id}; "
+            "this tokenizer does not map tokens to bases one to one and is not supported"
+        )
+
+
+def tokens_covering(enc: Encoded, offsets: np.ndarray) -> np.ndarray:
+    """Boolean mask of the non-special tokens that cover any of the base ``offsets``."""
+    if len(offsets) == 0:
+        return np.zeros(len(enc.ids), dtype=bool)
+    offsets = np.sort(np.asarray(offsets))
+    # A token covers an offset when start <= offset < end; count offsets below each bound.
+    hits = np.searchsorted(offsets, enc.end, side="left") - np.searchsorted(offsets, enc.start, side="left")
+    return (hits > 0) & ~enc.special

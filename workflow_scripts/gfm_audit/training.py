@@ -1,0 +1,117 @@
+"""Stage 3b: train the target (on member windows) and the reference models.
+
+Plain next-token (causal) or masked-token (15%, BERT's 80/10/10 rule) loss
+with AdamW, seeded; saved with ``save_pretrained`` as safetensors.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from .models import ModelSpec, load_model, load_tokenizer, max_tokens, model_from_scratch
+from .tokens import encode
+
+log = logging.getLogger(__name__)
+
+
+def _mask_tokens(ids, special, mask_id: int, vocab_size: int, generator, rate: float = 0.15):
+    import torch
+
+    labels = ids.clone()
+    chosen = (torch.rand(ids.shape, generator=generator) < rate) & ~special
+    labels[~chosen] = -100
+    roll = torch.rand(ids.shape, generator=generator)
+    inputs = ids.clone()
+    inputs[chosen & (roll < 0.8)] = mask_id
+    swap = chosen & (roll >= 0.8) & (roll < 0.9)
+    inputs[swap] = torch.randint(vocab_size, ids.shape, generator=generator)[swap]
+    return inputs, labels
+
+
+def train_model(
+    spec: ModelSpec,
+    sequences: Sequence[str],
+    params: Mapping[str, Any],
+    seed: int,
+    out_dir: str | os.PathLike,
+    device: str | None = None,
+) -> list[float]:
+    """Train on ``sequences`` and save to ``out_dir``; returns the mean loss of each epoch."""
+    import torch
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    torch.manual_seed(seed)
+    tokenizer = load_tokenizer(spec)
+    model = model_from_scratch(spec, seed) if spec.init == "scratch" else load_model(spec)
+    model.to(device).train()
+    limit = max_tokens(spec, model, tokenizer)
+    encodings = [encode(tokenizer, s, f"training sequence {i}", spec.name) for i, s in enumerate(sequences)]
+    too_long = [len(e.ids) for e in encodings if len(e.ids) > limit]
+    if too_long:
+        from .errors import InputError
+
+        raise InputError(f"training windows are {too_long[0]} tokens, longer than model '{spec.name}' takes ({limit})")
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    width = max(len(e.ids) for e in encodings)
+    ids = torch.full((len(encodings), width), pad, dtype=torch.long)
+    attention = torch.zeros_like(ids)
+    special = torch.ones_like(ids, dtype=torch.bool)
+    for i, e in enumerate(encodings):
+        ids[i, : len(e.ids)] = torch.from_numpy(e.ids)
+        attention[i, : len(e.ids)] = 1
+        special[i, : len(e.ids)] = torch.from_numpy(e.special)
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=params["learning_rate"], weight_decay=params["weight_decay"])
+    generator = torch.Generator().manual_seed(seed)
+    batch_size, epochs = params["batch_size"], params["epochs"]
+    losses = []
+    start = time.perf_counter()
+    for epoch in range(epochs):
+        order = torch.randperm(len(encodings), generator=generator)
+        total, batches = 0.0, 0
+        for k in range(0, len(order), batch_size):
+            rows = order[k : k + batch_size]
+            x, a = ids[rows], attention[rows]
+            if spec.kind == "causal":
+                labels = x.masked_fill(a == 0, -100)
+            else:
+                x, labels = _mask_tokens(x, special[rows], tokenizer.mask_token_id, len(tokenizer), generator)
+            out = model(input_ids=x.to(device), attention_mask=a.to(device), labels=labels.to(device))
+            optimizer.zero_grad(set_to_none=True)
+            out.loss.backward()
+            optimizer.step()
+            total += float(out.loss.detach())
+            batches += 1
+        losses.append(total / max(batches, 1))
+        log.info("model %s epoch %d/%d: training loss %.4f (%.0f s)", spec.name, epoch + 1, epochs, losses[-1],
+                 time.perf_counter() - start)  # fmt: skip
+    save_model(model, tokenizer, losses, out_dir)
+    return losses
+
+
+def save_model(model, tokenizer, losses: Sequence[float], out_dir: str | os.PathLike) -> None:
+    """Write the folder under a temporary name and rename it, so a killed job leaves no model behind."""
+    out = Path(out_dir)
+    tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        lines = ["epoch\tloss"] + [f"{i + 1}\t{loss:.6f}" for i, loss in enumerate(losses)]
+        (tmp / "training_log.tsv").write_text("\n".join(lines) + "\n")
+        shutil.rmtree(out, ignore_errors=True)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def member_sequences(windows: Mapping[str, str], labels: Mapping[str, int]) -> list[str]:
+    """Sequences of the windows labelled 1, in window order (deterministic)."""
+    return [seq for wid, seq in windows.items() if labels.get(wid) == 1]

@@ -1,0 +1,27 @@
+"""Rule train_model: train the target or one reference model on its member windows."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import pysam  # noqa: E402
+import torch  # noqa: E402
+from gfm_audit.membership import read_membership  # noqa: E402
+from gfm_audit.models import ModelSpec  # noqa: E402
+from gfm_audit.rule_script import run_rule  # noqa: E402
+from gfm_audit.training import member_sequences, train_model  # noqa: E402
+
+
+def main(snakemake):
+    torch.set_num_threads(snakemake.threads)
+    block = dict(snakemake.params.spec)
+    spec = ModelSpec.from_config(block.pop("name"), block)
+    labels = read_membership(snakemake.input.membership).set_index("window_id")[snakemake.params.column].to_dict()
+    with pysam.FastxFile(snakemake.input.windows) as fh:
+        windows = {r.name: r.sequence for r in fh}
+    train_model(spec, member_sequences(windows, labels), snakemake.params.training, snakemake.params.seed,
+                snakemake.output[0])  # fmt: skip
+
+
+run_rule(snakemake, main)  # noqa: F821
