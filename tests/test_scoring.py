@@ -188,3 +188,34 @@ def test_safetensors_are_required_unless_a_weights_only_bin_is_present(tmp_path,
     (folder / "model.safetensors").unlink()
     with pytest.raises(InputError, match="holds no weights"):
         load_model(ModelSpec("nw", str(folder), "causal"))
+
+
+def _save_masked(path, tokenizer_dir, model_type):
+    from transformers import AutoTokenizer, BertConfig, BertForMaskedLM, EsmConfig, EsmForMaskedLM
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    common = {"vocab_size": len(tok), "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
+              "intermediate_size": 64, "pad_token_id": tok.pad_token_id}  # fmt: skip
+    torch.manual_seed(0)
+    if model_type == "bert":  # DNABERT-2's architecture family, with its kind of BPE tokenizer
+        model = BertForMaskedLM(BertConfig(max_position_embeddings=512, **common))
+    else:  # Nucleotide Transformer v1: EsmForMaskedLM with a k-mer tokenizer
+        model = EsmForMaskedLM(EsmConfig(max_position_embeddings=512, mask_token_id=tok.mask_token_id, **common))
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+@pytest.mark.parametrize("model_type", ["bert", "esm"])
+def test_multi_base_tokens_are_scored_over_the_sampled_bases(model_type, tmp_path):
+    tokenizer_dir = save_bpe_tokenizer(tmp_path / "t") if model_type == "bert" else save_kmer_tokenizer(tmp_path / "t")
+    folder = _save_masked(tmp_path / "m", tokenizer_dir, model_type)
+    spec = ModelSpec("m", str(folder), "masked", masking="sampled", mask_fraction=0.05)
+    window = demo_sequence(10_000, 10_300)
+    neighbour = window[:100] + ("A" if window[100] != "A" else "G") + window[101:]
+    rows = score_sequences(spec, _records(window, neighbour), {"w0": np.array([100, 200])}, 8, 0, device="cpu")
+    for row, text in zip(rows.to_pylist(), (window, neighbour), strict=True):
+        spans = list(zip(row["token_start"], row["token_end"], strict=True))
+        assert any(s <= 100 < e for s, e in spans) and any(s <= 200 < e for s, e in spans)
+        assert row["snp_loss"] is not None and all(0 <= s < e <= len(text) for s, e in spans)
+        assert len(spans) < len(text)  # multi-base tokens, a sample of them
