@@ -25,6 +25,9 @@ demo: $(STAMP)
 	@echo "  membership: results/membership.tsv"
 	@echo "  models:     results/models/<name>/"
 	@echo "  scores:     results/scores/<model>.parquet"
+	@echo "  attacks:    results/attacks/<model>/metrics.tsv"
+	@echo
+	@echo "Report: $(CURDIR)/results/report/report.html"
 	@echo "  logs:       results/logs/"
 
 test: $(STAMP)

@@ -16,6 +16,8 @@ include: "rules/neighbors.smk"
 include: "rules/membership.smk"
 include: "rules/training.smk"
 include: "rules/scoring.smk"
+include: "rules/attacks.smk"
+include: "rules/report.smk"
 
 
 rule all:

@@ -73,6 +73,17 @@ def final_targets():
     if MODE != "none":
         targets.append("results/membership.tsv")
     targets += [f"results/scores/{m}.parquet" for m in SCORED]
+    targets += ["results/report/report.html"] if audited_models() else []
     # Shards are targets too, so that deleting one re-runs just that shard (and the cheap merge).
     targets += [f"results/scores/{m}/shard-{i}.parquet" for m in SCORED for i in SHARDS]
     return targets
+
+
+def audited_models():
+    """Models the attacks and the report cover: every configured model, when membership is known."""
+    return list(MODELS) if MODE != "none" else []
+
+
+def attack_score_inputs(wildcards):
+    """Scores of the attacked model and of every model an attack may compare it with."""
+    return {m: f"results/scores/{m}.parquet" for m in SCORED}

@@ -64,6 +64,9 @@ def test_bundled_demo_config_is_valid():
         (_cfg(neighbors={"control": "yes"}), "key neighbors.control"),
         ({"reference": {"fasta": "a.fa"}}, "missing required key reference.vcf"),
         ({}, "missing required key reference"),
+        (_cfg(attacks={"names": ["loss", "gradient_ascent"]}), "key attacks.names.1: 'gradient_ascent' is not one of"),
+        (_cfg(models={"ref_0": {"path": "x", "kind": "causal"}}), "key models"),
+        (_cfg(models={"m": {"path": "x", "kind": "causal"}}, target="other"), "target 'other' is not a key of models"),
     ],
 )
 def test_schema_violation_is_one_line_naming_the_key(config, expected):

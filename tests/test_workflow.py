@@ -176,3 +176,26 @@ def test_deleting_one_score_shard_reruns_only_that_shard(model_run):
     text = plan.stdout + plan.stderr
     assert "rule score_shard" in text and "train_model" not in text
     assert text.count("rule score_shard") == 1 and "shard-1.parquet" in text
+    rerun = snakemake(workdir, config=config)
+    assert rerun.returncode == 0 and (workdir / "results/scores/ref_1/shard-1.parquet").exists()
+
+
+def test_attack_metrics_and_report_are_built_for_the_audited_model(model_run):
+    workdir, _ = model_run
+    metrics = pd.read_csv(workdir / "results/attacks/tiny/metrics.tsv", sep="\t")
+    assert {"loss", "zlib", "min_k", "min_k_plus_plus", "neighborhood_snp", "reference_refs", "rmia",
+            "lira_online", "lira_offline"} <= set(metrics.attack)  # fmt: skip
+    scores = pd.read_csv(workdir / "results/attacks/tiny/scores.tsv", sep="\t")
+    assert list(scores.columns[:2]) == ["window_id", "member"] and len(scores) == 16
+    page = (workdir / "results/report/report.html").read_text()
+    assert page.count("<img") == 4 and "Verdict" in page
+
+
+def test_changing_an_attack_parameter_reruns_attacks_and_report_but_no_scoring(model_run):
+    workdir, config = model_run
+    changed = {**config, "attacks": {"min_k": {"k": 0.5}}}
+    plan = snakemake(workdir, "--dry-run", config=changed)
+    text = plan.stdout + plan.stderr
+    assert plan.returncode == 0 and "rule run_attacks" in text and "rule report" in text
+    for rule in ("score_shard", "merge_scores", "train_model", "make_neighbors", "select_windows"):
+        assert f"rule {rule}" not in text

@@ -1,0 +1,143 @@
+"""Attacks against hand-computed examples, and cases whose answer is known."""
+
+import zlib
+
+import numpy as np
+import pandas as pd
+import pytest
+from gfm_audit.attacks import AttackData, registry
+from gfm_audit.attacks.lira import lira_scores
+from gfm_audit.attacks.rmia import population_mask, rmia_scores
+from gfm_audit.attacks.runner import run_attacks
+from gfm_audit.errors import InputError
+from scipy.stats import norm
+
+
+def _table(rows):
+    """A scoring table from (sequence_id, window_id, kind, prob, loss, snp_loss, logprobs, means, stds)."""
+    cols = ["sequence_id", "window_id", "kind", "prob", "loss", "snp_loss", "token_logprob", "token_mean", "token_std"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def _window(wid, loss, lp=(-1.0,), mu=(-1.0,), sd=(1.0,), snp_loss=None):
+    return (wid, wid, "window", None, loss, snp_loss, list(lp), list(mu), list(sd))
+
+
+def _data(scores, member=(1, 0), references=(), ref_member=None, params=None, seqs=None):
+    return AttackData(
+        target="t",
+        window_ids=["a", "b"],
+        member=np.array(member),
+        sequences=seqs or {"a": "ACGT" * 10, "b": "AAAA" * 10},
+        scores=scores,
+        references=list(references),
+        ref_member=ref_member or {},
+        params=params or {},
+    )
+
+
+def test_registry_has_every_attack_of_the_config_schema():
+    assert set(registry()) == {"loss", "zlib", "min_k", "min_k_plus_plus", "neighborhood", "reference", "rmia", "lira"}
+
+
+def test_loss_zlib_and_min_k_by_hand():
+    lp_a = [-0.1, -2.0, -0.5, -3.0, -0.2, -0.4, -0.3, -1.0, -0.6, -0.7]  # lowest 20% = -3.0, -2.0
+    t = _table([_window("a", 0.88, lp=lp_a, mu=[0.0] * 10, sd=[2.0] * 10), _window("b", 1.5, lp=[-1.5] * 10)])
+    data = _data({"t": t})
+    attacks = registry()
+    assert attacks["loss"].run(data)["loss"].tolist() == [-0.88, -1.5]
+    za, zb = len(zlib.compress(b"ACGT" * 10, 9)), len(zlib.compress(b"AAAA" * 10, 9))
+    np.testing.assert_allclose(attacks["zlib"].run(data)["zlib"], [-0.88 / za, -1.5 / zb])
+    np.testing.assert_allclose(attacks["min_k"].run(data)["min_k"], [-2.5, -1.5])
+    data.params = {"min_k": {"k": 0.1}}
+    np.testing.assert_allclose(attacks["min_k"].run(data)["min_k"], [-3.0, -1.5])
+    # min-k%++: z = (lp - 0) / 2 for a; for b (mu -1, sd 1): z = -0.5; lowest 10%
+    np.testing.assert_allclose(attacks["min_k_plus_plus"].run(data)["min_k_plus_plus"], [-1.5, -0.5])
+
+
+def test_neighbourhood_is_mean_neighbour_loss_minus_own_loss_per_kind_and_probability():
+    rows = [_window("a", 1.0, snp_loss=2.0), _window("b", 1.0, snp_loss=1.0)]
+    for wid, kind, p, loss, snp in [
+        ("a", "snp", 0.1, 1.2, 2.5), ("a", "snp", 0.1, 1.4, 2.1), ("a", "snp", 0.3, 2.0, 3.0),
+        ("a", "control", 0.1, 1.1, 2.0), ("b", "snp", 0.1, 0.9, 1.0), ("b", "snp", 0.3, 0.7, 0.4),
+        ("b", "control", 0.1, 1.0, 1.0),
+    ]:  # fmt: skip
+        rows.append((f"{wid}{kind}{p}{loss}", wid, kind, p, loss, snp, [], [], []))
+    out = registry()["neighborhood"].run(_data({"t": _table(rows)}))
+    np.testing.assert_allclose(out["neighborhood_snp_p0.1"], [0.3, -0.1])
+    np.testing.assert_allclose(out["neighborhood_snp_p0.3"], [1.0, -0.3])
+    np.testing.assert_allclose(out["neighborhood_snp"], [(1.2 + 1.4 + 2.0) / 3 - 1.0, 0.8 - 1.0])
+    np.testing.assert_allclose(out["neighborhood_snp_p0.1_snpsites"], [0.3, 0.0])
+    np.testing.assert_allclose(out["neighborhood_control"], [0.1, 0.0])
+
+
+def test_reference_attack_subtracts_target_loss_from_each_reference():
+    t = _table([_window("a", 1.0), _window("b", 2.0)])
+    base = _table([_window("a", 1.5), _window("b", 2.1)])
+    refs = {f"ref_{i}": _table([_window("a", 1.2 + i), _window("b", 2.4)]) for i in range(2)}
+    data = _data({"t": t, "base": base, **refs}, references=list(refs), ref_member={r: np.array([0, 1]) for r in refs})
+    out = registry()["reference"].run(data)
+    np.testing.assert_allclose(out["reference_base"], [0.5, 0.1])
+    np.testing.assert_allclose(out["reference_refs"], [0.7, 0.4])
+    data.params = {"reference": {"models": ["ref_1"]}}
+    assert set(registry()["reference"].run(data)) == {"reference_ref_1", "reference_refs"}
+
+
+def test_lira_matches_gaussian_likelihood_ratio_by_hand():
+    # One window, four references: two IN (stats -1.0, -1.2), two OUT (-2.0, -2.4); per-window variances.
+    ref_stat = np.array([[-1.0], [-1.2], [-2.0], [-2.4]])
+    ref_in = np.array([[True], [True], [False], [False]])
+    out = lira_scores(np.array([-1.1]), ref_stat, ref_in, fixed_variance=False)
+    sd_in, sd_out = np.std([-1.0, -1.2], ddof=1), np.std([-2.0, -2.4], ddof=1)
+    online = norm.logpdf(-1.1, -1.1, sd_in) - norm.logpdf(-1.1, -2.2, sd_out)
+    assert out["lira_online"][0] == pytest.approx(online)
+    assert out["lira_offline"][0] == pytest.approx(norm.logcdf((-1.1 + 2.2) / sd_out))
+
+
+def test_lira_separates_members_when_in_and_out_models_differ():
+    rng = np.random.default_rng(0)
+    n, k = 200, 8
+    ease = rng.normal(0, 1, n)  # how easy each window is, shared by all models
+    ref_in = rng.random((k, n)) < 0.5
+    ref_stat = ease + 0.5 * ref_in + rng.normal(0, 0.1, (k, n))
+    member = rng.random(n) < 0.5
+    target = ease + 0.5 * member + rng.normal(0, 0.1, n)
+    out = lira_scores(target, ref_stat, ref_in, "auto")
+    from sklearn.metrics import roc_auc_score
+
+    assert roc_auc_score(member, out["lira_online"]) > 0.97
+    assert roc_auc_score(member, out["lira_offline"]) > 0.95
+    assert roc_auc_score(member, target) < 0.75  # without calibration the easy windows drown the signal
+
+
+def test_rmia_score_is_the_share_of_population_beaten():
+    target = np.array([0.5, 0.2, 0.3, 0.1, 0.4])
+    refs = np.array([[0.25, 0.2, 0.3, 0.1, 0.2]])
+    ref_in = np.zeros_like(refs, dtype=bool)
+    population = np.array([False, False, True, True, True])
+    # a = 1: P(x) = P_OUT(x); ratios 2, 1, 1, 1, 2; population ratios {1, 1, 2}
+    scores = rmia_scores(target, refs, ref_in, population, a=1.0, gamma=1.0)
+    np.testing.assert_allclose(scores, [1.0, 2 / 3, 2 / 3, 2 / 3, 1.0])
+    # gamma 2: x must beat z by a factor 2
+    np.testing.assert_allclose(rmia_scores(target, refs, ref_in, population, 1.0, 2.0), [2 / 3, 0, 0, 0, 2 / 3])
+
+
+def test_rmia_population_is_a_seeded_share_of_non_members_and_gets_no_score():
+    nonmember = np.array([i % 2 == 0 for i in range(40)])
+    mask = population_mask(nonmember, 0.25, 3)
+    assert mask.sum() == 5 and not (mask & ~nonmember).any()
+    assert (mask == population_mask(nonmember, 0.25, 3)).all()
+
+
+def test_attacks_needing_references_are_skipped_with_a_reason_and_the_others_run():
+    t = _table([_window("a", 1.0), _window("b", 2.0)])
+    table, skipped = run_attacks(_data({"t": t}), ["loss", "rmia", "lira", "reference"])
+    assert list(table.columns) == ["window_id", "member", "loss"]
+    assert [name for name, _ in skipped] == ["rmia", "lira", "reference"]
+    assert all("reference" in reason for _, reason in skipped)
+
+
+def test_unknown_attack_name_is_refused():
+    t = _table([_window("a", 1.0), _window("b", 2.0)])
+    with pytest.raises(InputError, match="unknown attack gradient_ascent"):
+        run_attacks(_data({"t": t}), ["loss", "gradient_ascent"])

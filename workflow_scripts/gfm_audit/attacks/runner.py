@@ -1,0 +1,82 @@
+"""Run the configured attacks on one model and collect one score column per variant."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pysam
+
+from ..errors import InputError
+from ..membership import read_membership
+from ..outputs import atomic_outputs
+from . import registry
+from .data import AttackData
+
+log = logging.getLogger(__name__)
+
+
+def load_attack_data(
+    target: str,
+    score_paths: Mapping[str, str],
+    membership_path: str,
+    windows_fasta: str,
+    references: Sequence[str],
+    params: Mapping[str, Any],
+) -> AttackData:
+    """Everything the attacks need; windows without a membership label are left out."""
+    membership = read_membership(membership_path)
+    if membership.target_member.nunique() < 2:
+        raise InputError(
+            f"{membership_path} labels only {'members' if membership.target_member.iloc[0] else 'non-members'}; "
+            "attacks need both members and non-members (membership ground truth)"
+        )
+    with pysam.FastxFile(windows_fasta) as fh:
+        sequences = {r.name: r.sequence for r in fh}
+    scores = {name: pd.read_parquet(path) for name, path in score_paths.items()}
+    window_ids = membership.window_id.tolist()
+    ref_member = {r: membership[f"{r}_member"].to_numpy() for r in references if f"{r}_member" in membership}
+    return AttackData(
+        target=target,
+        window_ids=window_ids,
+        member=membership.target_member.to_numpy(),
+        sequences=sequences,
+        scores=scores,
+        references=[r for r in references if r in ref_member and r in scores],
+        ref_member=ref_member,
+        params=params,
+    )
+
+
+def run_attacks(data: AttackData, names: Sequence[str]) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
+    """Score table (``window_id, member``, then one column per variant) and the skipped attacks."""
+    attacks = registry()
+    unknown = [n for n in names if n not in attacks]
+    if unknown:
+        raise InputError(f"unknown attack {unknown[0]} in attacks.names; known: {', '.join(sorted(attacks))}")
+    table = pd.DataFrame({"window_id": data.window_ids, "member": data.member})
+    skipped = []
+    for name in names:
+        reason = attacks[name].missing(data)
+        if reason:
+            log.warning("attack %s skipped: %s", name, reason)
+            skipped.append((name, reason))
+            continue
+        for column, values in attacks[name].run(data).items():
+            table[column] = np.asarray(values, dtype=float)
+    return table, skipped
+
+
+def write_attack_outputs(
+    table: pd.DataFrame,
+    skipped: Sequence[tuple[str, str]],
+    scores_path: str | os.PathLike,
+    skipped_path: str | os.PathLike,
+) -> None:
+    with atomic_outputs(scores_path, skipped_path) as (s, k):
+        table.to_csv(s, sep="\t", index=False, float_format="%.8g")
+        pd.DataFrame(skipped, columns=["attack", "reason"]).to_csv(k, sep="\t", index=False)

@@ -1,0 +1,97 @@
+"""Figures of the privacy audit (matplotlib, written as PNG)."""
+
+from __future__ import annotations
+
+import os
+import re
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from sklearn.metrics import roc_curve  # noqa: E402
+
+
+def headline_attacks(columns) -> list[str]:
+    """Attack columns without the per-probability and SNP-site-only neighbourhood variants."""
+    skip = ("window_id", "member")
+    return [c for c in columns if c not in skip and not re.search(r"_p[0-9.]+|_snpsites", c)]
+
+
+def roc_figure(scores: pd.DataFrame, path: str | os.PathLike) -> None:
+    """ROC on linear and log-log axes, every headline attack on one figure."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.8))
+    for column in headline_attacks(scores.columns):
+        ok = scores[column].notna()
+        fpr, tpr, _ = roc_curve(scores.member[ok], scores[column][ok])
+        for ax in axes:
+            ax.plot(fpr, tpr, label=column, lw=1.2)
+    lims = np.logspace(-4, 0, 50)
+    axes[0].plot([0, 1], [0, 1], "k:", lw=0.8)
+    axes[1].plot(lims, lims, "k:", lw=0.8)
+    axes[1].set(xscale="log", yscale="log", xlim=(1e-3, 1), ylim=(1e-3, 1))
+    for ax, title in zip(axes, ("ROC", "ROC, log-log (low FPR)"), strict=True):
+        ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title)
+    axes[1].legend(fontsize=7, loc="lower right")
+    _save(fig, path)
+
+
+def histogram_figure(scores: pd.DataFrame, path: str | os.PathLike) -> None:
+    """Member vs non-member score distributions, one panel per headline attack."""
+    columns = headline_attacks(scores.columns)
+    ncol = 3
+    nrow = max(1, -(-len(columns) // ncol))
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4 * ncol, 2.8 * nrow), squeeze=False)
+    for ax, column in zip(axes.flat, columns, strict=False):
+        values = scores[[column, "member"]].dropna()
+        bins = np.histogram_bin_edges(values[column], bins=30)
+        ax.hist(values[column][values.member == 0], bins=bins, alpha=0.6, label="non-members", color="tab:gray")
+        ax.hist(values[column][values.member == 1], bins=bins, alpha=0.6, label="members", color="tab:red")
+        ax.set_title(column, fontsize=9)
+    for ax in list(axes.flat)[len(columns) :]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=8)
+    _save(fig, path)
+
+
+def neighbour_loss_figure(target_scores: pd.DataFrame, path: str | os.PathLike) -> None:
+    """The pilot's figure: per window, each SNP neighbour's loss (grey), their mean (blue), the original (red)."""
+    windows = target_scores[target_scores.kind == "window"].set_index("window_id")["loss"].sort_values()
+    nbr = target_scores[target_scores.kind == "snp"]
+    probs = sorted(nbr.prob.unique())
+    fig, axes = plt.subplots(len(probs) or 1, 1, figsize=(11, 2.6 * max(len(probs), 1)), squeeze=False)
+    x = {w: i for i, w in enumerate(windows.index)}
+    for ax, p in zip(axes[:, 0], probs, strict=False):
+        sub = nbr[nbr.prob == p]
+        ax.scatter(sub.window_id.map(x), sub.loss, s=2, color="0.7", label="neighbour")
+        mean = sub.groupby("window_id").loss.mean().reindex(windows.index)
+        ax.plot(range(len(windows)), mean.to_numpy(), ".", ms=2.5, color="tab:blue", label="mean neighbour")
+        ax.plot(range(len(windows)), windows.to_numpy(), ".", ms=2.5, color="tab:red", label="original")
+        ax.set(title=f"SNP neighbours, p = {p:g}", ylabel="loss (nats/token)")
+    axes[-1, 0].set_xlabel("windows, sorted by their own loss")
+    axes[0, 0].legend(fontsize=8, markerscale=3)
+    _save(fig, path)
+
+
+def snp_site_figure(scores: pd.DataFrame, path: str | os.PathLike) -> None:
+    """Neighbour loss difference on all tokens vs on SNP-site tokens only."""
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    if {"neighborhood_snp", "neighborhood_snp_snpsites"} <= set(scores.columns):
+        for label, color, name in ((0, "tab:gray", "non-members"), (1, "tab:red", "members")):
+            sub = scores[scores.member == label]
+            ax.scatter(sub.neighborhood_snp, sub.neighborhood_snp_snpsites, s=6, alpha=0.6, color=color, label=name)
+        ax.axhline(0, color="k", lw=0.5)
+        ax.axvline(0, color="k", lw=0.5)
+        ax.legend(fontsize=8)
+    ax.set(xlabel="mean neighbour loss - loss, all tokens", ylabel="same, SNP-site tokens only",
+           title="Where the neighbour signal comes from")  # fmt: skip
+    _save(fig, path)
+
+
+def _save(fig, path) -> None:
+    fig.tight_layout()
+    # A fixed creation date keeps the PNG bytes identical across runs.
+    fig.savefig(path, dpi=110, metadata={"Software": None})
+    plt.close(fig)

@@ -1,0 +1,152 @@
+"""The privacy audit as one self-contained HTML page (figures embedded, readable offline)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from .metrics import TOO_FEW
+from .outputs import atomic_outputs
+
+STYLE = """
+body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;font-size:.85em;margin:.5em 0 1.5em}
+th,td{border:1px solid #ccc;padding:.25em .5em;text-align:right}
+th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
+.verdict{padding:.8em 1em;border-left:5px solid;margin:1em 0}
+.leaks{border-color:#c0392b;background:#fdf0ee}.clean{border-color:#27ae60;background:#eef9f1}
+img{max-width:100%;border:1px solid #eee;margin:.5em 0}pre{background:#f7f7f7;padding:1em;overflow:auto}
+"""
+
+
+def verdict(model: str, metrics: pd.DataFrame, is_target: bool, mode: str) -> tuple[bool, str]:
+    """Plain-language verdict: does the strongest attack separate members from non-members?
+
+    The model is said to leak when the lower end of the strongest attack's
+    95% bootstrap CI of AUC is above 0.5.
+    """
+    if metrics.empty:
+        return False, f"No attack could be evaluated on {model}."
+    best = metrics.sort_values("auc", ascending=False).iloc[0]
+    tpr = best["tpr_at_fpr_0.01"]
+    tpr_text = (
+        "TPR at 1% FPR cannot be measured with this few non-members"
+        if tpr == TOO_FEW or pd.isna(tpr)
+        else f"at 1% FPR it finds {100 * float(tpr):.1f}% of the members"
+    )
+    leaks = float(best.auc_low) > 0.5
+    head = f"<b>{html.escape(model)} {'leaks membership' if leaks else 'shows no clear membership leakage'}.</b>"
+    body = (
+        f" The strongest attack is <b>{html.escape(str(best.attack))}</b>: AUC {best.auc:.3f} "
+        f"(95% CI {best.auc_low:.3f}–{best.auc_high:.3f}); {tpr_text}; "
+        f"empirical ε ≥ {float(best.eps_lower_bound):.2f}."
+    )
+    if mode == "finetune" and not is_target:
+        body += " (This model was not fine-tuned on the members, so leakage here would point to a flaw in the setup.)"
+    return leaks, head + body
+
+
+def _table(df: pd.DataFrame, digits: int = 3) -> str:
+    def fmt(v: Any) -> str:
+        if isinstance(v, float):
+            return f"{v:.{digits}f}"
+        return html.escape(str(v)).replace(TOO_FEW, "too few non-members")
+
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
+    rows = "".join("<tr>" + "".join(f"<td>{fmt(v)}</td>" for v in row) + "</tr>" for row in df.itertuples(False))
+    return f"<table><tr>{head}</tr>{rows}</table>"
+
+
+def _image(path: str | os.PathLike, alt: str) -> str:
+    with open(path, "rb") as fh:
+        data = base64.b64encode(fh.read()).decode()
+    return f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}"></figure>'
+
+
+def data_summary(windows: pd.DataFrame, neighbors: pd.DataFrame, membership: pd.DataFrame | None) -> pd.DataFrame:
+    rows = [
+        ("windows", len(windows)),
+        ("window length (bp)", int((windows.end - windows.start).iloc[0]) if len(windows) else 0),
+        ("chromosomes", ", ".join(dict.fromkeys(windows.chrom.astype(str)))),
+        ("SNP sites per window (mean)", f"{windows.n_snps.mean():.1f}"),
+        ("SNP fraction (mean)", f"{windows.snp_fraction.mean():.4f}"),
+        ("GC fraction (mean)", f"{windows.gc_fraction.mean():.3f}"),
+        ("neighbours", len(neighbors)),
+        ("neighbour kinds", ", ".join(sorted(neighbors.kind.unique()))),
+        ("replacement probabilities", ", ".join(f"{p:g}" for p in sorted(neighbors.prob.unique()))),
+        ("substitutions per SNP neighbour (mean)", f"{neighbors[neighbors.kind == 'snp'].n_changed.mean():.1f}"),
+    ]
+    if membership is not None:
+        rows += [("members (target)", int(membership.target_member.sum())),
+                 ("non-members (target)", int((membership.target_member == 0).sum()))]  # fmt: skip
+    return pd.DataFrame(rows, columns=["item", "value"])
+
+
+def build_report(
+    config: Mapping[str, Any],
+    windows_path: str,
+    neighbors_path: str,
+    membership_path: str | None,
+    models: Sequence[str],
+    metrics_paths: Mapping[str, str],
+    skipped_paths: Mapping[str, str],
+    threshold_paths: Mapping[str, str],
+    figures: Mapping[str, Sequence[tuple[str, str]]],
+    out_path: str | os.PathLike,
+) -> dict[str, bool]:
+    """Write the report; return {model: leaks}."""
+    windows = pd.read_csv(windows_path, sep="\t")
+    neighbors = pd.read_csv(neighbors_path, sep="\t")
+    membership = pd.read_csv(membership_path, sep="\t") if membership_path else None
+    target, mode = config.get("target"), config.get("membership", {}).get("mode", "none")
+    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>gfm-audit report</title><style>{STYLE}"
+             "</style></head><body><h1>gfm-audit: membership-inference audit</h1>"]  # fmt: skip
+    leaks = {}
+    verdicts = []
+    for model in models:
+        metrics = pd.read_csv(metrics_paths[model], sep="\t")
+        leaks[model], text = verdict(model, metrics, model == target, mode)
+        verdicts.append(f"<div class='verdict {'leaks' if leaks[model] else 'clean'}'>{text}</div>")
+    parts.append("<h2>Verdict</h2>" + "".join(verdicts))
+    parts.append("<h2>Data</h2>" + _table(data_summary(windows, neighbors, membership)))
+    model_rows = [
+        {"model": name, "kind": spec["kind"], "path": spec["path"], "init": spec.get("init", "pretrained"),
+         "role": "target" if name == target else "audited"}
+        for name, spec in config.get("models", {}).items()
+    ]  # fmt: skip
+    refs = [
+        c.removesuffix("_member")
+        for c in (membership.columns if membership is not None else [])
+        if c.startswith("ref_")
+    ]
+    model_rows += [{"model": r, "kind": "(as target)", "path": f"results/models/{r}", "init": "trained here",
+                    "role": "reference"} for r in refs]  # fmt: skip
+    parts.append("<h2>Models</h2>" + _table(pd.DataFrame(model_rows)))
+    for model in models:
+        parts.append(f"<h2>Attacks on {html.escape(model)}</h2>")
+        metrics = pd.read_csv(metrics_paths[model], sep="\t")
+        parts.append(_table(metrics))
+        skipped = pd.read_csv(skipped_paths[model], sep="\t")
+        if not skipped.empty:
+            parts.append("<p>Skipped attacks:</p>" + _table(skipped))
+        thresholds = pd.read_csv(threshold_paths[model], sep="\t")
+        main = thresholds[thresholds.attack.isin(["neighborhood_snp", "neighborhood_control"])]
+        if not main.empty:
+            parts.append(
+                "<h3>Neighbour loss difference thresholds (the pilot's table, computed over members and "
+                "non-members)</h3>" + _table(main)
+            )
+        for path, caption in figures.get(model, []):
+            parts.append(f"<h3>{html.escape(caption)}</h3>" + _image(path, caption))
+    parts.append("<h2>Configuration of this run</h2><pre>" + html.escape(yaml.safe_dump(dict(config), sort_keys=False))
+                 + "</pre></body></html>")  # fmt: skip
+    with atomic_outputs(out_path) as (tmp,):
+        with open(tmp, "w") as fh:
+            fh.write("\n".join(parts))
+    return leaks

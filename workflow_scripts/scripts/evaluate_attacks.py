@@ -1,0 +1,19 @@
+"""Rule evaluate_attacks: metrics.tsv and the neighbour threshold table."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from gfm_audit.metrics import evaluate, read_scores, threshold_table, write_metrics  # noqa: E402
+from gfm_audit.rule_script import run_rule  # noqa: E402
+
+
+def main(snakemake):
+    p = snakemake.params.metrics
+    scores = read_scores(snakemake.input[0])
+    metrics = evaluate(scores, p["bootstrap"], p["seed"], p["delta"], p["confidence"])
+    write_metrics(metrics, threshold_table(scores), snakemake.output.metrics, snakemake.output.thresholds)
+
+
+run_rule(snakemake, main)  # noqa: F821
