@@ -50,7 +50,8 @@ def test_report_holds_every_table_and_figure_and_a_verdict(tmp_path):
         out / "skipped.tsv", sep="\t", index=False
     )
     windows = pd.DataFrame({"window_id": ids, "chrom": "z", "start": range(0, n * 100, 100),
-                            "end": range(50, n * 100 + 50, 100), "n_snps": 3, "snp_fraction": 0.06, "gc_fraction": 0.4})  # fmt: skip
+                            "end": range(50, n * 100 + 50, 100), "n_snps": 3, "snp_fraction": 0.06,
+                            "gc_fraction": 0.4})  # fmt: skip
     windows.to_csv(tmp_path / "w.tsv", sep="\t", index=False)
     neighbours = pd.DataFrame({"neighbor_id": ["x"], "window_id": ["w000"], "prob": [0.1], "replicate": [0],
                                "kind": ["snp"], "n_changed": [1], "changed_offsets": ["3"]})  # fmt: skip
