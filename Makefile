@@ -26,9 +26,9 @@ demo: $(STAMP)
 	@echo "  models:     results/models/<name>/"
 	@echo "  scores:     results/scores/<model>.parquet"
 	@echo "  attacks:    results/attacks/<model>/metrics.tsv"
+	@echo "  logs:       results/logs/"
 	@echo
 	@echo "Report: $(CURDIR)/results/report/report.html"
-	@echo "  logs:       results/logs/"
 
 test: $(STAMP)
 	$(BIN)/pytest
