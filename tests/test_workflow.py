@@ -1,6 +1,7 @@
 """Real Snakemake runs of the data stages on the bundled demo."""
 
 import hashlib
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -199,3 +200,15 @@ def test_changing_an_attack_parameter_reruns_attacks_and_report_but_no_scoring(m
     assert plan.returncode == 0 and "rule run_attacks" in text and "rule report" in text
     for rule in ("score_shard", "merge_scores", "train_model", "make_neighbors", "select_windows"):
         assert f"rule {rule}" not in text
+
+
+def test_adding_a_model_scores_only_that_model(model_run):
+    workdir, config = model_run
+    more = {**config, "models": {**config["models"], "base": {"path": str(workdir / "results/models/ref_0"),
+                                                               "kind": "causal"}}}  # fmt: skip
+    plan = snakemake(workdir, "--dry-run", config=more)
+    text = plan.stdout + plan.stderr
+    assert plan.returncode == 0, text[-2000:]
+    scored = re.findall(r"output: results/scores/(\w+)/shard-\d+\.parquet", text)
+    assert scored and set(scored) == {"base"}
+    assert "rule train_model" not in text and "rule select_windows" not in text

@@ -6,3 +6,14 @@ scripts under ``workflow_scripts/scripts`` only read ``snakemake.input`` /
 """
 
 __version__ = "0.1.0"
+
+import os as _os
+
+# Bitwise-reproducible CPU float sums: MKL may otherwise use fewer threads
+# than asked when the machine is busy (MKL_DYNAMIC), which changes the order
+# of its sums, and may vary them with memory alignment (MKL_CBWR). Seen as
+# last-bit differences between a local run and the same jobs under SLURM.
+# Must be set before torch loads MKL, hence here: rule scripts import
+# gfm_audit before torch.
+_os.environ.setdefault("MKL_DYNAMIC", "FALSE")
+_os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")

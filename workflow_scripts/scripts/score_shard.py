@@ -5,6 +5,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import gfm_audit  # noqa: E402, F401  (sets MKL_CBWR before torch loads)
 import torch  # noqa: E402
 from gfm_audit.models import ModelSpec  # noqa: E402
 from gfm_audit.rule_script import run_rule  # noqa: E402

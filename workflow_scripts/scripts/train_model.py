@@ -5,6 +5,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import gfm_audit  # noqa: E402, F401  (sets MKL_CBWR before torch loads)
 import pysam  # noqa: E402
 import torch  # noqa: E402
 from gfm_audit.membership import read_membership  # noqa: E402
