@@ -96,8 +96,8 @@ def main() -> None:
     tokens = args.sequences * args.length
     out = []
     with tempfile.TemporaryDirectory() as tmp:
-        causal = ModelSpec("causal", str(save_char_causal_lm(Path(tmp) / "c", hidden=256, layers=2, heads=4,
-                                                               max_positions=1024, weights_seed=0)), "causal")  # fmt: skip
+        folder = save_char_causal_lm(Path(tmp) / "c", hidden=256, layers=2, heads=4, max_positions=1024, weights_seed=0)
+        causal = ModelSpec("causal", str(folder), "causal")
         model, tok = load_model(causal), load_tokenizer(causal)
         t_bare = timed(bare_forward(model, tok, texts, args.batch_size))
         t_score = timed(lambda: score_sequences(causal, records(texts), {}, args.batch_size, 0, device="cpu"))
@@ -109,7 +109,7 @@ def main() -> None:
               f"loop {tokens / t_loop:,.0f} tok/s")  # fmt: skip
 
         jitter = demo_sequences(args.sequences, args.length, rng, jitter=args.length // 2)
-        bucketed = t_time = timed(lambda: score_sequences(causal, records(jitter), {}, args.batch_size, 0, "cpu"))
+        bucketed = timed(lambda: score_sequences(causal, records(jitter), {}, args.batch_size, 0, "cpu"))
         import gfm_audit.scoring as scoring
 
         original_batches = scoring.Scorer._batches
@@ -125,7 +125,6 @@ def main() -> None:
         t_unsorted = timed(lambda: score_sequences(causal, records(jitter), {}, args.batch_size, 0, "cpu"))
         scoring.Scorer._batches = original_batches
         out.append(("length bucketing on lengths 128-384 (time unsorted / sorted)", t_unsorted / bucketed, "> 1"))
-        del t_time
 
         masked = ModelSpec("masked", str(save_char_masked_lm(Path(tmp) / "m", hidden=128, layers=2, heads=4)),
                            "masked", masking="sampled", mask_fraction=0.05)  # fmt: skip
