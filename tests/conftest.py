@@ -73,18 +73,15 @@ def small_reference(tmp_path, demo_lines):
     return fasta, vcf, records
 
 
-WINDOW_PARAMS = {
-    "length": 1000,
-    "n": 10,
-    "chromosomes": [],
-    "placement": "fixed",
-    "bed": None,
-    "seed": 0,
-    "max_n_fraction": 0.0,
-    "max_ref_mismatch_fraction": 0.01,
-}
+def _schema_defaults(block: str) -> dict:
+    from gfm_audit.config import validate_config
 
-NEIGHBOR_PARAMS = {"probs": [0.1, 0.5, 1.0], "per_prob": 2, "allele": "uniform", "control": True, "seed": 0}
+    return validate_config({"reference": {"fasta": "unused.fa", "vcf": "unused.vcf.gz"}})[block]
+
+
+# The schema's defaults, with smaller windows and more neighbour settings for fast tests.
+WINDOW_PARAMS = {**_schema_defaults("windows"), "length": 1000, "n": 10}
+NEIGHBOR_PARAMS = {**_schema_defaults("neighbors"), "probs": [0.1, 0.5, 1.0], "per_prob": 2}
 
 
 def run_prepare(tmp_path: Path, fasta: Path, vcf: Path):
