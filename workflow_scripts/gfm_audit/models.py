@@ -40,11 +40,8 @@ class ModelSpec:
     mask_fraction: float = 0.15
 
     @classmethod
-    def from_config(cls, name: str, block: Mapping[str, Any], path: str | None = None) -> ModelSpec:
+    def from_config(cls, name: str, block: Mapping[str, Any]) -> ModelSpec:
         fields = {k: block[k] for k in cls.__dataclass_fields__ if k in block and k != "name"}
-        if path is not None:
-            fields["path"] = path
-            fields["init"] = "pretrained"
         return cls(name=name, **fields)
 
 
