@@ -96,17 +96,20 @@ def main() -> None:
     tokens = args.sequences * args.length
     out = []
     with tempfile.TemporaryDirectory() as tmp:
-        folder = save_char_causal_lm(Path(tmp) / "c", hidden=256, layers=2, heads=4, max_positions=1024, weights_seed=0)
-        causal = ModelSpec("causal", str(folder), "causal")
-        model, tok = load_model(causal), load_tokenizer(causal)
-        t_bare = timed(bare_forward(model, tok, texts, args.batch_size))
-        t_score = timed(lambda: score_sequences(causal, records(texts), {}, args.batch_size, 0, device="cpu"))
-        few = texts[: max(8, args.sequences // 16)]
-        t_loop = timed(per_sequence_causal(model, tok, few), repeat=1) * len(texts) / len(few)
-        out.append(("causal LM (1.6 M params), scoring path vs bare batched forward", t_bare / t_score, ">= 0.9"))
-        out.append(("causal LM, scoring path vs per-sequence loop (batch 1, .item())", t_loop / t_score, ">= 10"))
-        print(f"causal: bare {tokens / t_bare:,.0f} tok/s, scoring {tokens / t_score:,.0f} tok/s, "
-              f"loop {tokens / t_loop:,.0f} tok/s")  # fmt: skip
+        for hidden, label in ((256, "demo-sized causal LM (1.6 M params)"), (64, "small causal LM (0.1 M params)")):
+            folder = save_char_causal_lm(Path(tmp) / f"c{hidden}", hidden=hidden, layers=2, heads=4,
+                                         max_positions=1024, weights_seed=0)  # fmt: skip
+            spec = ModelSpec("causal", str(folder), "causal")
+            model, tok = load_model(spec), load_tokenizer(spec)
+            t_bare = timed(bare_forward(model, tok, texts, args.batch_size))
+            t_score = timed(lambda spec=spec: score_sequences(spec, records(texts), {}, args.batch_size, 0, "cpu"))
+            few = texts[: max(8, args.sequences // 16)]
+            t_loop = timed(per_sequence_causal(model, tok, few), repeat=1) * len(texts) / len(few)
+            out.append((f"{label}: scoring path vs bare batched forward", t_bare / t_score, ">= 0.9"))
+            out.append((f"{label}: scoring path vs per-sequence loop (batch 1, .item())", t_loop / t_score, ">= 10"))
+            print(f"{label}: bare {tokens / t_bare:,.0f} tok/s, scoring {tokens / t_score:,.0f} tok/s, "
+                  f"loop {tokens / t_loop:,.0f} tok/s")  # fmt: skip
+        causal = spec
 
         jitter = demo_sequences(args.sequences, args.length, rng, jitter=args.length // 2)
         bucketed = timed(lambda: score_sequences(causal, records(jitter), {}, args.batch_size, 0, "cpu"))
