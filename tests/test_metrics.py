@@ -12,6 +12,7 @@ from gfm_audit.metrics import (
     clopper_pearson,
     epsilon_lower_bound,
     evaluate,
+    resampled_auc,
     threshold_table,
     tpr_at_fpr,
 )
@@ -33,6 +34,17 @@ def test_auc_equals_the_mann_whitney_statistic_and_its_ci_brackets_it():
     assert auc == pytest.approx(_mann_whitney_auc(scores, labels))
     assert auc == pytest.approx(roc_auc_score(labels, scores))
     assert lo < auc < hi and 0.04 < hi - lo < 0.12  # sd of AUC here is about 0.017
+
+
+def test_resampled_auc_equals_sklearn_on_the_expanded_resample():
+    rng = np.random.default_rng(2)
+    pos, neg = np.round(rng.normal(0.5, 1, 40), 1), np.sort(np.round(rng.normal(0, 1, 30), 1))
+    pos_counts, neg_counts = rng.integers(0, 4, (3, 40)), rng.integers(0, 4, (3, 30))
+    got = resampled_auc(pos, neg, pos_counts, neg_counts)
+    for b in range(3):
+        p, n = np.repeat(pos, pos_counts[b]), np.repeat(neg, neg_counts[b])
+        expected = roc_auc_score(np.r_[np.ones(len(p)), np.zeros(len(n))], np.r_[p, n])
+        assert got[b] == pytest.approx(expected)
 
 
 def test_tpr_at_fpr_with_ties_takes_the_last_threshold_under_the_fpr():

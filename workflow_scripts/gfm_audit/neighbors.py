@@ -31,7 +31,6 @@ log = logging.getLogger(__name__)
 
 NEIGHBOR_COLUMNS = ("neighbor_id", "window_id", "prob", "replicate", "kind", "n_changed", "changed_offsets")
 
-_CODE = {b: i for i, b in enumerate(b"ACGT")}
 _TRANSITION = np.zeros(256, dtype=np.uint8)
 _TRANSVERSIONS = np.zeros((256, 2), dtype=np.uint8)
 for _a, _b in ("AG", "GA", "CT", "TC"):

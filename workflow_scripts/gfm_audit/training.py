@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .errors import InputError
 from .models import ModelSpec, load_model, load_tokenizer, max_tokens, model_from_scratch
 from .tokens import encode
 
@@ -54,8 +55,6 @@ def train_model(
     encodings = [encode(tokenizer, s, f"training sequence {i}", spec.name) for i, s in enumerate(sequences)]
     too_long = [len(e.ids) for e in encodings if len(e.ids) > limit]
     if too_long:
-        from .errors import InputError
-
         raise InputError(f"training windows are {too_long[0]} tokens, longer than model '{spec.name}' takes ({limit})")
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     width = max(len(e.ids) for e in encodings)
