@@ -97,6 +97,29 @@ def check_consistency(config: dict[str, Any], source: str = "the config") -> Non
             raise InputError(
                 f"{where} models.{name}.init is scratch, which only the target can use in membership.mode finetune"
             )
+    _check_ga(config, where)
+
+
+def _check_ga(config: dict[str, Any], where: str) -> None:
+    ga = config.get("robustness", {}).get("ga", {})
+    classifiers = ga.get("classifiers", {})
+    if not classifiers:
+        return
+    for key in ("train", "test"):
+        if not ga.get(key):
+            raise InputError(f"{where} robustness.ga.{key} must name a sequence,label CSV when classifiers are set")
+    models = config.get("models", {})
+    for name, spec in classifiers.items():
+        if spec["kind"] == "huggingface" and not spec.get("path"):
+            raise InputError(f"{where} robustness.ga.classifiers.{name}: kind huggingface needs path (a local folder)")
+        if spec["kind"] == "gfm_head" and spec.get("model") not in models:
+            raise InputError(
+                f"{where} robustness.ga.classifiers.{name}: kind gfm_head needs model, one of the models block "
+                f"(have: {', '.join(models) or 'none'})"
+            )
+    attack = ga.get("attack", {})
+    if attack.get("elitism", 0) >= attack.get("population", 2):
+        raise InputError(f"{where} robustness.ga.attack.elitism must be smaller than population")
 
 
 def load_config(path: str | Path) -> dict[str, Any]:

@@ -1,0 +1,77 @@
+"""What each robustness-GA rule does, as plain functions (the rule scripts only unpack ``snakemake``)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from ..outputs import atomic_outputs
+from .adversarial_training import adversarial_training
+from .attack import adversarial_table, attack_sequences, sample_rows, settings_from_config, summary_table, write_tsv
+from .classifiers import Classifier, load_classifier, new_classifier, save_classifier
+from .data import (
+    LabelledSequences,
+    check_labels,
+    check_length,
+    encode,
+    read_labelled_csv,
+    same_length,
+    without_sequences_of,
+)
+
+log = logging.getLogger(__name__)
+
+
+def load_splits(train_csv: str, test_csv: str, non_acgt: str) -> tuple[LabelledSequences, LabelledSequences]:
+    """Both splits, with training rows that repeat a test sequence dropped (no test sequence is ever trained on)."""
+    test = read_labelled_csv(test_csv, non_acgt)
+    train = without_sequences_of(read_labelled_csv(train_csv, non_acgt), test)
+    return train, test
+
+
+def check_fits(clf: Classifier, *splits: LabelledSequences) -> None:
+    for split in splits:
+        check_length(split, clf.fixed_length, clf.name)
+        same_length(split)
+        check_labels(split, clf.num_labels, clf.name)
+
+
+def train_classifier_stage(name: str, spec: Mapping[str, Any], train_csv: str, test_csv: str, non_acgt: str,
+                           base_folder: str | None, out_dir: str | os.PathLike) -> None:  # fmt: skip
+    from .classifiers import accuracy
+
+    train, test = load_splits(train_csv, test_csv, non_acgt)
+    length = same_length(train)
+    clf = new_classifier(name, spec, base_folder, length, spec["seed"])
+    check_fits(clf, train, test)
+    losses = clf.fit(encode(train.sequences), train.labels, spec["training"], spec["seed"])
+    log.info("classifier %s: clean test accuracy %.4f", name, accuracy(clf, encode(test.sequences), test.labels))
+    save_classifier(clf, losses, out_dir)
+
+
+def ga_attack_stage(name: str, spec: Mapping[str, Any], folder: str, test_csv: str, non_acgt: str,
+                    attack: Mapping[str, Any], adversarial_tsv: str, summary_tsv: str) -> None:  # fmt: skip
+    test = read_labelled_csv(test_csv, non_acgt)
+    clf = load_classifier(name, folder, spec)
+    check_fits(clf, test)
+    constraints, params = settings_from_config(attack)
+    chosen = test.subset(sample_rows(len(test), attack["n_sequences"], attack["seed"]))
+    run = attack_sequences(clf, chosen, constraints, params, attack["seed"])
+    with atomic_outputs(adversarial_tsv, summary_tsv) as (adv_tmp, sum_tmp):
+        write_tsv(adversarial_table(run), adv_tmp)
+        write_tsv(summary_table(run, constraints.max_edits), sum_tmp)
+
+
+def adversarial_training_stage(name: str, spec: Mapping[str, Any], folder: str, train_csv: str, test_csv: str,
+                               non_acgt: str, attack: Mapping[str, Any], settings: Mapping[str, Any],
+                               progress_tsv: str, model_dir: str) -> None:  # fmt: skip
+    train, test = load_splits(train_csv, test_csv, non_acgt)
+    clf = load_classifier(name, folder, spec)
+    check_fits(clf, train, test)
+    constraints, params = settings_from_config(attack)
+    progress = adversarial_training(clf, train, test, constraints, params, settings, spec["training"])
+    with atomic_outputs(progress_tsv) as (tmp,):
+        write_tsv(progress, tmp)
+        save_classifier(clf, [], model_dir)
