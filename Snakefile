@@ -17,6 +17,7 @@ include: "rules/membership.smk"
 include: "rules/training.smk"
 include: "rules/scoring.smk"
 include: "rules/attacks.smk"
+include: "rules/robustness_ga.smk"
 include: "rules/report.smk"
 
 

@@ -62,6 +62,35 @@ def membership_beds():
     return [MEMBERSHIP["member_bed"], MEMBERSHIP["nonmember_bed"]] if MODE == "regions" else []
 
 
+# --- robustness: GA attack on sequence classifiers ------------------------------
+GA = config["robustness"]["ga"]
+GA_CLASSIFIERS = GA["classifiers"]
+GA_TRAINED = [n for n, s in GA_CLASSIFIERS.items() if s["kind"] != "huggingface"]
+
+
+def classifier_folder(name):
+    """A user's Hugging Face classifier is used in place; the others are trained under results/."""
+    spec = GA_CLASSIFIERS[name]
+    return spec["path"] if spec["kind"] == "huggingface" else f"results/robustness/classifiers/{name}"
+
+
+def ga_outputs():
+    """Tables and figures of every GA classifier (what the report's robustness section needs)."""
+    return {
+        "adversarial": expand("results/robustness/ga/{c}/adversarial.tsv", c=GA_CLASSIFIERS),
+        "summary": expand("results/robustness/ga/{c}/summary.tsv", c=GA_CLASSIFIERS),
+        "progress": expand("results/robustness/adv_training/{c}/progress.tsv", c=GA_CLASSIFIERS),
+        "figures": expand(
+            "results/report/robustness/{c}/{f}.png", c=GA_CLASSIFIERS, f=["asr_vs_budget", "edits_histogram"]
+        )
+        + expand("results/robustness/adv_training/{c}/progress.png", c=GA_CLASSIFIERS),
+    }
+
+
+def report_wanted():
+    return bool(audited_models() or GA_CLASSIFIERS)
+
+
 def final_targets():
     """Everything `snakemake` builds by default."""
     targets = [
@@ -73,7 +102,8 @@ def final_targets():
     if MODE != "none":
         targets.append("results/membership.tsv")
     targets += [f"results/scores/{m}.parquet" for m in SCORED]
-    targets += ["results/report/report.html"] if audited_models() else []
+    targets += [f for files in ga_outputs().values() for f in files]
+    targets += ["results/report/report.html"] if report_wanted() else []
     # Shards are targets too, so that deleting one re-runs just that shard (and the cheap merge).
     targets += [f"results/scores/{m}/shard-{i}.parquet" for m in SCORED for i in SHARDS]
     return targets

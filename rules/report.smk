@@ -23,11 +23,11 @@ rule plot_attacks:
 
 
 rule report:
-    """One self-contained HTML page: config, data, models, metrics, figures and a verdict per model."""
+    """One self-contained HTML page: privacy verdicts, metrics and figures per model; robustness results."""
     input:
-        windows="results/windows/windows.tsv",
-        neighbors="results/neighbors/neighbors.tsv",
-        membership="results/membership.tsv",
+        windows="results/windows/windows.tsv" if audited_models() else [],
+        neighbors="results/neighbors/neighbors.tsv" if audited_models() else [],
+        membership="results/membership.tsv" if audited_models() else [],
         metrics=expand("results/attacks/{model}/metrics.tsv", model=audited_models()),
         skipped=expand("results/attacks/{model}/skipped.tsv", model=audited_models()),
         thresholds=expand("results/attacks/{model}/neighborhood_thresholds.tsv", model=audited_models()),
@@ -36,11 +36,16 @@ rule report:
             model=audited_models(),
             figure=["roc", "histograms", "neighbour_loss", "snp_sites"],
         ),
+        ga_adversarial=ga_outputs()["adversarial"],
+        ga_summary=ga_outputs()["summary"],
+        ga_progress=ga_outputs()["progress"],
+        ga_figures=ga_outputs()["figures"],
     output:
         report("results/report/report.html", category="Report"),
     params:
         config=config,
         models=audited_models(),
+        classifiers=list(GA_CLASSIFIERS),
     log:
         "results/logs/report/report.log",
     conda:

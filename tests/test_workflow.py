@@ -212,3 +212,64 @@ def test_adding_a_model_scores_only_that_model(model_run):
     scored = re.findall(r"output: results/scores/(\w+)/shard-\d+\.parquet", text)
     assert scored and set(scored) == {"base"}
     assert "rule train_model" not in text and "rule select_windows" not in text
+
+
+def ga_config(tmp_path: Path, **attack) -> dict:
+    """A robustness-only run: the GA on a CNN trained on 1,500 real GUE rows, tiny search settings."""
+    gue = REPO / "resources/demo/gue_prom_300_all"
+    train, test = tmp_path / "train.csv", tmp_path / "test.csv"
+    train.write_text("".join((gue / "dev.csv").read_text().splitlines(keepends=True)[:1501]))
+    test.write_text("".join((gue / "test.csv").read_text().splitlines(keepends=True)[:201]))
+    config = demo_config()
+    config["robustness"] = {
+        "ga": {
+            "train": str(train),
+            "test": str(test),
+            "classifiers": {"cnn": {"kind": "cnn", "channels": 16, "training": {"epochs": 2}}},
+            "attack": {"n_sequences": 30, "population": 10, "generations": 5, **attack},
+            "adversarial_training": {"iterations": 1, "train_sample": 30, "holdout": 20},
+        }
+    }
+    return config
+
+
+def test_ga_stage_writes_its_tables_figures_and_report_section(tmp_path):
+    result = snakemake(tmp_path, config=ga_config(tmp_path))
+    assert result.returncode == 0, result.stderr[-3000:]
+    adversarial = pd.read_csv(tmp_path / "results/robustness/ga/cnn/adversarial.tsv", sep="\t")
+    assert list(adversarial.columns) == ["seq_id", "label", "original", "adversarial", "p_true_before",
+                                         "p_true_after", "edits", "gc_before", "gc_after", "n_transitions",
+                                         "queries", "success"]  # fmt: skip
+    summary = pd.read_csv(tmp_path / "results/robustness/ga/cnn/summary.tsv", sep="\t")
+    assert list(summary.columns) == ["attack", "n_attacked", "asr", "mean_edits", "median_edits",
+                                     "mean_conf_drop", "mean_queries", "transition_fraction"]  # fmt: skip
+    assert summary.attack.tolist() == ["ga"] + [f"ga_k{k}" for k in range(1, 6)] + ["random"] + [
+        f"random_k{k}" for k in range(1, 6)
+    ]
+    progress = pd.read_csv(tmp_path / "results/robustness/adv_training/cnn/progress.tsv", sep="\t")
+    assert progress.iteration.tolist() == [0, 1]
+    for png in ("results/robustness/adv_training/cnn/progress.png", "results/report/robustness/cnn/asr_vs_budget.png",
+                "results/report/robustness/cnn/edits_histogram.png"):  # fmt: skip
+        assert (tmp_path / png).read_bytes().startswith(b"\x89PNG")
+    html = (tmp_path / "results/report/report.html").read_text()
+    assert "Robustness: genetic-algorithm attack" in html and "Adversarial training" in html
+    assert "Attacks on" not in html  # no model audited for privacy in this config
+    rerun = snakemake(tmp_path, "--dry-run", config=ga_config(tmp_path))
+    assert "Nothing to be done" in rerun.stdout + rerun.stderr
+
+
+def test_ga_label_outside_the_classes_fails_with_one_line_and_no_partial_output(tmp_path):
+    config = ga_config(tmp_path)
+    test = Path(config["robustness"]["ga"]["test"])
+    lines = test.read_text().splitlines(keepends=True)
+    lines[3] = lines[3].rstrip("\n").rsplit(",", 1)[0] + ",7\n"
+    test.write_text("".join(lines))
+    result = snakemake(tmp_path, "--keep-going", config=config)
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if "gfm-audit error" in line]
+    assert errors and all("row 3: label 7 is outside the classes of classifier 'cnn' (0..1)" in e for e in errors)
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "results/robustness/ga/cnn").exists() or not any(
+        (tmp_path / "results/robustness/ga/cnn").iterdir()
+    )
+    assert not (tmp_path / "results/robustness/adv_training/cnn/progress.tsv").exists()

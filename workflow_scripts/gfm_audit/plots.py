@@ -35,7 +35,7 @@ def roc_figure(scores: pd.DataFrame, path: str | os.PathLike) -> None:
     for ax, title in zip(axes, ("ROC", "ROC, log-log (low FPR)"), strict=True):
         ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title)
     axes[1].legend(fontsize=7, loc="lower right")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def histogram_figure(scores: pd.DataFrame, path: str | os.PathLike) -> None:
@@ -53,7 +53,7 @@ def histogram_figure(scores: pd.DataFrame, path: str | os.PathLike) -> None:
     for ax in list(axes.flat)[len(columns) :]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=8)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def neighbour_loss_figure(target_scores: pd.DataFrame, path: str | os.PathLike) -> None:
@@ -72,7 +72,7 @@ def neighbour_loss_figure(target_scores: pd.DataFrame, path: str | os.PathLike) 
         ax.set(title=f"SNP neighbours, p = {p:g}", ylabel="loss (nats/token)")
     axes[-1, 0].set_xlabel("windows, sorted by their own loss")
     axes[0, 0].legend(fontsize=8, markerscale=3)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def snp_site_figure(scores: pd.DataFrame, path: str | os.PathLike) -> None:
@@ -87,10 +87,10 @@ def snp_site_figure(scores: pd.DataFrame, path: str | os.PathLike) -> None:
         ax.legend(fontsize=8)
     ax.set(xlabel="mean neighbour loss - loss, all tokens", ylabel="same, SNP-site tokens only",
            title="Where the neighbour signal comes from")  # fmt: skip
-    _save(fig, path)
+    save_figure(fig, path)
 
 
-def _save(fig, path) -> None:
+def save_figure(fig, path) -> None:
     fig.tight_layout()
     # A fixed creation date keeps the PNG bytes identical across runs.
     fig.savefig(path, dpi=110, metadata={"Software": None})

@@ -21,7 +21,8 @@ th,td{border:1px solid #ccc;padding:.25em .5em;text-align:right}
 th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
 .verdict{padding:.8em 1em;border-left:5px solid;margin:1em 0}
 .leaks{border-color:#c0392b;background:#fdf0ee}.clean{border-color:#27ae60;background:#eef9f1}
-img{max-width:100%;border:1px solid #eee;margin:.5em 0}pre{background:#f7f7f7;padding:1em;overflow:auto}
+img{max-width:100%;border:1px solid #eee;margin:.5em 0}
+code.seq{font-size:.8em;word-break:break-all}mark{background:#f5b041;font-weight:bold}pre{background:#f7f7f7;padding:1em;overflow:auto}
 """
 
 
@@ -52,7 +53,7 @@ def verdict(model: str, metrics: pd.DataFrame, is_target: bool, mode: str) -> tu
     return leaks, head + body
 
 
-def _table(df: pd.DataFrame, digits: int = 3) -> str:
+def html_table(df: pd.DataFrame, digits: int = 3) -> str:
     def fmt(v: Any) -> str:
         if isinstance(v, float):
             return f"{v:.{digits}f}"
@@ -63,7 +64,7 @@ def _table(df: pd.DataFrame, digits: int = 3) -> str:
     return f"<table><tr>{head}</tr>{rows}</table>"
 
 
-def _image(path: str | os.PathLike, alt: str) -> str:
+def html_image(path: str | os.PathLike, alt: str) -> str:
     with open(path, "rb") as fh:
         data = base64.b64encode(fh.read()).decode()
     return f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}"></figure>'
@@ -99,14 +100,42 @@ def build_report(
     threshold_paths: Mapping[str, str],
     figures: Mapping[str, Sequence[tuple[str, str]]],
     out_path: str | os.PathLike,
+    robustness_html: str = "",
 ) -> dict[str, bool]:
-    """Write the report; return {model: leaks}."""
+    """Write the report; return {model: leaks}. With no audited model only the robustness part is written."""
+    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>gfm-audit report</title><style>{STYLE}"
+             "</style></head><body><h1>gfm-audit: privacy and robustness audit</h1>"]  # fmt: skip
+    leaks = (
+        {}
+        if not models
+        else _privacy_part(
+            config,
+            windows_path,
+            neighbors_path,
+            membership_path,
+            models,
+            metrics_paths,
+            skipped_paths,
+            threshold_paths,
+            figures,
+            parts,
+        )
+    )
+    parts.append(robustness_html)
+    parts.append("<h2>Configuration of this run</h2><pre>" + html.escape(yaml.safe_dump(dict(config), sort_keys=False))
+                 + "</pre></body></html>")  # fmt: skip
+    with atomic_outputs(out_path) as (tmp,):
+        with open(tmp, "w") as fh:
+            fh.write("\n".join(parts))
+    return leaks
+
+
+def _privacy_part(config, windows_path, neighbors_path, membership_path, models, metrics_paths, skipped_paths,
+                  threshold_paths, figures, parts: list[str]) -> dict[str, bool]:  # fmt: skip
     windows = pd.read_csv(windows_path, sep="\t")
     neighbors = pd.read_csv(neighbors_path, sep="\t")
     membership = pd.read_csv(membership_path, sep="\t") if membership_path else None
     target, mode = config.get("target"), config.get("membership", {}).get("mode", "none")
-    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>gfm-audit report</title><style>{STYLE}"
-             "</style></head><body><h1>gfm-audit: membership-inference audit</h1>"]  # fmt: skip
     leaks = {}
     verdicts = []
     for model in models:
@@ -114,7 +143,7 @@ def build_report(
         leaks[model], text = verdict(model, metrics, model == target, mode)
         verdicts.append(f"<div class='verdict {'leaks' if leaks[model] else 'clean'}'>{text}</div>")
     parts.append("<h2>Verdict</h2>" + "".join(verdicts))
-    parts.append("<h2>Data</h2>" + _table(data_summary(windows, neighbors, membership)))
+    parts.append("<h2>Data</h2>" + html_table(data_summary(windows, neighbors, membership)))
     model_rows = [
         {"model": name, "kind": spec["kind"], "path": spec["path"], "init": spec.get("init", "pretrained"),
          "role": "target" if name == target else "audited"}
@@ -127,26 +156,21 @@ def build_report(
     ]
     model_rows += [{"model": r, "kind": "(as target)", "path": f"results/models/{r}", "init": "trained here",
                     "role": "reference"} for r in refs]  # fmt: skip
-    parts.append("<h2>Models</h2>" + _table(pd.DataFrame(model_rows)))
+    parts.append("<h2>Models</h2>" + html_table(pd.DataFrame(model_rows)))
     for model in models:
         parts.append(f"<h2>Attacks on {html.escape(model)}</h2>")
         metrics = pd.read_csv(metrics_paths[model], sep="\t")
-        parts.append(_table(metrics))
+        parts.append(html_table(metrics))
         skipped = pd.read_csv(skipped_paths[model], sep="\t")
         if not skipped.empty:
-            parts.append("<p>Skipped attacks:</p>" + _table(skipped))
+            parts.append("<p>Skipped attacks:</p>" + html_table(skipped))
         thresholds = pd.read_csv(threshold_paths[model], sep="\t")
         main = thresholds[thresholds.attack.isin(["neighborhood_snp", "neighborhood_control"])]
         if not main.empty:
             parts.append(
                 "<h3>Neighbour loss difference thresholds (the pilot's table, computed over members and "
-                "non-members)</h3>" + _table(main)
+                "non-members)</h3>" + html_table(main)
             )
         for path, caption in figures.get(model, []):
-            parts.append(f"<h3>{html.escape(caption)}</h3>" + _image(path, caption))
-    parts.append("<h2>Configuration of this run</h2><pre>" + html.escape(yaml.safe_dump(dict(config), sort_keys=False))
-                 + "</pre></body></html>")  # fmt: skip
-    with atomic_outputs(out_path) as (tmp,):
-        with open(tmp, "w") as fh:
-            fh.write("\n".join(parts))
+            parts.append(f"<h3>{html.escape(caption)}</h3>" + html_image(path, caption))
     return leaks

@@ -188,7 +188,9 @@ class HFClassifier(Classifier):
         _quiet_transformers()
         extra = {"num_labels": num_labels} if num_labels else {}
         try:
-            tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code, local_files_only=True)
+            tokenizer = AutoTokenizer.from_pretrained(
+                folder, trust_remote_code=trust_remote_code, local_files_only=True
+            )
             model = AutoModelForSequenceClassification.from_pretrained(
                 folder, trust_remote_code=trust_remote_code, local_files_only=True, **extra
             )

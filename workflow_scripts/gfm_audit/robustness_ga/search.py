@@ -121,6 +121,13 @@ def _allowed_positions(protected: np.ndarray):
     return np.argsort(~allowed, axis=1, kind="stable"), allowed.sum(axis=1)
 
 
+def _tournament(fit: np.ndarray, n_children: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """(S, n_children) parent indices: the fittest of ``size`` random entrants of each sequence's population."""
+    entrants = rng.integers(0, fit.shape[1], size=(fit.shape[0], n_children, size))
+    scores = np.take_along_axis(fit[:, None, :].repeat(n_children, axis=1), entrants, axis=2)
+    return np.take_along_axis(entrants, scores.argmin(axis=2)[..., None], axis=2)[..., 0]
+
+
 def _fitness(p_true: np.ndarray, edits: np.ndarray) -> np.ndarray:
     # Lower is better; the edit term only breaks ties between equally confident candidates.
     return p_true + 1e-4 * edits
@@ -144,7 +151,7 @@ def genetic_attack(
     params: GAParams,
     rng: np.random.Generator,
 ) -> AttackResult:
-    """Evolve substitution sets for every sequence at once; stop each on success or after ``patience`` stale generations.
+    """Evolve substitution sets for every sequence at once; stop each on success or ``patience`` stale generations.
 
     Tournament selection, uniform crossover of whole sequences, mutation
     (one new substitution, or with probability 1/4 the undoing of one),
@@ -201,13 +208,8 @@ def genetic_attack(
         rows = np.flatnonzero(active)
         n_rows, n_children = rows.size, pop_size - params.elitism
 
-        # Tournament selection of two parents per child, within each sequence's population.
-        def tournament():
-            entrants = rng.integers(0, pop_size, size=(n_rows, n_children, params.tournament))
-            scores = np.take_along_axis(fit[rows][:, None, :].repeat(n_children, axis=1), entrants, axis=2)
-            return np.take_along_axis(entrants, scores.argmin(axis=2)[..., None], axis=2)[..., 0]
-
-        first, second = tournament(), tournament()
+        first = _tournament(fit[rows], n_children, params.tournament, rng)
+        second = _tournament(fit[rows], n_children, params.tournament, rng)
         sub = pop[rows]
         parent_a = np.take_along_axis(sub, first[..., None], axis=1)
         parent_b = np.take_along_axis(sub, second[..., None], axis=1)

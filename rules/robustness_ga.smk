@@ -1,0 +1,118 @@
+# Robustness I: genetic-algorithm attack with hard biological constraints on DNA
+# sequence classifiers, a random baseline, and adversarial training.
+# Library: workflow_scripts/gfm_audit/robustness_ga/.
+
+
+def _gfm_head_base(wildcards):
+    spec = GA_CLASSIFIERS[wildcards.classifier]
+    return [model_folder(spec["model"])] if spec["kind"] == "gfm_head" else []
+
+
+def _classifier_gpu(wildcards):
+    return 0 if GA_CLASSIFIERS[wildcards.classifier]["kind"] == "cnn" else 1
+
+
+rule train_classifier:
+    """Train the CNN, or a GFM's new head with the encoder frozen, on the training split."""
+    input:
+        train=GA["train"] or [],
+        test=GA["test"] or [],
+        base=_gfm_head_base,
+    output:
+        directory("results/robustness/classifiers/{classifier}"),
+    wildcard_constraints:
+        classifier="|".join(GA_TRAINED) or "no-classifier-is-trained",
+    params:
+        spec=lambda w: GA_CLASSIFIERS[w.classifier],
+        non_acgt=GA["non_acgt"],
+    log:
+        "results/logs/robustness/{classifier}.train.log",
+    conda:
+        "../envs/models.yaml"
+    threads: 2
+    resources:
+        gpu=_classifier_gpu,
+        mem_mb=8000,
+        runtime=120,
+    script:
+        "../workflow_scripts/scripts/train_classifier.py"
+
+
+rule ga_attack:
+    """GA attack and random baseline on a seeded sample of the test split."""
+    input:
+        classifier=lambda w: classifier_folder(w.classifier),
+        test=GA["test"] or [],
+    output:
+        adversarial="results/robustness/ga/{classifier}/adversarial.tsv",
+        summary="results/robustness/ga/{classifier}/summary.tsv",
+    wildcard_constraints:
+        classifier="|".join(GA_CLASSIFIERS) or "no-classifier",
+    params:
+        spec=lambda w: GA_CLASSIFIERS[w.classifier],
+        non_acgt=GA["non_acgt"],
+        attack=GA["attack"],
+    log:
+        "results/logs/robustness/{classifier}.ga_attack.log",
+    conda:
+        "../envs/models.yaml"
+    threads: 2
+    resources:
+        gpu=_classifier_gpu,
+        mem_mb=8000,
+        runtime=240,
+    script:
+        "../workflow_scripts/scripts/ga_attack.py"
+
+
+rule adversarial_training:
+    """Iterative GA adversarial training on the training split; progress on a held-out test sample."""
+    input:
+        classifier=lambda w: classifier_folder(w.classifier),
+        train=GA["train"] or [],
+        test=GA["test"] or [],
+    output:
+        progress="results/robustness/adv_training/{classifier}/progress.tsv",
+        model=directory("results/robustness/adv_training/{classifier}/model"),
+    wildcard_constraints:
+        classifier="|".join(GA_CLASSIFIERS) or "no-classifier",
+    params:
+        spec=lambda w: GA_CLASSIFIERS[w.classifier],
+        non_acgt=GA["non_acgt"],
+        attack=GA["attack"],
+        settings=GA["adversarial_training"],
+    log:
+        "results/logs/robustness/{classifier}.adversarial_training.log",
+    conda:
+        "../envs/models.yaml"
+    threads: 2
+    resources:
+        gpu=_classifier_gpu,
+        mem_mb=8000,
+        runtime=480,
+    script:
+        "../workflow_scripts/scripts/adversarial_training.py"
+
+
+rule plot_ga:
+    """ASR vs edit budget (GA vs random), the histogram of edits, adversarial-training progress."""
+    input:
+        adversarial="results/robustness/ga/{classifier}/adversarial.tsv",
+        summary="results/robustness/ga/{classifier}/summary.tsv",
+        progress="results/robustness/adv_training/{classifier}/progress.tsv",
+    output:
+        asr=report("results/report/robustness/{classifier}/asr_vs_budget.png", category="Robustness"),
+        edits=report("results/report/robustness/{classifier}/edits_histogram.png", category="Robustness"),
+        progress=report("results/robustness/adv_training/{classifier}/progress.png", category="Robustness"),
+    wildcard_constraints:
+        classifier="|".join(GA_CLASSIFIERS) or "no-classifier",
+    log:
+        "results/logs/robustness/{classifier}.plots.log",
+    conda:
+        "../envs/report.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    script:
+        "../workflow_scripts/scripts/plot_ga.py"

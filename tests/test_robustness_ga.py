@@ -1,0 +1,377 @@
+"""GA attack with hard biological constraints, its random baseline, and adversarial training."""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import DEMO
+from gfm_audit.errors import InputError
+from gfm_audit.robustness_ga import attack, classifiers, constraints, data, search
+from gfm_audit.robustness_ga.adversarial_training import adversarial_training
+from gfm_audit.robustness_ga.stages import ga_attack_stage, load_splits, train_classifier_stage
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+GUE = DEMO / "gue_prom_300_all"
+STOPS = ("TAA", "TAG", "TGA")
+TRAINING = {"epochs": 6, "learning_rate": 1e-3, "batch_size": 64, "weight_decay": 0.01}
+
+
+# --- independent reference checks (plain Python on strings, not the array code under test) -----------------
+def hamming(a: str, b: str) -> int:
+    return sum(x != y for x, y in zip(a, b, strict=True))
+
+
+def gc(s: str) -> float:
+    return (s.count("G") + s.count("C")) / len(s)
+
+
+def motif_sites(s: str, motifs) -> set[tuple[int, str]]:
+    rc = str.maketrans("ACGT", "TGCA")
+    pats = {m for m in motifs} | {m.translate(rc)[::-1] for m in motifs}
+    return {(i, p) for p in pats for i in range(len(s) - len(p) + 1) if s[i : i + len(p)] == p}
+
+
+def in_frame_stops(s: str, frame: int) -> set[int]:
+    return {i for i in range(frame, len(s) - 2, 3) if s[i : i + 3] in STOPS}
+
+
+def assert_obeys(original: str, cand: str, c: constraints.Constraints) -> None:
+    assert hamming(original, cand) <= c.max_edits
+    assert abs(gc(cand) - gc(original)) <= c.gc_tolerance + 1e-9
+    assert motif_sites(original, c.protected_motifs) <= motif_sites(cand, c.protected_motifs)
+    if c.coding:
+        assert in_frame_stops(cand, c.frame) <= in_frame_stops(original, c.frame)
+
+
+def gc_lover(codes: np.ndarray) -> np.ndarray:
+    """A real (if simple) classifier: P(class 1) rises with GC content and with A/T in the first half."""
+    length = codes.shape[1]
+    gcs = ((codes == 1) | (codes == 2)).mean(axis=1)
+    at_front = ((codes[:, : length // 2] == 0) | (codes[:, : length // 2] == 3)).mean(axis=1)
+    z = 12 * (gcs - 0.5) + 4 * (at_front - 0.5)
+    p1 = 1 / (1 + np.exp(-z))
+    return np.stack([1 - p1, p1], axis=1)
+
+
+class Recorder:
+    """Wraps a predict function and keeps every candidate it was asked to score."""
+
+    def __init__(self, predict):
+        self.predict, self.seen = predict, []
+
+    def __call__(self, codes):
+        self.seen.append(codes.copy())
+        return self.predict(codes)
+
+
+sequences = st.text(alphabet="ACGT", min_size=24, max_size=90)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seq=sequences,
+    motif_insert=st.sampled_from(["TATAAA", "CCAAT", "GGGCGG", "TTTATA", ""]),
+    max_edits=st.integers(1, 6),
+    gc_tol=st.sampled_from([0.0, 0.02, 0.05, 0.2]),
+    coding=st.booleans(),
+    frame=st.integers(0, 2),
+    seed=st.integers(0, 10_000),
+)
+def test_every_scored_and_reported_candidate_obeys_every_constraint(seq, motif_insert, max_edits, gc_tol, coding,
+                                                                    frame, seed):  # fmt: skip
+    original = seq[: len(seq) // 2] + motif_insert + seq[len(seq) // 2 :]
+    c = constraints.Constraints(max_edits=max_edits, gc_tolerance=gc_tol, coding=coding, frame=frame,
+                                protected_motifs=("TATAAA", "CCAAT", "GGGCGG"))  # fmt: skip
+    codes = data.encode([original])
+    label = np.array([int(gc_lover(codes)[0].argmax())])
+    p_before = gc_lover(codes)[np.arange(1), label]
+    protected = constraints.protected_mask([original], c.protected_motifs)
+    if not constraints.any_single_substitution(codes, protected, c)[0]:
+        return
+    rec = Recorder(gc_lover)
+    params = search.GAParams(population=12, generations=8, patience=3, delta=0.05)
+    rng = np.random.default_rng(seed)
+    ga = search.genetic_attack(rec, codes, label, p_before, protected, c, params, rng)
+    ga = search.prune_edits(rec, ga, codes, label, protected, c, params.delta)
+    rnd = search.random_attack(rec, codes, label, p_before, protected, c, np.array([60]), 12, params.delta, rng)
+    for cand in data.decode(np.concatenate(rec.seen)) + data.decode(ga.adversarial) + data.decode(rnd.adversarial):
+        assert_obeys(original, cand, c)
+    assert rnd.queries[0] <= 60
+
+
+def test_is_valid_agrees_with_a_plain_string_check_on_random_candidates():
+    rng = np.random.default_rng(3)
+    original = "ATGTATAAACCAATGGGCGGTTACGATGCATGCAAGCTTGACGGTACCA"
+    c = constraints.Constraints(max_edits=3, gc_tolerance=0.03, coding=True, frame=1)
+    codes = data.encode([original])
+    cands = np.repeat(codes[:, None, :], 400, axis=1)
+    for i in range(400):
+        pos = rng.choice(len(original), size=rng.integers(0, 5), replace=False)
+        cands[0, i, pos] = rng.integers(0, 4, size=pos.size)
+    got = constraints.is_valid(cands, codes, constraints.protected_mask([original], c.protected_motifs), c)[0]
+    expected = []
+    for cand in data.decode(cands[0]):
+        try:
+            assert_obeys(original, cand, c)
+            expected.append(True)
+        except AssertionError:
+            expected.append(False)
+    assert got.tolist() == expected
+    assert 0 < got.sum() < 400
+
+
+def test_transitions_are_proposed_with_their_configured_weight():
+    rng = np.random.default_rng(0)
+    originals = np.repeat(np.arange(4, dtype=np.uint8), 25_000)
+    new = constraints.propose_bases(originals, rng, transition_weight=3.0)
+    assert (new != originals).all()
+    share = constraints.is_transition(originals, new).mean()
+    assert share == pytest.approx(3 / 5, abs=0.01)
+    assert data.decode(constraints.propose_bases(data.encode(["AG"]), rng, 1e9))[0] == "GA"
+
+
+@pytest.mark.parametrize(
+    ("probs", "label", "before", "expected", "why"),
+    [
+        ([0.3, 0.7], 0, 0.9, True, "flipped and dropped 0.6"),
+        ([0.45, 0.55], 0, 0.55, False, "flipped but dropped only 0.10 < delta"),
+        ([0.7, 0.3], 0, 0.95, False, "dropped 0.25 but still predicted correctly"),
+        ([0.4, 0.35, 0.25], 0, 0.9, False, "three classes: the true class is still the arg max"),
+        ([0.3, 0.45, 0.25], 0, 0.9, True, "three classes: arg max moved to class 1"),
+        ([0.6, 0.4], 1, 0.8, True, "label 1: p_true 0.8 -> 0.4"),
+        ([0.5, 0.3, 0.2], 1, 0.5, True, "drop of exactly delta counts"),
+    ],
+)
+def test_success_needs_a_label_flip_and_a_true_class_drop_of_delta(probs, label, before, expected, why):
+    got = search.successful(np.array([probs]), np.array([label]), np.array([before]), delta=0.2)
+    assert bool(got[0]) is expected, why
+
+
+def _subset_csv(src: Path, dst: Path, rows: list[int], edit=None) -> Path:
+    with open(src, newline="") as fh:
+        table = list(csv.DictReader(fh))
+    with open(dst, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["sequence", "label"])
+        writer.writeheader()
+        for i in rows:
+            row = dict(table[i])
+            if edit:
+                row = edit(i, row)
+            writer.writerow(row)
+    return dst
+
+
+@pytest.fixture(scope="module")
+def trained_cnn(tmp_path_factory):
+    """A CNN trained on 3,000 real GUE prom_300_all dev rows (about 75% test accuracy); 400 real test rows."""
+    tmp = tmp_path_factory.mktemp("cnn")
+    train_csv = _subset_csv(GUE / "dev.csv", tmp / "train.csv", list(range(3000)))
+    test_csv = _subset_csv(GUE / "test.csv", tmp / "test.csv", list(range(400, 800)))
+    spec = {"kind": "cnn", "num_labels": 2, "channels": 32, "kernel": 9, "batch_size": 512, "seed": 0,
+            "training": TRAINING}  # fmt: skip
+    train_classifier_stage("cnn", spec, str(train_csv), str(test_csv), "skip", None, tmp / "clf")
+    return spec, tmp
+
+
+ATTACK = {"n_sequences": 60, "max_edits": 5, "gc_tolerance": 0.05, "protected_motifs": ["TATAAA", "CCAAT", "GGGCGG"],
+          "coding": False, "frame": 0, "transition_weight": 2.0, "delta": 0.2, "population": 30, "generations": 40,
+          "crossover": 0.9, "mutation": 0.3, "tournament": 3, "elitism": 2, "patience": 8, "seed": 0}  # fmt: skip
+
+
+def test_ga_beats_the_random_baseline_on_real_promoters_with_the_same_queries(trained_cnn):
+    spec, tmp = trained_cnn
+    out = tmp / "beats"
+    out.mkdir()
+    ga_attack_stage("cnn", spec, str(tmp / "clf"), str(tmp / "test.csv"), "skip", ATTACK, out / "adv.tsv",
+                    out / "sum.tsv")  # fmt: skip
+    import pandas as pd
+
+    summary = pd.read_csv(out / "sum.tsv", sep="\t").set_index("attack")
+    adv = pd.read_csv(out / "adv.tsv", sep="\t")
+    assert list(adv.columns) == attack.ADVERSARIAL_COLUMNS
+    assert list(summary.reset_index().columns) == attack.SUMMARY_COLUMNS
+    assert summary.loc["ga", "asr"] > summary.loc["random", "asr"] + 0.1
+    # The baseline got (about) the GA's queries: its budget excludes only the pruning step's queries.
+    assert summary.loc["random", "mean_queries"] <= summary.loc["ga", "mean_queries"] + 1
+    # ASR by budget is non-decreasing and ends at the headline ASR.
+    curve = [summary.loc[f"ga_k{k}", "asr"] for k in range(1, 6)]
+    assert curve == sorted(curve) and curve[-1] == summary.loc["ga", "asr"]
+    won = adv[adv.success]
+    assert ((won.p_true_before - won.p_true_after) >= 0.2 - 1e-6).all() and (won.p_true_after < 0.5).all()
+    c = constraints.Constraints(max_edits=5)
+    for row in adv.itertuples():
+        assert_obeys(row.original, row.adversarial, c)
+        assert row.edits == hamming(row.original, row.adversarial)
+        tr = sum(
+            1
+            for a, b in zip(row.original, row.adversarial, strict=True)
+            if a != b and {a, b} in ({"A", "G"}, {"C", "T"})
+        )
+        assert row.n_transitions == tr
+
+
+def test_only_correctly_classified_sequences_are_attacked(trained_cnn):
+    spec, tmp = trained_cnn
+    clf = classifiers.load_classifier("cnn", tmp / "clf", spec)
+    test = data.read_labelled_csv(tmp / "test.csv").subset(range(80))
+    pred = clf.predict_proba(data.encode(test.sequences)).argmax(axis=1)
+    c, p = attack.settings_from_config({**ATTACK, "generations": 2})
+    run = attack.attack_sequences(clf, test, c, p, seed=0, baseline=False)
+    assert run.attacked.ids == [i for i, ok in zip(test.ids, pred == test.labels, strict=True) if ok]
+    assert len(run.attacked) < len(test)
+
+
+def test_the_same_seed_gives_byte_identical_tables_and_another_seed_differs(trained_cnn):
+    spec, tmp = trained_cnn
+    small = {**ATTACK, "n_sequences": 25, "generations": 15}
+    outputs = []
+    for name, seed in (("a", 0), ("b", 0), ("c", 1)):
+        out = tmp / f"det-{name}"
+        out.mkdir()
+        ga_attack_stage("cnn", spec, str(tmp / "clf"), str(tmp / "test.csv"), "skip", {**small, "seed": seed},
+                        out / "adv.tsv", out / "sum.tsv")  # fmt: skip
+        outputs.append((out / "adv.tsv").read_bytes() + (out / "sum.tsv").read_bytes())
+    assert outputs[0] == outputs[1]
+    assert outputs[0] != outputs[2]
+
+
+def test_adversarial_training_never_trains_on_a_test_sequence(trained_cnn, tmp_path):
+    spec, tmp = trained_cnn
+    # Plant a test sequence in the training file: load_splits must drop it.
+    test_rows = list(csv.DictReader(open(tmp / "test.csv")))
+    planted = _subset_csv(GUE / "dev.csv", tmp_path / "train.csv", list(range(300)),
+                          edit=lambda i, r: test_rows[5] if i == 7 else r)  # fmt: skip
+    train, test = load_splits(str(planted), str(tmp / "test.csv"), "skip")
+    assert len(train) == 299 and test_rows[5]["sequence"] not in train.sequences
+    clf = classifiers.load_classifier("cnn", tmp / "clf", spec)
+    fitted: list[np.ndarray] = []
+    real_fit = clf.fit
+    clf.fit = lambda codes, labels, training, seed: (fitted.append(codes.copy()), real_fit(codes, labels, training,
+                                                                                           seed))[1]  # fmt: skip
+    c, p = attack.settings_from_config({**ATTACK, "generations": 10})
+    progress = adversarial_training(clf, train, test, c, p, {"iterations": 2, "train_sample": 60, "holdout": 40,
+                                    "epochs": 1, "learning_rate": 5e-4, "seed": 0}, TRAINING)  # fmt: skip
+    assert len(fitted) == 2
+    test_set = set(test.sequences)
+    trained_on = {s for codes in fitted for s in data.decode(codes)}
+    assert not trained_on & test_set
+    # Adversarial sequences (not in the clean training set) were added, and the table counts them.
+    added = trained_on - set(train.sequences)
+    assert len(added) == progress.n_adversarial.iloc[-1] > 0
+    assert progress.iteration.tolist() == [0, 1, 2]
+    assert (progress.robust_accuracy <= progress.clean_accuracy.max() + 0.2).all()
+
+
+# --- bad inputs ---------------------------------------------------------------------------------------
+def test_non_acgt_rows_are_skipped_with_a_count_or_refused(tmp_path):
+    bad = _subset_csv(GUE / "test.csv", tmp_path / "t.csv", list(range(10)),
+                      edit=lambda i, r: {**r, "sequence": "N" + r["sequence"][1:]} if i in (2, 5) else r)  # fmt: skip
+    skipped = data.read_labelled_csv(bad, "skip")
+    assert len(skipped) == 8 and skipped.skipped_non_acgt == 2
+    assert "t:3" not in skipped.ids and "t:4" in skipped.ids
+    with pytest.raises(InputError, match=r"t\.csv row 3: sequence has non-ACGT character\(s\) N; .*non_acgt: skip"):
+        data.read_labelled_csv(bad, "refuse")
+    iupac = _subset_csv(GUE / "test.csv", tmp_path / "u.csv", [0],
+                        edit=lambda i, r: {**r, "sequence": r["sequence"][:10] + "R" + r["sequence"][11:]})  # fmt: skip
+    with pytest.raises(InputError, match="non-ACGT character"):
+        data.read_labelled_csv(iupac, "refuse")
+
+
+def test_a_label_outside_the_classifiers_classes_is_refused(trained_cnn, tmp_path):
+    spec, tmp = trained_cnn
+    bad = _subset_csv(GUE / "test.csv", tmp_path / "t.csv", list(range(10)),
+                      edit=lambda i, r: {**r, "label": "2"} if i == 4 else r)  # fmt: skip
+    message = r"t\.csv row 5: label 2 is outside the classes of classifier 'cnn' \(0\.\.1\)"
+    with pytest.raises(InputError, match=message):
+        ga_attack_stage("cnn", spec, str(tmp / "clf"), str(bad), "skip", ATTACK, tmp_path / "a.tsv", tmp_path / "s.tsv")
+    assert not list(tmp_path.glob("*.tsv"))
+
+
+def test_a_sequence_of_another_length_is_refused_by_a_fixed_length_classifier(trained_cnn, tmp_path):
+    spec, tmp = trained_cnn
+    bad = _subset_csv(GUE / "test.csv", tmp_path / "t.csv", list(range(10)),
+                      edit=lambda i, r: {**r, "sequence": r["sequence"][:299]} if i == 6 else r)  # fmt: skip
+    with pytest.raises(InputError, match=r"t\.csv row 7: sequence is 299 bp but classifier 'cnn' takes exactly 300 bp"):
+        ga_attack_stage("cnn", spec, str(tmp / "clf"), str(bad), "skip", ATTACK, tmp_path / "a.tsv", tmp_path / "s.tsv")
+    assert not list(tmp_path.glob("*.tsv"))
+
+
+def test_mixed_lengths_in_training_data_are_refused_before_training(tmp_path):
+    bad = _subset_csv(GUE / "dev.csv", tmp_path / "train.csv", list(range(10)),
+                      edit=lambda i, r: {**r, "sequence": r["sequence"][:250]} if i == 3 else r)  # fmt: skip
+    test_csv = _subset_csv(GUE / "test.csv", tmp_path / "test.csv", list(range(5)))
+    spec = {"kind": "cnn", "seed": 0, "training": TRAINING}
+    with pytest.raises(InputError, match=r"train\.csv row 4: sequence is 250 bp, but row 1 is 300 bp"):
+        train_classifier_stage("cnn", spec, str(bad), str(test_csv), "skip", None, tmp_path / "clf")
+    assert not (tmp_path / "clf").exists()
+
+
+def test_constraints_that_make_success_impossible_are_reported_not_looped(trained_cnn, tmp_path):
+    spec, tmp = trained_cnn
+    impossible = {**ATTACK, "protected_motifs": ["A", "C", "G", "T"]}
+    with pytest.raises(InputError, match=r"allow no substitution in any of the \d+ sequences .* relax them"):
+        ga_attack_stage("cnn", spec, str(tmp / "clf"), str(tmp / "test.csv"), "skip", impossible,
+                        tmp_path / "a.tsv", tmp_path / "s.tsv")  # fmt: skip
+    assert not list(tmp_path.glob("*.tsv"))
+    # GC tolerance 0 still allows A<->T and C<->G swaps: not impossible, and every result keeps GC exactly.
+    c = constraints.Constraints(max_edits=2, gc_tolerance=0.0)
+    codes = data.encode(["ACGTACGTTTGACCA"])
+    assert constraints.any_single_substitution(codes, np.zeros_like(codes, dtype=bool), c).all()
+
+
+# --- Hugging Face classifiers: a GFM with a new head, and a user's checkpoint -----------------------------
+def test_gfm_head_trains_only_the_head_and_reloads_through_the_huggingface_path(tmp_path):
+    import torch
+    from gfm_audit.char_lm import save_char_causal_lm
+
+    base = save_char_causal_lm(tmp_path / "gfm", hidden=32, layers=1, heads=2, max_positions=400, weights_seed=0)
+    spec = {"kind": "gfm_head", "model": "gfm", "num_labels": 2, "batch_size": 32, "seed": 0,
+            "training": {**TRAINING, "epochs": 1, "batch_size": 16}}  # fmt: skip
+    clf = classifiers.new_classifier("head", spec, str(base), 300, 0)
+    before = {n: p.detach().clone() for n, p in clf.model.named_parameters()}
+    trainable = {n for n, p in clf.model.named_parameters() if p.requires_grad}
+    assert trainable and all(not n.startswith("transformer.") for n in trainable)
+    test = data.read_labelled_csv(GUE / "test.csv").subset(range(64))
+    codes = data.encode(test.sequences)
+    clf.fit(codes, test.labels, spec["training"], 0)
+    after = dict(clf.model.named_parameters())
+    for name, value in before.items():
+        changed = not torch.equal(value, after[name].detach())
+        assert changed == (name in trainable), name
+    classifiers.save_classifier(clf, [0.0], tmp_path / "saved")
+    reloaded = classifiers.load_classifier("head", tmp_path / "saved", {"batch_size": 7})
+    assert isinstance(reloaded, classifiers.HFClassifier)
+    np.testing.assert_allclose(reloaded.predict_proba(codes[:20]), clf.predict_proba(codes[:20]), atol=1e-5)
+    # Micro-batch size does not change the answer (padding is masked).
+    np.testing.assert_allclose(reloaded.predict_proba(codes[:20]).sum(axis=1), 1.0, atol=1e-6)
+
+
+def test_a_users_masked_lm_classifier_folder_is_attacked_as_is(tmp_path):
+    from gfm_audit.char_lm import char_tokenizer
+    from transformers import EsmConfig, EsmForSequenceClassification
+
+    tok = char_tokenizer()
+    config = EsmConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                       intermediate_size=64, max_position_embeddings=400, position_embedding_type="rotary",
+                       pad_token_id=tok.pad_token_id, mask_token_id=tok.mask_token_id, num_labels=2,
+                       architectures=["EsmForSequenceClassification"])  # fmt: skip
+    import torch
+
+    torch.manual_seed(0)
+    EsmForSequenceClassification(config).save_pretrained(tmp_path / "user")
+    tok.save_pretrained(tmp_path / "user")
+    clf = classifiers.load_classifier("user", tmp_path / "user", {})
+    test = data.read_labelled_csv(GUE / "test.csv").subset(range(30))
+    c, p = attack.settings_from_config({**ATTACK, "generations": 3, "population": 8, "delta": 0.01})
+    run = attack.attack_sequences(clf, test, c, p, seed=0)
+    table = attack.adversarial_table(run)
+    assert len(table) == len(run.attacked) > 0
+    assert (table.queries > 1).all()
+    for row in table.itertuples():
+        assert_obeys(row.original, row.adversarial, c)
+    assert re.fullmatch(r"test:\d+", table.seq_id.iloc[0])

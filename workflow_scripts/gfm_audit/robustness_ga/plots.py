@@ -1,0 +1,50 @@
+"""Figures of the GA attack and of adversarial training."""
+
+from __future__ import annotations
+
+import os
+import re
+
+import pandas as pd
+
+from ..plots import plt, save_figure
+
+
+def budget_curve(summary: pd.DataFrame, attack: str) -> pd.DataFrame:
+    """Rows ``<attack>_k<j>`` as (budget j, asr), sorted by j."""
+    rows = summary[summary.attack.str.fullmatch(rf"{attack}_k\d+")]
+    budgets = rows.attack.map(lambda a: int(re.search(r"_k(\d+)$", a).group(1)))
+    return pd.DataFrame({"budget": budgets, "asr": rows.asr}).sort_values("budget")
+
+
+def asr_vs_budget_figure(summary: pd.DataFrame, path: str | os.PathLike) -> None:
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for attack, style in (("ga", "o-"), ("random", "s--")):
+        curve = budget_curve(summary, attack)
+        ax.plot(curve.budget, 100 * curve.asr, style, label="GA" if attack == "ga" else "random substitutions")
+    ax.set(xlabel="edit budget k (substitutions)", ylabel="attack success rate (%)",
+           title="ASR vs edit budget (same constraints and queries)")  # fmt: skip
+    ax.set_ylim(bottom=0)
+    ax.legend()
+    save_figure(fig, path)
+
+
+def edits_histogram_figure(adversarial: pd.DataFrame, path: str | os.PathLike) -> None:
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    won = adversarial[adversarial.success.astype(bool)]
+    top = int(adversarial.edits.max()) if len(adversarial) else 1
+    ax.hist(won.edits, bins=range(1, max(top, 1) + 2), align="left", rwidth=0.8, color="tab:red")
+    ax.set(xlabel="substitutions in the successful adversarial sequence", ylabel="sequences",
+           title=f"Edits of successful GA attacks (n = {len(won)})")  # fmt: skip
+    save_figure(fig, path)
+
+
+def progress_figure(progress: pd.DataFrame, path: str | os.PathLike) -> None:
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    ax.plot(progress.iteration, 100 * progress.clean_accuracy, "o-", label="clean test accuracy")
+    ax.plot(progress.iteration, 100 * progress.robust_accuracy, "s-", label="robust accuracy (held-out set)")
+    ax.plot(progress.iteration, 100 * progress.asr, "^--", label="GA success rate (held-out set)")
+    ax.set(xlabel="adversarial-training iteration", ylabel="%", title="Adversarial training")
+    ax.set_xticks(progress.iteration)
+    ax.legend(fontsize=8)
+    save_figure(fig, path)

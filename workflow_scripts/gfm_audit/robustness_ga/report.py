@@ -1,0 +1,72 @@
+"""The robustness (GA attack) section of the HTML report."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping, Sequence
+
+import pandas as pd
+
+EXAMPLES = 5
+
+
+def highlight_changes(original: str, adversarial: str) -> str:
+    """The adversarial sequence as HTML, each substituted base marked with the original base in its tooltip."""
+    out = []
+    for before, after in zip(original, adversarial, strict=True):
+        out.append(f"<mark title='{before}&rarr;{after}'>{after}</mark>" if before != after else after)
+    return "".join(out)
+
+
+def examples_html(adversarial: pd.DataFrame, n: int = EXAMPLES) -> str:
+    won = adversarial[adversarial.success.astype(bool)].sort_values(["edits", "p_true_after"]).head(n)
+    if won.empty:
+        return "<p>No successful adversarial sequence to show.</p>"
+    items = []
+    for row in won.itertuples():
+        items.append(
+            f"<p><b>{html.escape(str(row.seq_id))}</b> (label {row.label}): p(true class) "
+            f"{row.p_true_before:.3f} &rarr; {row.p_true_after:.3f}, {row.edits} substitution(s), "
+            f"{row.n_transitions} transition(s), GC {row.gc_before:.3f} &rarr; {row.gc_after:.3f}<br>"
+            f"<code class='seq'>{highlight_changes(row.original, row.adversarial)}</code></p>"
+        )
+    return "".join(items)
+
+
+def ga_section(
+    classifiers: Sequence[str],
+    adversarial_paths: Mapping[str, str],
+    summary_paths: Mapping[str, str],
+    progress_paths: Mapping[str, str],
+    figures: Mapping[str, Sequence[tuple[str, str]]],
+    table,
+    image,
+) -> str:
+    """HTML for every classifier: headline GA vs random, ASR by budget, edits, examples, adversarial training."""
+    parts = [
+        "<h2>Robustness: genetic-algorithm attack on sequence classifiers</h2>",
+        "<p>Hard constraints on every candidate: at most k substitutions, GC content within the configured "
+        "tolerance, protected motifs untouched, no new in-frame stop codon for coding input. Success = the "
+        "predicted class flips and the true-class probability drops by at least &delta;. Only sequences the "
+        "model classified correctly are attacked. The random baseline gets the same constraints and, per "
+        "sequence, the GA's number of queries.</p>",
+    ]
+    for name in classifiers:
+        summary = pd.read_csv(summary_paths[name], sep="\t")
+        adversarial = pd.read_csv(adversarial_paths[name], sep="\t")
+        progress = pd.read_csv(progress_paths[name], sep="\t")
+        head = summary[summary.attack.isin(["ga", "random"])].set_index("attack")
+        ga_asr, rnd_asr = head.asr.get("ga", float("nan")), head.asr.get("random", float("nan"))
+        parts.append(f"<h3>Classifier {html.escape(name)}</h3>")
+        parts.append(
+            f"<div class='verdict {'leaks' if ga_asr > 0 else 'clean'}'><b>GA success rate "
+            f"{100 * ga_asr:.1f}%</b> vs {100 * rnd_asr:.1f}% for random substitutions, over "
+            f"{int(head.n_attacked.get('ga', 0))} correctly classified test sequences.</div>"
+        )
+        parts.append(table(summary))
+        for path, caption in figures.get(name, []):
+            parts.append(f"<h4>{html.escape(caption)}</h4>" + image(path, caption))
+        parts.append("<h4>Example adversarial sequences (substituted bases marked)</h4>" + examples_html(adversarial))
+        parts.append("<h4>Adversarial training (held-out set drawn from the test split, never trained on)</h4>")
+        parts.append(table(progress))
+    return "".join(parts)
