@@ -18,6 +18,7 @@ include: "rules/training.smk"
 include: "rules/scoring.smk"
 include: "rules/attacks.smk"
 include: "rules/robustness_ga.smk"
+include: "rules/robustness_fimba.smk"
 include: "rules/report.smk"
 
 

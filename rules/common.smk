@@ -74,6 +74,17 @@ def classifier_folder(name):
     return spec["path"] if spec["kind"] == "huggingface" else f"results/robustness/classifiers/{name}"
 
 
+def gfm_head_base(wildcards):
+    """The GFM folder a gfm_head classifier starts from (none for other kinds)."""
+    spec = GA_CLASSIFIERS[wildcards.classifier]
+    return [model_folder(spec["model"])] if spec["kind"] == "gfm_head" else []
+
+
+def classifier_gpu(wildcards):
+    """The CNN runs on CPUs; Hugging Face and GFM-head classifiers ask for a GPU."""
+    return 0 if GA_CLASSIFIERS[wildcards.classifier]["kind"] == "cnn" else 1
+
+
 def ga_outputs():
     """Tables and figures of every GA classifier (what the report's robustness section needs)."""
     return {
@@ -87,8 +98,30 @@ def ga_outputs():
     }
 
 
+# --- robustness: FIMBA on gene-expression classifiers -----------------------------
+FIMBA = config["robustness"]["fimba"]
+FIMBA_MODELS = FIMBA["models"] if FIMBA["data"] else []
+
+
+def fimba_inputs():
+    """The expression file(s) FIMBA reads."""
+    return [f for f in (FIMBA["data"], FIMBA["test_data"]) if f]
+
+
+def fimba_outputs():
+    """Tables and figures of FIMBA (what the report's FIMBA section needs)."""
+    if not FIMBA_MODELS:
+        return {"curves": [], "detection": [], "vae": [], "figures": []}
+    return {
+        "curves": expand("results/robustness/fimba/{m}/curve.tsv", m=FIMBA_MODELS),
+        "detection": ["results/robustness/fimba/detection.tsv"],
+        "vae": ["results/robustness/fimba/vae.tsv"],
+        "figures": expand("results/report/robustness/fimba/{m}/{f}.png", m=FIMBA_MODELS, f=["curve", "spectra"]),
+    }
+
+
 def report_wanted():
-    return bool(audited_models() or GA_CLASSIFIERS)
+    return bool(audited_models() or GA_CLASSIFIERS or FIMBA_MODELS)
 
 
 def final_targets():
@@ -103,6 +136,7 @@ def final_targets():
         targets.append("results/membership.tsv")
     targets += [f"results/scores/{m}.parquet" for m in SCORED]
     targets += [f for files in ga_outputs().values() for f in files]
+    targets += [f for files in fimba_outputs().values() for f in files]
     targets += ["results/report/report.html"] if report_wanted() else []
     # Shards are targets too, so that deleting one re-runs just that shard (and the cheap merge).
     targets += [f"results/scores/{m}/shard-{i}.parquet" for m in SCORED for i in SHARDS]

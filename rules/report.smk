@@ -40,12 +40,17 @@ rule report:
         ga_summary=ga_outputs()["summary"],
         ga_progress=ga_outputs()["progress"],
         ga_figures=ga_outputs()["figures"],
+        fimba_curves=fimba_outputs()["curves"],
+        fimba_detection=fimba_outputs()["detection"],
+        fimba_vae=fimba_outputs()["vae"],
+        fimba_figures=fimba_outputs()["figures"],
     output:
         report("results/report/report.html", category="Report"),
     params:
         config=config,
         models=audited_models(),
         classifiers=list(GA_CLASSIFIERS),
+        fimba_models=FIMBA_MODELS,
     log:
         "results/logs/report/report.log",
     conda:

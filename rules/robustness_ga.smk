@@ -3,21 +3,12 @@
 # Library: workflow_scripts/gfm_audit/robustness_ga/.
 
 
-def _gfm_head_base(wildcards):
-    spec = GA_CLASSIFIERS[wildcards.classifier]
-    return [model_folder(spec["model"])] if spec["kind"] == "gfm_head" else []
-
-
-def _classifier_gpu(wildcards):
-    return 0 if GA_CLASSIFIERS[wildcards.classifier]["kind"] == "cnn" else 1
-
-
 rule train_classifier:
     """Train the CNN, or a GFM's new head with the encoder frozen, on the training split."""
     input:
         train=GA["train"] or [],
         test=GA["test"] or [],
-        base=_gfm_head_base,
+        base=gfm_head_base,
     output:
         directory("results/robustness/classifiers/{classifier}"),
     wildcard_constraints:
@@ -31,7 +22,7 @@ rule train_classifier:
         "../envs/models.yaml"
     threads: 2
     resources:
-        gpu=_classifier_gpu,
+        gpu=classifier_gpu,
         mem_mb=8000,
         runtime=120,
     script:
@@ -58,7 +49,7 @@ rule ga_attack:
         "../envs/models.yaml"
     threads: 2
     resources:
-        gpu=_classifier_gpu,
+        gpu=classifier_gpu,
         mem_mb=8000,
         runtime=240,
     script:
@@ -87,7 +78,7 @@ rule adversarial_training:
         "../envs/models.yaml"
     threads: 2
     resources:
-        gpu=_classifier_gpu,
+        gpu=classifier_gpu,
         mem_mb=8000,
         runtime=480,
     script:

@@ -273,3 +273,51 @@ def test_ga_label_outside_the_classes_fails_with_one_line_and_no_partial_output(
         (tmp_path / "results/robustness/ga/cnn").iterdir()
     )
     assert not (tmp_path / "results/robustness/adv_training/cnn/progress.tsv").exists()
+
+
+def fimba_config(**fimba) -> dict:
+    config = demo_config()
+    config["robustness"] = {
+        "fimba": {
+            "data": str(REPO / "resources/demo/pbmc68k_reduced/pbmc68k_reduced.h5ad"),
+            "label": "bulk_labels",
+            "positive": ["Dendritic"],
+            "layer": "raw",
+            "models": ["mlp", "gradient_boosting"],
+            "top_m": [5, 50],
+            "shap_samples": 3,
+            "shap_background": 5,
+            "vae": {"epochs": 10, "n_samples": 20},
+            **fimba,
+        }
+    }
+    return config
+
+
+def test_fimba_stage_writes_its_three_tables_figures_and_report_section(tmp_path):
+    result = snakemake(tmp_path, config=fimba_config())
+    assert result.returncode == 0, result.stderr[-3000:]
+    fimba = tmp_path / "results/robustness/fimba"
+    curve = pd.read_csv(fimba / "mlp/curve.tsv", sep="\t")
+    assert list(curve.columns) == ["model", "variant", "method", "m", "accuracy", "fp", "fn", "flip_rate", "queries"]
+    assert set(curve.method) == {"clean", "fimba", "random_features", "shap_uniform", "brute_force"}
+    detection = pd.read_csv(fimba / "detection.tsv", sep="\t")
+    assert set(detection.model) == {"mlp", "gradient_boosting"}
+    vae = pd.read_csv(fimba / "vae.tsv", sep="\t")
+    assert vae.model.tolist() == ["mlp", "gradient_boosting"]
+    for model in ("mlp", "gradient_boosting"):
+        for figure in ("curve", "spectra"):
+            assert (tmp_path / f"results/report/robustness/fimba/{model}/{figure}.png").read_bytes()[:4] == b"\x89PNG"
+    html = (tmp_path / "results/report/report.html").read_text()
+    assert "Robustness: FIMBA on gene-expression classifiers" in html and "VAE poisoning" in html
+    assert "paper, TCGA: 0.9" in html
+
+
+def test_fimba_h5ad_without_the_obs_key_fails_with_one_line_and_no_partial_output(tmp_path):
+    result = snakemake(tmp_path, "--keep-going", config=fimba_config(label="cell_type", models=["mlp"]))
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if "gfm-audit error" in line]
+    assert errors and all("obs has no key 'cell_type'" in e for e in errors)
+    assert "Traceback" not in result.stderr
+    fimba = tmp_path / "results/robustness/fimba"
+    assert not fimba.exists() or not [p for p in fimba.rglob("*") if p.is_file()]

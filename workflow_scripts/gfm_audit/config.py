@@ -98,6 +98,7 @@ def check_consistency(config: dict[str, Any], source: str = "the config") -> Non
                 f"{where} models.{name}.init is scratch, which only the target can use in membership.mode finetune"
             )
     _check_ga(config, where)
+    _check_fimba(config, where)
 
 
 def _check_ga(config: dict[str, Any], where: str) -> None:
@@ -120,6 +121,14 @@ def _check_ga(config: dict[str, Any], where: str) -> None:
     attack = ga.get("attack", {})
     if attack.get("elitism", 0) >= attack.get("population", 2):
         raise InputError(f"{where} robustness.ga.attack.elitism must be smaller than population")
+
+
+def _check_fimba(config: dict[str, Any], where: str) -> None:
+    fimba = config.get("robustness", {}).get("fimba", {})
+    if not fimba.get("data"):
+        return
+    if fimba.get("position", 8) >= fimba.get("n_points", 10):
+        raise InputError(f"{where} robustness.fimba.position must be below n_points (0 .. n_points-1)")
 
 
 def load_config(path: str | Path) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gfm_audit.report import build_report, html_image, html_table  # noqa: E402
+from gfm_audit.robustness_fimba.report import fimba_section  # noqa: E402
 from gfm_audit.robustness_ga.report import ga_section  # noqa: E402
 from gfm_audit.rule_script import run_rule  # noqa: E402
 
@@ -18,6 +19,8 @@ CAPTIONS = {
     "asr_vs_budget": "Attack success rate vs edit budget: GA vs random substitutions",
     "edits_histogram": "Substitutions per successful adversarial sequence",
     "progress": "Adversarial-training progress",
+    "curve": "Accuracy, FP and FN against m: FIMBA and its ablations",
+    "spectra": "Log power spectra: original, FIMBA, brute force",
 }
 
 
@@ -35,6 +38,12 @@ def main(snakemake):
         robustness = ga_section(classifiers, _by_name(classifiers, inp.ga_adversarial),
                                 _by_name(classifiers, inp.ga_summary), _by_name(classifiers, inp.ga_progress),
                                 ga_figures, html_table, html_image)  # fmt: skip
+    fimba_models = snakemake.params.fimba_models
+    if fimba_models:
+        fimba_figures = {m: [(f, CAPTIONS[Path(f).stem]) for f in inp.fimba_figures if f"/{m}/" in f]
+                         for m in fimba_models}  # fmt: skip
+        robustness += fimba_section(fimba_models, _by_name(fimba_models, inp.fimba_curves), inp.fimba_detection[0],
+                                    inp.fimba_vae[0], fimba_figures, html_table, html_image)  # fmt: skip
     leaks = build_report(
         snakemake.params.config,
         inp.windows if models else None,

@@ -1,0 +1,89 @@
+# Robustness II: FIMBA on gene-expression classifiers, its ablations, spectral
+# detection and VAE poisoning. Library: workflow_scripts/gfm_audit/robustness_fimba/.
+
+
+rule fimba_model:
+    """Train one classifier, explain it with black-box SHAP, sweep m for FIMBA and its ablations, detect."""
+    input:
+        fimba_inputs(),
+    output:
+        curve="results/robustness/fimba/{fmodel}/curve.tsv",
+        detection="results/robustness/fimba/{fmodel}/detection.tsv",
+        spectra="results/robustness/fimba/{fmodel}/spectra.npz",
+        model="results/robustness/fimba/{fmodel}/model.joblib",
+    wildcard_constraints:
+        fmodel="|".join(FIMBA_MODELS) or "no-fimba-model",
+    params:
+        settings=FIMBA,
+    log:
+        "results/logs/robustness/fimba_{fmodel}.log",
+    conda:
+        "../envs/models.yaml"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    script:
+        "../workflow_scripts/scripts/fimba_model.py"
+
+
+rule fimba_detection:
+    """The spectral-detection rows of every model in one table."""
+    input:
+        expand("results/robustness/fimba/{m}/detection.tsv", m=FIMBA_MODELS),
+    output:
+        "results/robustness/fimba/detection.tsv",
+    log:
+        "results/logs/robustness/fimba_detection.log",
+    conda:
+        "../envs/models.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../workflow_scripts/scripts/fimba_detection.py"
+
+
+rule fimba_vae:
+    """Train a VAE on the training split; poison by latent interpolation; label the results with every model."""
+    input:
+        data=fimba_inputs(),
+        models=expand("results/robustness/fimba/{m}/model.joblib", m=FIMBA_MODELS),
+    output:
+        "results/robustness/fimba/vae.tsv",
+    params:
+        settings=FIMBA,
+        names=FIMBA_MODELS,
+    log:
+        "results/logs/robustness/fimba_vae.log",
+    conda:
+        "../envs/models.yaml"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    script:
+        "../workflow_scripts/scripts/fimba_vae.py"
+
+
+rule plot_fimba:
+    """Accuracy / FP / FN vs m (FIMBA and ablations) and the power spectra of one model."""
+    input:
+        curve="results/robustness/fimba/{fmodel}/curve.tsv",
+        spectra="results/robustness/fimba/{fmodel}/spectra.npz",
+    output:
+        curve=report("results/report/robustness/fimba/{fmodel}/curve.png", category="Robustness"),
+        spectra=report("results/report/robustness/fimba/{fmodel}/spectra.png", category="Robustness"),
+    wildcard_constraints:
+        fmodel="|".join(FIMBA_MODELS) or "no-fimba-model",
+    log:
+        "results/logs/robustness/fimba_{fmodel}.plots.log",
+    conda:
+        "../envs/report.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    script:
+        "../workflow_scripts/scripts/plot_fimba.py"

@@ -1,0 +1,214 @@
+"""FIMBA, its ablations, spectral detection and VAE poisoning on gene-expression classifiers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import DEMO
+from gfm_audit.errors import InputError
+from gfm_audit.robustness_fimba import attack, data, detection, stages, vae
+
+PBMC = DEMO / "pbmc68k_reduced" / "pbmc68k_reduced.h5ad"
+
+
+def settings(**over) -> dict:
+    base = dict(data=str(PBMC), test_data=None, label="bulk_labels", positive=["Dendritic"], layer="raw",
+                test_fraction=0.33, seed=0, models=["random_forest"], top_m=[5, 25, 50], p=2, n_points=10,
+                position=8, shap_samples=5, shap_background=8,
+                vae={"latent": 8, "epochs": 30, "n_samples": 50})  # fmt: skip
+    base.update(over)
+    return base
+
+
+@pytest.mark.parametrize("p", [1, 2, 3, np.inf])
+def test_kd_tree_endpoint_is_the_true_nearest_under_minkowski_p(p):
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(120, 6))
+    y = rng.integers(0, 2, size=120)
+    pred = np.where(rng.random(120) < 0.3, 1 - y, y)
+    for variant in attack.VARIANTS:
+        ends = attack.nearest_endpoints(X, pred, y, variant, p)
+        for i in range(len(X)):
+            pool = attack.endpoint_pool(pred, y, 1 - pred[i], variant)
+            if variant == "fp_fn":
+                assert set(pool) == {j for j in range(120) if pred[j] == 1 - pred[i] and pred[j] != y[j]}
+            else:
+                assert set(pool) == {j for j in range(120) if pred[j] == 1 - pred[i] and pred[j] == y[j]}
+            d = np.abs(X[pool] - X[i])
+            dist = d.max(axis=1) if np.isinf(p) else (d**p).sum(axis=1) ** (1 / p)
+            assert dist[list(pool).index(ends[i])] == pytest.approx(dist.min(), rel=1e-12)
+
+
+def test_only_the_top_m_features_change_and_land_on_the_interpolation_point():
+    rng = np.random.default_rng(2)
+    X, E = rng.uniform(-1, 1, size=(30, 40)), rng.uniform(-1, 1, size=(30, 40))
+    importance = rng.random(40)
+    for m, n_points, position in ((1, 10, 8), (7, 10, 8), (12, 5, 2)):
+        out = attack.perturb("fimba", X, E, importance, m, n_points, position, rng)
+        top = set(np.argsort(-importance)[:m].tolist())
+        changed = set(np.flatnonzero((out != X).any(axis=0)).tolist())
+        assert changed == top
+        t = position / (n_points - 1)
+        cols = sorted(top)
+        np.testing.assert_allclose(out[:, cols], (1 - t) * X[:, cols] + t * E[:, cols], rtol=0, atol=1e-12)
+        # The point is on the segment: the same fraction t of the way to the endpoint, in every feature.
+        np.testing.assert_allclose((out[:, cols] - X[:, cols]) / (E[:, cols] - X[:, cols]), t, atol=1e-9)
+    rows = attack.perturb("brute_force", X, E, importance, 5, 10, 8, rng)
+    assert ((rows != X).any(axis=0)).sum() == 5 and np.abs(rows).max() <= 1
+
+
+def test_shap_importance_matches_the_closed_form_for_an_additive_model():
+    rng = np.random.default_rng(3)
+    w = rng.normal(size=8)
+    background = rng.normal(size=(6, 8))
+    explain = rng.normal(size=(4, 8))
+
+    def predict_proba(X):
+        f = X @ w
+        return np.stack([1 - f, f], axis=1)
+
+    got = attack.shap_importance(predict_proba, explain, background, seed=0)
+    expected = np.abs(w * (explain - background.mean(axis=0))).mean(axis=0)
+    np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12)
+
+
+def _csv(path, X, y, genes):
+    df = pd.DataFrame(X, columns=genes)
+    df["label"] = y
+    df.to_csv(path, index=False)
+    return str(path)
+
+
+def test_scaling_is_fitted_on_the_training_split_only(tmp_path):
+    rng = np.random.default_rng(4)
+    genes = [f"g{i}" for i in range(5)]
+    X_tr, X_te = rng.normal(size=(40, 5)), rng.normal(size=(20, 5))
+    y_tr, y_te = np.arange(40) % 2, np.arange(20) % 2
+    X_tr[:, 4] = 3.0  # a constant gene maps to 0
+    train = _csv(tmp_path / "train.csv", X_tr, y_tr, genes)
+    split = data.make_split(settings(data=train, test_data=_csv(tmp_path / "t.csv", X_te, y_te, genes), label="label",
+                                     positive=[], layer="X"))  # fmt: skip
+    X_te2 = X_te.copy()
+    X_te2[0, 0] = 1e6  # an extreme test value must not move the training scale
+    split2 = data.make_split(settings(data=train, test_data=_csv(tmp_path / "t2.csv", X_te2, y_te, genes),
+                                      label="label", positive=[], layer="X"))  # fmt: skip
+    np.testing.assert_array_equal(split.X_train, split2.X_train)
+    np.testing.assert_array_equal(split.low, X_tr.min(axis=0))
+    np.testing.assert_array_equal(split.high, X_tr.max(axis=0))
+    assert split.X_train[:, :4].min() == -1 and split.X_train[:, :4].max() == 1
+    assert (split.X_train[:, 4] == 0).all()
+    assert split2.X_test[0, 0] > 1000
+    expected = 2 * (X_te[:, :4] - X_tr[:, :4].min(0)) / (X_tr[:, :4].max(0) - X_tr[:, :4].min(0)) - 1
+    np.testing.assert_allclose(split.X_test[:, :4], expected, rtol=1e-12)
+
+
+def test_the_demo_split_is_stratified_and_seeded():
+    a, b = data.make_split(settings()), data.make_split(settings())
+    np.testing.assert_array_equal(a.X_test, b.X_test)
+    assert len(a.y_train) + len(a.y_test) == 700 and a.y_test.sum() == 79
+    assert abs(a.y_train.mean() - a.y_test.mean()) < 0.01
+
+
+def test_spectral_ssim_is_one_for_an_unchanged_matrix_and_falls_with_random_values():
+    rng = np.random.default_rng(5)
+    X = rng.uniform(-1, 1, size=(60, 80))
+    assert detection.spectral_ssim(X, X.copy()) == pytest.approx(1.0)
+    noisy = X.copy()
+    noisy[:, :40] = rng.uniform(-1, 1, size=(60, 40))
+    assert detection.spectral_ssim(X, noisy) < 0.9
+    np.testing.assert_allclose(detection.power_spectrum(X)[30, 40], np.log1p(np.abs(X.sum()) ** 2))
+    assert np.isnan(detection.spectral_ssim(X[:2], X[:2]))
+
+
+def test_vae_similarity_of_a_copy_is_perfect_and_poisoning_interpolates():
+    rng = np.random.default_rng(6)
+    X = rng.uniform(-1, 1, size=(40, 30))
+    sim = vae.similarity(X, X.copy())
+    assert sim == pytest.approx({"mse": 0.0, "ssim": 1.0, "cosine": 1.0})
+    model = vae.train_vae(X, latent=4, epochs=5, seed=0)
+    a, _ = vae.poison(model, X[:5], X[5:10], 0.0)
+    b, _ = vae.poison(model, X[5:10], X[:5], 1.0)
+    np.testing.assert_allclose(a, b, atol=1e-6)  # alpha 0 from x == alpha 1 towards x
+
+
+@pytest.fixture(scope="module")
+def demo_rf(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("fimba")
+    out = {k: tmp / f"{k}" for k in ("curve.tsv", "det.tsv", "spectra.npz", "model.joblib")}
+    stages.fimba_model_stage("random_forest", settings(), 2, *out.values())
+    return tmp, out
+
+
+def test_fimba_lowers_accuracy_more_than_random_features_at_the_same_m_on_the_demo(demo_rf):
+    _, out = demo_rf
+    curve = pd.read_csv(out["curve.tsv"], sep="\t")
+    assert list(curve.columns) == stages.CURVE_COLUMNS
+    main = curve[curve.variant == "fp_fn"].pivot(index="m", columns="method", values="accuracy")
+    clean = curve[curve.method == "clean"].accuracy.iloc[0]
+    assert clean > 0.85
+    assert (main.fimba <= main.random_features).all()
+    assert main.fimba.loc[50] < main.random_features.loc[50] - 0.1
+    assert main.fimba.loc[50] < clean - 0.1
+    assert (curve[curve.method != "clean"].queries > 0).all()
+
+
+def test_the_same_seed_gives_byte_identical_fimba_tables(demo_rf, tmp_path):
+    _, out = demo_rf
+    again = {k: tmp_path / k for k in ("curve.tsv", "det.tsv", "spectra.npz", "model.joblib")}
+    stages.fimba_model_stage("random_forest", settings(), 2, *again.values())
+    for key in ("curve.tsv", "det.tsv"):
+        assert again[key].read_bytes() == out[key].read_bytes()
+    det = pd.read_csv(again["det.tsv"], sep="\t")
+    assert list(det.columns) == stages.DETECTION_COLUMNS
+    assert set(det.subset) == {"all", "fp", "fn"} and set(det.method) == {"fimba", "brute_force"}
+
+
+def test_vae_table_labels_poisoned_samples_with_every_model(demo_rf, tmp_path):
+    _, out = demo_rf
+    stages.vae_stage(settings(), {"random_forest": str(out["model.joblib"])}, tmp_path / "vae.tsv")
+    table = pd.read_csv(tmp_path / "vae.tsv", sep="\t")
+    assert list(table.columns) == stages.VAE_COLUMNS
+    row = table.iloc[0]
+    assert row.n_samples == 50 and row.ttg_seconds > 0 and 0 < row.cosine <= 1 and row.mse > 0
+
+
+# --- bad inputs ---------------------------------------------------------------------------------------
+def test_nan_or_inf_in_the_matrix_is_refused_naming_sample_and_gene(tmp_path):
+    X = np.ones((6, 3))
+    X[4, 1] = np.inf
+    path = _csv(tmp_path / "m.csv", X, [0, 1] * 3, ["a", "b", "c"])
+    with pytest.raises(InputError, match=r"m\.csv: 1 NaN/inf value\(s\), first at sample 5, gene b"):
+        data.read_matrix(path, "label")
+    X[4, 1] = np.nan
+    with pytest.raises(InputError, match="NaN/inf"):
+        data.read_matrix(_csv(tmp_path / "n.csv", X, [0, 1] * 3, ["a", "b", "c"]), "label")
+
+
+def test_a_label_with_one_class_only_is_refused(tmp_path):
+    with pytest.raises(InputError, match=r"label 'label': the label has one class only"):
+        data.read_matrix(_csv(tmp_path / "m.csv", np.ones((6, 3)), [1] * 6, ["a", "b", "c"]), "label")
+    with pytest.raises(InputError, match="one class only"):
+        data.read_matrix(str(PBMC), "bulk_labels", positive=["Dendritic", "CD14+ Monocyte", "CD19+ B",
+                         "CD4+/CD25 T Reg", "CD8+ Cytotoxic T", "CD8+/CD45RA+ Naive Cytotoxic", "CD56+ NK",
+                         "CD4+/CD45RO+ Memory", "CD34+", "CD4+/CD45RA+/CD25- Naive T"])  # fmt: skip
+
+
+def test_m_larger_than_the_number_of_features_is_refused_before_any_work(tmp_path):
+    out = [tmp_path / k for k in ("c.tsv", "d.tsv", "s.npz", "m.joblib")]
+    with pytest.raises(InputError, match=r"top_m: m = 5000 is larger than the number of features \(765\)"):
+        stages.fimba_model_stage("mlp", settings(top_m=[5, 5000]), 1, *out)
+    assert not any(p.exists() for p in out)
+
+
+def test_gene_names_differing_between_train_and_test_files_are_refused(tmp_path):
+    rng = np.random.default_rng(0)
+    train = _csv(tmp_path / "train.csv", rng.normal(size=(8, 3)), [0, 1] * 4, ["TP53", "CD4", "MS4A1"])
+    test = _csv(tmp_path / "test.csv", rng.normal(size=(8, 3)), [0, 1] * 4, ["TP53", "CD8A", "MS4A1"])
+    with pytest.raises(InputError, match=r"gene names differ .*1 gene\(s\) only in .*train\.csv \(e\.g\. CD4\)"):
+        data.make_split(settings(data=train, test_data=test, label="label", positive=[], layer="X"))
+
+
+def test_an_h5ad_without_the_configured_obs_key_is_refused():
+    with pytest.raises(InputError, match=r"obs has no key 'cell_type' .*obs keys are: bulk_labels"):
+        data.read_matrix(str(PBMC), "cell_type", ["Dendritic"], "raw")

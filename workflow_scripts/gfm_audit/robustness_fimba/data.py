@@ -1,0 +1,138 @@
+"""Expression matrices (.h5ad or CSV) as a binary task, split and scaled.
+
+Scaling: min-max to [-1, 1], fitted on the training split only (features
+constant on train map to 0). Split: stratified, seeded (scikit-learn).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InputError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Matrix:
+    path: str
+    X: np.ndarray  # (n, genes) float64
+    y: np.ndarray  # (n,) int 0/1
+    genes: list[str]
+    sample_ids: list[str]
+
+
+def _binary_labels(values: pd.Series, positive: Sequence[str] | None, where: str) -> np.ndarray:
+    if positive:
+        known = set(values.astype(str))
+        missing = [p for p in positive if p not in known]
+        if missing:
+            raise InputError(f"{where}: positive class value(s) {', '.join(missing)} never occur; "
+                             f"values are: {', '.join(sorted(known)[:12])}")  # fmt: skip
+        y = values.astype(str).isin(list(positive)).to_numpy().astype(np.int64)
+    else:
+        uniq = sorted(set(values.astype(str)))
+        if not set(uniq) <= {"0", "1"}:
+            raise InputError(f"{where}: labels must be 0/1, or set robustness.fimba.positive to the value(s) of "
+                             f"the positive class (values: {', '.join(uniq[:12])})")  # fmt: skip
+        y = values.astype(str).astype(int).to_numpy()
+    if len(set(y.tolist())) < 2:
+        raise InputError(f"{where}: the label has one class only ({int(y[0])}: {len(y)} samples); "
+                         "a classifier needs both; check the label key and positive values")  # fmt: skip
+    return y
+
+
+def read_matrix(path: str, label: str, positive: Sequence[str] | None = None, layer: str = "X") -> Matrix:
+    """An .h5ad (label from ``obs[label]``; ``layer`` X or raw) or a CSV (samples x genes + a label column)."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"expression file {path} does not exist")
+    if p.suffix == ".h5ad":
+        import anndata
+        import scipy.sparse
+
+        try:
+            adata = anndata.read_h5ad(path)
+        except (OSError, KeyError, ValueError) as exc:
+            raise InputError(f"{path}: not a readable .h5ad file ({str(exc).splitlines()[0]})") from None
+        if label not in adata.obs:
+            raise InputError(f"{path}: obs has no key '{label}' (robustness.fimba.label); obs keys are: "
+                             f"{', '.join(map(str, adata.obs.columns))}")  # fmt: skip
+        source = adata.raw if layer == "raw" else adata
+        if source is None:
+            raise InputError(f"{path}: has no .raw matrix; set robustness.fimba.layer: X")
+        matrix = source.X.toarray() if scipy.sparse.issparse(source.X) else np.asarray(source.X)
+        X, genes, ids, labels = matrix.astype(np.float64), list(map(str, source.var_names)), list(adata.obs_names), \
+            adata.obs[label]  # fmt: skip
+    else:
+        table = pd.read_csv(path)
+        if label not in table.columns:
+            raise InputError(f"{path}: no column '{label}' (robustness.fimba.label)")
+        labels = table.pop(label)
+        ids = [str(i) for i in range(1, len(table) + 1)]
+        non_numeric = [c for c in table.columns if not pd.api.types.is_numeric_dtype(table[c])]
+        if non_numeric:
+            raise InputError(f"{path}: column '{non_numeric[0]}' is not numeric; every column but the label "
+                             "must be a gene's expression")  # fmt: skip
+        X, genes = table.to_numpy(dtype=np.float64), [str(c) for c in table.columns]
+    bad = ~np.isfinite(X)
+    if bad.any():
+        row, col = map(int, np.argwhere(bad)[0])
+        raise InputError(f"{path}: {int(bad.sum())} NaN/inf value(s), first at sample {ids[row]}, gene "
+                         f"{genes[col]}; impute or drop them before the audit")  # fmt: skip
+    y = _binary_labels(pd.Series(labels).reset_index(drop=True), positive, f"{path} label '{label}'")
+    return Matrix(str(path), X, y, genes, ids)
+
+
+def check_same_genes(train: Matrix, test: Matrix) -> None:
+    if train.genes != test.genes:
+        only_train = [g for g in train.genes if g not in set(test.genes)]
+        only_test = [g for g in test.genes if g not in set(train.genes)]
+        detail = (f"{len(only_train)} gene(s) only in {train.path} (e.g. {', '.join(only_train[:3])}), "
+                  f"{len(only_test)} only in {test.path} (e.g. {', '.join(only_test[:3])})"
+                  if only_train or only_test else "same genes in another order")  # fmt: skip
+        raise InputError(f"gene names differ between {train.path} and {test.path}: {detail}; "
+                         "give both files the same genes in the same order")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Split:
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    genes: list[str]
+    low: np.ndarray  # per-gene train minimum
+    high: np.ndarray  # per-gene train maximum
+
+
+def scale(X: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """Min-max to [-1, 1] with the training split's per-gene range; constant genes go to 0."""
+    span = high - low
+    safe = np.where(span > 0, span, 1.0)
+    return np.where(span > 0, 2.0 * (X - low) / safe - 1.0, 0.0)
+
+
+def make_split(settings: Mapping[str, Any]) -> Split:
+    """Read, label, split (or take the given test file), and scale with the training split's range."""
+    from sklearn.model_selection import train_test_split
+
+    data = read_matrix(settings["data"], settings["label"], settings.get("positive"), settings["layer"])
+    if settings.get("test_data"):
+        test = read_matrix(settings["test_data"], settings["label"], settings.get("positive"), settings["layer"])
+        check_same_genes(data, test)
+        X_tr, y_tr, X_te, y_te = data.X, data.y, test.X, test.y
+    else:
+        X_tr, X_te, y_tr, y_te = train_test_split(data.X, data.y, test_size=settings["test_fraction"],
+                                                  stratify=data.y, random_state=settings["seed"])  # fmt: skip
+    low, high = X_tr.min(axis=0), X_tr.max(axis=0)
+    log.info("train %d samples (%d positive), test %d (%d positive), %d genes", len(y_tr), y_tr.sum(), len(y_te),
+             y_te.sum(), X_tr.shape[1])  # fmt: skip
+    return Split(scale(X_tr, low, high), y_tr, scale(X_te, low, high), y_te, data.genes, low, high)

@@ -1,0 +1,42 @@
+"""FIMBA figures: accuracy / FP / FN against m, and power spectra."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
+
+from ..plots import plt, save_figure
+
+STYLES = {"fimba": "o-", "random_features": "s--", "shap_uniform": "^:", "brute_force": "x-."}
+
+
+def curve_figure(curve: pd.DataFrame, path: str | os.PathLike) -> None:
+    """One row per endpoint variant; columns accuracy, FP, FN; FIMBA and the three ablations on each panel."""
+    clean = curve[curve.method == "clean"].iloc[0]
+    variants = [v for v in curve.variant.unique() if v != "none"]
+    fig, axes = plt.subplots(len(variants), 3, figsize=(13, 3.6 * len(variants)), squeeze=False)
+    for row, variant in zip(axes, variants, strict=True):
+        sub = curve[curve.variant == variant]
+        for ax, metric in zip(row, ("accuracy", "fp", "fn"), strict=True):
+            for method, style in STYLES.items():
+                line = sub[sub.method == method].sort_values("m")
+                ax.plot(line.m, line[metric], style, label=method, lw=1.2)
+            ax.axhline(clean[metric], color="k", lw=0.8, ls=":", label="clean")
+            ax.set(xscale="log", xlabel="m (features perturbed)", ylabel=metric, title=f"{variant}: {metric}")
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(f"FIMBA vs ablations: {clean.model}")
+    save_figure(fig, path)
+
+
+def spectra_figure(spectra: dict[str, np.ndarray], model: str, path: str | os.PathLike) -> None:
+    names = [n for n in ("original", "fimba", "brute_force") if n in spectra]
+    lo = min(float(spectra[n].min()) for n in names)
+    hi = max(float(spectra[n].max()) for n in names)
+    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.8), squeeze=False)
+    for ax, name in zip(axes[0], names, strict=True):
+        ax.imshow(spectra[name], aspect="auto", vmin=lo, vmax=hi, cmap="magma")
+        ax.set(title=f"{name}", xlabel="gene frequency", ylabel="sample frequency")
+    fig.suptitle(f"log power spectra of the test matrix: {model} (fp_fn, largest m)")
+    save_figure(fig, path)

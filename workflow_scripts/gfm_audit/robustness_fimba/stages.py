@@ -1,0 +1,110 @@
+"""What each FIMBA rule does, as plain functions (the rule scripts only unpack ``snakemake``)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+
+from ..outputs import atomic_outputs
+from .attack import METHODS, VARIANTS, curve_rows, nearest_endpoints, perturb, shap_importance, top_features
+from .classifiers import Counted, make_classifier
+from .data import make_split
+from .detection import power_spectrum, spectral_ssim
+from .vae import poison, similarity, train_vae
+
+log = logging.getLogger(__name__)
+
+CURVE_COLUMNS = ["model", "variant", "method", "m", "accuracy", "fp", "fn", "flip_rate", "queries"]
+DETECTION_COLUMNS = ["model", "variant", "method", "m", "subset", "n_samples", "ssim"]
+VAE_COLUMNS = ["model", "n_samples", "ttg_seconds", "mse", "ssim", "cosine", "accuracy", "flip_rate"]
+
+
+def write_tsv(df: pd.DataFrame, path) -> None:
+    df.to_csv(path, sep="\t", index=False, float_format="%.6g", na_rep="")
+
+
+def _check_m(settings: Mapping[str, Any], n_features: int) -> None:
+    top_features(np.zeros(n_features), max(settings["top_m"]))
+
+
+def fimba_model_stage(model: str, settings: Mapping[str, Any], threads: int, curve_tsv: str, detection_tsv: str,
+                      spectra_npz: str, model_file: str) -> None:  # fmt: skip
+    """Train one classifier, explain it, run FIMBA and ablations over m, and the spectral detection."""
+    split = make_split(settings)
+    _check_m(settings, split.X_train.shape[1])
+    seed = settings["seed"]
+    clf = make_classifier(model, seed, threads).fit(split.X_train, split.y_train)
+    box = Counted(clf)
+    rng = np.random.default_rng(seed)
+    explain = split.X_train[np.sort(rng.choice(len(split.X_train), settings["shap_samples"], replace=False))]
+    background = split.X_train[np.sort(rng.choice(len(split.X_train), settings["shap_background"], replace=False))]
+    importance = shap_importance(box.predict_proba, explain, background, seed)
+    shap_queries = box.queries
+    log.info("%s: SHAP took %d queries; top genes %s", model, shap_queries,
+             ", ".join(split.genes[i] for i in top_features(importance, 5)))  # fmt: skip
+    X, y = split.X_test, split.y_test
+    rows = curve_rows(model, box, X, y, importance, settings["top_m"], settings["p"], settings["n_points"],
+                      settings["position"], seed, shap_queries)  # fmt: skip
+    # Detection at the largest m: FIMBA (and the brute-force ablation, the paper's "random perturbation").
+    m = max(settings["top_m"])
+    pred = box.predict(X)
+    det, spectra = [], {"original": power_spectrum(X)}
+    for v_index, variant in enumerate(VARIANTS):
+        ends = nearest_endpoints(X, pred, y, variant, settings["p"])
+        E = np.where((ends >= 0)[:, None], X[np.maximum(ends, 0)], np.nan)
+        for method in ("fimba", "brute_force"):
+            k = METHODS.index(method)
+            m_index = list(settings["top_m"]).index(m)
+            attacked = perturb(method, X, E, importance, m, settings["n_points"], settings["position"],
+                               np.random.default_rng([seed, v_index, m_index, k]))  # fmt: skip
+            new = box.predict(attacked)
+            subsets = {"all": np.ones(len(y), bool), "fp": (new == 1) & (y == 0), "fn": (new == 0) & (y == 1)}
+            for subset, rows_mask in subsets.items():
+                det.append(dict(model=model, variant=variant, method=method, m=m, subset=subset,
+                                n_samples=int(rows_mask.sum()),
+                                ssim=spectral_ssim(X[rows_mask], attacked[rows_mask])))  # fmt: skip
+            if variant == "fp_fn":
+                spectra[method] = power_spectrum(attacked)
+    with atomic_outputs(curve_tsv, detection_tsv, spectra_npz, model_file) as (c_tmp, d_tmp, s_tmp, m_tmp):
+        write_tsv(pd.DataFrame(rows, columns=CURVE_COLUMNS), c_tmp)
+        write_tsv(pd.DataFrame(det, columns=DETECTION_COLUMNS), d_tmp)
+        with open(s_tmp, "wb") as fh:
+            np.savez_compressed(fh, **spectra)
+        with open(m_tmp, "wb") as fh:
+            joblib.dump({"model": clf, "importance": importance}, fh)
+
+
+def merge_detection_stage(parts: list[str], out_tsv: str) -> None:
+    table = pd.concat([pd.read_csv(p, sep="\t") for p in parts], ignore_index=True)
+    with atomic_outputs(out_tsv) as (tmp,):
+        write_tsv(table[DETECTION_COLUMNS], tmp)
+
+
+def vae_stage(settings: Mapping[str, Any], models: Mapping[str, str], out_tsv: str) -> None:
+    """Train the VAE on the training split; poison test samples towards their FIMBA (fp_fn) endpoints
+    under the first model; report similarity and how every classifier labels the poisoned samples."""
+    split = make_split(settings)
+    vae_cfg = settings["vae"]
+    names = list(models)
+    first = Counted(joblib.load(models[names[0]])["model"])
+    X, y = split.X_test, split.y_test
+    ends = nearest_endpoints(X, first.predict(X), y, "fp_fn", settings["p"])
+    usable = np.flatnonzero(ends >= 0)[: vae_cfg["n_samples"]]
+    vae = train_vae(split.X_train, vae_cfg["latent"], vae_cfg["epochs"], settings["seed"])
+    alpha = settings["position"] / (settings["n_points"] - 1)
+    poisoned, ttg = poison(vae, X[usable], X[ends[usable]], alpha)
+    sim = similarity(X[usable], poisoned)
+    rows = []
+    for name in names:
+        box = Counted(joblib.load(models[name])["model"])
+        new = box.predict(poisoned)
+        rows.append(dict(model=name, n_samples=len(usable), ttg_seconds=ttg, **sim,
+                         accuracy=float((new == y[usable]).mean()),
+                         flip_rate=float((new != box.predict(X[usable])).mean())))  # fmt: skip
+    with atomic_outputs(out_tsv) as (tmp,):
+        write_tsv(pd.DataFrame(rows, columns=VAE_COLUMNS), tmp)

@@ -1,0 +1,16 @@
+"""Rule fimba_detection: results/robustness/fimba/detection.tsv."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from gfm_audit.robustness_fimba.stages import merge_detection_stage  # noqa: E402
+from gfm_audit.rule_script import run_rule  # noqa: E402
+
+
+def main(snakemake):
+    merge_detection_stage(list(snakemake.input), snakemake.output[0])
+
+
+run_rule(snakemake, main)  # noqa: F821
