@@ -15,6 +15,7 @@ PBMC = DEMO / "pbmc68k_reduced" / "pbmc68k_reduced.h5ad"
 def settings(**over) -> dict:
     base = dict(data=str(PBMC), test_data=None, label="bulk_labels", positive=["Dendritic"], layer="raw",
                 test_fraction=0.33, seed=0, models=["random_forest"], top_m=[5, 25, 50], p=2, n_points=10,
+                variants=["fp_fn", "tp_tn"],
                 position=8, shap_samples=5, shap_background=8,
                 vae={"latent": 8, "epochs": 30, "n_samples": 50})  # fmt: skip
     base.update(over)

@@ -95,13 +95,15 @@ def confusion(y: np.ndarray, pred: np.ndarray) -> tuple[float, int, int]:
 
 
 def curve_rows(model: str, black_box, X: np.ndarray, y: np.ndarray, importance: np.ndarray, ms: Sequence[int],
-               p: float, n_points: int, position: int, seed: int, shap_queries: int) -> list[dict]:  # fmt: skip
+               p: float, n_points: int, position: int, seed: int, shap_queries: int,
+               variants: Sequence[str] = VARIANTS) -> list[dict]:  # fmt: skip
     """Rows of curve.tsv for one model: the clean model, then every (variant, method, m)."""
     pred = black_box.predict(X)
     acc, fp, fn = confusion(y, pred)
     rows = [dict(model=model, variant="none", method="clean", m=0, accuracy=acc, fp=fp, fn=fn, flip_rate=0.0,
                  queries=shap_queries + len(X))]  # fmt: skip
-    for v_index, variant in enumerate(VARIANTS):
+    for variant in variants:
+        v_index = VARIANTS.index(variant)
         ends = nearest_endpoints(X, pred, y, variant, p)
         E = np.where((ends >= 0)[:, None], X[np.maximum(ends, 0)], np.nan)
         for m_index, m in enumerate(ms):

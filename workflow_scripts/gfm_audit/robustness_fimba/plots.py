@@ -38,5 +38,5 @@ def spectra_figure(spectra: dict[str, np.ndarray], model: str, path: str | os.Pa
     for ax, name in zip(axes[0], names, strict=True):
         ax.imshow(spectra[name], aspect="auto", vmin=lo, vmax=hi, cmap="magma")
         ax.set(title=f"{name}", xlabel="gene frequency", ylabel="sample frequency")
-    fig.suptitle(f"log power spectra of the test matrix: {model} (fp_fn, largest m)")
+    fig.suptitle(f"log power spectra of the test matrix: {model} (first variant, largest m)")
     save_figure(fig, path)

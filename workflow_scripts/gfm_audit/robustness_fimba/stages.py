@@ -49,12 +49,13 @@ def fimba_model_stage(model: str, settings: Mapping[str, Any], threads: int, cur
              ", ".join(split.genes[i] for i in top_features(importance, 5)))  # fmt: skip
     X, y = split.X_test, split.y_test
     rows = curve_rows(model, box, X, y, importance, settings["top_m"], settings["p"], settings["n_points"],
-                      settings["position"], seed, shap_queries)  # fmt: skip
+                      settings["position"], seed, shap_queries, settings["variants"])  # fmt: skip
     # Detection at the largest m: FIMBA (and the brute-force ablation, the paper's "random perturbation").
     m = max(settings["top_m"])
     pred = box.predict(X)
     det, spectra = [], {"original": power_spectrum(X)}
-    for v_index, variant in enumerate(VARIANTS):
+    for variant in settings["variants"]:
+        v_index = VARIANTS.index(variant)
         ends = nearest_endpoints(X, pred, y, variant, settings["p"])
         E = np.where((ends >= 0)[:, None], X[np.maximum(ends, 0)], np.nan)
         for method in ("fimba", "brute_force"):
@@ -68,7 +69,7 @@ def fimba_model_stage(model: str, settings: Mapping[str, Any], threads: int, cur
                 det.append(dict(model=model, variant=variant, method=method, m=m, subset=subset,
                                 n_samples=int(rows_mask.sum()),
                                 ssim=spectral_ssim(X[rows_mask], attacked[rows_mask])))  # fmt: skip
-            if variant == "fp_fn":
+            if variant == settings["variants"][0]:
                 spectra[method] = power_spectrum(attacked)
     with atomic_outputs(curve_tsv, detection_tsv, spectra_npz, model_file) as (c_tmp, d_tmp, s_tmp, m_tmp):
         write_tsv(pd.DataFrame(rows, columns=CURVE_COLUMNS), c_tmp)
@@ -86,14 +87,14 @@ def merge_detection_stage(parts: list[str], out_tsv: str) -> None:
 
 
 def vae_stage(settings: Mapping[str, Any], models: Mapping[str, str], out_tsv: str) -> None:
-    """Train the VAE on the training split; poison test samples towards their FIMBA (fp_fn) endpoints
+    """Train the VAE on the training split; poison test samples towards their FIMBA endpoints (first variant)
     under the first model; report similarity and how every classifier labels the poisoned samples."""
     split = make_split(settings)
     vae_cfg = settings["vae"]
     names = list(models)
     first = Counted(joblib.load(models[names[0]])["model"])
     X, y = split.X_test, split.y_test
-    ends = nearest_endpoints(X, first.predict(X), y, "fp_fn", settings["p"])
+    ends = nearest_endpoints(X, first.predict(X), y, settings["variants"][0], settings["p"])
     usable = np.flatnonzero(ends >= 0)[: vae_cfg["n_samples"]]
     vae = train_vae(split.X_train, vae_cfg["latent"], vae_cfg["epochs"], settings["seed"])
     alpha = settings["position"] / (settings["n_points"] - 1)
