@@ -26,6 +26,7 @@ demo: $(STAMP)
 	@echo "  models:     results/models/<name>/"
 	@echo "  scores:     results/scores/<model>.parquet"
 	@echo "  attacks:    results/attacks/<model>/metrics.tsv"
+	@echo "  robustness: results/robustness/ga/<classifier>/, adv_training/<classifier>/, fimba/"
 	@echo "  logs:       results/logs/"
 	@echo
 	@echo "Report: $(CURDIR)/results/report/report.html"
