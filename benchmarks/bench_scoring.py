@@ -11,6 +11,7 @@ import resource
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -22,7 +23,7 @@ import pysam  # noqa: E402
 import torch  # noqa: E402
 from gfm_audit.char_lm import save_char_causal_lm, save_char_masked_lm  # noqa: E402
 from gfm_audit.models import ModelSpec, load_model, load_tokenizer  # noqa: E402
-from gfm_audit.scoring import SeqRecord, sampled_offsets, score_sequences  # noqa: E402
+from gfm_audit.scoring import ScoringOptions, SeqRecord, sampled_offsets, score_sequences  # noqa: E402
 
 
 def demo_sequences(n: int, length: int, rng: np.random.Generator, jitter: int = 0) -> list[str]:
@@ -84,6 +85,25 @@ def records(texts):
     return [SeqRecord(f"s{i}", f"s{i}", "window", None, None, t) for i, t in enumerate(texts)]
 
 
+def float_storage(table, tmp: str) -> tuple[float, float]:
+    """(parquet bytes float32 / float16, write time float32 / float16) for the same per-token table."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    wide = table
+    for name in ("token_logprob", "token_mean", "token_std"):
+        i = wide.schema.get_field_index(name)
+        wide = wide.set_column(
+            i, pa.field(name, pa.list_(pa.float32())), wide.column(name).cast(pa.list_(pa.float32()))
+        )
+    sizes, times = [], []
+    for t, name in ((wide, "f32"), (table, "f16")):
+        path = Path(tmp) / f"{name}.parquet"
+        times.append(timed(lambda t=t, path=path: pq.write_table(t, path, compression="zstd"), repeat=3))
+        sizes.append(path.stat().st_size)
+    return sizes[0] / sizes[1], times[0] / times[1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sequences", type=int, default=512)
@@ -95,9 +115,14 @@ def main() -> None:
     texts = demo_sequences(args.sequences, args.length, rng)
     tokens = args.sequences * args.length
     out = []
+    models = (
+        (256, 2, 4, "demo-sized causal LM (1.6 M params)"),
+        (64, 2, 4, "small causal LM (0.1 M params)"),
+        (32, 1, 2, "tiny causal LM (0.02 M params)"),
+    )
     with tempfile.TemporaryDirectory() as tmp:
-        for hidden, label in ((256, "demo-sized causal LM (1.6 M params)"), (64, "small causal LM (0.1 M params)")):
-            folder = save_char_causal_lm(Path(tmp) / f"c{hidden}", hidden=hidden, layers=2, heads=4,
+        for hidden, layers, heads, label in models:
+            folder = save_char_causal_lm(Path(tmp) / f"c{hidden}", hidden=hidden, layers=layers, heads=heads,
                                          max_positions=1024, weights_seed=0)  # fmt: skip
             spec = ModelSpec("causal", str(folder), "causal")
             model, tok = load_model(spec), load_tokenizer(spec)
@@ -109,35 +134,39 @@ def main() -> None:
             out.append((f"{label}: scoring path vs per-sequence loop (batch 1, .item())", t_loop / t_score, ">= 10"))
             print(f"{label}: bare {tokens / t_bare:,.0f} tok/s, scoring {tokens / t_score:,.0f} tok/s, "
                   f"loop {tokens / t_loop:,.0f} tok/s")  # fmt: skip
-        causal = spec
+            if hidden == 64:
+                small = spec
 
+        # Ablations on the small model: each optimisation switched off alone, same inputs.
         jitter = demo_sequences(args.sequences, args.length, rng, jitter=args.length // 2)
-        bucketed = timed(lambda: score_sequences(causal, records(jitter), {}, args.batch_size, 0, "cpu"))
-        import gfm_audit.scoring as scoring
 
-        original_batches = scoring.Scorer._batches
+        def run(options, seqs=texts):
+            return lambda: score_sequences(small, records(seqs), {}, args.batch_size, 0, "cpu", options=options)
 
-        def unsorted_batches(self, encodings, positions):
-            order = list(range(len(encodings)))
-            for k in range(0, len(order), self.batch_size):
-                chunk = order[k : k + self.batch_size]
-                ids, attention = self._stack([encodings[i].ids for i in chunk])
-                yield ids, attention, [(i, positions[i]) for i in chunk]
-
-        scoring.Scorer._batches = unsorted_batches
-        t_unsorted = timed(lambda: score_sequences(causal, records(jitter), {}, args.batch_size, 0, "cpu"))
-        scoring.Scorer._batches = original_batches
-        out.append(("length bucketing on lengths 128-384 (time unsorted / sorted)", t_unsorted / bucketed, "> 1"))
+        base = ScoringOptions()
+        t_on = timed(run(base, jitter))
+        out.append(("length bucketing, lengths 128-384 (time off / on)",
+                    timed(run(replace(base, bucketing=False), jitter)) / t_on, "> 1"))  # fmt: skip
+        odd = demo_sequences(args.sequences, args.length - 3, rng)  # 253 bases + BOS: 254 tokens, pads to 256
+        t_pad = timed(run(replace(base, pad_multiple=1), odd)) / timed(run(base, odd))
+        out.append(("padding to a multiple of 8, 254-token inputs (time off / on)", t_pad, "GPU tensor cores"))
+        t_plain = timed(run(base))
+        out.append(("inference_mode vs no_grad (time no_grad / inference_mode)",
+                    timed(run(replace(base, inference_mode=False))) / t_plain, ">= 1"))  # fmt: skip
+        table = score_sequences(small, records(texts), {}, args.batch_size, 0, "cpu")
+        size_ratio, write_ratio = float_storage(table, tmp)
+        out.append(("per-token arrays as float16: parquet size float32 / float16", size_ratio, "> 1"))
+        out.append(("per-token arrays as float16: write time float32 / float16", write_ratio, ">= 1"))
 
         masked = ModelSpec("masked", str(save_char_masked_lm(Path(tmp) / "m", hidden=128, layers=2, heads=4)),
                            "masked", masking="sampled", mask_fraction=0.05)  # fmt: skip
         mmodel, mtok = load_model(masked), load_tokenizer(masked)
-        small = texts[: args.sequences // 4]
-        t_mscore = timed(lambda: score_sequences(masked, records(small), {}, args.batch_size, 0, "cpu"), repeat=1)
-        pos = [1 + sampled_offsets(f"s{i}", len(t), np.zeros(0, int), 0.05, 0) for i, t in enumerate(small)]
-        few = small[:8]
-        t_mloop = timed(per_sequence_masked(mmodel, mtok, few, pos[:8]), repeat=1) * len(small) / len(few)
-        out.append(("masked LM, sampled PLL: scoring path vs per-sequence loop", t_mloop / t_mscore, ">= 10"))
+        quarter = texts[: args.sequences // 4]
+        t_mscore = timed(lambda: score_sequences(masked, records(quarter), {}, args.batch_size, 0, "cpu"), repeat=1)
+        pos = [1 + sampled_offsets(f"s{i}", len(t), np.zeros(0, int), 0.05, 0) for i, t in enumerate(quarter)]
+        few = quarter[:8]
+        t_mloop = timed(per_sequence_masked(mmodel, mtok, few, pos[:8]), repeat=1) * len(quarter) / len(few)
+        out.append(("masked LM (0.4 M), sampled PLL: scoring path vs per-sequence loop", t_mloop / t_mscore, ">= 10"))
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\npeak resident memory of this benchmark: {peak:.0f} MiB\n")

@@ -13,7 +13,7 @@ from gfm_audit.char_lm import char_tokenizer
 from gfm_audit.errors import InputError
 from gfm_audit.models import ModelSpec, load_model, load_tokenizer
 from gfm_audit.neighbors import make_neighbors
-from gfm_audit.scoring import SeqRecord, merge_shards, score_sequences, score_shard
+from gfm_audit.scoring import ScoringOptions, SeqRecord, merge_shards, score_sequences, score_shard
 from gfm_audit.tokens import encode, tokens_covering
 
 
@@ -65,6 +65,23 @@ def test_masked_pseudo_log_likelihood_equals_masking_each_token_by_hand(tiny_mas
         np.testing.assert_allclose(row["token_logprob"], expected[:, 0], rtol=2e-3, atol=2e-3)
         np.testing.assert_allclose(row["token_std"], expected[:, 2], rtol=2e-3, atol=2e-3)
         assert row["loss"] == pytest.approx(-expected[:, 0].mean(), rel=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["causal", "masked"])
+def test_optimised_path_gives_the_plain_paths_log_probs(kind, tiny_causal, tiny_masked):
+    """Bucketing, padding to 8 and inference_mode change speed only (float tolerance)."""
+    folder = tiny_causal if kind == "causal" else tiny_masked
+    spec = ModelSpec("tiny", str(folder), kind, masking="sampled", mask_fraction=0.3)
+    texts = [demo_sequence(s, s + n) for s, n in ((0, 61), (300, 17), (700, 45), (1200, 33), (2000, 7))]
+    records = [SeqRecord(f"s{i}", f"w{i}", "window", None, None, t) for i, t in enumerate(texts)]
+    plain = ScoringOptions(bucketing=False, pad_multiple=1, inference_mode=False)
+    fast = score_sequences(spec, records, {}, 2, 0, device="cpu").to_pylist()
+    slow = score_sequences(spec, records, {}, 2, 0, device="cpu", options=plain).to_pylist()
+    for a, b in zip(fast, slow, strict=True):
+        assert a["n_tokens"] == b["n_tokens"] > 0
+        for column in ("token_logprob", "token_mean", "token_std"):
+            np.testing.assert_allclose(a[column], b[column], rtol=1e-3, atol=1e-3)
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5, abs=1e-6)
 
 
 def test_sampled_masking_scores_the_same_bases_for_a_window_and_its_neighbours(tiny_masked):

@@ -143,24 +143,49 @@ def token_statistics(logits, targets):
     return true, mean, var.clamp_min(0).sqrt()
 
 
-def _pad_to(n: int) -> int:
-    return -(-n // PAD_MULTIPLE) * PAD_MULTIPLE
+def _pad_to(n: int, multiple: int = PAD_MULTIPLE) -> int:
+    return -(-n // multiple) * multiple
+
+
+@dataclass(frozen=True)
+class ScoringOptions:
+    """Switches for the optimisations, all on by default; benchmarks turn them off one at a time.
+
+    ``bucketing``: batches of similar length (sorted by token count);
+    ``pad_multiple``: pad batch width to a multiple (8 suits tensor cores);
+    ``inference_mode``: ``torch.inference_mode`` rather than ``no_grad``;
+    ``bf16_autocast``: bf16 autocast for float32 weights on CUDA;
+    ``pin_memory``: page-locked host batches for asynchronous copies to CUDA.
+    """
+
+    bucketing: bool = True
+    pad_multiple: int = PAD_MULTIPLE
+    inference_mode: bool = True
+    bf16_autocast: bool = True
+    pin_memory: bool = True
 
 
 class Scorer:
     """Batched, length-bucketed scoring of encoded sequences with one model."""
 
-    def __init__(self, model, kind: str, pad_id: int, mask_id: int | None, batch_size: int, device: str) -> None:
+    def __init__(self, model, kind: str, pad_id: int, mask_id: int | None, batch_size: int, device: str,
+                 options: ScoringOptions | None = None) -> None:  # fmt: skip
         self.model, self.kind, self.pad_id, self.mask_id = model, kind, pad_id, mask_id
         self.batch_size, self.device = batch_size, device
+        self.options = options or ScoringOptions()
         self.tokens_seen = 0
 
     def _forward(self, ids: np.ndarray, attention: np.ndarray):
         import torch
 
-        x = torch.from_numpy(ids).to(self.device, non_blocking=True)
-        a = torch.from_numpy(attention).to(self.device, non_blocking=True)
-        autocast = self.device.startswith("cuda") and next(self.model.parameters()).dtype == torch.float32
+        x, a = torch.from_numpy(ids), torch.from_numpy(attention)
+        on_gpu = self.device.startswith("cuda")
+        if on_gpu and self.options.pin_memory:
+            # Page-locked host memory lets the copy run asynchronously (non_blocking) beside the GPU's work.
+            x, a = x.pin_memory(), a.pin_memory()
+        x, a = x.to(self.device, non_blocking=True), a.to(self.device, non_blocking=True)
+        autocast = (on_gpu and self.options.bf16_autocast
+                    and next(self.model.parameters()).dtype == torch.float32)  # fmt: skip
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
             logits = self.model(input_ids=x, attention_mask=a).logits
         self.tokens_seen += int(attention.sum())
@@ -171,7 +196,8 @@ class Scorer:
         import torch
 
         results = [np.zeros((3, len(p)), dtype=np.float32) for p in positions]
-        with torch.inference_mode():
+        grad_off = torch.inference_mode if self.options.inference_mode else torch.no_grad
+        with grad_off():
             for ids, attention, rows in self._batches(encodings, positions):
                 logits, x = self._forward(ids, attention)
                 if self.kind == "causal":
@@ -191,7 +217,9 @@ class Scorer:
         return results
 
     def _batches(self, encodings, positions) -> Iterator[tuple[np.ndarray, np.ndarray, list]]:
-        order = sorted(range(len(encodings)), key=lambda i: len(encodings[i].ids))
+        order = list(range(len(encodings)))
+        if self.options.bucketing:
+            order.sort(key=lambda i: len(encodings[i].ids))
         if self.kind == "causal":
             for k in range(0, len(order), self.batch_size):
                 chunk = order[k : k + self.batch_size]
@@ -207,7 +235,7 @@ class Scorer:
                 yield ids, attention, chunk
 
     def _stack(self, seqs: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        width = _pad_to(max(len(s) for s in seqs))
+        width = _pad_to(max(len(s) for s in seqs), self.options.pad_multiple)
         ids = np.full((len(seqs), width), self.pad_id, dtype=np.int64)
         attention = np.zeros((len(seqs), width), dtype=np.int64)
         for b, s in enumerate(seqs):
@@ -248,6 +276,7 @@ def score_sequences(
     seed: int,
     device: str | None = None,
     progress: bool = False,
+    options: ScoringOptions | None = None,
 ) -> pa.Table:
     """Score ``records`` with the model in ``spec.path``; one row per sequence."""
     import torch
@@ -279,7 +308,7 @@ def score_sequences(
         encodings.append(enc)
         positions.append(scored_positions(enc, spec.kind, spec.masking, offsets))
 
-    scorer = Scorer(model, spec.kind, pad_id, tokenizer.mask_token_id, batch_size, device)
+    scorer = Scorer(model, spec.kind, pad_id, tokenizer.mask_token_id, batch_size, device, options)
     total = len(encodings) if spec.kind == "causal" else sum(len(p) for p in positions)
     bar = None
     if progress:
