@@ -48,8 +48,34 @@ def write_config(work: Path) -> None:
         "membership": {"reference_models": 2, "training": {"epochs": 2, "batch_size": 4}},
         "scoring": {"shards": SHARDS, "batch_size": 8},
         "attacks": {"metrics": {"bootstrap": 50}},
+        # The robustness rules too, tiny: they must run as CPU jobs (the CNN and FIMBA ask for no GPU).
+        "robustness": {
+            "ga": {
+                "train": str(_head(REPO / "resources/demo/gue_prom_300_all/dev.csv", work / "ga_train.csv", 600)),
+                "test": str(_head(REPO / "resources/demo/gue_prom_300_all/test.csv", work / "ga_test.csv", 100)),
+                "classifiers": {"cnn": {"kind": "cnn", "channels": 8, "training": {"epochs": 1}}},
+                "attack": {"n_sequences": 10, "population": 6, "generations": 3},
+                "adversarial_training": {"iterations": 1, "train_sample": 10, "holdout": 10},
+            },
+            "fimba": {
+                "data": str(REPO / "resources/demo/pbmc68k_reduced/pbmc68k_reduced.h5ad"),
+                "label": "bulk_labels",
+                "positive": ["Dendritic"],
+                "models": ["mlp"],
+                "top_m": [5],
+                "shap_samples": 2,
+                "shap_background": 3,
+                "vae": {"epochs": 2, "n_samples": 10},
+            },
+        },
     }
     (work / "config.yaml").write_text(yaml.safe_dump(config))
+
+
+def _head(src: Path, dst: Path, rows: int) -> Path:
+    """The header and the first ``rows`` data rows of a CSV."""
+    dst.write_text("".join(src.read_text().splitlines(keepends=True)[: rows + 1]))
+    return dst
 
 
 def slurm_records(path: Path) -> dict[str, dict[str, str]]:

@@ -147,9 +147,6 @@ def main() -> None:
         t_on = timed(run(base, jitter))
         out.append(("length bucketing, lengths 128-384 (time off / on)",
                     timed(run(replace(base, bucketing=False), jitter)) / t_on, "> 1"))  # fmt: skip
-        odd = demo_sequences(args.sequences, args.length - 3, rng)  # 253 bases + BOS: 254 tokens, pads to 256
-        t_pad = timed(run(replace(base, pad_multiple=1), odd)) / timed(run(base, odd))
-        out.append(("padding to a multiple of 8, 254-token inputs (time off / on)", t_pad, "GPU tensor cores"))
         t_plain = timed(run(base))
         out.append(("inference_mode vs no_grad (time no_grad / inference_mode)",
                     timed(run(replace(base, inference_mode=False))) / t_plain, ">= 1"))  # fmt: skip

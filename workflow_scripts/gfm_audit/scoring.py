@@ -33,7 +33,7 @@ import pysam
 from .errors import InputError
 from .models import ModelSpec, load_model, load_tokenizer, max_tokens
 from .outputs import atomic_outputs
-from .tokens import Encoded, encode, tokens_covering
+from .tokens import Encoded, encode_many, tokens_covering
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,7 @@ class ScoringOptions:
     """Switches for the optimisations, all on by default; benchmarks turn them off one at a time.
 
     ``bucketing``: batches of similar length (sorted by token count);
-    ``pad_multiple``: pad batch width to a multiple (8 suits tensor cores);
+    ``pad_multiple``: pad batch width to a multiple on CUDA (8 suits tensor cores);
     ``inference_mode``: ``torch.inference_mode`` rather than ``no_grad``;
     ``bf16_autocast``: bf16 autocast for float32 weights on CUDA;
     ``pin_memory``: page-locked host batches for asynchronous copies to CUDA.
@@ -186,8 +186,12 @@ class Scorer:
         x, a = x.to(self.device, non_blocking=True), a.to(self.device, non_blocking=True)
         autocast = (on_gpu and self.options.bf16_autocast
                     and next(self.model.parameters()).dtype == torch.float32)  # fmt: skip
+        # No mask where none is needed lets attention take its fused causal / unmasked path. Causal: padding
+        # is on the right and attention looks only left, so real tokens never see it. Masked: only batches
+        # with padding need the mask.
+        needs_mask = self.kind != "causal" and not bool(attention.all())
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
-            logits = self.model(input_ids=x, attention_mask=a).logits
+            logits = self.model(input_ids=x, attention_mask=a if needs_mask else None).logits
         self.tokens_seen += int(attention.sum())
         return logits, x
 
@@ -235,7 +239,9 @@ class Scorer:
                 yield ids, attention, chunk
 
     def _stack(self, seqs: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        width = _pad_to(max(len(s) for s in seqs), self.options.pad_multiple)
+        # Padding to a multiple of 8 feeds GPU tensor cores; on a CPU it would only add padding (and masks).
+        multiple = self.options.pad_multiple if self.device.startswith("cuda") else 1
+        width = _pad_to(max(len(s) for s in seqs), multiple)
         ids = np.full((len(seqs), width), self.pad_id, dtype=np.int64)
         attention = np.zeros((len(seqs), width), dtype=np.int64)
         for b, s in enumerate(seqs):
@@ -291,8 +297,8 @@ def score_sequences(
 
     encodings, positions, sample_cache = [], [], {}
     empty = np.zeros(0, dtype=np.int64)
-    for r in records:
-        enc = encode(tokenizer, r.text, r.seq_id, spec.name)
+    all_encodings = encode_many(tokenizer, [r.text for r in records], [r.seq_id for r in records], spec.name)
+    for r, enc in zip(records, all_encodings, strict=True):
         if len(enc.ids) > limit:
             raise InputError(
                 f"sequence {r.seq_id} is {len(enc.ids)} tokens, longer than model '{spec.name}' takes ({limit}); "

@@ -52,6 +52,23 @@ def encode(tokenizer, seq: str, seq_id: str = "sequence", model: str = "model") 
     return Encoded(ids, start, end, special)
 
 
+def encode_many(tokenizer, seqs: list[str], seq_ids: list[str], model: str = "model") -> list[Encoded]:
+    """``encode`` for many sequences; a fast tokenizer gets them in one batched call (its Rust side
+    splits the batch over threads), which matters when the model itself is small."""
+    if not getattr(tokenizer, "is_fast", False) or not seqs:
+        return [encode(tokenizer, s, i, model) for s, i in zip(seqs, seq_ids, strict=True)]
+    batch = tokenizer(seqs, add_special_tokens=True, return_offsets_mapping=True, return_special_tokens_mask=True)
+    out = []
+    for k, (seq, seq_id) in enumerate(zip(seqs, seq_ids, strict=True)):
+        ids = np.asarray(batch["input_ids"][k], dtype=np.int64)
+        offsets = np.asarray(batch["offset_mapping"][k], dtype=np.int32).reshape(-1, 2)
+        special = np.asarray(batch["special_tokens_mask"][k], dtype=bool)
+        start, end = offsets[:, 0].copy(), offsets[:, 1].copy()
+        _check_encoded(tokenizer, seq, ids, start, end, special, seq_id, model)
+        out.append(Encoded(ids, start, end, special))
+    return out
+
+
 def _strip_marker(piece: str) -> str:
     for marker in _MARKERS:
         if piece.startswith(marker):
