@@ -25,6 +25,7 @@ def asr_vs_budget_figure(summary: pd.DataFrame, path: str | os.PathLike) -> None
     ax.set(xlabel="edit budget k (substitutions)", ylabel="attack success rate (%)",
            title="ASR vs edit budget (same constraints and queries)")  # fmt: skip
     ax.set_ylim(bottom=0)
+    ax.set_xticks(sorted(budget_curve(summary, "ga").budget))
     ax.legend()
     save_figure(fig, path)
 
