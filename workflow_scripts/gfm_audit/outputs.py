@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import shutil
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +29,31 @@ def atomic_outputs(*paths: str | os.PathLike) -> Iterator[list[Path]]:
         for tmp in temps:
             tmp.unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty temporary folder next to ``path``; on success it replaces ``path`` whole.
+
+    A killed or failed job leaves no half-written folder (a model, a classifier) under the final name.
+    """
+    final = Path(path)
+    tmp = final.with_name(f".{final.name}.partial-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def write_loss_log(folder: Path, losses) -> None:
+    """``training_log.tsv``: the mean training loss of each epoch."""
+    lines = ["epoch\tloss"] + [f"{i + 1}\t{loss:.6f}" for i, loss in enumerate(losses)]
+    (folder / "training_log.tsv").write_text("\n".join(lines) + "\n")
 
 
 def write_text_gz(path: str | os.PathLike, text: str) -> None:

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import time
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from .errors import InputError
 from .models import ModelSpec, load_model, load_tokenizer, max_tokens, model_from_scratch
+from .outputs import atomic_directory, write_loss_log
 from .tokens import encode
 
 log = logging.getLogger(__name__)
@@ -95,20 +94,11 @@ def train_model(
 
 
 def save_model(model, tokenizer, losses: Sequence[float], out_dir: str | os.PathLike) -> None:
-    """Write the folder under a temporary name and rename it, so a killed job leaves no model behind."""
-    out = Path(out_dir)
-    tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    """Save with ``save_pretrained``; a killed job leaves no model folder behind."""
+    with atomic_directory(out_dir) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-        lines = ["epoch\tloss"] + [f"{i + 1}\t{loss:.6f}" for i, loss in enumerate(losses)]
-        (tmp / "training_log.tsv").write_text("\n".join(lines) + "\n")
-        shutil.rmtree(out, ignore_errors=True)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        write_loss_log(tmp, losses)
 
 
 def member_sequences(windows: Mapping[str, str], labels: Mapping[str, int]) -> list[str]:

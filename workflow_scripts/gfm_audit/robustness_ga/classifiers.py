@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..models import ModelSpec, _first_line, _quiet_transformers, read_checkpoint_config
+from ..outputs import atomic_directory, write_loss_log
 from .data import decode
 
 log = logging.getLogger(__name__)
@@ -229,20 +229,10 @@ def new_classifier(name: str, spec: dict[str, Any], base_folder: str | None, len
 
 
 def save_classifier(clf: Classifier, losses: Sequence[float], out_dir: str | os.PathLike) -> None:
-    """Write under a temporary name and rename, so a killed job leaves no classifier folder behind."""
-    out = Path(out_dir)
-    tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
+    """Save the classifier and its loss log; a killed job leaves no classifier folder behind."""
+    with atomic_directory(out_dir) as tmp:
         clf.save(tmp)
-        lines = ["epoch\tloss"] + [f"{i + 1}\t{loss:.6f}" for i, loss in enumerate(losses)]
-        (tmp / "training_log.tsv").write_text("\n".join(lines) + "\n")
-        shutil.rmtree(out, ignore_errors=True)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        write_loss_log(tmp, losses)
 
 
 def accuracy(clf: Classifier, codes: np.ndarray, labels: np.ndarray) -> float:
