@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..determinism import single_cpu_thread
+
 MODELS = ("random_forest", "gradient_boosting", "mlp", "cnn")
 
 
@@ -24,6 +26,10 @@ class CNN1D:
         )  # fmt: skip
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> CNN1D:
+        with single_cpu_thread():
+            return self._fit(X, y)
+
+    def _fit(self, X: np.ndarray, y: np.ndarray) -> CNN1D:
         import torch
 
         torch.manual_seed(self.seed)

@@ -11,8 +11,15 @@ import time
 
 import numpy as np
 
+from ..determinism import single_cpu_thread
+
 
 def train_vae(X: np.ndarray, latent: int, epochs: int, seed: int, hidden: int = 128, lr: float = 1e-3):
+    with single_cpu_thread():
+        return _train_vae(X, latent, epochs, seed, hidden, lr)
+
+
+def _train_vae(X: np.ndarray, latent: int, epochs: int, seed: int, hidden: int, lr: float):
     import torch
     from torch import nn
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from ..determinism import single_cpu_thread
 from ..errors import InputError
 from ..models import ModelSpec, _first_line, _quiet_transformers, read_checkpoint_config
 from ..outputs import atomic_directory, write_loss_log
@@ -87,6 +88,11 @@ class Classifier:
 
     def fit(self, codes: np.ndarray, labels: np.ndarray, training: dict[str, Any], seed: int) -> list[float]:
         """Cross-entropy with AdamW over the trainable parameters, seeded shuffles; returns per-epoch mean loss."""
+
+        with single_cpu_thread():
+            return self._fit(codes, labels, training, seed)
+
+    def _fit(self, codes: np.ndarray, labels: np.ndarray, training: dict[str, Any], seed: int) -> list[float]:
         import torch
 
         torch.manual_seed(seed)
