@@ -10,8 +10,10 @@ import logging
 import os
 import time
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from typing import Any
 
+from .determinism import single_cpu_thread
 from .errors import InputError
 from .models import ModelSpec, load_model, load_tokenizer, max_tokens, model_from_scratch
 from .outputs import atomic_directory, write_loss_log
@@ -46,6 +48,15 @@ def train_model(
     import torch
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    # On a CPU, one thread keeps the gradient sums in one order, so a re-run gives the same bits.
+    with single_cpu_thread() if device == "cpu" else nullcontext():
+        return _train(spec, sequences, params, seed, out_dir, device)
+
+
+def _train(spec: ModelSpec, sequences: Sequence[str], params: Mapping[str, Any], seed: int,
+           out_dir: str | os.PathLike, device: str) -> list[float]:  # fmt: skip
+    import torch
+
     torch.manual_seed(seed)
     tokenizer = load_tokenizer(spec)
     model = model_from_scratch(spec, seed) if spec.init == "scratch" else load_model(spec)
