@@ -56,6 +56,11 @@ def write_loss_log(folder: Path, losses) -> None:
     (folder / "training_log.tsv").write_text("\n".join(lines) + "\n")
 
 
+def write_tsv(df, path: str | os.PathLike) -> None:
+    """A table as TSV with a fixed float format, so identical runs give identical bytes."""
+    df.to_csv(path, sep="\t", index=False, float_format="%.6g", na_rep="")
+
+
 def write_text_gz(path: str | os.PathLike, text: str) -> None:
     """Gzip ``text`` with a zero timestamp and no file name in the header.
 

@@ -62,6 +62,12 @@ def nearest_endpoints(X: np.ndarray, pred: np.ndarray, y: np.ndarray, variant: s
     return out
 
 
+def endpoint_matrix(X: np.ndarray, pred: np.ndarray, y: np.ndarray, variant: str, p: float) -> np.ndarray:
+    """Each row's endpoint (a row of X), or a NaN row where the sample has none."""
+    ends = nearest_endpoints(X, pred, y, variant, p)
+    return np.where((ends >= 0)[:, None], X[np.maximum(ends, 0)], np.nan)
+
+
 def interpolate(X: np.ndarray, E: np.ndarray, features: np.ndarray, n_points: int, position: int) -> np.ndarray:
     """Move ``features`` of each row of X to point ``position`` of ``n_points`` on the line to its row of E."""
     t = position / (n_points - 1)
@@ -104,8 +110,7 @@ def curve_rows(model: str, black_box, X: np.ndarray, y: np.ndarray, importance: 
                  queries=shap_queries + len(X))]  # fmt: skip
     for variant in variants:
         v_index = VARIANTS.index(variant)
-        ends = nearest_endpoints(X, pred, y, variant, p)
-        E = np.where((ends >= 0)[:, None], X[np.maximum(ends, 0)], np.nan)
+        E = endpoint_matrix(X, pred, y, variant, p)
         for m_index, m in enumerate(ms):
             for k, method in enumerate(METHODS):
                 rng = np.random.default_rng([seed, v_index, m_index, k])

@@ -10,8 +10,17 @@ import joblib
 import numpy as np
 import pandas as pd
 
-from ..outputs import atomic_outputs
-from .attack import METHODS, VARIANTS, curve_rows, nearest_endpoints, perturb, shap_importance, top_features
+from ..outputs import atomic_outputs, write_tsv
+from .attack import (
+    METHODS,
+    VARIANTS,
+    curve_rows,
+    endpoint_matrix,
+    nearest_endpoints,
+    perturb,
+    shap_importance,
+    top_features,
+)
 from .classifiers import Counted, make_classifier
 from .data import make_split
 from .detection import power_spectrum, spectral_ssim
@@ -22,10 +31,6 @@ log = logging.getLogger(__name__)
 CURVE_COLUMNS = ["model", "variant", "method", "m", "accuracy", "fp", "fn", "flip_rate", "queries"]
 DETECTION_COLUMNS = ["model", "variant", "method", "m", "subset", "n_samples", "ssim"]
 VAE_COLUMNS = ["model", "n_samples", "ttg_seconds", "mse", "ssim", "cosine", "accuracy", "flip_rate"]
-
-
-def write_tsv(df: pd.DataFrame, path) -> None:
-    df.to_csv(path, sep="\t", index=False, float_format="%.6g", na_rep="")
 
 
 def _check_m(settings: Mapping[str, Any], n_features: int) -> None:
@@ -56,8 +61,7 @@ def fimba_model_stage(model: str, settings: Mapping[str, Any], threads: int, cur
     det, spectra = [], {"original": power_spectrum(X)}
     for variant in settings["variants"]:
         v_index = VARIANTS.index(variant)
-        ends = nearest_endpoints(X, pred, y, variant, settings["p"])
-        E = np.where((ends >= 0)[:, None], X[np.maximum(ends, 0)], np.nan)
+        E = endpoint_matrix(X, pred, y, variant, settings["p"])
         for method in ("fimba", "brute_force"):
             k = METHODS.index(method)
             m_index = list(settings["top_m"]).index(m)

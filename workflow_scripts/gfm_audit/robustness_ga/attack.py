@@ -173,8 +173,3 @@ def summary_table(run: AttackRun, max_edits: int) -> pd.DataFrame:
         "random", run.random, run.originals, max_edits
     )
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
-
-
-def write_tsv(df: pd.DataFrame, path) -> None:
-    """Fixed float format so that identical runs give identical bytes."""
-    df.to_csv(path, sep="\t", index=False, float_format="%.6g", na_rep="")
