@@ -26,7 +26,7 @@ rule run_attacks:
 
 
 rule evaluate_attacks:
-    """AUC with CI, TPR at low FPR, balanced accuracy, epsilon lower bound, threshold table."""
+    """AUC with CI, TPR at low FPR (FPR <= and < alpha), balanced accuracy, epsilon lower bound, threshold table."""
     input:
         "results/attacks/{model}/scores.tsv",
     output:
@@ -36,6 +36,7 @@ rule evaluate_attacks:
         model="|".join(MODELS) or "no-model-is-audited",
     params:
         metrics=config["attacks"]["metrics"],
+        thresholds=config["attacks"]["neighborhood"]["thresholds"],
     log:
         "results/logs/attacks/{model}.metrics.log",
     conda:

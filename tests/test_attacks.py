@@ -1,5 +1,6 @@
 """Attacks against hand-computed examples, and cases whose answer is known."""
 
+import math
 import zlib
 
 import numpy as np
@@ -10,7 +11,9 @@ from gfm_audit.attacks.lira import lira_scores
 from gfm_audit.attacks.rmia import population_mask, rmia_scores
 from gfm_audit.attacks.runner import run_attacks
 from gfm_audit.errors import InputError
+from gfm_audit.metrics import tpr_at_fpr
 from scipy.stats import norm
+from sklearn.metrics import roc_curve
 
 
 def _table(rows):
@@ -110,16 +113,42 @@ def test_lira_separates_members_when_in_and_out_models_differ():
     assert roc_auc_score(member, target) < 0.75  # without calibration the easy windows drown the signal
 
 
-def test_rmia_score_is_the_share_of_population_beaten():
+def _sigmoid(x):
+    return 1 / (1 + math.exp(-x))
+
+
+def test_rmia_score_is_the_share_of_population_beaten_plus_a_tie_break_below_one_step():
     target = np.array([0.5, 0.2, 0.3, 0.1, 0.4])
     refs = np.array([[0.25, 0.2, 0.3, 0.1, 0.2]])
     ref_in = np.zeros_like(refs, dtype=bool)
     population = np.array([False, False, True, True, True])
-    # a = 1: P(x) = P_OUT(x); ratios 2, 1, 1, 1, 2; population ratios {1, 1, 2}
+    # a = 1: P(x) = P_OUT(x); ratios 2, 1, 1, 1, 2; population ratios {1, 1, 2}, mean log ratio ln2 / 3.
+    # Ratio 2 beats all three z, mean ln LR = 2 ln2 / 3; ratio 1 beats two, mean ln LR = -ln2 / 3.
+    high, low = 1 + _sigmoid(2 * math.log(2) / 3) / 3, 2 / 3 + _sigmoid(-math.log(2) / 3) / 3
     scores = rmia_scores(target, refs, ref_in, population, a=1.0, gamma=1.0)
-    np.testing.assert_allclose(scores, [1.0, 2 / 3, 2 / 3, 2 / 3, 1.0])
-    # gamma 2: x must beat z by a factor 2
-    np.testing.assert_allclose(rmia_scores(target, refs, ref_in, population, 1.0, 2.0), [2 / 3, 0, 0, 0, 2 / 3])
+    np.testing.assert_allclose(scores, [high, low, low, low, high])
+    # gamma 2: x must beat z by a factor 2, and ln gamma comes off the mean log ratio
+    high, low = 2 / 3 + _sigmoid(-math.log(2) / 3) / 3, _sigmoid(-4 * math.log(2) / 3) / 3
+    np.testing.assert_allclose(rmia_scores(target, refs, ref_in, population, 1.0, 2.0), [high, low, low, low, high])
+
+
+def test_rmia_ties_at_the_top_are_broken_by_the_likelihood_ratio():
+    # One OUT reference with p = 0.1 everywhere and a = 1, so the ratio is p(x|target) / 0.1.
+    # Population: 5 windows of ratio 1. Evaluated: 20 members of ratio 3-5, 3 non-members of ratio 2
+    # (they too beat every z), 197 non-members of ratio 0.5.
+    target = np.r_[[0.1] * 5, np.linspace(0.3, 0.5, 20), [0.2] * 3, [0.05] * 197]
+    member = np.r_[np.zeros(5), np.ones(20), np.zeros(200)].astype(int)
+    population = np.r_[np.ones(5), np.zeros(220)].astype(bool)
+    refs = np.full((1, len(target)), 0.1)
+    scores = rmia_scores(target, refs, np.zeros_like(refs, dtype=bool), population, a=1.0, gamma=1.0)
+    fractions = np.floor(scores * 5) / 5
+    assert (fractions[5:28] == 1.0).all() and (fractions[28:] == 0.0).all()  # 23 windows beat all of Z: a tie
+    assert ((scores - fractions) < 1 / 5).all()
+    fpr, tpr, _ = roc_curve(member[~population], scores[~population])
+    # Without the tie-break every threshold that calls a member also calls the 3 non-members (FPR 1.5%):
+    # TPR 0 at 1% FPR.
+    assert tpr_at_fpr(fpr, tpr, 0.01, 200) == 1.0
+    assert (np.argsort(scores[5:], kind="stable") == np.argsort(target[5:], kind="stable")).all()
 
 
 def test_rmia_population_is_a_seeded_share_of_non_members_and_gets_no_score():

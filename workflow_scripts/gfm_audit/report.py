@@ -25,6 +25,14 @@ img{max-width:100%;border:1px solid #eee;margin:.5em 0}
 code.seq{font-size:.8em;word-break:break-all}mark{background:#f5b041;font-weight:bold}pre{background:#f7f7f7;padding:1em;overflow:auto}
 """
 
+METRICS_NOTE = (
+    "<p>TPR at FPR α (<code>tpr_at_fpr_α</code>) is the highest TPR over the thresholds with FPR ≤ α; the "
+    "<code>_strict</code> columns take FPR &lt; α, the convention of mimir's and LiRA's code, for comparison with "
+    "numbers published either way. <code>rmia_population</code> is the number of held-out non-members RMIA "
+    "compares each window with: its score moves in steps of 1/<code>rmia_population</code>, ties broken by the "
+    "likelihood ratio.</p>"
+)
+
 
 def verdict(model: str, metrics: pd.DataFrame, is_target: bool, mode: str) -> tuple[bool, str]:
     """Plain-language verdict: does the strongest attack separate members from non-members?
@@ -39,7 +47,7 @@ def verdict(model: str, metrics: pd.DataFrame, is_target: bool, mode: str) -> tu
     tpr_text = (
         "TPR at 1% FPR cannot be measured with this few non-members"
         if tpr == TOO_FEW or pd.isna(tpr)
-        else f"at 1% FPR it finds {100 * float(tpr):.1f}% of the members"
+        else f"at FPR ≤ 1% it finds {100 * float(tpr):.1f}% of the members"
     )
     leaks = float(best.auc_low) > 0.5
     head = f"<b>{html.escape(model)} {'leaks membership' if leaks else 'shows no clear membership leakage'}.</b>"
@@ -160,16 +168,23 @@ def _privacy_part(config, windows_path, neighbors_path, membership_path, models,
     for model in models:
         parts.append(f"<h2>Attacks on {html.escape(model)}</h2>")
         metrics = pd.read_csv(metrics_paths[model], sep="\t")
-        parts.append(html_table(metrics))
+        if "rmia_population" in metrics:
+            metrics["rmia_population"] = [("" if pd.isna(v) else str(int(v))) for v in metrics.rmia_population]
+        parts.append(html_table(metrics) + METRICS_NOTE)
         skipped = pd.read_csv(skipped_paths[model], sep="\t")
         if not skipped.empty:
             parts.append("<p>Skipped attacks:</p>" + html_table(skipped))
         thresholds = pd.read_csv(threshold_paths[model], sep="\t")
         main = thresholds[thresholds.attack.isin(["neighborhood_snp", "neighborhood_control"])]
         if not main.empty:
+            fixed = "quantile" not in main or main["quantile"].isna().all()
+            grid = "the pilot's fixed thresholds" if fixed else "thresholds at quantiles of the observed differences"
+            shown = main.drop(columns="quantile", errors="ignore") if fixed else main
+            # Quantile thresholds can be far below 0.001, where three decimals would show them all as 0.000.
+            shown = shown.assign(threshold=[f"{t:.3g}" for t in shown.threshold])
             parts.append(
-                "<h3>Neighbour loss difference thresholds (the pilot's table, computed over members and "
-                "non-members)</h3>" + html_table(main)
+                f"<h3>Neighbour loss difference thresholds (the pilot's table at {grid}, computed over members and "
+                "non-members)</h3>" + html_table(shown)
             )
         for path, caption in figures.get(model, []):
             parts.append(f"<h3>{html.escape(caption)}</h3>" + html_image(path, caption))

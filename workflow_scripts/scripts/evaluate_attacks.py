@@ -5,7 +5,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gfm_audit.metrics import evaluate, read_scores, threshold_table, write_metrics  # noqa: E402
+from gfm_audit.metrics import PILOT_THRESHOLDS, evaluate, read_scores, threshold_table, write_metrics  # noqa: E402
 from gfm_audit.rule_script import run_rule  # noqa: E402
 
 
@@ -13,7 +13,8 @@ def main(snakemake):
     p = snakemake.params.metrics
     scores = read_scores(snakemake.input[0])
     metrics = evaluate(scores, p["bootstrap"], p["seed"], p["delta"], p["confidence"])
-    write_metrics(metrics, threshold_table(scores), snakemake.output.metrics, snakemake.output.thresholds)
+    thresholds = threshold_table(scores, PILOT_THRESHOLDS if snakemake.params.thresholds == "fixed" else None)
+    write_metrics(metrics, thresholds, snakemake.output.metrics, snakemake.output.thresholds)
 
 
 run_rule(snakemake, main)  # noqa: F821

@@ -6,9 +6,15 @@ keeps p in (0, 1)):
   P_OUT(x) = mean of p(x|r) over the reference models r that did not train on x,
   P(x)     = ((1 + a) P_OUT(x) + (1 - a)) / 2   (P_IN approximated as a P_OUT + 1 - a),
   LR(x, z) = [p(x|target) / P(x)] / [p(z|target) / P(z)],
-  score(x) = fraction of population windows z with LR(x, z) >= gamma.
-The population is a seeded share of the target's non-member windows, held
-out from evaluation (their score is left empty). ``a`` is chosen from a grid
+  score(x) = fraction of population windows z with LR(x, z) >= gamma
+             + sigmoid(mean_z ln(LR(x, z) / gamma)) / |Z|.
+The fraction moves in steps of 1/|Z|: on a small population many members and
+a few non-members all beat every z and tie at 1, which leaves no threshold
+with a low FPR. The second term breaks such ties by the likelihood ratio
+itself; it lies in [0, 1/|Z|), so it never reorders distinct fractions, and
+the score is then strictly increasing in p(x|target) / P(x). The population
+is a seeded share of the target's non-member windows, held out from
+evaluation (their score is left empty); metrics.tsv states its size. ``a`` is chosen from a grid
 by attacking each reference model with the others (their membership is known).
 Higher score = member.
 """
@@ -18,6 +24,7 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+from scipy.special import expit
 from sklearn.metrics import roc_auc_score
 
 NAME = "rmia"
@@ -45,9 +52,10 @@ def population_mask(nonmember: np.ndarray, fraction: float, seed: int) -> np.nda
 def rmia_scores(
     target_lik: np.ndarray, ref_lik: np.ndarray, ref_in: np.ndarray, population: np.ndarray, a: float, gamma: float
 ) -> np.ndarray:
-    """Scores of every window against the population windows (``population`` mask).
+    """Scores of every window against the population windows (``population`` mask), ties broken.
 
     ``target_lik``: (n,) p(x|target); ``ref_lik``: (K, n) p(x|ref); ``ref_in``: (K, n) bool.
+    score = share of z with LR(x, z) >= gamma + sigmoid(mean_z ln(LR(x, z) / gamma)) / |Z| (module docstring).
     """
     out_models = ~ref_in
     counts = out_models.sum(axis=0)
@@ -55,8 +63,13 @@ def rmia_scores(
     p_x = ((1 + a) * p_out + (1 - a)) / 2
     ratio = target_lik / p_x
     ratio_z = np.sort(ratio[population])
+    n_z = len(ratio_z)
     # LR(x, z) >= gamma  <=>  ratio_z <= ratio_x / gamma
-    return np.searchsorted(ratio_z, ratio / gamma, side="right") / len(ratio_z)
+    fraction = np.searchsorted(ratio_z, ratio / gamma, side="right") / n_z
+    mean_log_lr = np.log(ratio) - np.log(ratio_z).mean() - np.log(gamma)
+    # Clipped below 1: a saturated sigmoid must not add a whole step and tie with the next fraction.
+    tie_break = np.minimum(expit(mean_log_lr), np.nextafter(1.0, 0.0))
+    return fraction + tie_break / n_z
 
 
 def tune_a(ref_lik: np.ndarray, ref_in: np.ndarray, grid, gamma: float, fraction: float, seed: int) -> float:
