@@ -213,3 +213,139 @@ def test_gene_names_differing_between_train_and_test_files_are_refused(tmp_path)
 def test_an_h5ad_without_the_configured_obs_key_is_refused():
     with pytest.raises(InputError, match=r"obs has no key 'cell_type' .*obs keys are: bulk_labels"):
         data.read_matrix(str(PBMC), "cell_type", ["Dendritic"], "raw")
+
+
+# --- missing labels -----------------------------------------------------------------------------------
+def _pbmc_with_unlabelled_cells(path, as_text: bool) -> tuple[str, list[str]]:
+    """The demo with 60 cells' labels removed, 19 of them Dendritic (the positive class)."""
+    import anndata
+
+    adata = anndata.read_h5ad(PBMC)
+    labels = adata.obs["bulk_labels"].astype(object)
+    dendritic = np.flatnonzero(labels == "Dendritic")[:19]
+    other = np.flatnonzero(labels != "Dendritic")[:41]
+    gone = np.sort(np.concatenate([dendritic, other]))
+    labels.iloc[gone] = np.nan
+    # A column made text upstream carries the missing value as the string 'nan'.
+    adata.obs["bulk_labels"] = labels.astype(str) if as_text else pd.Categorical(labels)
+    adata.write_h5ad(path)
+    return str(path), [str(adata.obs_names[i]) for i in gone]
+
+
+@pytest.mark.parametrize("as_text", [False, True], ids=["nan", "text-nan"])
+def test_unlabelled_cells_in_h5ad_obs_stop_the_run_instead_of_becoming_negatives(tmp_path, as_text):
+    path, gone = _pbmc_with_unlabelled_cells(tmp_path / "pbmc.h5ad", as_text)
+    with pytest.raises(InputError) as err:
+        data.read_matrix(path, "bulk_labels", ["Dendritic"], "raw")
+    message = str(err.value)
+    assert "\n" not in message and message.startswith(f"{path}: 60 of 700 sample(s) have no value in label "
+                                                       "'bulk_labels'")  # fmt: skip
+    assert f"first obs name(s) {', '.join(gone[:5])}, ..." in message
+    assert "robustness.fimba.missing_labels: drop" in message
+
+
+def test_empty_label_cells_in_a_csv_stop_the_run_naming_the_data_rows(tmp_path):
+    labels = ["tumour", "normal", "", "tumour", "normal", "", "tumour", "normal"]
+    path = tmp_path / "m.csv"
+    df = pd.DataFrame(np.arange(24.0).reshape(8, 3), columns=["a", "b", "c"])
+    df["label"] = labels
+    df.to_csv(path, index=False)
+    expected = r"m\.csv: 2 of 8 sample\(s\) have no value in label 'label' \(empty cell, NaN or None\), first data "
+    with pytest.raises(InputError, match=expected + r"row\(s\) 3, 6; .*robustness\.fimba\.missing_labels: drop"):
+        data.read_matrix(str(path), "label", ["tumour"])
+
+
+def test_missing_labels_drop_leaves_the_unlabelled_samples_out_and_logs_how_many(tmp_path, caplog):
+    path, gone = _pbmc_with_unlabelled_cells(tmp_path / "pbmc.h5ad", as_text=False)
+    with caplog.at_level("WARNING"):
+        m = data.read_matrix(path, "bulk_labels", ["Dendritic"], "raw", missing_labels="drop")
+    assert len(m.y) == 640 == m.X.shape[0] and m.y.sum() == 240 - 19
+    assert not set(gone) & set(m.sample_ids)
+    assert "dropped 60 of 700 sample(s) with no value in label 'bulk_labels'" in caplog.text
+    split = data.make_split(settings(data=path, missing_labels="drop"))
+    assert len(split.y_train) + len(split.y_test) == 640
+    # 0/1 labels with empty cells are read as floats; once those rows are gone they are 0/1 again.
+    path = _csv(tmp_path / "m.csv", np.arange(24.0).reshape(8, 3), [0, 1, None, 0, 1, 0, None, 1], ["a", "b", "c"])
+    m = data.read_matrix(path, "label", missing_labels="drop")
+    assert m.y.tolist() == [0, 1, 0, 1, 0, 1] and m.sample_ids == ["1", "2", "4", "5", "6", "8"]
+
+
+# --- fp_fn without endpoints ---------------------------------------------------------------------------
+def _separable(tmp_path) -> dict:
+    """Train and test CSVs that gene g0 separates with a wide margin: a random forest makes no test error."""
+    rng = np.random.default_rng(7)
+    genes = [f"g{i}" for i in range(6)]
+    files = {}
+    for name, n in (("train", 40), ("test", 20)):
+        y = np.arange(n) % 2
+        X = rng.normal(size=(n, 6))
+        X[:, 0] = 4.0 * (2 * y - 1) + 0.1 * rng.normal(size=n)
+        files[name] = _csv(tmp_path / f"{name}.csv", X, y, genes)
+    return settings(data=files["train"], test_data=files["test"], label="label", positive=[], layer="X",
+                    top_m=[1, 3], shap_samples=4, shap_background=4)  # fmt: skip
+
+
+def _run_stage(tmp_path, cfg) -> dict:
+    out = {k: tmp_path / k for k in ("curve.tsv", "det.tsv", "spectra.npz", "model.joblib")}
+    stages.fimba_model_stage("random_forest", cfg, 1, *out.values())
+    return out
+
+
+def test_fp_fn_without_endpoints_is_reported_as_not_tried_rather_than_as_a_failed_attack(tmp_path, caplog):
+    from gfm_audit.report import html_image, html_table
+    from gfm_audit.robustness_fimba import plots, report
+
+    cfg = _separable(tmp_path)
+    with caplog.at_level("WARNING"):
+        out = _run_stage(tmp_path, cfg)
+    assert "random_forest: fp_fn has no endpoint for any of the 20 test samples (0 misclassified)" in caplog.text
+    assert "no_endpoints: fall_back_to_tp_tn" in caplog.text
+    curve = pd.read_csv(out["curve.tsv"], sep="\t")
+    assert list(curve.columns) == stages.CURVE_COLUMNS and stages.CURVE_COLUMNS[-1] == "status"
+    assert curve[curve.method == "clean"].accuracy.iloc[0] == 1.0
+    fp_fn = curve[curve.variant == "fp_fn"].set_index(["method", "m"])
+    not_tried = fp_fn.loc[["fimba", "random_features"]]
+    assert (not_tried.status == "no_endpoints").all()
+    assert not_tried[["accuracy", "fp", "fn", "flip_rate", "queries"]].isna().all().all()
+    # The ablations that need no endpoint, and the other variant, are real measurements.
+    assert (fp_fn.loc[["shap_uniform", "brute_force"]].status == "ok").all()
+    assert (curve[curve.variant == "tp_tn"].status == "ok").all()
+    assert curve[curve.variant == "tp_tn"].accuracy.notna().all()
+    det = pd.read_csv(out["det.tsv"], sep="\t")
+    assert list(det.columns) == stages.DETECTION_COLUMNS
+    gone = det[(det.variant == "fp_fn") & (det.method == "fimba")]
+    assert (gone.status == "no_endpoints").all() and gone.ssim.isna().all() and (gone.n_samples == 0).all()
+    with np.load(out["spectra.npz"]) as spectra:
+        assert "fimba" not in spectra and "brute_force" in spectra
+    plots.curve_figure(curve, tmp_path / "curve.png")
+    assert (tmp_path / "curve.png").read_bytes()[:4] == b"\x89PNG"
+    stages.vae_stage(cfg, {"random_forest": str(out["model.joblib"])}, tmp_path / "vae.tsv")
+    vae_table = pd.read_csv(tmp_path / "vae.tsv", sep="\t")
+    assert vae_table.n_samples.tolist() == [0] and vae_table.ssim.isna().all()
+    stages.merge_detection_stage([str(out["det.tsv"])], tmp_path / "detection.tsv")
+    section = report.fimba_section(["random_forest"], {"random_forest": str(out["curve.tsv"])},
+                                   str(tmp_path / "detection.tsv"), str(tmp_path / "vae.tsv"), {}, html_table,
+                                   html_image)  # fmt: skip
+    assert "<b>Not tried:</b> random_forest" in section and "<td>no_endpoints</td>" in section
+    assert "<td>not tried</td>" in section
+
+
+def test_no_endpoints_fall_back_to_tp_tn_runs_fp_fn_towards_tp_tn_endpoints_and_says_so(tmp_path, caplog):
+    cfg = _separable(tmp_path)
+    with caplog.at_level("WARNING"):
+        out = _run_stage(tmp_path, {**cfg, "no_endpoints": "fall_back_to_tp_tn"})
+    assert "random_forest: fp_fn has no endpoint" in caplog.text and "tp_tn endpoints instead" in caplog.text
+    curve = pd.read_csv(out["curve.tsv"], sep="\t")
+    fp_fn = curve[curve.variant == "fp_fn"].set_index(["method", "m"])
+    tp_tn = curve[curve.variant == "tp_tn"].set_index(["method", "m"])
+    assert (fp_fn.loc[["fimba", "random_features"]].status == "fallback_tp_tn").all()
+    assert (fp_fn.loc[["shap_uniform", "brute_force"]].status == "ok").all()
+    # FIMBA's genes are the SHAP ones in both variants, so with the same endpoints the rows agree.
+    pd.testing.assert_frame_equal(fp_fn.loc["fimba"].drop(columns=["variant", "status"]),
+                                  tp_tn.loc["fimba"].drop(columns=["variant", "status"]))  # fmt: skip
+    assert (fp_fn.loc["fimba"].accuracy < 1).any()
+    det = pd.read_csv(out["det.tsv"], sep="\t")
+    moved = det[(det.variant == "fp_fn") & (det.method == "fimba")]
+    assert (moved.status == "fallback_tp_tn").all() and moved.ssim.notna().any()
+    # Without the fallback, or with endpoints, the key changes nothing.
+    assert (tp_tn.status == "ok").all()

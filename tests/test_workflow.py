@@ -299,7 +299,8 @@ def test_fimba_stage_writes_its_three_tables_figures_and_report_section(tmp_path
     assert result.returncode == 0, result.stderr[-3000:]
     fimba = tmp_path / "results/robustness/fimba"
     curve = pd.read_csv(fimba / "mlp/curve.tsv", sep="\t")
-    assert list(curve.columns) == ["model", "variant", "method", "m", "accuracy", "fp", "fn", "flip_rate", "queries"]
+    assert list(curve.columns) == ["model", "variant", "method", "m", "accuracy", "fp", "fn", "flip_rate", "queries",
+                                   "status"]  # fmt: skip
     assert set(curve.method) == {"clean", "fimba", "random_features", "shap_uniform", "brute_force"}
     detection = pd.read_csv(fimba / "detection.tsv", sep="\t")
     assert set(detection.model) == {"mlp", "gradient_boosting"}

@@ -12,6 +12,12 @@
 Ablations under the same settings: ``random_features`` (random m features,
 same interpolation), ``shap_uniform`` (SHAP features, uniform random values in
 the scaling range [-1, 1]) and ``brute_force`` (random features, random values).
+
+A variant can have no endpoint at all: ``fp_fn`` on a classifier that makes no
+error on the test set. Its interpolating rows (``fimba``, ``random_features``)
+are then marked ``no_endpoints`` and left empty, or, with
+``no_endpoints: fall_back_to_tp_tn``, run towards the ``tp_tn`` endpoints and
+marked ``fallback_tp_tn``.
 """
 
 from __future__ import annotations
@@ -25,6 +31,9 @@ from ..errors import InputError
 
 VARIANTS = ("fp_fn", "tp_tn")
 METHODS = ("fimba", "random_features", "shap_uniform", "brute_force")
+INTERPOLATING = ("fimba", "random_features")  # the methods that need an endpoint
+NO_ENDPOINT_POLICIES = ("report", "fall_back_to_tp_tn")
+STATUSES = ("ok", "no_endpoints", "fallback_tp_tn")
 
 
 def shap_importance(predict_proba, explain: np.ndarray, background: np.ndarray, seed: int) -> np.ndarray:
@@ -62,10 +71,35 @@ def nearest_endpoints(X: np.ndarray, pred: np.ndarray, y: np.ndarray, variant: s
     return out
 
 
+def resolve_endpoints(X: np.ndarray, pred: np.ndarray, y: np.ndarray, variant: str, p: float,
+                      no_endpoints: str = "report") -> tuple[np.ndarray, str]:  # fmt: skip
+    """``nearest_endpoints`` of ``variant`` and a status: ``ok`` when some sample has one, else ``fallback_tp_tn``
+    (fp_fn with ``no_endpoints`` fall_back_to_tp_tn, and tp_tn has some) or ``no_endpoints``."""
+    if no_endpoints not in NO_ENDPOINT_POLICIES:
+        raise InputError(f"robustness.fimba.no_endpoints is '{no_endpoints}'; set it to report or fall_back_to_tp_tn")
+    ends = nearest_endpoints(X, pred, y, variant, p)
+    if (ends >= 0).any():
+        return ends, "ok"
+    if variant == "fp_fn" and no_endpoints == "fall_back_to_tp_tn":
+        ends = nearest_endpoints(X, pred, y, "tp_tn", p)
+        if (ends >= 0).any():
+            return ends, "fallback_tp_tn"
+    return ends, "no_endpoints"
+
+
+def as_matrix(X: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Each row's endpoint (a row of X) from ``nearest_endpoints``, or a NaN row where the sample has none."""
+    return np.where((ends >= 0)[:, None], X[np.maximum(ends, 0)], np.nan)
+
+
 def endpoint_matrix(X: np.ndarray, pred: np.ndarray, y: np.ndarray, variant: str, p: float) -> np.ndarray:
     """Each row's endpoint (a row of X), or a NaN row where the sample has none."""
-    ends = nearest_endpoints(X, pred, y, variant, p)
-    return np.where((ends >= 0)[:, None], X[np.maximum(ends, 0)], np.nan)
+    return as_matrix(X, nearest_endpoints(X, pred, y, variant, p))
+
+
+def row_status(method: str, endpoint_status: str) -> str:
+    """The status of one curve/detection row: only the interpolating methods depend on the endpoints."""
+    return endpoint_status if method in INTERPOLATING else "ok"
 
 
 def interpolate(X: np.ndarray, E: np.ndarray, features: np.ndarray, n_points: int, position: int) -> np.ndarray:
@@ -102,17 +136,27 @@ def confusion(y: np.ndarray, pred: np.ndarray) -> tuple[float, int, int]:
 
 def curve_rows(model: str, black_box, X: np.ndarray, y: np.ndarray, importance: np.ndarray, ms: Sequence[int],
                p: float, n_points: int, position: int, seed: int, shap_queries: int,
-               variants: Sequence[str] = VARIANTS) -> list[dict]:  # fmt: skip
-    """Rows of curve.tsv for one model: the clean model, then every (variant, method, m)."""
+               variants: Sequence[str] = VARIANTS, no_endpoints: str = "report") -> list[dict]:  # fmt: skip
+    """Rows of curve.tsv for one model: the clean model, then every (variant, method, m).
+
+    An interpolating row of a variant without endpoints has status ``no_endpoints`` and empty metrics: the
+    attack was not tried, and an unchanged test set would otherwise read as one that resisted it.
+    """
     pred = black_box.predict(X)
     acc, fp, fn = confusion(y, pred)
     rows = [dict(model=model, variant="none", method="clean", m=0, accuracy=acc, fp=fp, fn=fn, flip_rate=0.0,
-                 queries=shap_queries + len(X))]  # fmt: skip
+                 queries=shap_queries + len(X), status="ok")]  # fmt: skip
     for variant in variants:
         v_index = VARIANTS.index(variant)
-        E = endpoint_matrix(X, pred, y, variant, p)
+        ends, endpoint_status = resolve_endpoints(X, pred, y, variant, p, no_endpoints)
+        E = as_matrix(X, ends)
         for m_index, m in enumerate(ms):
             for k, method in enumerate(METHODS):
+                status = row_status(method, endpoint_status)
+                if status == "no_endpoints":
+                    rows.append(dict(model=model, variant=variant, method=method, m=m, accuracy=None, fp=None,
+                                     fn=None, flip_rate=None, queries=None, status=status))  # fmt: skip
+                    continue
                 rng = np.random.default_rng([seed, v_index, m_index, k])
                 attacked = perturb(method, X, E, importance, m, n_points, position, rng)
                 new = black_box.predict(attacked)
@@ -120,5 +164,5 @@ def curve_rows(model: str, black_box, X: np.ndarray, y: np.ndarray, importance: 
                 # Queries: the SHAP step (for SHAP-guided methods), the clean and the attacked predictions.
                 queries = shap_queries * (method in ("fimba", "shap_uniform")) + 2 * len(X)
                 rows.append(dict(model=model, variant=variant, method=method, m=m, accuracy=acc, fp=fp, fn=fn,
-                                 flip_rate=float((new != pred).mean()), queries=queries))  # fmt: skip
+                                 flip_rate=float((new != pred).mean()), queries=queries, status=status))  # fmt: skip
     return rows

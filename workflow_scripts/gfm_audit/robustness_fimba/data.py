@@ -2,6 +2,8 @@
 
 Scaling: min-max to [-1, 1], fitted on the training split only (features
 constant on train map to 0). Split: stratified, seeded (scikit-learn).
+Samples without a label stop the run, or are left out with
+``missing_labels: drop``; they are never put in either class.
 """
 
 from __future__ import annotations
@@ -19,6 +21,11 @@ from ..errors import InputError
 
 log = logging.getLogger(__name__)
 
+MISSING_LABEL_POLICIES = ("stop", "drop")
+# What a missing value turns into once something upstream has made the column text (str(np.nan), str(None),
+# str(pd.NA)), and the usual spellings pandas already reads as missing in a CSV, so that .h5ad and CSV agree.
+_MISSING_TEXT = frozenset({"", "nan", "none", "<na>", "na", "n/a", "null"})
+
 
 @dataclass(frozen=True)
 class Matrix:
@@ -27,6 +34,45 @@ class Matrix:
     y: np.ndarray  # (n,) int 0/1
     genes: list[str]
     sample_ids: list[str]
+
+
+def missing_labels(values: pd.Series) -> np.ndarray:
+    """True where a sample has no label: NaN/None/NA, an empty cell, or such a value written out as text."""
+    text = values.astype(str).str.strip().str.lower()
+    return (values.isna() | text.isin(_MISSING_TEXT)).to_numpy()
+
+
+def _drop_missing_labels(labels: pd.Series, ids: list[str], path: str, label: str, policy: str,
+                         csv: bool) -> np.ndarray:  # fmt: skip
+    """The rows to keep; stops (InputError) on missing labels unless the policy is ``drop``."""
+    if policy not in MISSING_LABEL_POLICIES:
+        raise InputError(f"robustness.fimba.missing_labels is '{policy}'; set it to stop or drop")
+    missing = missing_labels(labels)
+    n = int(missing.sum())
+    if not n:
+        return np.ones(len(labels), bool)
+    if n == len(labels):
+        raise InputError(f"{path}: no sample has a value in label '{label}'; check robustness.fimba.label")
+    first = [ids[i] for i in np.flatnonzero(missing)[:5]]
+    named = f"{'data row' if csv else 'obs name'}(s) {', '.join(first)}{', ...' if n > len(first) else ''}"
+    if policy == "stop":
+        # Counting them as the negative class (the old behaviour) silently mislabels real positives.
+        raise InputError(f"{path}: {n} of {len(labels)} sample(s) have no value in label '{label}' (empty cell, "
+                         f"NaN or None), first {named}; fill them in, or set robustness.fimba.missing_labels: "
+                         "drop to leave those samples out")  # fmt: skip
+    log.warning("%s: dropped %d of %d sample(s) with no value in label '%s' (robustness.fimba.missing_labels: "
+                "drop), first %s", path, n, len(labels), label, named)  # fmt: skip
+    return ~missing
+
+
+def _integral_numbers(values: pd.Series) -> pd.Series:
+    """A numeric column whose values are whole numbers as integers, so 0/1 read as '0'/'1' and not '0.0'/'1.0'
+    (a column with an empty cell is read as float even once that row is dropped)."""
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        as_float = values.astype(np.float64)
+        if (as_float == np.round(as_float)).all():
+            return as_float.astype(np.int64)
+    return values
 
 
 def _binary_labels(values: pd.Series, positive: Sequence[str] | None, where: str) -> np.ndarray:
@@ -49,8 +95,12 @@ def _binary_labels(values: pd.Series, positive: Sequence[str] | None, where: str
     return y
 
 
-def read_matrix(path: str, label: str, positive: Sequence[str] | None = None, layer: str = "X") -> Matrix:
-    """An .h5ad (label from ``obs[label]``; ``layer`` X or raw) or a CSV (samples x genes + a label column)."""
+def read_matrix(path: str, label: str, positive: Sequence[str] | None = None, layer: str = "X",
+                missing_labels: str = "stop") -> Matrix:  # fmt: skip
+    """An .h5ad (label from ``obs[label]``; ``layer`` X or raw) or a CSV (samples x genes + a label column).
+
+    Samples without a label stop with an InputError (``missing_labels`` ``stop``) or are left out (``drop``).
+    """
     p = Path(path)
     if not p.is_file():
         raise InputError(f"expression file {path} does not exist")
@@ -82,12 +132,17 @@ def read_matrix(path: str, label: str, positive: Sequence[str] | None = None, la
             raise InputError(f"{path}: column '{non_numeric[0]}' is not numeric; every column but the label "
                              "must be a gene's expression")  # fmt: skip
         X, genes = table.to_numpy(dtype=np.float64), [str(c) for c in table.columns]
+    labels = pd.Series(labels).reset_index(drop=True)
+    keep = _drop_missing_labels(labels, ids, str(path), label, missing_labels, csv=p.suffix != ".h5ad")
+    if not keep.all():
+        X, ids, labels = X[keep], [i for i, k in zip(ids, keep, strict=True) if k], labels[keep].reset_index(drop=True)
+    labels = _integral_numbers(labels)
     bad = ~np.isfinite(X)
     if bad.any():
         row, col = map(int, np.argwhere(bad)[0])
         raise InputError(f"{path}: {int(bad.sum())} NaN/inf value(s), first at sample {ids[row]}, gene "
                          f"{genes[col]}; impute or drop them before the audit")  # fmt: skip
-    y = _binary_labels(pd.Series(labels).reset_index(drop=True), positive, f"{path} label '{label}'")
+    y = _binary_labels(labels, positive, f"{path} label '{label}'")
     return Matrix(str(path), X, y, genes, ids)
 
 
@@ -124,9 +179,11 @@ def make_split(settings: Mapping[str, Any]) -> Split:
     """Read, label, split (or take the given test file), and scale with the training split's range."""
     from sklearn.model_selection import train_test_split
 
-    data = read_matrix(settings["data"], settings["label"], settings.get("positive"), settings["layer"])
+    missing = settings.get("missing_labels", "stop")
+    data = read_matrix(settings["data"], settings["label"], settings.get("positive"), settings["layer"], missing)
     if settings.get("test_data"):
-        test = read_matrix(settings["test_data"], settings["label"], settings.get("positive"), settings["layer"])
+        test = read_matrix(settings["test_data"], settings["label"], settings.get("positive"), settings["layer"],
+                           missing)  # fmt: skip
         check_same_genes(data, test)
         X_tr, y_tr, X_te, y_te = data.X, data.y, test.X, test.y
     else:

@@ -19,12 +19,16 @@ def curve_figure(curve: pd.DataFrame, path: str | os.PathLike) -> None:
     fig, axes = plt.subplots(len(variants), 3, figsize=(13, 3.6 * len(variants)), squeeze=False)
     for row, variant in zip(axes, variants, strict=True):
         sub = curve[curve.variant == variant]
+        statuses = set(sub.status) if "status" in sub else set()
+        # The empty (not tried) lines must not pass for an attack that changed nothing.
+        note = ("\nno endpoints: fimba, random_features not tried" if "no_endpoints" in statuses
+                else "\nfimba, random_features: tp_tn endpoints" if "fallback_tp_tn" in statuses else "")  # fmt: skip
         for ax, metric in zip(row, ("accuracy", "fp", "fn"), strict=True):
             for method, style in STYLES.items():
                 line = sub[sub.method == method].sort_values("m")
                 ax.plot(line.m, line[metric], style, label=method, lw=1.2)
             ax.axhline(clean[metric], color="k", lw=0.8, ls=":", label="clean")
-            ax.set(xscale="log", xlabel="m (features perturbed)", ylabel=metric, title=f"{variant}: {metric}")
+            ax.set(xscale="log", xlabel="m (features perturbed)", ylabel=metric, title=f"{variant}: {metric}{note}")
     axes[0][0].legend(fontsize=7)
     fig.suptitle(f"FIMBA vs ablations: {clean.model}")
     save_figure(fig, path)

@@ -20,17 +20,34 @@ def fimba_section(models: Sequence[str], curve_paths: Mapping[str, str], detecti
         "class (tp_tn). Ablations: random features with the same interpolation, SHAP features with uniform "
         "random values, random features with random values (brute force).</p>",
     ]
-    rows = []
+    rows, not_tried, fell_back = [], [], []
     for model in models:
         curve = pd.read_csv(curve_paths[model], sep="\t")
         clean = curve[curve.method == "clean"].iloc[0]
         variant = "fp_fn" if (curve.variant == "fp_fn").any() else "tp_tn"
         main = curve[(curve.variant == variant) & (curve.method == "fimba")].sort_values("m").iloc[-1]
         rnd = curve[(curve.variant == variant) & (curve.method == "random_features") & (curve.m == main.m)].iloc[0]
+        status = main.get("status", "ok")
+        if status == "no_endpoints":
+            not_tried.append(model)
+        elif status == "fallback_tp_tn":
+            fell_back.append(model)
+        tried = status != "no_endpoints"
         rows.append({"model": model, "variant": variant, "clean accuracy": clean.accuracy, "m": int(main.m),
-                     "FIMBA accuracy": main.accuracy, "random-features accuracy": rnd.accuracy,
-                     "FIMBA flip rate": main.flip_rate})  # fmt: skip
+                     "FIMBA accuracy": main.accuracy if tried else "not tried",
+                     "random-features accuracy": rnd.accuracy if tried else "not tried",
+                     "FIMBA flip rate": main.flip_rate if tried else "not tried", "status": status})  # fmt: skip
     parts.append("<h3>Clean accuracy and the attack at the largest m</h3>" + table(pd.DataFrame(rows)))
+    if not_tried:
+        parts.append(f"<p><b>Not tried:</b> {html.escape(', '.join(not_tried))}: no test sample has an endpoint "
+                     "for the main variant (for fp_fn: the classifier makes no error on the test split that "
+                     "FIMBA could move towards), so FIMBA and random features were not run for it; these rows "
+                     "have status no_endpoints and no metrics. Set robustness.fimba.no_endpoints: "
+                     "fall_back_to_tp_tn to attack towards correctly classified samples instead.</p>")  # fmt: skip
+    if fell_back:
+        parts.append(f"<p><b>Fallback:</b> {html.escape(', '.join(fell_back))}: fp_fn has no endpoint, so its "
+                     "FIMBA and random-features rows move towards the tp_tn endpoints (status fallback_tp_tn; "
+                     "robustness.fimba.no_endpoints: fall_back_to_tp_tn).</p>")  # fmt: skip
     for model in models:
         for path, caption in figures.get(model, []):
             parts.append(f"<h3>{html.escape(model)}: {html.escape(caption)}</h3>" + image(path, caption))

@@ -14,10 +14,11 @@ from ..outputs import atomic_outputs, write_tsv
 from .attack import (
     METHODS,
     VARIANTS,
+    as_matrix,
     curve_rows,
-    endpoint_matrix,
-    nearest_endpoints,
     perturb,
+    resolve_endpoints,
+    row_status,
     shap_importance,
     top_features,
 )
@@ -28,13 +29,30 @@ from .vae import poison, similarity, train_vae
 
 log = logging.getLogger(__name__)
 
-CURVE_COLUMNS = ["model", "variant", "method", "m", "accuracy", "fp", "fn", "flip_rate", "queries"]
-DETECTION_COLUMNS = ["model", "variant", "method", "m", "subset", "n_samples", "ssim"]
+CURVE_COLUMNS = ["model", "variant", "method", "m", "accuracy", "fp", "fn", "flip_rate", "queries", "status"]
+DETECTION_COLUMNS = ["model", "variant", "method", "m", "subset", "n_samples", "ssim", "status"]
 VAE_COLUMNS = ["model", "n_samples", "ttg_seconds", "mse", "ssim", "cosine", "accuracy", "flip_rate"]
 
 
 def _check_m(settings: Mapping[str, Any], n_features: int) -> None:
     top_features(np.zeros(n_features), max(settings["top_m"]))
+
+
+def _log_endpoints(who: str, variant: str, ends: np.ndarray, status: str, errors: int) -> None:
+    """Say when a variant's attack could not be tried, fell back, or reaches only some test samples."""
+    if status == "no_endpoints":
+        hint = ("; set robustness.fimba.no_endpoints: fall_back_to_tp_tn to move towards tp_tn endpoints instead"
+                if variant == "fp_fn" else "")  # fmt: skip
+        log.warning("%s: %s has no endpoint for any of the %d test samples (%d misclassified), so FIMBA and "
+                    "random_features were not tried for it (status no_endpoints)%s", who, variant, len(ends), errors,
+                    hint)  # fmt: skip
+    elif status == "fallback_tp_tn":
+        log.warning("%s: fp_fn has no endpoint for any of the %d test samples (%d misclassified); FIMBA and "
+                    "random_features move towards the tp_tn endpoints instead (robustness.fimba.no_endpoints: "
+                    "fall_back_to_tp_tn; status fallback_tp_tn)", who, len(ends), errors)  # fmt: skip
+    elif (ends < 0).any():
+        log.info("%s: %s: %d of %d test samples have an endpoint; the others stay unchanged under FIMBA and "
+                 "random_features", who, variant, int((ends >= 0).sum()), len(ends))  # fmt: skip
 
 
 def fimba_model_stage(model: str, settings: Mapping[str, Any], threads: int, curve_tsv: str, detection_tsv: str,
@@ -53,16 +71,25 @@ def fimba_model_stage(model: str, settings: Mapping[str, Any], threads: int, cur
     log.info("%s: SHAP took %d queries; top genes %s", model, shap_queries,
              ", ".join(split.genes[i] for i in top_features(importance, 5)))  # fmt: skip
     X, y = split.X_test, split.y_test
+    no_endpoints = settings.get("no_endpoints", "report")
     rows = curve_rows(model, box, X, y, importance, settings["top_m"], settings["p"], settings["n_points"],
-                      settings["position"], seed, shap_queries, settings["variants"])  # fmt: skip
+                      settings["position"], seed, shap_queries, settings["variants"], no_endpoints)  # fmt: skip
     # Detection at the largest m: FIMBA (and the brute-force ablation, the paper's "random perturbation").
     m = max(settings["top_m"])
     pred = box.predict(X)
     det, spectra = [], {"original": power_spectrum(X)}
     for variant in settings["variants"]:
         v_index = VARIANTS.index(variant)
-        E = endpoint_matrix(X, pred, y, variant, settings["p"])
+        ends, endpoint_status = resolve_endpoints(X, pred, y, variant, settings["p"], no_endpoints)
+        _log_endpoints(model, variant, ends, endpoint_status, int((pred != y).sum()))
+        E = as_matrix(X, ends)
         for method in ("fimba", "brute_force"):
+            status = row_status(method, endpoint_status)
+            if status == "no_endpoints":
+                # An SSIM of the unchanged matrix (1) would read as an attack that cannot be seen.
+                det += [dict(model=model, variant=variant, method=method, m=m, subset=subset, n_samples=0, ssim=None,
+                             status=status) for subset in ("all", "fp", "fn")]  # fmt: skip
+                continue
             k = METHODS.index(method)
             m_index = list(settings["top_m"]).index(m)
             attacked = perturb(method, X, E, importance, m, settings["n_points"], settings["position"],
@@ -72,11 +99,14 @@ def fimba_model_stage(model: str, settings: Mapping[str, Any], threads: int, cur
             for subset, rows_mask in subsets.items():
                 det.append(dict(model=model, variant=variant, method=method, m=m, subset=subset,
                                 n_samples=int(rows_mask.sum()),
-                                ssim=spectral_ssim(X[rows_mask], attacked[rows_mask])))  # fmt: skip
+                                ssim=spectral_ssim(X[rows_mask], attacked[rows_mask]), status=status))  # fmt: skip
             if variant == settings["variants"][0]:
                 spectra[method] = power_spectrum(attacked)
+    curve = pd.DataFrame(rows, columns=CURVE_COLUMNS)
+    # Nullable integers: counts stay integers in the file while no_endpoints rows leave them empty.
+    curve = curve.astype({"fp": "Int64", "fn": "Int64", "queries": "Int64"})
     with atomic_outputs(curve_tsv, detection_tsv, spectra_npz, model_file) as (c_tmp, d_tmp, s_tmp, m_tmp):
-        write_tsv(pd.DataFrame(rows, columns=CURVE_COLUMNS), c_tmp)
+        write_tsv(curve, c_tmp)
         write_tsv(pd.DataFrame(det, columns=DETECTION_COLUMNS), d_tmp)
         with open(s_tmp, "wb") as fh:
             np.savez_compressed(fh, **spectra)
@@ -98,8 +128,15 @@ def vae_stage(settings: Mapping[str, Any], models: Mapping[str, str], out_tsv: s
     names = list(models)
     first = Counted(joblib.load(models[names[0]])["model"])
     X, y = split.X_test, split.y_test
-    ends = nearest_endpoints(X, first.predict(X), y, settings["variants"][0], settings["p"])
+    pred, variant = first.predict(X), settings["variants"][0]
+    ends, status = resolve_endpoints(X, pred, y, variant, settings["p"], settings.get("no_endpoints", "report"))
+    _log_endpoints(f"VAE poisoning ({names[0]})", variant, ends, status, int((pred != y).sum()))
     usable = np.flatnonzero(ends >= 0)[: vae_cfg["n_samples"]]
+    if not usable.size:
+        # Nothing to poison towards: say so with n_samples 0 rather than fail on an empty matrix.
+        with atomic_outputs(out_tsv) as (tmp,):
+            write_tsv(pd.DataFrame([dict(model=name, n_samples=0) for name in names], columns=VAE_COLUMNS), tmp)
+        return
     vae = train_vae(split.X_train, vae_cfg["latent"], vae_cfg["epochs"], settings["seed"])
     alpha = settings["position"] / (settings["n_points"] - 1)
     poisoned, ttg = poison(vae, X[usable], X[ends[usable]], alpha)
