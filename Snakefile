@@ -6,7 +6,8 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# config/config.yaml, with the line of a YAML mistake named.
+include: "rules/configfile.smk"
 
 
 include: "rules/common.smk"

@@ -4,12 +4,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow_scripts"))
 
-from gfm_audit.config import validate_config  # noqa: E402
+from gfm_audit.config import check_input_paths, validate_config  # noqa: E402
 from gfm_audit.errors import InputError  # noqa: E402
 from gfm_audit.reference import staged_layout  # noqa: E402
 
 try:
     validate_config(config, source="the workflow config (config/config.yaml and --config/--configfile)")
+    # Before Snakemake's own check of missing inputs, which names the file but not the config key.
+    check_input_paths(config)
 except InputError as exc:
     # A one-line message, not a WorkflowError with Snakemake's traceback lines.
     sys.exit(f"gfm-audit: {exc}")

@@ -1,8 +1,13 @@
 """Config schema: defaults are filled, mistakes are named in one line."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
-from conftest import REPO
-from gfm_audit.config import load_config, validate_config
+import yaml
+from conftest import DEMO_FASTA, DEMO_VCF, REPO
+from gfm_audit.config import check_input_paths, input_paths, load_config, load_schema, main, validate_config
 from gfm_audit.errors import InputError
 
 MINIMAL = {"reference": {"fasta": "a.fa", "vcf": "b.vcf.gz"}}
@@ -82,3 +87,185 @@ def test_unreadable_yaml_names_the_file_and_line(tmp_path):
     path.write_text("reference:\n  fasta: [unclosed\n")
     with pytest.raises(InputError, match=r"bad.yaml is not valid YAML at line \d+"):
         load_config(path)
+
+
+# --- input paths, checked at start-up ---------------------------------------------
+
+# Every path key, as the test config below spells it (model "tiny", Hugging Face classifier "hf").
+PATH_KEYS = [
+    "reference.fasta",
+    "reference.vcf",
+    "windows.bed",
+    "models.tiny.path",
+    "membership.member_bed",
+    "membership.nonmember_bed",
+    "robustness.ga.train",
+    "robustness.ga.test",
+    "robustness.ga.classifiers.hf.path",
+    "robustness.fimba.data",
+    "robustness.fimba.test_data",
+]
+
+
+def _every_path_used(root: Path) -> dict:
+    """A config that reads every kind of input path, all of them existing under root."""
+    for name in ("ref.fa", "snps.vcf.gz", "w.bed", "in.bed", "out.bed", "train.csv", "test.csv", "x.h5ad", "y.h5ad"):
+        (root / name).write_text("")
+    for folder in ("tiny", "hf"):
+        (root / folder).mkdir()
+        (root / folder / "config.json").write_text("{}")  # what is inside is the model loader's to check
+    config = {
+        "reference": {"fasta": str(root / "ref.fa"), "vcf": str(root / "snps.vcf.gz")},
+        "windows": {"placement": "bed", "bed": str(root / "w.bed")},
+        "models": {"tiny": {"path": str(root / "tiny"), "kind": "causal"}},
+        "target": "tiny",
+        "membership": {"mode": "regions", "member_bed": str(root / "in.bed"), "nonmember_bed": str(root / "out.bed")},
+        "robustness": {
+            "ga": {
+                "train": str(root / "train.csv"),
+                "test": str(root / "test.csv"),
+                "classifiers": {"hf": {"kind": "huggingface", "path": str(root / "hf")}, "c": {"kind": "cnn"}},
+            },
+            "fimba": {"data": str(root / "x.h5ad"), "test_data": str(root / "y.h5ad")},
+        },
+    }
+    return validate_config(config)
+
+
+def _set(config: dict, key: str, value: str) -> None:
+    *parents, last = key.split(".")
+    block = config
+    for part in parents:
+        block = block[part]
+    block[last] = value
+
+
+def test_config_whose_input_paths_all_exist_passes_the_start_up_check(tmp_path):
+    config = _every_path_used(tmp_path)
+    check_input_paths(config)
+    assert [key for key, _, _ in input_paths(config)] == PATH_KEYS
+
+
+@pytest.mark.parametrize("key", PATH_KEYS)
+def test_missing_input_path_is_one_line_naming_its_config_key(key, tmp_path):
+    config = _every_path_used(tmp_path)
+    _set(config, key, str(tmp_path / "gone"))
+    with pytest.raises(InputError) as err:
+        check_input_paths(config)
+    message = str(err.value)
+    assert message.startswith(f"config key {key}: {tmp_path / 'gone'} does not exist; set it to")
+    assert "\n" not in message
+
+
+def test_every_wrong_path_is_listed_in_the_one_line(tmp_path):
+    config = _every_path_used(tmp_path)
+    _set(config, "reference.vcf", str(tmp_path / "gone.vcf.gz"))
+    _set(config, "models.tiny.path", str(tmp_path / "gone"))
+    with pytest.raises(InputError, match=r"config key reference.vcf: .* \(also wrong: models.tiny.path\)$"):
+        check_input_paths(config)
+
+
+def test_model_path_that_is_a_file_and_fasta_that_is_a_folder_are_refused(tmp_path):
+    config = _every_path_used(tmp_path)
+    _set(config, "models.tiny.path", str(tmp_path / "ref.fa"))
+    with pytest.raises(InputError, match=r"config key models.tiny.path: .*ref.fa is a file, not a folder"):
+        check_input_paths(config)
+    _set(config, "models.tiny.path", str(tmp_path / "tiny"))
+    _set(config, "reference.fasta", str(tmp_path / "tiny"))
+    with pytest.raises(InputError, match=r"config key reference.fasta: .*tiny is a folder"):
+        check_input_paths(config)
+
+
+def test_relative_input_paths_are_taken_from_the_working_directory(tmp_path, monkeypatch):
+    (tmp_path / "refs").mkdir()
+    (tmp_path / "refs" / "ref.fa").write_text("")
+    config = validate_config({"reference": {"fasta": "refs/ref.fa", "vcf": "refs/snps.vcf.gz"}})
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InputError, match=rf"config key reference.vcf: refs/snps.vcf.gz \(relative to the working "
+                       rf"directory {tmp_path}\) does not exist"):  # fmt: skip
+        check_input_paths(config)
+
+
+def test_paths_of_switched_off_stages_are_not_required(tmp_path):
+    config = _every_path_used(tmp_path)
+    config["windows"]["placement"] = "fixed"
+    config["membership"]["mode"] = "finetune"
+    config["robustness"]["ga"]["classifiers"] = {}
+    config["robustness"]["fimba"]["data"] = None
+    for key in PATH_KEYS[2:]:
+        if key != "models.tiny.path" and not key.endswith(".hf.path") and not key.endswith("data"):
+            _set(config, key, str(tmp_path / "gone"))
+    config["robustness"]["fimba"]["test_data"] = str(tmp_path / "gone")
+    check_input_paths(config)
+
+
+def _string_keys(schema: dict, key: str = ""):
+    """Dotted keys of every string setting in the schema; ``*`` stands for a user-chosen name."""
+    types = schema.get("type")
+    if "string" in (types if isinstance(types, list) else [types]) and "enum" not in schema:
+        yield key
+    prefix = f"{key}." if key else ""
+    for name, sub in schema.get("properties", {}).items():
+        yield from _string_keys(sub, prefix + name)
+    if isinstance(schema.get("additionalProperties"), dict):
+        yield from _string_keys(schema["additionalProperties"], prefix + "*")
+
+
+def test_every_path_setting_of_the_schema_is_checked_at_start_up():
+    # Strings that are names or labels, not paths; a new string setting must join one list or the other.
+    not_paths = {"target", "robustness.fimba.label", "robustness.ga.classifiers.*.model"}
+    checked = {k.replace(".tiny.", ".*.").replace(".hf.", ".*.") for k in PATH_KEYS}
+    assert set(_string_keys(load_schema())) == checked | not_paths
+
+
+def test_config_check_command_names_the_line_of_a_yaml_mistake(tmp_path, capsys):
+    path = tmp_path / "mine.yaml"
+    path.write_text("reference:\n  fasta: a.fa\n  vcf: [b.vcf.gz\n")
+    assert main([str(path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"gfm-audit: config file {path} is not valid YAML at line 4:")
+    assert "flow sequence at line 3" in err and "\n" not in err
+
+
+def test_config_check_command_merges_files_and_checks_paths(tmp_path, capsys):
+    base, extra = tmp_path / "base.yaml", tmp_path / "extra.yaml"
+    base.write_text(yaml.safe_dump({"reference": {"fasta": str(DEMO_FASTA), "vcf": str(DEMO_VCF)}}))
+    extra.write_text(yaml.safe_dump({"reference": {"vcf": str(tmp_path / "gone.vcf.gz")}}))
+    assert main([str(base)]) == 0
+    assert main([str(base), str(extra)]) == 1
+    assert capsys.readouterr().err.startswith("gfm-audit: config key reference.vcf:")
+
+
+def _snakemake_dry_run(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    snakemake = str(Path(sys.executable).parent / "snakemake")
+    cmd = [snakemake, "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "--cores", "1", "--dry-run"]
+    return subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.workflow
+def test_missing_model_folder_stops_snakemake_before_its_input_check_naming_the_key(tmp_path):
+    config = {
+        "reference": {"fasta": str(DEMO_FASTA), "vcf": str(DEMO_VCF)},
+        "models": {"tiny": {"path": "checkpoints/tiny", "kind": "causal"}},
+        "membership": {"mode": "none"},
+    }
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    result = _snakemake_dry_run(tmp_path, "--configfile", str(tmp_path / "config.yaml"))
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(
+        f"gfm-audit: config key models.tiny.path: checkpoints/tiny (relative to the working directory {tmp_path}) "
+        "does not exist; set it to a local checkpoint folder"
+    )
+    assert "MissingInputException" not in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.workflow
+def test_yaml_mistake_in_the_default_config_file_names_its_line(tmp_path):
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.yaml").write_text("reference:\n  fasta: a.fa\n\tvcf: b.vcf.gz\n")
+    result = _snakemake_dry_run(tmp_path)
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("gfm-audit: config file config/config.yaml is not valid YAML at line 3:")
+    assert "Traceback" not in result.stderr

@@ -207,6 +207,57 @@ def test_safetensors_are_required_unless_a_weights_only_bin_is_present(tmp_path,
         load_model(ModelSpec("nw", str(folder), "causal"))
 
 
+class _Payload:
+    """Stands for any object a pickle may carry besides tensors."""
+
+
+def _non_state_dicts(state):
+    return {
+        "function": {**state, "hook": print},
+        "class instance": {**state, "extra": _Payload()},
+        "nested state dict": {"state_dict": state},
+        "list of tensors": list(state.values()),
+    }
+
+
+@pytest.mark.parametrize("content", ["function", "class instance", "nested state dict", "list of tensors"])
+def test_pickled_checkpoint_that_is_not_a_plain_state_dict_is_refused_in_one_line_in_the_rule_log(
+    content, tmp_path, tiny_causal
+):
+    from types import SimpleNamespace
+
+    from gfm_audit.rule_script import run_rule
+    from safetensors.torch import load_file
+
+    folder = tmp_path / "pickled"
+    shutil.copytree(tiny_causal, folder)
+    state = load_file(folder / "model.safetensors")
+    (folder / "model.safetensors").unlink()
+    torch.save(_non_state_dicts(state)[content], folder / "pytorch_model.bin")
+    log = tmp_path / "score.log"
+    rule = SimpleNamespace(log=[str(log)], rule="score_shard")
+
+    with pytest.raises(SystemExit):
+        run_rule(rule, lambda _: load_model(ModelSpec("tiny", str(folder), "causal")))
+
+    errors = [line for line in log.read_text().splitlines() if "ERROR" in line]
+    assert len(errors) == 1, log.read_text()
+    assert "models.tiny.path" in errors[0] and str(folder / "pytorch_model.bin") in errors[0]
+    assert "safetensors" in errors[0] and "weights_only" not in errors[0]
+
+
+def test_pickled_plain_state_dict_still_loads(tmp_path, tiny_causal):
+    from safetensors.torch import load_file
+
+    folder = tmp_path / "pickled"
+    shutil.copytree(tiny_causal, folder)
+    state = load_file(folder / "model.safetensors")
+    (folder / "model.safetensors").unlink()
+    torch.save(state, folder / "pytorch_model.bin")
+    model = load_model(ModelSpec("tiny", str(folder), "causal"))
+    assert torch.equal(model.state_dict()["transformer.wte.weight"], state["transformer.wte.weight"])
+
+
 def _save_masked(path, tokenizer_dir, model_type):
     from transformers import AutoTokenizer, BertConfig, BertForMaskedLM, EsmConfig, EsmForMaskedLM
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -131,17 +132,128 @@ def _check_fimba(config: dict[str, Any], where: str) -> None:
         raise InputError(f"{where} robustness.fimba.position must be below n_points (0 .. n_points-1)")
 
 
-def load_config(path: str | Path) -> dict[str, Any]:
-    """Read a YAML config file and validate it (library use, outside Snakemake)."""
+# What to do when a path is missing, by the kind of thing the key names.
+_FIX = {
+    "file": "set it to an existing file",
+    "folder": "set it to a local checkpoint folder (hub ids are not downloaded at run time: download it first)",
+}
+
+
+def input_paths(config: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """``(key, path, "file" | "folder")`` for every user path the run reads, in a validated config.
+
+    Paths the run never reads (a BED with placement fixed, GA CSVs with no
+    classifier) are left out, so that a config can keep them while switched off.
+    """
+    paths = [("reference.fasta", config["reference"]["fasta"], "file")]
+    paths.append(("reference.vcf", config["reference"]["vcf"], "file"))
+    windows = config.get("windows", {})
+    if windows.get("placement") == "bed":
+        paths.append(("windows.bed", windows["bed"], "file"))
+    models = config.get("models", {})
+    # init: scratch reads the folder too: its config.json and tokenizer.
+    paths += [(f"models.{name}.path", spec["path"], "folder") for name, spec in models.items()]
+    membership = config.get("membership", {})
+    if models and membership.get("mode") == "regions":
+        paths += [(f"membership.{key}", membership[key], "file") for key in ("member_bed", "nonmember_bed")]
+    ga = config.get("robustness", {}).get("ga", {})
+    if ga.get("classifiers"):
+        paths += [(f"robustness.ga.{key}", ga[key], "file") for key in ("train", "test")]
+        paths += [
+            (f"robustness.ga.classifiers.{name}.path", spec["path"], "folder")
+            for name, spec in ga["classifiers"].items()
+            if spec["kind"] == "huggingface"
+        ]
+    fimba = config.get("robustness", {}).get("fimba", {})
+    if fimba.get("data"):
+        paths += [(f"robustness.fimba.{key}", fimba[key], "file") for key in ("data", "test_data") if fimba.get(key)]
+    return paths
+
+
+def check_input_paths(config: dict[str, Any]) -> None:
+    """Stop on the first path in the config that is missing or of the wrong kind, naming its key.
+
+    Relative paths are taken from the current directory, which is where Snakemake
+    resolves rule inputs (its working directory, ``--directory``). Run this at
+    start-up: Snakemake's own check of missing inputs names the file but not the key.
+    """
+    problems = []
+    for key, value, kind in input_paths(config):
+        where = value if os.path.isabs(value) else f"{value} (relative to the working directory {os.getcwd()})"
+        if not os.path.exists(value):
+            problems.append((key, f"{where} does not exist; {_FIX[kind]}"))
+        elif kind == "file" and os.path.isdir(value):
+            problems.append((key, f"{where} is a folder; {_FIX[kind]}"))
+        elif kind == "folder" and not os.path.isdir(value):
+            problems.append((key, f"{where} is a file, not a folder; {_FIX[kind]}"))
+    if problems:
+        key, text = problems[0]
+        more = f" (also wrong: {', '.join(k for k, _ in problems[1:])})" if len(problems) > 1 else ""
+        raise InputError(f"config key {key}: {text}{more}")
+
+
+def read_yaml_config(path: str | Path) -> dict[str, Any]:
+    """The mapping in a YAML config file; one line naming the file (and line) when it cannot be read."""
     try:
         with open(path) as fh:
-            config = yaml.safe_load(fh) or {}
+            config = yaml.safe_load(fh)
     except FileNotFoundError:
         raise InputError(f"config file {path} does not exist") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" at line {mark.line + 1}" if mark else ""
-        raise InputError(f"config file {path} is not valid YAML{line}: {getattr(exc, 'problem', exc)}") from None
+        # An unclosed bracket or quote is noticed far below it; the context says where it opened.
+        start, context = getattr(exc, "context_mark", None), getattr(exc, "context", None)
+        opened = f" ({context} at line {start.line + 1})" if start and context and start.line != mark.line else ""
+        raise InputError(
+            f"config file {path} is not valid YAML{line}: {getattr(exc, 'problem', exc)}{opened}"
+        ) from None
+    if config is None:
+        return {}
     if not isinstance(config, dict):
         raise InputError(f"config file {path} must hold a mapping of keys, not {type(config).__name__}")
-    return validate_config(config, source=str(path))
+    return config
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """Read a YAML config file and validate it (library use, outside Snakemake)."""
+    return validate_config(read_yaml_config(path), source=str(path))
+
+
+def _merge(into: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """Nested update, as Snakemake merges config files given one after another."""
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = copy.deepcopy(value)
+    return into
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m gfm_audit.config FILE...``: the workflow's start-up checks of these config files, merged.
+
+    Snakemake reads ``--configfile`` files itself, before any workflow code runs, and
+    answers a YAML mistake with "not valid JSON or YAML": no file, no line. This names both.
+    """
+    import sys
+
+    files = sys.argv[1:] if argv is None else argv
+    if not files:
+        print("usage: python -m gfm_audit.config CONFIG.yaml [MORE.yaml ...]  (from the Snakemake working directory)")
+        return 2
+    try:
+        config: dict[str, Any] = {}
+        for path in files:
+            _merge(config, read_yaml_config(path))
+        validate_config(config, source=" + ".join(files))
+        check_input_paths(config)
+    except InputError as exc:
+        print(f"gfm-audit: {exc}", file=sys.stderr)
+        return 1
+    print(f"gfm-audit: {' + '.join(files)}: valid, and every input path exists")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -4,14 +4,18 @@ Everything goes through ``AutoTokenizer`` and ``AutoModelForCausalLM`` /
 ``AutoModelForMaskedLM`` with ``local_files_only=True``: nothing is fetched
 from a hub at run time. Remote code runs only where the config says
 ``trust_remote_code: true`` for that model. Weights load from safetensors;
-a checkpoint with only a ``pytorch_model.bin`` is read by transformers with
-``torch.load(weights_only=True)``, which refuses pickled code.
+a checkpoint with only a ``pytorch_model.bin`` is first opened here with
+``torch.load(weights_only=True)`` and must be a plain state dict (pickled code
+is refused in one line) before transformers reads it.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import pickle
+import re
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,6 +139,8 @@ def load_model(spec: ModelSpec):
         log.warning(
             "model '%s': no safetensors in %s; reading pytorch_model.bin with weights_only=True", spec.name, path
         )
+        for weights in _pickled_weight_files(spec):
+            check_plain_state_dict(weights, f"model '{spec.name}' (models.{spec.name}.path)")
     try:
         model = _auto_class(spec.kind).from_pretrained(
             spec.path,
@@ -151,6 +157,59 @@ def load_model(spec: ModelSpec):
     except OSError as exc:
         raise InputError(f"model '{spec.name}': cannot load weights from {spec.path}: {_first_line(exc)}") from None
     return model.eval()
+
+
+def _pickled_weight_files(spec: ModelSpec) -> list[Path]:
+    path = Path(spec.path)
+    if (path / PICKLES[0]).is_file():
+        return [path / PICKLES[0]]
+    index = path / PICKLES[1]
+    try:
+        shards = set(json.loads(index.read_text())["weight_map"].values())
+    except (json.JSONDecodeError, KeyError, AttributeError, TypeError):
+        raise InputError(
+            f"model '{spec.name}' (models.{spec.name}.path): {index} is not a shard index "
+            "(JSON with a weight_map of tensor name -> file); convert the checkpoint to model.safetensors"
+        ) from None
+    # A shard that is missing is left to transformers, which names it.
+    return [path / s for s in sorted(shards) if (path / s).is_file()]
+
+
+def check_plain_state_dict(file: Path, owner: str) -> None:
+    """Refuse, in one line, a pickled checkpoint that is anything but a mapping of names to tensors.
+
+    torch's own refusal spans many lines and advises ``weights_only=False``, i.e. running
+    whatever code the file carries. A mapping that nests the tensors one level down (say
+    under ``state_dict``) is refused too: transformers would find none of its keys and
+    silently start from random weights.
+    """
+    import torch
+
+    what_to_do = (
+        "convert the checkpoint to model.safetensors where you trust its origin, or re-save it as a plain "
+        "state dict: torch.save(model.state_dict(), path)"
+    )
+    try:
+        # Tensors on the meta device: only names, shapes and dtypes are read, not the data.
+        state = torch.load(file, map_location="meta", weights_only=True, mmap=zipfile.is_zipfile(file))
+    except pickle.UnpicklingError as exc:
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        reason = f"it pickles the Python object {found.group(1)}" if found else "it cannot be unpickled as tensors"
+        raise InputError(
+            f"{owner}: {file} is not a plain state dict ({reason}) and is not loaded; {what_to_do}"
+        ) from None
+    except (EOFError, RuntimeError) as exc:
+        raise InputError(f"{owner}: {file} is empty or damaged ({_first_line(exc)}); {what_to_do}") from None
+    if not isinstance(state, Mapping):
+        raise InputError(
+            f"{owner}: {file} holds a {type(state).__name__}, not a state dict (tensor name -> tensor); {what_to_do}"
+        )
+    for key, value in state.items():
+        if not isinstance(value, torch.Tensor):
+            raise InputError(
+                f"{owner}: {file} is not a plain state dict: its entry {key!r} is a {type(value).__name__}, "
+                f"not a tensor; {what_to_do}"
+            )
 
 
 def model_from_scratch(spec: ModelSpec, seed: int):
