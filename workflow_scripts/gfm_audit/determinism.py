@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+# Environment variables that change how CPU float sums are split or ordered.
+_NUMERIC_ENV = ("OMP_", "MKL_", "KMP_", "GOMP_", "ONEDNN_", "DNNL_", "ATEN_CPU_", "SLURM_CPUS")
 
 
 @contextmanager
@@ -25,3 +29,18 @@ def single_cpu_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def numeric_runtime() -> str:
+    """One log line with what decides the order of CPU float sums: threads, kernels, CPU set, environment.
+
+    Logged by every job whose numbers are compared across machines or schedulers, so that a difference in the
+    last bits can be traced to its cause from the logs alone.
+    """
+    import torch
+
+    env = " ".join(f"{k}={v}" for k, v in sorted(os.environ.items()) if k.startswith(_NUMERIC_ENV))
+    return (
+        f"torch {torch.__version__}, {torch.get_num_threads()} intra-op threads, "
+        f"CPU kernels {torch.backends.cpu.get_cpu_capability()}, CPUs {sorted(os.sched_getaffinity(0))}, {env}"
+    )

@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pysam
 
+from .determinism import numeric_runtime
 from .errors import InputError
 from .models import ModelSpec, load_model, load_tokenizer, max_tokens
 from .outputs import atomic_outputs
@@ -288,6 +289,7 @@ def score_sequences(
     import torch
 
     device = device or _device()
+    log.info("numerics: %s", numeric_runtime())
     tokenizer = load_tokenizer(spec)
     model = load_model(spec).to(device)
     limit = max_tokens(spec, model, tokenizer)

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
 from typing import Any
 
-from .determinism import single_cpu_thread
+from .determinism import numeric_runtime, single_cpu_thread
 from .errors import InputError
 from .models import ModelSpec, load_model, load_tokenizer, max_tokens, model_from_scratch
 from .outputs import atomic_directory, write_loss_log
@@ -50,6 +50,7 @@ def train_model(
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     # On a CPU, one thread keeps the gradient sums in one order, so a re-run gives the same bits.
     with single_cpu_thread() if device == "cpu" else nullcontext():
+        log.info("numerics: %s", numeric_runtime())
         return _train(spec, sequences, params, seed, out_dir, device)
 
 
