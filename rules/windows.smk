@@ -9,6 +9,9 @@ rule select_windows:
         snps="results/windows/snps.tsv.gz",
     params:
         windows=config["windows"],
+        # Messages name the user's files, not the staged links under results/reference.
+        fasta_name=config["reference"]["fasta"],
+        vcf_name=config["reference"]["vcf"],
     log:
         "results/logs/select_windows.log",
     conda:

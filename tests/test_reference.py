@@ -3,6 +3,7 @@
 import gzip
 import logging
 import os
+import re
 
 import pysam
 import pysam.bcftools
@@ -161,3 +162,93 @@ def test_bcf_input_is_staged_with_a_csi_index(tmp_path):
 def test_missing_fasta_is_named(tmp_path):
     with pytest.raises(InputError, match=r"FASTA .*nope\.fa does not exist"):
         run_prepare(tmp_path, tmp_path / "nope.fa", DEMO_VCF)
+
+
+def _set_mtime(path, reference, *, seconds_after: int) -> None:
+    """Put ``path``'s mtime ``seconds_after`` seconds after ``reference``'s (negative: before)."""
+    ns = os.stat(reference).st_mtime_ns + seconds_after * 1_000_000_000
+    os.utime(path, ns=(ns, ns))
+
+
+@pytest.mark.parametrize(
+    ("index_age", "logged"),
+    [(-60, "is older than the file"), (60, "does not describe it")],
+    ids=["index-older", "index-newer"],
+)
+def test_vcf_rewritten_beside_its_old_tbi_is_read_through_a_new_index(tmp_path, demo_lines, caplog, index_age, logged):
+    header, records = demo_lines
+    src = tmp_path / "src"
+    src.mkdir()
+    vcf = write_vcf(src / "v.vcf.gz", header, records)
+    layout = run_prepare(tmp_path, DEMO_FASTA, vcf)
+    assert layout.vcf_index.is_symlink()  # a matching index is reused, not rebuilt
+    old_tbi = (src / "v.vcf.gz.tbi").read_bytes()
+    added = records[:14_000] + [r for r in records[14_000:14_006] for _ in (1, 2)] + records[14_006:]  # 6 more
+    write_vcf(vcf, header, added, index=False)
+    _set_mtime(src / "v.vcf.gz.tbi", vcf, seconds_after=index_age)
+    with caplog.at_level(logging.WARNING):
+        layout = run_prepare(tmp_path, DEMO_FASTA, vcf)
+    assert logged in caplog.text and "building a new index" in caplog.text
+    assert not layout.vcf_index.is_symlink() and (src / "v.vcf.gz.tbi").read_bytes() == old_tbi
+    with pysam.VariantFile(str(layout.vcf)) as vf:
+        assert sum(1 for _ in vf.fetch("z")) == len(added)
+
+
+@pytest.mark.parametrize(
+    ("index_age", "logged"),
+    [(-60, "is older than the file"), (60, "does not describe it")],
+    ids=["index-older", "index-newer"],
+)
+def test_fasta_rewrapped_beside_its_old_fai_is_read_through_a_new_index(tmp_path, caplog, index_age, logged):
+    seq = demo_sequence(0, 60_000)
+    src = tmp_path / "src"
+    src.mkdir()
+    fasta = write_fasta(src / "ref.fa", {"z": seq}, width=60)
+    old_fai = (src / "ref.fa.fai").read_text()
+    write_fasta(fasta, {"z": seq}, index=False, width=80)
+    _set_mtime(src / "ref.fa.fai", fasta, seconds_after=index_age)
+    with caplog.at_level(logging.WARNING):
+        layout = run_prepare(tmp_path, fasta, DEMO_VCF)
+    assert logged in caplog.text
+    assert not layout.fai.is_symlink() and (src / "ref.fa.fai").read_text() == old_fai
+    with pysam.FastaFile(str(layout.fasta)) as fa:
+        assert fa.fetch("z", 59_000, 60_000) == seq[59_000:60_000]
+
+
+def test_bgzipped_fasta_recompressed_beside_its_old_fai_and_gzi_gets_new_ones(tmp_path, caplog):
+    seq = demo_sequence(0, 200_000)
+    src = tmp_path / "src"
+    src.mkdir()
+    plain = write_fasta(tmp_path / "ref.fa", {"z": seq[:90_000], "y": seq[90_000:]}, index=False)
+    pysam.tabix_compress(str(plain), str(src / "ref.fa.gz"))
+    pysam.faidx(str(src / "ref.fa.gz"))
+    write_fasta(plain, {"z": seq[:90_000], "y": seq[90_000:]}, index=False, width=80)
+    pysam.tabix_compress(str(plain), str(src / "ref.fa.gz"), force=True)
+    for index in ("ref.fa.gz.fai", "ref.fa.gz.gzi"):
+        _set_mtime(src / index, src / "ref.fa.gz", seconds_after=60)
+    with caplog.at_level(logging.WARNING):
+        layout = run_prepare(tmp_path, src / "ref.fa.gz", DEMO_VCF)
+    assert "does not describe it" in caplog.text
+    assert not layout.fai.is_symlink() and not layout.gzi.is_symlink()
+    with pysam.FastaFile(str(layout.fasta)) as fa:
+        assert fa.fetch("y", 100_000, 110_000) == seq[190_000:200_000]
+
+
+@pytest.mark.parametrize(
+    ("broken", "message"),
+    [
+        (lambda f: [f[0], f[1][:3] + "x" + f[1][3:], *f[2:]], r"POS '\d{3}x\d+' is not a whole number"),
+        (lambda f: [f[0]], r"has 1 tab-separated columns where the #CHROM header line has 8"),
+    ],
+    ids=["non-numeric-pos", "one-column"],
+)
+def test_vcf_line_that_cannot_be_indexed_is_named_by_its_line_number(tmp_path, demo_lines, broken, message):
+    header, records = demo_lines
+    records = records[:3000]
+    records[1500] = "\t".join(broken(records[1500].split("\t")))
+    vcf = write_vcf(tmp_path / "v.vcf.gz", header, records, index=False)
+    with pytest.raises(InputError) as err:
+        run_prepare(tmp_path, DEMO_FASTA, vcf)
+    text = str(err.value)
+    assert f"v.vcf.gz line {len(header) + 1501}" in text and "fix or remove that line" in text
+    assert re.search(message, text) and "sorted" not in text

@@ -1,6 +1,9 @@
 """select_windows: placement, sequences and SNVs, checked against independent counts."""
 
 import gzip
+import os
+import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -9,8 +12,10 @@ import pytest
 from conftest import (
     DEMO_FASTA,
     DEMO_VCF,
+    WINDOW_PARAMS,
     demo_sequence,
     demo_vcf_lines,
+    run_prepare,
     run_windows,
     write_fasta,
     write_vcf,
@@ -24,6 +29,7 @@ from gfm_audit.windows import (
     gc_fraction,
     place_fixed,
     place_random,
+    select_windows,
 )
 
 
@@ -162,6 +168,7 @@ def test_ref_mismatches_over_threshold_fail_naming_the_assembly(tmp_path, small_
         run_windows(tmp_path, fasta, vcf, n=5, length=2_000)
     message = str(err.value)
     assert "differ from FASTA" in message and "different assemblies" in message
+    assert f"FASTA {os.path.realpath(fasta)} " in message  # the user's file, not results/reference/reference.fa
     assert not (tmp_path / "windows" / "windows.tsv").exists()
 
 
@@ -250,3 +257,59 @@ def test_outputs_are_byte_identical_across_runs(tmp_path, small_reference):
     _, b, _ = run_windows(tmp_path / "b", fasta, vcf, placement="random", seed=3)
     for name in ("windows.tsv", "windows.fa", "snps.tsv.gz"):
         assert (a / name).read_bytes() == (b / name).read_bytes()
+
+
+def _window_record(records, lo, hi):
+    """Index of the first plain SNV record between positions lo and hi."""
+    return next(
+        i
+        for i, r in enumerate(records)
+        if lo < int(r.split("\t")[1]) < hi and len(r.split("\t")[3]) == 1 and len(r.split("\t")[4]) == 1
+    )
+
+
+@pytest.mark.parametrize(
+    ("broken", "message"),
+    [
+        (lambda f: f[:7], r"has 7 tab-separated columns where the #CHROM header line has 8"),
+        (lambda f: f[:3], r"has 3 tab-separated columns where the #CHROM header line has 8"),
+        (lambda f: [f[0], f[1] + "x", *f[2:]], r"has POS '\d+x', which is not a whole number"),
+    ],
+    ids=["no-info", "three-columns", "non-numeric-pos"],
+)
+def test_malformed_record_line_inside_a_window_stops_naming_it(tmp_path, demo_lines, broken, message):
+    header, records = demo_lines
+    records = [r for r in records if int(r.split("\t")[1]) <= 20_000]
+    i = _window_record(records, 5_000, 15_000)
+    f = records[i].split("\t")
+    records[i] = "\t".join(broken(f))
+    fasta = write_fasta(tmp_path / "ref.fa", {"z": demo_sequence(0, 20_000)})
+    vcf = write_vcf(tmp_path / "v.vcf.gz", header, records)  # tabix indexes all three
+    with pytest.raises(InputError) as err:
+        run_windows(tmp_path, fasta, vcf, n=1, length=20_000)
+    text = str(err.value)
+    assert re.search(message, text) and f"at z:{f[1]}" in text and str(vcf) in text
+    assert not (tmp_path / "windows" / "windows.tsv").exists()
+
+
+def test_htslib_error_while_reading_the_vcf_stops_the_stage(tmp_path, demo_lines):
+    header, records = demo_lines
+    layout = run_prepare(tmp_path, DEMO_FASTA, DEMO_VCF)
+    # Swap in the index of a slightly different VCF, as a stale index behind htslib's back would be.
+    other = write_vcf(tmp_path / "other.vcf.gz", header, records[:14_000] + records[14_010:])
+    layout.vcf_index.unlink()
+    layout.vcf_index.write_bytes(Path(f"{other}.tbi").read_bytes())
+    out = tmp_path / "windows"
+    out.mkdir()
+    with pytest.raises(InputError, match=r"reading VCF .*z\.vcf\.gz failed \(htslib: .*BGZF"):
+        select_windows(str(layout.fasta), str(layout.vcf), str(layout.contigs), {**WINDOW_PARAMS, "n": 50},
+                       out / "windows.tsv", out / "windows.fa", out / "snps.tsv.gz")  # fmt: skip
+    assert list(out.iterdir()) == []
+
+
+def test_fasta_errors_name_the_users_fasta_not_the_staged_link(tmp_path, small_reference):
+    fasta, vcf, _ = small_reference
+    with pytest.raises(InputError) as err:
+        run_windows(tmp_path, fasta, vcf, chromosomes=["chr21"])
+    assert f"not in FASTA {os.path.realpath(fasta)} " in str(err.value)
+    assert "reference.fa" not in str(err.value)

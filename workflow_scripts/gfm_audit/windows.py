@@ -22,7 +22,7 @@ import pysam
 
 from .errors import InputError
 from .outputs import atomic_outputs, write_fasta, write_text_gz
-from .reference import ContigMatch, contig_key, read_contigs
+from .reference import ContigMatch, contig_key, htslib_errors_are_fatal, read_contigs, vcf_format
 
 log = logging.getLogger(__name__)
 
@@ -414,6 +414,34 @@ def extract_snps(
     return [sites[k] for k in sorted(sites)], mismatches
 
 
+def check_record_lines(
+    tabix: pysam.TabixFile, vcf_contig: str, start: int, end: int, n_columns: int, vcf_name: str
+) -> None:
+    """Stop on a malformed record line of a window before htslib parses it.
+
+    htslib drops a line with too few columns without a word and reads one
+    without INFO as having no AF; cyvcf2 crashes on a POS that is not a number.
+    The raw lines come from tabix, so no line number is known; CHROM:POS and
+    the region locate the line.
+    """
+    if not vcf_contig:
+        return
+    for line in tabix.fetch(vcf_contig, start, end):
+        fields = line.rstrip("\r").split("\t")
+        where = f"VCF {vcf_name}: the record line at {fields[0]}:{fields[1] if len(fields) > 1 else '?'}"
+        fix = f"fix or remove it (tabix {vcf_name} {vcf_contig}:{start + 1}-{end} shows it) and re-run"
+        if len(fields) != n_columns:
+            raise InputError(
+                f"{where} has {len(fields)} tab-separated columns where the #CHROM header line has {n_columns}; {fix}"
+            )
+        if not (fields[1].isascii() and fields[1].isdigit()):
+            raise InputError(f"{where} has POS '{fields[1]}', which is not a whole number; {fix}")
+
+
+def _header_columns(tabix: pysam.TabixFile) -> int:
+    return len(list(tabix.header)[-1].split("\t"))
+
+
 def _fmt_af(afs: Sequence[float | None]) -> str:
     if all(a is None for a in afs):
         return ""
@@ -456,20 +484,38 @@ def select_windows(
     out_tsv: str | os.PathLike,
     out_fasta: str | os.PathLike,
     out_snps: str | os.PathLike,
+    *,
+    fasta_name: str | None = None,
+    vcf_name: str | None = None,
 ) -> Counter[str]:
-    """Write ``windows.tsv``, ``windows.fa`` and ``snps.tsv.gz``; return record counts."""
+    """Write ``windows.tsv``, ``windows.fa`` and ``snps.tsv.gz``; return record counts.
+
+    ``fasta_path`` and ``vcf_path`` are the staged links; messages name
+    ``fasta_name`` and ``vcf_name``, the user's files (by default the files
+    the links point to).
+    """
+    fasta_name = fasta_name or os.path.realpath(fasta_path)
+    vcf_name = vcf_name or os.path.realpath(vcf_path)
     contigs = read_contigs(contigs_path)
-    vcf_name = {c.fasta_contig: c.vcf_contig for c in contigs}
+    vcf_contig = {c.fasta_contig: c.vcf_contig for c in contigs}
     counts: Counter[str] = Counter()
     window_rows, fasta_records, snp_lines = [], [], []
     examples: list[str] = []
-    with pysam.FastaFile(fasta_path) as fasta:
-        windows = place_windows(params, contigs, fasta, fasta_path)
+    reread = "re-run; if it happens again, re-download it or delete results/reference/ to index it anew"
+    with htslib_errors_are_fatal(f"FASTA {fasta_name}", reread), pysam.FastaFile(fasta_path) as fasta:
+        windows = place_windows(params, contigs, fasta, fasta_name)
+        seqs = [fasta.fetch(w.chrom, w.start, w.end).upper() for w in windows]
+    text_vcf = vcf_format(vcf_path) == "vcf"
+    with htslib_errors_are_fatal(f"VCF {vcf_name}", reread):
         vcf = cyvcf2.VCF(vcf_path, lazy=True)
+        tabix = None
         try:
-            for w in windows:
-                seq = fasta.fetch(w.chrom, w.start, w.end).upper()
-                sites, bad = extract_snps(vcf, vcf_name[w.chrom], w.start, seq, counts)
+            tabix = pysam.TabixFile(vcf_path) if text_vcf else None
+            n_columns = _header_columns(tabix) if tabix is not None else 0
+            for w, seq in zip(windows, seqs, strict=True):
+                if tabix is not None:
+                    check_record_lines(tabix, vcf_contig[w.chrom], w.start, w.end, n_columns, vcf_name)
+                sites, bad = extract_snps(vcf, vcf_contig[w.chrom], w.start, seq, counts)
                 examples.extend(bad[: 3 - len(examples)])
                 window_rows.append(
                     f"{w.window_id}\t{w.chrom}\t{w.start}\t{w.end}\t{len(sites)}"
@@ -484,11 +530,13 @@ def select_windows(
                 counts["ambiguous_bases"] += int(round(ambiguous_fraction(seq) * len(seq)))
         finally:
             vcf.close()
+            if tabix is not None:
+                tabix.close()
     checked = counts["snv_checked"]
     if checked and counts["ref_mismatch"] / checked > params["max_ref_mismatch_fraction"]:
         raise InputError(
             f"{counts['ref_mismatch']} of {checked} VCF SNV REF alleles in the windows "
-            f"({100 * counts['ref_mismatch'] / checked:.1f}%) differ from FASTA {fasta_path} "
+            f"({100 * counts['ref_mismatch'] / checked:.1f}%) differ from FASTA {fasta_name} "
             f"(e.g. {'; '.join(examples)}): the VCF and FASTA are probably from different assemblies "
             "(GRCh37 vs GRCh38); use a VCF built on this reference"
         )

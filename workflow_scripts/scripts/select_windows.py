@@ -19,6 +19,8 @@ def main(snakemake):
         snakemake.output.tsv,
         snakemake.output.fasta,
         snakemake.output.snps,
+        fasta_name=snakemake.params.fasta_name,
+        vcf_name=snakemake.params.vcf_name,
     )
     log = logging.getLogger("gfm_audit.select_windows")
     for key in sorted(counts):
