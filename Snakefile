@@ -1,6 +1,6 @@
 # gfm-audit: privacy (membership inference) and robustness audits of genomic
 # foundation models. Stages live in rules/<stage>.smk, their science in
-# workflow_scripts/gfm_audit/<stage>.py.
+# workflow_scripts/gfm_audit/privacy/<stage>.py and robustness/{ga,fimba}/.
 from snakemake.utils import min_version
 
 min_version("9.0")

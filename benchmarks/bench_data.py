@@ -21,9 +21,9 @@ import gzip  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pysam  # noqa: E402
-from gfm_audit.neighbors import make_neighbors  # noqa: E402
-from gfm_audit.reference import prepare_reference, staged_layout  # noqa: E402
-from gfm_audit.windows import select_windows  # noqa: E402
+from gfm_audit.privacy.neighbors import make_neighbors  # noqa: E402
+from gfm_audit.privacy.reference import prepare_reference, staged_layout  # noqa: E402
+from gfm_audit.privacy.windows import select_windows  # noqa: E402
 
 PARAMS = {"length": 1000, "n": 500, "chromosomes": ["z"], "placement": "fixed", "bed": None, "seed": 0,
           "max_n_fraction": 0.0, "max_ref_mismatch_fraction": 0.01}  # fmt: skip

@@ -33,7 +33,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from gfm_audit.char_lm import char_tokenizer  # noqa: E402
 from gfm_audit.models import ModelSpec  # noqa: E402
-from gfm_audit.scoring import ScoringOptions, SeqRecord, score_sequences  # noqa: E402
+from gfm_audit.privacy.scoring import ScoringOptions, SeqRecord, score_sequences  # noqa: E402
 
 # Dense bf16 tensor-core peak (FLOP/s) and memory bandwidth (B/s) from the vendors' data sheets.
 DEVICES = {

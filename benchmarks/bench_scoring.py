@@ -23,7 +23,7 @@ import pysam  # noqa: E402
 import torch  # noqa: E402
 from gfm_audit.char_lm import save_char_causal_lm, save_char_masked_lm  # noqa: E402
 from gfm_audit.models import ModelSpec, load_model, load_tokenizer  # noqa: E402
-from gfm_audit.scoring import ScoringOptions, SeqRecord, sampled_offsets, score_sequences  # noqa: E402
+from gfm_audit.privacy.scoring import ScoringOptions, SeqRecord, sampled_offsets, score_sequences  # noqa: E402
 
 
 def demo_sequences(n: int, length: int, rng: np.random.Generator, jitter: int = 0) -> list[str]:

@@ -6,7 +6,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "workflow_scripts"))
 
 from gfm_audit.config import check_input_paths, validate_config  # noqa: E402
 from gfm_audit.errors import InputError  # noqa: E402
-from gfm_audit.reference import staged_layout  # noqa: E402
+from gfm_audit.privacy.reference import staged_layout  # noqa: E402
 
 try:
     validate_config(config, source="the workflow config (config/config.yaml and --config/--configfile)")
@@ -31,7 +31,7 @@ def windows_bed():
 
 
 # --- models, membership and scoring ---------------------------------------------
-from gfm_audit.membership import reference_names  # noqa: E402
+from gfm_audit.privacy.membership import reference_names  # noqa: E402
 
 MODELS = config["models"]
 TARGET = config["target"]

@@ -86,7 +86,7 @@ NEIGHBOR_PARAMS = {**_schema_defaults("neighbors"), "probs": [0.1, 0.5, 1.0], "p
 
 def run_prepare(tmp_path: Path, fasta: Path, vcf: Path):
     """prepare_reference through the library, into tmp_path/reference; returns the layout."""
-    from gfm_audit.reference import prepare_reference, staged_layout
+    from gfm_audit.privacy.reference import prepare_reference, staged_layout
 
     layout = staged_layout(str(fasta), str(vcf), tmp_path / "reference")
     prepare_reference(str(fasta), str(vcf), layout)
@@ -95,7 +95,7 @@ def run_prepare(tmp_path: Path, fasta: Path, vcf: Path):
 
 def run_windows(tmp_path: Path, fasta: Path, vcf: Path, **overrides):
     """prepare_reference + select_windows; returns (layout, outdir, counts)."""
-    from gfm_audit.windows import select_windows
+    from gfm_audit.privacy.windows import select_windows
 
     layout = run_prepare(tmp_path, fasta, vcf)
     out = tmp_path / "windows"

@@ -6,12 +6,12 @@ import zlib
 import numpy as np
 import pandas as pd
 import pytest
-from gfm_audit.attacks import AttackData, registry
-from gfm_audit.attacks.lira import lira_scores
-from gfm_audit.attacks.rmia import population_mask, rmia_scores
-from gfm_audit.attacks.runner import run_attacks
 from gfm_audit.errors import InputError
-from gfm_audit.metrics import tpr_at_fpr
+from gfm_audit.privacy.attacks import AttackData, registry
+from gfm_audit.privacy.attacks.lira import lira_scores
+from gfm_audit.privacy.attacks.rmia import population_mask, rmia_scores
+from gfm_audit.privacy.attacks.runner import run_attacks
+from gfm_audit.privacy.metrics import tpr_at_fpr
 from scipy.stats import norm
 from sklearn.metrics import roc_curve
 

@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from gfm_audit.errors import InputError
-from gfm_audit.membership import finetune_split, region_labels
-from gfm_audit.reference import ContigMatch
+from gfm_audit.privacy.membership import finetune_split, region_labels
+from gfm_audit.privacy.reference import ContigMatch
 
 CONTIGS = [ContigMatch("chr1", "1", 100_000, "chr_prefix"), ContigMatch("chr2", "2", 100_000, "chr_prefix")]
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from gfm_audit.errors import InputError
-from gfm_audit.metrics import (
+from gfm_audit.privacy.metrics import (
     PILOT_THRESHOLDS,
     TOO_FEW,
     auc_with_ci,

@@ -6,7 +6,7 @@ import pysam
 import pytest
 from conftest import NEIGHBOR_PARAMS, run_windows
 from gfm_audit.errors import InputError
-from gfm_audit.neighbors import (
+from gfm_audit.privacy.neighbors import (
     NEIGHBOR_COLUMNS,
     allele_weights,
     control_neighbor,

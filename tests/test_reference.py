@@ -18,7 +18,7 @@ from conftest import (
     write_vcf,
 )
 from gfm_audit.errors import InputError
-from gfm_audit.reference import (
+from gfm_audit.privacy.reference import (
     ContigMatch,
     contig_key,
     match_contigs,

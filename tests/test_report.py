@@ -4,9 +4,9 @@ from html.parser import HTMLParser
 
 import numpy as np
 import pandas as pd
-from gfm_audit import plots
-from gfm_audit.metrics import evaluate, threshold_table
-from gfm_audit.report import build_report
+from gfm_audit.privacy import plots
+from gfm_audit.privacy.metrics import evaluate, threshold_table
+from gfm_audit.privacy.report import build_report
 
 
 class _Collector(HTMLParser):

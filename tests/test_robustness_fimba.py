@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from conftest import DEMO
 from gfm_audit.errors import InputError
-from gfm_audit.robustness_fimba import attack, data, detection, stages, vae
+from gfm_audit.robustness.fimba import attack, data, detection, stages, vae
 
 PBMC = DEMO / "pbmc68k_reduced" / "pbmc68k_reduced.h5ad"
 
@@ -292,8 +292,8 @@ def _run_stage(tmp_path, cfg) -> dict:
 
 
 def test_fp_fn_without_endpoints_is_reported_as_not_tried_rather_than_as_a_failed_attack(tmp_path, caplog):
-    from gfm_audit.report import html_image, html_table
-    from gfm_audit.robustness_fimba import plots, report
+    from gfm_audit.privacy.report import html_image, html_table
+    from gfm_audit.robustness.fimba import plots, report
 
     cfg = _separable(tmp_path)
     with caplog.at_level("WARNING"):

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from conftest import DEMO
 from gfm_audit.errors import InputError
-from gfm_audit.robustness_ga import attack, classifiers, constraints, data, search
-from gfm_audit.robustness_ga.adversarial_training import adversarial_training
-from gfm_audit.robustness_ga.stages import ga_attack_stage, load_splits, train_classifier_stage
+from gfm_audit.robustness.ga import attack, classifiers, constraints, data, search
+from gfm_audit.robustness.ga.adversarial_training import adversarial_training
+from gfm_audit.robustness.ga.stages import ga_attack_stage, load_splits, train_classifier_stage
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -12,8 +12,8 @@ from conftest import NEIGHBOR_PARAMS, demo_sequence, run_windows, save_bpe_token
 from gfm_audit.char_lm import char_tokenizer
 from gfm_audit.errors import InputError
 from gfm_audit.models import ModelSpec, load_model, load_tokenizer
-from gfm_audit.neighbors import make_neighbors
-from gfm_audit.scoring import ScoringOptions, SeqRecord, merge_shards, score_sequences, score_shard
+from gfm_audit.privacy.neighbors import make_neighbors
+from gfm_audit.privacy.scoring import ScoringOptions, SeqRecord, merge_shards, score_sequences, score_shard
 from gfm_audit.tokens import encode, tokens_covering
 
 

@@ -5,10 +5,10 @@ import pysam
 import pytest
 from conftest import REPO, demo_sequence, run_windows
 from gfm_audit.config import load_config
-from gfm_audit.membership import finetune_split
 from gfm_audit.models import ModelSpec, load_model
-from gfm_audit.scoring import SeqRecord, score_sequences
-from gfm_audit.training import member_sequences, train_model
+from gfm_audit.privacy.membership import finetune_split
+from gfm_audit.privacy.scoring import SeqRecord, score_sequences
+from gfm_audit.privacy.training import member_sequences, train_model
 
 TRAIN = {"epochs": 2, "learning_rate": 1e-3, "batch_size": 4, "weight_decay": 0.0}
 

@@ -21,7 +21,7 @@ from conftest import (
     write_vcf,
 )
 from gfm_audit.errors import InputError
-from gfm_audit.windows import (
+from gfm_audit.privacy.windows import (
     SNP_COLUMNS,
     WINDOW_COLUMNS,
     alt_frequencies,

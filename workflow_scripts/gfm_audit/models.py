@@ -90,7 +90,7 @@ def read_checkpoint_config(spec: ModelSpec) -> dict[str, Any]:
     return config
 
 
-def _quiet_transformers() -> None:
+def quiet_transformers() -> None:
     """Loading bars and notices from transformers would flood the rule logs; our own logging reports progress."""
     from transformers.utils import logging as hf_logging
 
@@ -107,7 +107,7 @@ def load_tokenizer(spec: ModelSpec):
         return AutoTokenizer.from_pretrained(spec.path, trust_remote_code=spec.trust_remote_code, local_files_only=True)
     except (OSError, ValueError) as exc:
         raise InputError(
-            f"model '{spec.name}': cannot load the tokenizer from {spec.path}: {_first_line(exc)}"
+            f"model '{spec.name}': cannot load the tokenizer from {spec.path}: {first_line(exc)}"
         ) from None
 
 
@@ -126,7 +126,7 @@ def torch_dtype(spec: ModelSpec):
 def load_model(spec: ModelSpec):
     """The model in eval mode, from safetensors (or a weights-only ``.bin``)."""
     read_checkpoint_config(spec)
-    _quiet_transformers()
+    quiet_transformers()
     path = Path(spec.path)
     has_safetensors = any((path / f).exists() for f in SAFETENSORS)
     has_pickle = any((path / f).exists() for f in PICKLES)
@@ -151,11 +151,11 @@ def load_model(spec: ModelSpec):
         )
     except ValueError as exc:
         raise InputError(
-            f"model '{spec.name}': {spec.path} cannot be loaded as a {spec.kind} LM: {_first_line(exc)}; "
+            f"model '{spec.name}': {spec.path} cannot be loaded as a {spec.kind} LM: {first_line(exc)}; "
             f"check models.{spec.name}.kind"
         ) from None
     except OSError as exc:
-        raise InputError(f"model '{spec.name}': cannot load weights from {spec.path}: {_first_line(exc)}") from None
+        raise InputError(f"model '{spec.name}': cannot load weights from {spec.path}: {first_line(exc)}") from None
     return model.eval()
 
 
@@ -199,7 +199,7 @@ def check_plain_state_dict(file: Path, owner: str) -> None:
             f"{owner}: {file} is not a plain state dict ({reason}) and is not loaded; {what_to_do}"
         ) from None
     except (EOFError, RuntimeError) as exc:
-        raise InputError(f"{owner}: {file} is empty or damaged ({_first_line(exc)}); {what_to_do}") from None
+        raise InputError(f"{owner}: {file} is empty or damaged ({first_line(exc)}); {what_to_do}") from None
     if not isinstance(state, Mapping):
         raise InputError(
             f"{owner}: {file} holds a {type(state).__name__}, not a state dict (tensor name -> tensor); {what_to_do}"
@@ -218,7 +218,7 @@ def model_from_scratch(spec: ModelSpec, seed: int):
     from transformers import AutoConfig
 
     read_checkpoint_config(spec)
-    _quiet_transformers()
+    quiet_transformers()
     config = AutoConfig.from_pretrained(spec.path, trust_remote_code=spec.trust_remote_code, local_files_only=True)
     torch.manual_seed(seed)
     return _auto_class(spec.kind).from_config(config, trust_remote_code=spec.trust_remote_code)
@@ -238,6 +238,6 @@ def max_tokens(spec: ModelSpec, model, tokenizer) -> int:
     return limit if isinstance(limit, int) and limit < 10**9 else 10**9
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__

@@ -16,8 +16,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from .errors import InputError
-from .outputs import atomic_outputs
+from ..errors import InputError
+from ..outputs import atomic_outputs
 from .reference import ContigMatch
 from .windows import read_bed
 

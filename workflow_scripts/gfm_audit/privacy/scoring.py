@@ -30,11 +30,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pysam
 
-from .determinism import numeric_runtime
-from .errors import InputError
-from .models import ModelSpec, load_model, load_tokenizer, max_tokens
-from .outputs import atomic_outputs
-from .tokens import Encoded, encode_many, tokens_covering
+from ..determinism import numeric_runtime
+from ..errors import InputError
+from ..models import ModelSpec, load_model, load_tokenizer, max_tokens
+from ..outputs import atomic_outputs
+from ..tokens import Encoded, encode_many, tokens_covering
 
 log = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pysam
 
-from ..errors import InputError
+from ...errors import InputError
+from ...outputs import atomic_outputs
 from ..membership import read_membership
-from ..outputs import atomic_outputs
 from . import registry
 from .data import AttackData
 

@@ -5,13 +5,11 @@ from __future__ import annotations
 import os
 import re
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_curve
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from sklearn.metrics import roc_curve  # noqa: E402
+from ..plotting import plt, save_figure
 
 
 def headline_attacks(columns) -> list[str]:
@@ -88,10 +86,3 @@ def snp_site_figure(scores: pd.DataFrame, path: str | os.PathLike) -> None:
     ax.set(xlabel="mean neighbour loss - loss, all tokens", ylabel="same, SNP-site tokens only",
            title="Where the neighbour signal comes from")  # fmt: skip
     save_figure(fig, path)
-
-
-def save_figure(fig, path) -> None:
-    fig.tight_layout()
-    # A fixed creation date keeps the PNG bytes identical across runs.
-    fig.savefig(path, dpi=110, metadata={"Software": None})
-    plt.close(fig)

@@ -23,8 +23,8 @@ import pysam
 import pysam.bcftools
 import pysam.libcbgzf
 
-from .errors import InputError
-from .outputs import atomic_outputs
+from ..errors import InputError
+from ..outputs import atomic_outputs
 
 log = logging.getLogger(__name__)
 

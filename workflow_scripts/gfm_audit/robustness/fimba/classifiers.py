@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..determinism import single_cpu_thread
+from ...determinism import single_cpu_thread
 
 MODELS = ("random_forest", "gradient_boosting", "mlp", "cnn")
 

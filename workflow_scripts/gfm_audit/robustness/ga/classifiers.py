@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from ..determinism import single_cpu_thread
-from ..errors import InputError
-from ..models import ModelSpec, _first_line, _quiet_transformers, read_checkpoint_config
-from ..outputs import atomic_directory, write_loss_log
+from ...determinism import single_cpu_thread
+from ...errors import InputError
+from ...models import ModelSpec, first_line, quiet_transformers, read_checkpoint_config
+from ...outputs import atomic_directory, write_loss_log
 from .data import decode
 
 log = logging.getLogger(__name__)
@@ -191,7 +191,7 @@ class HFClassifier(Classifier):
 
         spec = ModelSpec(name=name, path=str(folder), kind="classifier", trust_remote_code=trust_remote_code)
         read_checkpoint_config(spec)
-        _quiet_transformers()
+        quiet_transformers()
         extra = {"num_labels": num_labels} if num_labels else {}
         try:
             tokenizer = AutoTokenizer.from_pretrained(
@@ -202,7 +202,7 @@ class HFClassifier(Classifier):
             )
         except (OSError, ValueError) as exc:
             raise InputError(
-                f"classifier '{name}': cannot load {folder} as a sequence classifier: {_first_line(exc)}"
+                f"classifier '{name}': cannot load {folder} as a sequence classifier: {first_line(exc)}"
             ) from None
         return cls(name, model, tokenizer, train=train, batch_size=batch_size)
 

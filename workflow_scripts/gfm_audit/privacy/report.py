@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import html
 import os
 from collections.abc import Mapping, Sequence
@@ -11,8 +10,10 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from ..outputs import atomic_outputs
+from ..report_html import html_image
+from ..report_html import html_table as report_table
 from .metrics import TOO_FEW
-from .outputs import atomic_outputs
 
 STYLE = """
 body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
@@ -62,20 +63,8 @@ def verdict(model: str, metrics: pd.DataFrame, is_target: bool, mode: str) -> tu
 
 
 def html_table(df: pd.DataFrame, digits: int = 3) -> str:
-    def fmt(v: Any) -> str:
-        if isinstance(v, float):
-            return f"{v:.{digits}f}"
-        return html.escape(str(v)).replace(TOO_FEW, "too few non-members")
-
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
-    rows = "".join("<tr>" + "".join(f"<td>{fmt(v)}</td>" for v in row) + "</tr>" for row in df.itertuples(False))
-    return f"<table><tr>{head}</tr>{rows}</table>"
-
-
-def html_image(path: str | os.PathLike, alt: str) -> str:
-    with open(path, "rb") as fh:
-        data = base64.b64encode(fh.read()).decode()
-    return f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}"></figure>'
+    """A report table; the marker for too few non-members reads as words."""
+    return report_table(df, digits, labels={TOO_FEW: "too few non-members"})
 
 
 def data_summary(windows: pd.DataFrame, neighbors: pd.DataFrame, membership: pd.DataFrame | None) -> pd.DataFrame:

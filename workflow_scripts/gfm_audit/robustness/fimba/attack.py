@@ -27,7 +27,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.spatial import cKDTree
 
-from ..errors import InputError
+from ...errors import InputError
 
 VARIANTS = ("fp_fn", "tp_tn")
 METHODS = ("fimba", "random_features", "shap_uniform", "brute_force")

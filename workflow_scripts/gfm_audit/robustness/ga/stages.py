@@ -7,7 +7,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from ..outputs import atomic_outputs, write_tsv
+from ...outputs import atomic_outputs, write_tsv
 from .adversarial_training import adversarial_training
 from .attack import adversarial_table, attack_sequences, sample_rows, settings_from_config, summary_table
 from .classifiers import Classifier, load_classifier, new_classifier, save_classifier

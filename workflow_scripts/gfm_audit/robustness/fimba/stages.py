@@ -10,7 +10,7 @@ import joblib
 import numpy as np
 import pandas as pd
 
-from ..outputs import atomic_outputs, write_tsv
+from ...outputs import atomic_outputs, write_tsv
 from .attack import (
     METHODS,
     VARIANTS,

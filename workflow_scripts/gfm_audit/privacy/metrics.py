@@ -17,8 +17,8 @@ import pandas as pd
 from scipy.stats import beta
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from .errors import InputError
-from .outputs import atomic_outputs
+from ..errors import InputError
+from ..outputs import atomic_outputs
 
 FPR_LEVELS = (0.001, 0.01)
 METRIC_COLUMNS = ("attack", "auc", "auc_low", "auc_high", "tpr_at_fpr_0.001", "tpr_at_fpr_0.01",

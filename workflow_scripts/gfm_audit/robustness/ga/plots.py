@@ -7,7 +7,7 @@ import re
 
 import pandas as pd
 
-from ..plots import plt, save_figure
+from ...plotting import plt, save_figure
 
 
 def budget_curve(summary: pd.DataFrame, attack: str) -> pd.DataFrame:

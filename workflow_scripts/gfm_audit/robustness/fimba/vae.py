@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from ..determinism import single_cpu_thread
+from ...determinism import single_cpu_thread
 
 
 def train_vae(X: np.ndarray, latent: int, epochs: int, seed: int, hidden: int = 128, lr: float = 1e-3):

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError
+from ...errors import InputError
 from .classifiers import Classifier
 from .constraints import Constraints, any_single_substitution, gc_fraction, is_transition, protected_mask
 from .data import LabelledSequences, decode, encode

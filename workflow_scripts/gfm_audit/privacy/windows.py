@@ -20,8 +20,8 @@ import cyvcf2
 import numpy as np
 import pysam
 
-from .errors import InputError
-from .outputs import atomic_outputs, write_fasta, write_text_gz
+from ..errors import InputError
+from ..outputs import atomic_outputs, write_fasta, write_text_gz
 from .reference import ContigMatch, contig_key, htslib_errors_are_fatal, read_contigs, vcf_format
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pandas as pd
 
-from ..plots import plt, save_figure
+from ...plotting import plt, save_figure
 
 STYLES = {"fimba": "o-", "random_features": "s--", "shap_uniform": "^:", "brute_force": "x-."}
 

@@ -24,8 +24,8 @@ import numpy as np
 import pandas as pd
 import pysam
 
-from .errors import InputError
-from .outputs import atomic_outputs
+from ..errors import InputError
+from ..outputs import atomic_outputs
 
 log = logging.getLogger(__name__)
 

@@ -13,11 +13,11 @@ from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
 from typing import Any
 
-from .determinism import numeric_runtime, single_cpu_thread
-from .errors import InputError
-from .models import ModelSpec, load_model, load_tokenizer, max_tokens, model_from_scratch
-from .outputs import atomic_directory, write_loss_log
-from .tokens import encode
+from ..determinism import numeric_runtime, single_cpu_thread
+from ..errors import InputError
+from ..models import ModelSpec, load_model, load_tokenizer, max_tokens, model_from_scratch
+from ..outputs import atomic_directory, write_loss_log
+from ..tokens import encode
 
 log = logging.getLogger(__name__)
 
