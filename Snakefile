@@ -6,6 +6,10 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
+# What `snakemake --report report.zip` says about the workflow; each figure's caption is report/<figure>.rst.
+report: "report/workflow.rst"
+
+
 # config/config.yaml, with the line of a YAML mistake named.
 include: "rules/configfile.smk"
 

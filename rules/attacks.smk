@@ -30,7 +30,12 @@ rule evaluate_attacks:
     input:
         "results/attacks/{model}/scores.tsv",
     output:
-        metrics=report("results/attacks/{model}/metrics.tsv", category="Attacks", subcategory="{model}"),
+        metrics=report(
+            "results/attacks/{model}/metrics.tsv",
+            caption="../report/metrics.rst",
+            category="Attacks",
+            subcategory="{model}",
+        ),
         thresholds="results/attacks/{model}/neighborhood_thresholds.tsv",
     wildcard_constraints:
         model="|".join(MODELS) or "no-model-is-audited",

@@ -88,16 +88,8 @@ def classifier_gpu(wildcards):
 
 
 def ga_outputs():
-    """Tables and figures of every GA classifier (what the report's robustness section needs)."""
-    return {
-        "adversarial": expand("results/robustness/ga/{c}/adversarial.tsv", c=GA_CLASSIFIERS),
-        "summary": expand("results/robustness/ga/{c}/summary.tsv", c=GA_CLASSIFIERS),
-        "progress": expand("results/robustness/adv_training/{c}/progress.tsv", c=GA_CLASSIFIERS),
-        "figures": expand(
-            "results/report/robustness/{c}/{f}.png", c=GA_CLASSIFIERS, f=["asr_vs_budget", "edits_histogram"]
-        )
-        + expand("results/robustness/adv_training/{c}/progress.png", c=GA_CLASSIFIERS),
-    }
+    """Tables and figures of every GA classifier, {kind: one path per classifier} (what the report shows)."""
+    return report_layout.section_outputs("ga", list(GA_CLASSIFIERS))
 
 
 # --- robustness: FIMBA on gene-expression classifiers -----------------------------
@@ -111,15 +103,27 @@ def fimba_inputs():
 
 
 def fimba_outputs():
-    """Tables and figures of FIMBA (what the report's FIMBA section needs)."""
-    if not FIMBA_MODELS:
-        return {"curves": [], "detection": [], "vae": [], "figures": []}
-    return {
-        "curves": expand("results/robustness/fimba/{m}/curve.tsv", m=FIMBA_MODELS),
-        "detection": ["results/robustness/fimba/detection.tsv"],
-        "vae": ["results/robustness/fimba/vae.tsv"],
-        "figures": expand("results/report/robustness/fimba/{m}/{f}.png", m=FIMBA_MODELS, f=["curve", "spectra"]),
-    }
+    """Tables and figures of FIMBA, per model plus the detection and VAE tables (what the report shows)."""
+    return report_layout.section_outputs("fimba", FIMBA_MODELS)
+
+
+# --- the report -------------------------------------------------------------------
+# Each per-name table and figure is declared once, in gfm_audit/report_layout.py: the plotting rules' outputs,
+# the report rule's input keys and the HTML captions all come from there.
+from gfm_audit import report_layout  # noqa: E402
+
+
+def report_figure(kind, category, subcategory=None):
+    """A plotting rule's output: figure ``kind``'s template, in Snakemake's report with caption report/<kind>.rst."""
+    # The caption path is relative to rules/, where every rule that calls this is defined.
+    template = report_layout.FIGURES[kind].template
+    return report(template, caption=f"../report/{kind}.rst", category=category, subcategory=subcategory)
+
+
+def report_inputs(wildcards):
+    """Every file the report reads, under the keys of report_layout.input_key (never matched by name in a path)."""
+    names = {"privacy": audited_models(), "ga": list(GA_CLASSIFIERS), "fimba": FIMBA_MODELS}
+    return report_layout.report_inputs(names)
 
 
 def report_wanted():

@@ -73,8 +73,8 @@ rule plot_fimba:
         curve="results/robustness/fimba/{fmodel}/curve.tsv",
         spectra="results/robustness/fimba/{fmodel}/spectra.npz",
     output:
-        curve=report("results/report/robustness/fimba/{fmodel}/curve.png", category="Robustness"),
-        spectra=report("results/report/robustness/fimba/{fmodel}/spectra.png", category="Robustness"),
+        curve=report_figure("accuracy_vs_m", category="Robustness: FIMBA", subcategory="{fmodel}"),
+        spectra=report_figure("spectra", category="Robustness: FIMBA", subcategory="{fmodel}"),
     wildcard_constraints:
         fmodel="|".join(FIMBA_MODELS) or "no-fimba-model",
     log:

@@ -92,9 +92,9 @@ rule plot_ga:
         summary="results/robustness/ga/{classifier}/summary.tsv",
         progress="results/robustness/adv_training/{classifier}/progress.tsv",
     output:
-        asr=report("results/report/robustness/{classifier}/asr_vs_budget.png", category="Robustness"),
-        edits=report("results/report/robustness/{classifier}/edits_histogram.png", category="Robustness"),
-        progress=report("results/robustness/adv_training/{classifier}/progress.png", category="Robustness"),
+        asr=report_figure("asr_vs_budget", category="Robustness: GA", subcategory="{classifier}"),
+        edits=report_figure("edits_histogram", category="Robustness: GA", subcategory="{classifier}"),
+        progress=report_figure("training_progress", category="Robustness: GA", subcategory="{classifier}"),
     wildcard_constraints:
         classifier="|".join(GA_CLASSIFIERS) or "no-classifier",
     log:

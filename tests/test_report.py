@@ -1,9 +1,18 @@
-"""The HTML report: parses, holds every table and figure, gives a verdict per model."""
+"""The HTML report: parses, holds every table and figure, gives a verdict per model, and each section shows the
+files of its own model or classifier only."""
 
+import base64
+import html
+import logging
+import re
+import runpy
 from html.parser import HTMLParser
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from conftest import REPO
+from gfm_audit import report_layout
 from gfm_audit.privacy import plots
 from gfm_audit.privacy.metrics import evaluate, threshold_table
 from gfm_audit.privacy.report import build_report
@@ -40,7 +49,7 @@ def test_report_holds_every_table_and_figure_and_a_verdict(tmp_path):
     out.mkdir()
     figures = []
     for name, fn, arg in (("roc", plots.roc_figure, scores), ("histograms", plots.histogram_figure, scores),
-                          ("neighbour_loss", plots.neighbour_loss_figure, target_scores),
+                          ("neighbor_loss", plots.neighbor_loss_figure, target_scores),
                           ("snp_sites", plots.snp_site_figure, scores)):  # fmt: skip
         fn(arg, out / f"{name}.png")
         figures.append((str(out / f"{name}.png"), name))
@@ -53,9 +62,9 @@ def test_report_holds_every_table_and_figure_and_a_verdict(tmp_path):
                             "end": range(50, n * 100 + 50, 100), "n_snps": 3, "snp_fraction": 0.06,
                             "gc_fraction": 0.4})  # fmt: skip
     windows.to_csv(tmp_path / "w.tsv", sep="\t", index=False)
-    neighbours = pd.DataFrame({"neighbor_id": ["x"], "window_id": ["w000"], "prob": [0.1], "replicate": [0],
+    neighbors = pd.DataFrame({"neighbor_id": ["x"], "window_id": ["w000"], "prob": [0.1], "replicate": [0],
                                "kind": ["snp"], "n_changed": [1], "changed_offsets": ["3"]})  # fmt: skip
-    neighbours.to_csv(tmp_path / "n.tsv", sep="\t", index=False)
+    neighbors.to_csv(tmp_path / "n.tsv", sep="\t", index=False)
     pd.DataFrame({"window_id": ids, "target_member": member, "ref_0_member": 1 - member}).to_csv(
         tmp_path / "m.tsv", sep="\t", index=False
     )
@@ -74,3 +83,166 @@ def test_report_holds_every_table_and_figure_and_a_verdict(tmp_path):
     assert "m leaks membership" in text and "strongest attack is loss" in text
     assert "needs reference models" in text and "ref_0" in text
     assert "http" not in page.replace("https://json-schema", "")  # nothing fetched when opened offline
+
+
+# Names inside other names (cnn, cnn2) or inside every path of their section (results/report/report/...,
+# results/robustness/ga/ga/...): the report used to find a name's files by looking for "/<name>/" in paths.
+NAMES = {"privacy": ["report", "m"], "ga": ["ga", "cnn", "cnn2"], "fimba": ["mlp", "cnn"]}
+
+
+def test_report_inputs_give_every_name_the_files_of_its_own_templates_at_todays_paths():
+    inputs = report_layout.report_inputs(NAMES)
+    privacy = report_layout.collect(inputs, "privacy", NAMES["privacy"])
+    assert privacy.shared == {"windows": "results/windows/windows.tsv", "neighbors": "results/neighbors/neighbors.tsv",
+                              "membership": "results/membership.tsv"}  # fmt: skip
+    assert privacy.tables["metrics"] == {"report": "results/attacks/report/metrics.tsv",
+                                         "m": "results/attacks/m/metrics.tsv"}  # fmt: skip
+    assert privacy.tables["thresholds"]["report"] == "results/attacks/report/neighborhood_thresholds.tsv"
+    assert [path for path, _ in privacy.figures["report"]] == [
+        f"results/report/report/{figure}.png" for figure in ("roc", "histograms", "neighbor_loss", "snp_sites")
+    ]
+    ga = report_layout.collect(inputs, "ga", NAMES["ga"])
+    assert ga.shared == {}
+    assert ga.tables["summary"] == {name: f"results/robustness/ga/{name}/summary.tsv" for name in NAMES["ga"]}
+    assert ga.tables["adversarial"]["ga"] == "results/robustness/ga/ga/adversarial.tsv"
+    assert ga.tables["progress"]["cnn"] == "results/robustness/adv_training/cnn/progress.tsv"
+    assert ga.figures["cnn"] == [
+        ("results/report/robustness/cnn/asr_vs_budget.png",
+         "Attack success rate vs edit budget: GA vs random substitutions"),
+        ("results/report/robustness/cnn/edits_histogram.png", "Substitutions per successful adversarial sequence"),
+        ("results/robustness/adv_training/cnn/progress.png", "Adversarial-training progress"),
+    ]  # fmt: skip
+    fimba = report_layout.collect(inputs, "fimba", NAMES["fimba"])
+    assert fimba.shared == {"detection": "results/robustness/fimba/detection.tsv",
+                            "vae": "results/robustness/fimba/vae.tsv"}  # fmt: skip
+    assert fimba.tables["curve"]["cnn"] == "results/robustness/fimba/cnn/curve.tsv"
+    assert [path for path, _ in fimba.figures["cnn"]] == [
+        "results/report/robustness/fimba/cnn/curve.png",
+        "results/report/robustness/fimba/cnn/spectra.png",
+    ]
+    # Every file once, under one key: 7 per model + 3 shared, 6 per classifier, 3 per FIMBA model + 2 shared.
+    assert len(inputs) == len(set(inputs.values())) == 2 * 7 + 3 + 3 * 6 + 2 * 3 + 2
+
+
+def test_a_section_without_names_asks_for_no_file():
+    assert report_layout.report_inputs({"privacy": [], "ga": [], "fimba": []}) == {}
+    assert all(paths == [] for paths in report_layout.section_outputs("fimba", []).values())
+
+
+def test_every_figure_has_a_snakemake_report_caption_that_starts_with_its_html_caption():
+    for kind, spec in report_layout.FIGURES.items():
+        rst = REPO / "report" / f"{kind}.rst"
+        assert rst.read_text().startswith(spec.caption + "\n"), kind
+    rules = "".join(path.read_text() for path in REPO.glob("rules/*.smk"))
+    for caption in re.findall(r'caption="\.\./(report/[^"]+)"', rules):
+        assert (REPO / caption).is_file(), caption
+    assert 'report: "report/workflow.rst"' in (REPO / "Snakefile").read_text()
+    assert (REPO / "report/workflow.rst").is_file()
+
+
+def _png(kind: str, name: str) -> bytes:
+    """Stand-in figure bytes that say whose figure they are (the report embeds them as they are)."""
+    return b"\x89PNG\r\n" + f"{kind} of {name}".encode()
+
+
+def _write_report_inputs(root: Path) -> dict[str, str]:
+    """Every file the report reads for NAMES, marked with its name, under root/prefix (as a module's prefix would)."""
+    inputs = {key: str(root / "prefix" / path) for key, path in report_layout.report_inputs(NAMES).items()}
+
+    def write(key: str, content: bytes | pd.DataFrame) -> None:
+        path = Path(inputs[key])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            content.to_csv(path, sep="\t", index=False)
+
+    key = report_layout.input_key
+    for kind, spec in report_layout.FIGURES.items():
+        for name in NAMES[spec.section]:
+            write(key(kind, name), _png(kind, name))
+    for name in NAMES["privacy"]:
+        write(key("metrics", name), pd.DataFrame({"attack": [f"attack_on_{name}"], "auc": [0.9], "auc_low": [0.8],
+                                                  "auc_high": [0.95], "tpr_at_fpr_0.01": [0.5],
+                                                  "eps_lower_bound": [1.0]}))  # fmt: skip
+        write(key("skipped", name), pd.DataFrame({"attack": ["rmia"], "reason": [f"skipped_for_{name}"]}))
+        write(key("thresholds", name), pd.DataFrame(columns=["attack", "threshold"]))
+    write("windows", pd.DataFrame({"window_id": ["w0", "w1"], "chrom": "z", "start": [0, 100], "end": [50, 150],
+                                   "n_snps": 3, "snp_fraction": 0.06, "gc_fraction": 0.4}))  # fmt: skip
+    write("neighbors", pd.DataFrame({"neighbor_id": ["x"], "window_id": ["w0"], "prob": [0.1], "replicate": [0],
+                                     "kind": ["snp"], "n_changed": [1]}))  # fmt: skip
+    write("membership", pd.DataFrame({"window_id": ["w0", "w1"], "target_member": [1, 0]}))
+    for n_attacked, name in enumerate(NAMES["ga"], start=1):
+        write(key("summary", name), pd.DataFrame({"attack": ["ga", "random"], "n_attacked": 11 * n_attacked,
+                                                  "asr": [0.5, 0.1]}))  # fmt: skip
+        example = {"seq_id": f"seq_of_{name}", "label": 1, "original": "ACGT", "adversarial": "ACGA",
+                   "p_true_before": 0.9, "p_true_after": 0.2, "edits": 1, "gc_before": 0.5, "gc_after": 0.25,
+                   "n_transitions": 0, "success": True}  # fmt: skip
+        write(key("adversarial", name), pd.DataFrame([example]))
+        write(key("progress", name), pd.DataFrame({"iteration": [0], "note": [f"progress_of_{name}"]}))
+    for clean, name in zip((0.811, 0.722), NAMES["fimba"], strict=True):
+        write(key("curve", name), pd.DataFrame({"model": name, "variant": ["none", "fp_fn", "fp_fn"],
+                                                "method": ["clean", "fimba", "random_features"], "m": [0, 5, 5],
+                                                "accuracy": [clean, 0.5, 0.7], "flip_rate": [0.0, 0.3, 0.1],
+                                                "status": "ok"}))  # fmt: skip
+    write("detection", pd.DataFrame({"model": ["mlp"], "subset": ["all"], "method": ["fimba"], "ssim": [0.5]}))
+    write("vae", pd.DataFrame({"model": ["mlp"], "ssim": [0.1]}))
+    return inputs
+
+
+def _run_report_script(tmp_path: Path, inputs: dict[str, str], config: dict) -> str:
+    """workflow_scripts/scripts/report.py, run as Snakemake runs it (a `snakemake` object in its globals)."""
+    from snakemake.iocontainers import InputFiles, Log, OutputFiles, Params, ResourceList, Snakemake, Wildcards
+
+    params = Params(fromdict={"config": config, "models": NAMES["privacy"], "classifiers": NAMES["ga"],
+                              "fimba_models": NAMES["fimba"]})  # fmt: skip
+    job = Snakemake(InputFiles(fromdict=inputs), OutputFiles([str(tmp_path / "report.html")]), params, Wildcards(), 1,
+                    ResourceList(), Log([str(tmp_path / "report.log")]), config, "report", None)  # fmt: skip
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        runpy.run_path(str(REPO / "workflow_scripts/scripts/report.py"), init_globals={"snakemake": job})
+    finally:
+        # The script points the root logger at its log file; give pytest its handlers back.
+        for handler in set(root.handlers) - set(handlers):
+            handler.close()
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    return (tmp_path / "report.html").read_text()
+
+
+def _images(fragment: str) -> list[bytes]:
+    return [base64.b64decode(data) for data in re.findall(r'src="data:image/png;base64,([^"]+)"', fragment)]
+
+
+def test_each_model_and_classifier_section_shows_its_own_tables_and_figures_only(tmp_path):
+    config = {"target": "report", "models": {"report": {"path": "x", "kind": "causal"},
+                                             "m": {"path": "y", "kind": "causal"}},
+              "membership": {"mode": "finetune"}}  # fmt: skip
+    page = _run_report_script(tmp_path, _write_report_inputs(tmp_path), config)
+    # Each model's and each classifier's part runs up to the next section or classifier heading.
+    parts = re.split(r"<h2>|<h3>Classifier ", page)
+
+    def part(start: str) -> str:
+        (found,) = [p for p in parts if p.startswith(start)]
+        return found
+
+    for name in NAMES["privacy"]:
+        own = part(f"Attacks on {name}</h2>")
+        assert _images(own) == [_png(kind, name) for kind in ("roc", "histograms", "neighbor_loss", "snp_sites")]
+        others = [n for n in NAMES["privacy"] if n != name]
+        assert f"attack_on_{name}" in own and f"skipped_for_{name}" in own
+        assert not any(f"attack_on_{n}" in own or f"skipped_for_{n}" in own for n in others)
+    for n_attacked, name in enumerate(NAMES["ga"], start=1):
+        own = part(f"{name}</h3>")
+        assert _images(own) == [_png(kind, name) for kind in ("asr_vs_budget", "edits_histogram", "training_progress")]
+        assert f"over {11 * n_attacked} correctly classified" in own
+        assert re.findall(r"seq_of_\w+", own) == [f"seq_of_{name}"]
+        assert re.findall(r"progress_of_\w+", own) == [f"progress_of_{name}"]
+    for clean, name in zip((0.811, 0.722), NAMES["fimba"], strict=True):
+        assert f"<td>{name}</td><td>fp_fn</td><td>{clean:.3f}</td>" in page
+        for kind in ("accuracy_vs_m", "spectra"):
+            caption = html.escape(report_layout.FIGURES[kind].caption)
+            data = base64.b64encode(_png(kind, name)).decode()
+            assert f'<h3>{name}: {caption}</h3><figure><img alt="{caption}" src="data:image/png;base64,{data}">' in page
+    assert len(_images(page)) == 2 * 4 + 3 * 3 + 2 * 2

@@ -292,7 +292,6 @@ def _run_stage(tmp_path, cfg) -> dict:
 
 
 def test_fp_fn_without_endpoints_is_reported_as_not_tried_rather_than_as_a_failed_attack(tmp_path, caplog):
-    from gfm_audit.privacy.report import html_image, html_table
     from gfm_audit.robustness.fimba import plots, report
 
     cfg = _separable(tmp_path)
@@ -324,8 +323,7 @@ def test_fp_fn_without_endpoints_is_reported_as_not_tried_rather_than_as_a_faile
     assert vae_table.n_samples.tolist() == [0] and vae_table.ssim.isna().all()
     stages.merge_detection_stage([str(out["det.tsv"])], tmp_path / "detection.tsv")
     section = report.fimba_section(["random_forest"], {"random_forest": str(out["curve.tsv"])},
-                                   str(tmp_path / "detection.tsv"), str(tmp_path / "vae.tsv"), {}, html_table,
-                                   html_image)  # fmt: skip
+                                   str(tmp_path / "detection.tsv"), str(tmp_path / "vae.tsv"), {})  # fmt: skip
     assert "<b>Not tried:</b> random_forest" in section and "<td>no_endpoints</td>" in section
     assert "<td>not tried</td>" in section
 

@@ -4,12 +4,14 @@ import hashlib
 import re
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 from conftest import DEMO_FASTA, DEMO_VCF, REPO, demo_vcf_lines, write_vcf
+from gfm_audit import report_layout
 
 pytestmark = pytest.mark.workflow
 
@@ -256,6 +258,33 @@ def test_ga_stage_writes_its_tables_figures_and_report_section(tmp_path):
     assert "Attacks on" not in html  # no model audited for privacy in this config
     rerun = snakemake(tmp_path, "--dry-run", config=ga_config(tmp_path))
     assert "Nothing to be done" in rerun.stdout + rerun.stderr
+    # Snakemake's own report: the workflow description and each figure with its caption from report/*.rst.
+    bundle = snakemake(tmp_path, "--report", str(tmp_path / "report.zip"), config=ga_config(tmp_path))
+    assert bundle.returncode == 0, bundle.stderr[-3000:]
+    with zipfile.ZipFile(tmp_path / "report.zip") as archive:
+        page = archive.read("report/report.html").decode()
+    assert "gfm-audit audits genomic foundation models" in page
+    for figure in ("asr_vs_budget", "edits_histogram", "training_progress"):
+        assert f"<p>{report_layout.FIGURES[figure].caption}</p>" in page  # rendered from report/<figure>.rst
+
+
+def test_report_asks_for_each_names_own_files_when_a_name_is_inside_other_paths(tmp_path):
+    """A model named report (in every privacy figure's path), classifiers ga (in every GA table's path), cnn, cnn2."""
+    config = ga_config(tmp_path)
+    config["robustness"]["ga"]["classifiers"] = {name: {"kind": "cnn"} for name in ("ga", "cnn", "cnn2")}
+    config["models"] = {"report": {"path": str(REPO / "resources/demo/char_lm"), "kind": "causal", "init": "scratch"}}
+    config["target"] = "report"
+    plan = snakemake(tmp_path, "--dry-run", "results/report/report.html", config=config)
+    text = plan.stdout + plan.stderr
+    assert plan.returncode == 0, text[-3000:]
+    figures = ", ".join(f"results/report/report/{f}.png" for f in ("roc", "histograms", "neighbor_loss", "snp_sites"))
+    assert f"output: {figures}\n" in text
+    for name in ("ga", "cnn", "cnn2"):
+        assert (f"output: results/report/robustness/{name}/asr_vs_budget.png, results/report/robustness/{name}/"
+                f"edits_histogram.png, results/robustness/adv_training/{name}/progress.png\n") in text  # fmt: skip
+    (inputs,) = re.findall(r"rule report:\n    input: (.*)\n", text)
+    wanted = report_layout.report_inputs({"privacy": ["report"], "ga": ["ga", "cnn", "cnn2"], "fimba": []})
+    assert sorted(inputs.split(", ")) == sorted(wanted.values())
 
 
 def test_ga_label_outside_the_classes_fails_with_one_line_and_no_partial_output(tmp_path):

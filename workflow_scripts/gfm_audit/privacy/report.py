@@ -75,10 +75,10 @@ def data_summary(windows: pd.DataFrame, neighbors: pd.DataFrame, membership: pd.
         ("SNP sites per window (mean)", f"{windows.n_snps.mean():.1f}"),
         ("SNP fraction (mean)", f"{windows.snp_fraction.mean():.4f}"),
         ("GC fraction (mean)", f"{windows.gc_fraction.mean():.3f}"),
-        ("neighbours", len(neighbors)),
-        ("neighbour kinds", ", ".join(sorted(neighbors.kind.unique()))),
+        ("neighbors", len(neighbors)),
+        ("neighbor kinds", ", ".join(sorted(neighbors.kind.unique()))),
         ("replacement probabilities", ", ".join(f"{p:g}" for p in sorted(neighbors.prob.unique()))),
-        ("substitutions per SNP neighbour (mean)", f"{neighbors[neighbors.kind == 'snp'].n_changed.mean():.1f}"),
+        ("substitutions per SNP neighbor (mean)", f"{neighbors[neighbors.kind == 'snp'].n_changed.mean():.1f}"),
     ]
     if membership is not None:
         rows += [("members (target)", int(membership.target_member.sum())),
@@ -172,7 +172,7 @@ def _privacy_part(config, windows_path, neighbors_path, membership_path, models,
             # Quantile thresholds can be far below 0.001, where three decimals would show them all as 0.000.
             shown = shown.assign(threshold=[f"{t:.3g}" for t in shown.threshold])
             parts.append(
-                f"<h3>Neighbour loss difference thresholds (the pilot's table at {grid}, computed over members and "
+                f"<h3>Neighbor loss difference thresholds (the pilot's table at {grid}, computed over members and "
                 "non-members)</h3>" + html_table(shown)
             )
         for path, caption in figures.get(model, []):

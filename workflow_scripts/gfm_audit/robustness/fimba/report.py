@@ -7,12 +7,14 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
+from ...report_html import html_image, html_table
+
 # Reported in the FIMBA paper for TCGA: SSIM of power spectra, FIMBA vs random perturbation.
 PAPER_SSIM = {"fimba": 0.9, "brute_force": 0.004}
 
 
 def fimba_section(models: Sequence[str], curve_paths: Mapping[str, str], detection_path: str, vae_path: str,
-                  figures: Mapping[str, Sequence[tuple[str, str]]], table, image) -> str:  # fmt: skip
+                  figures: Mapping[str, Sequence[tuple[str, str]]]) -> str:  # fmt: skip
     parts = [
         "<h2>Robustness: FIMBA on gene-expression classifiers</h2>",
         "<p>FIMBA moves the top-m SHAP features of each test sample towards its nearest (Minkowski-p) "
@@ -37,7 +39,7 @@ def fimba_section(models: Sequence[str], curve_paths: Mapping[str, str], detecti
                      "FIMBA accuracy": main.accuracy if tried else "not tried",
                      "random-features accuracy": rnd.accuracy if tried else "not tried",
                      "FIMBA flip rate": main.flip_rate if tried else "not tried", "status": status})  # fmt: skip
-    parts.append("<h3>Clean accuracy and the attack at the largest m</h3>" + table(pd.DataFrame(rows)))
+    parts.append("<h3>Clean accuracy and the attack at the largest m</h3>" + html_table(pd.DataFrame(rows)))
     if not_tried:
         parts.append(f"<p><b>Not tried:</b> {html.escape(', '.join(not_tried))}: no test sample has an endpoint "
                      "for the main variant (for fp_fn: the classifier makes no error on the test split that "
@@ -50,7 +52,7 @@ def fimba_section(models: Sequence[str], curve_paths: Mapping[str, str], detecti
                      "robustness.fimba.no_endpoints: fall_back_to_tp_tn).</p>")  # fmt: skip
     for model in models:
         for path, caption in figures.get(model, []):
-            parts.append(f"<h3>{html.escape(model)}: {html.escape(caption)}</h3>" + image(path, caption))
+            parts.append(f"<h3>{html.escape(model)}: {html.escape(caption)}</h3>" + html_image(path, caption))
     detection = pd.read_csv(detection_path, sep="\t")
     parts.append("<h3>Spectral detection: SSIM of power spectra, original vs attacked</h3>")
     summary = detection[detection.subset == "all"].groupby("method").ssim.mean()
@@ -62,7 +64,7 @@ def fimba_section(models: Sequence[str], curve_paths: Mapping[str, str], detecti
         )  # fmt: skip
         + ". A lower SSIM means the attack is easier to see in the spectrum.</p>"
     )
-    parts.append(table(detection))
+    parts.append(html_table(detection))
     parts.append("<h3>VAE poisoning (latent interpolation towards the FIMBA endpoint)</h3>")
-    parts.append(table(pd.read_csv(vae_path, sep="\t")))
+    parts.append(html_table(pd.read_csv(vae_path, sep="\t")))
     return "".join(parts)

@@ -7,6 +7,8 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
+from ...report_html import html_image, html_table
+
 EXAMPLES = 5
 
 
@@ -39,8 +41,6 @@ def ga_section(
     summary_paths: Mapping[str, str],
     progress_paths: Mapping[str, str],
     figures: Mapping[str, Sequence[tuple[str, str]]],
-    table,
-    image,
 ) -> str:
     """HTML for every classifier: headline GA vs random, ASR by budget, edits, examples, adversarial training."""
     parts = [
@@ -63,10 +63,10 @@ def ga_section(
             f"{100 * ga_asr:.1f}%</b> vs {100 * rnd_asr:.1f}% for random substitutions, over "
             f"{int(head.n_attacked.get('ga', 0))} correctly classified test sequences.</div>"
         )
-        parts.append(table(summary))
+        parts.append(html_table(summary))
         for path, caption in figures.get(name, []):
-            parts.append(f"<h4>{html.escape(caption)}</h4>" + image(path, caption))
+            parts.append(f"<h4>{html.escape(caption)}</h4>" + html_image(path, caption))
         parts.append("<h4>Example adversarial sequences (substituted bases marked)</h4>" + examples_html(adversarial))
         parts.append("<h4>Adversarial training (held-out set drawn from the test split, never trained on)</h4>")
-        parts.append(table(progress))
+        parts.append(html_table(progress))
     return "".join(parts)
