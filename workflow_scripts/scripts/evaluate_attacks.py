@@ -5,7 +5,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gfm_audit.metrics import PILOT_THRESHOLDS, evaluate, read_scores, threshold_table, write_metrics  # noqa: E402
+from gfm_audit.privacy.metrics import PILOT_THRESHOLDS, evaluate, read_scores, threshold_table, write_metrics  # noqa: E402
 from gfm_audit.rule_script import run_rule  # noqa: E402
 
 

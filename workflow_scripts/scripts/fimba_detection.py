@@ -5,7 +5,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gfm_audit.robustness_fimba.stages import merge_detection_stage  # noqa: E402
+from gfm_audit.robustness.fimba.stages import merge_detection_stage  # noqa: E402
 from gfm_audit.rule_script import run_rule  # noqa: E402
 
 

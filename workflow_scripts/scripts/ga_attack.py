@@ -6,7 +6,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import gfm_audit  # noqa: E402,F401  (sets thread/MKL settings before torch loads)
-from gfm_audit.robustness_ga.stages import ga_attack_stage  # noqa: E402
+from gfm_audit.robustness.ga.stages import ga_attack_stage  # noqa: E402
 from gfm_audit.rule_script import run_rule  # noqa: E402
 
 

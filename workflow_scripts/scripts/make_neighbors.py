@@ -6,7 +6,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gfm_audit.neighbors import make_neighbors  # noqa: E402
+from gfm_audit.privacy.neighbors import make_neighbors  # noqa: E402
 from gfm_audit.rule_script import run_rule  # noqa: E402
 
 

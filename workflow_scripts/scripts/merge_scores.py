@@ -7,12 +7,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gfm_audit.rule_script import run_rule  # noqa: E402
-from gfm_audit.scoring import merge_shards  # noqa: E402
+from gfm_audit.privacy.scoring import merge_shards  # noqa: E402
 
 
 def main(snakemake):
     rows = merge_shards(list(snakemake.input), snakemake.output[0])
-    logging.getLogger("gfm_audit.scoring").info("merged %d shards: %d sequences", len(snakemake.input), rows)
+    logging.getLogger("gfm_audit.privacy.scoring").info("merged %d shards: %d sequences", len(snakemake.input), rows)
 
 
 run_rule(snakemake, main)  # noqa: F821

@@ -7,7 +7,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pandas as pd  # noqa: E402
 from gfm_audit import plots  # noqa: E402
-from gfm_audit.metrics import read_scores  # noqa: E402
+from gfm_audit.privacy.metrics import read_scores  # noqa: E402
 from gfm_audit.rule_script import run_rule  # noqa: E402
 
 

@@ -7,7 +7,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from gfm_audit.robustness_fimba import plots  # noqa: E402
+from gfm_audit.robustness.fimba import plots  # noqa: E402
 from gfm_audit.rule_script import run_rule  # noqa: E402
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pandas as pd  # noqa: E402
-from gfm_audit.robustness_ga import plots  # noqa: E402
+from gfm_audit.robustness.ga import plots  # noqa: E402
 from gfm_audit.rule_script import run_rule  # noqa: E402
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gfm_audit.reference import StagedReference, prepare_reference  # noqa: E402
+from gfm_audit.privacy.reference import StagedReference, prepare_reference  # noqa: E402
 from gfm_audit.rule_script import run_rule  # noqa: E402
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gfm_audit.attacks.runner import load_attack_data, run_attacks, write_attack_outputs  # noqa: E402
+from gfm_audit.privacy.attacks.runner import load_attack_data, run_attacks, write_attack_outputs  # noqa: E402
 from gfm_audit.rule_script import run_rule  # noqa: E402
 
 

@@ -9,7 +9,7 @@ import gfm_audit  # noqa: E402, F401  (sets MKL_CBWR before torch loads)
 import torch  # noqa: E402
 from gfm_audit.models import ModelSpec  # noqa: E402
 from gfm_audit.rule_script import run_rule  # noqa: E402
-from gfm_audit.scoring import score_shard  # noqa: E402
+from gfm_audit.privacy.scoring import score_shard  # noqa: E402
 
 
 def main(snakemake):

@@ -7,7 +7,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gfm_audit.rule_script import run_rule  # noqa: E402
-from gfm_audit.windows import select_windows  # noqa: E402
+from gfm_audit.privacy.windows import select_windows  # noqa: E402
 
 
 def main(snakemake):

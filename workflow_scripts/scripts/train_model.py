@@ -8,10 +8,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import gfm_audit  # noqa: E402, F401  (sets MKL_CBWR before torch loads)
 import pysam  # noqa: E402
 import torch  # noqa: E402
-from gfm_audit.membership import read_membership  # noqa: E402
+from gfm_audit.privacy.membership import read_membership  # noqa: E402
 from gfm_audit.models import ModelSpec  # noqa: E402
 from gfm_audit.rule_script import run_rule  # noqa: E402
-from gfm_audit.training import member_sequences, train_model  # noqa: E402
+from gfm_audit.privacy.training import member_sequences, train_model  # noqa: E402
 
 
 def main(snakemake):
