@@ -148,8 +148,41 @@ def test_transitions_are_proposed_with_their_configured_weight():
     ],
 )
 def test_success_needs_a_label_flip_and_a_true_class_drop_of_delta(probs, label, before, expected, why):
-    got = search.successful(np.array([probs]), np.array([label]), np.array([before]), delta=0.2)
-    assert bool(got[0]) is expected, why
+    # Through the scorer, as the searches do: it extracts p_true and the arg-max class from the probabilities.
+    labels = np.array([label])
+    p_true, pred = search._Scorer(lambda codes: np.array([probs]), labels, 1)(np.arange(1), np.zeros((1, 1, 4)))
+    got = search.successful(p_true, pred, labels[:, None], np.array([[before]]), delta=0.2)
+    assert bool(got[0, 0]) is expected, why
+
+
+def test_an_unscored_candidate_is_never_a_success():
+    assert not search.successful(np.array([np.inf]), np.array([-1]), np.array([0]), np.array([0.9]), delta=0.0)[0]
+
+
+@pytest.mark.parametrize("real", [True, False])
+def test_the_ga_the_random_baseline_and_pruning_all_decide_success_by_successful(monkeypatch, real):
+    """Any edit flips this classifier, so every search succeeds, unless ``successful`` says otherwise."""
+    codes = data.encode(["ACGTACGTACGTACGTACGT"] * 2)
+    labels, p_before = np.zeros(2, dtype=np.int64), np.full(2, 0.5)
+    c = constraints.Constraints(max_edits=4, gc_tolerance=1.0, protected_motifs=())
+    protected = np.zeros(codes.shape, dtype=bool)
+
+    def predict(x):  # the originals: 0.5 / 0.5 (class 0); anything edited: class 1
+        return np.where((x != codes[:1]).any(axis=1)[:, None], [[0.2, 0.8]], [[0.5, 0.5]])
+
+    if not real:
+        monkeypatch.setattr(search, "successful", lambda p_true, *args: np.zeros(np.shape(p_true), dtype=bool))
+    params = search.GAParams(population=8, generations=3, patience=3, delta=0.1)
+    rng = np.random.default_rng(0)
+    ga = search.genetic_attack(predict, codes, labels, p_before, protected, c, params, rng)
+    rnd = search.random_attack(predict, codes, labels, p_before, protected, c, np.array([20, 20]), 4, 0.1, rng)
+    assert ga.success.tolist() == rnd.success.tolist() == [real, real]
+    three_edits = codes.copy()
+    three_edits[:, :3] = (codes[:, :3] + 1) % 4
+    found = search.AttackResult(three_edits, p_before.copy(), np.full(2, 0.2), np.ones(2, bool), np.ones(2, int))
+    pruned = search.prune_edits(predict, found, codes, labels, protected, c, 0.1)
+    # Every single-edit reversion still flips the class, so the real test prunes down to one edit.
+    assert (pruned.adversarial != codes).sum(axis=1).tolist() == ([1, 1] if real else [3, 3])
 
 
 def _subset_csv(src: Path, dst: Path, rows: list[int], edit=None) -> Path:

@@ -5,8 +5,9 @@ Each iteration attacks the current model on a fresh seeded sample of the
 labels to the training set, and fine-tunes (only the head when the encoder is
 frozen). After every iteration the model is measured on the clean test split
 and on a fixed held-out attack set drawn from the test split, which is never
-trained on. The pilot made adversarial examples from the test set and then
-trained and evaluated on that same set; here the splits never meet.
+trained on. The earlier GA study this attack follows made adversarial
+examples from the test set and then trained and evaluated on that same set;
+here the splits never meet.
 
 robust accuracy = held-out sequences classified correctly and not flipped by the GA / held-out sequences.
 """

@@ -3,8 +3,9 @@
 - ``cnn``: a small 1-D CNN on one-hot DNA, trained here (the demo);
 - ``huggingface``: a user's ``AutoModelForSequenceClassification`` checkpoint folder;
 - ``gfm_head``: a GFM from the ``models`` block with a new classification head,
-  encoder frozen and head trained (the pilot's set-up); it is saved as a
-  Hugging Face checkpoint and reloaded through the ``huggingface`` path.
+  encoder frozen and head trained (the set-up of the earlier GA study this
+  attack follows); it is saved as a Hugging Face checkpoint and reloaded
+  through the ``huggingface`` path.
 
 Every classifier takes (N, L) uint8 codes (A=0, C=1, G=2, T=3) and returns
 (N, C) class probabilities, in micro-batches of ``batch_size`` so that one GA

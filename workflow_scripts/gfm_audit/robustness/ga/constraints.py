@@ -8,8 +8,8 @@ A candidate is valid when, against its original sequence:
 - with ``coding``, it has no stop codon (TAA, TAG, TGA) in frame ``frame``
   where the original had none.
 
-The pilot study scored these as soft fitness bonuses; here a candidate that
-breaks one is never scored and never reported.
+The earlier GA study this attack follows scored these as soft fitness
+bonuses; here a candidate that breaks one is never scored and never reported.
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ scoring, never penalised.
 
 Success (per sequence): the predicted class differs from the true label *and*
 the true-class probability fell by at least ``delta`` from the original's.
-The pilot study used the max-class probability, which needs no label flip.
+The earlier GA study this attack follows used the max-class probability as
+fitness, which needs no label flip.
 """
 
 from __future__ import annotations
@@ -50,10 +51,16 @@ class AttackResult:
     queries: np.ndarray  # (S,) int: candidates scored for this sequence, the original included
 
 
-def successful(probs: np.ndarray, labels: np.ndarray, p_true_before: np.ndarray, delta: float) -> np.ndarray:
-    """Label flipped (argmax != label) and true-class probability down by >= delta; leading axes broadcast."""
-    p_true = np.take_along_axis(probs, labels[..., None], axis=-1)[..., 0]
-    return (probs.argmax(axis=-1) != labels) & (p_true_before - p_true >= delta - 1e-12)
+def successful(
+    p_true: np.ndarray, pred: np.ndarray, labels: np.ndarray, p_true_before: np.ndarray, delta: float
+) -> np.ndarray:
+    """The success test of every search: predicted class != label and true-class probability down by >= delta.
+
+    ``p_true`` and ``pred`` are a candidate's true-class probability and arg-max class; all arguments
+    broadcast. A candidate left unscored (p_true inf, see ``_Scorer``) never succeeds.
+    """
+    # The 1e-12 lets a drop of exactly delta count despite rounding in p_true_before - p_true.
+    return (pred != labels) & (p_true_before - p_true >= delta - 1e-12) & np.isfinite(p_true)
 
 
 class _Scorer:
@@ -133,12 +140,37 @@ def _fitness(p_true: np.ndarray, edits: np.ndarray) -> np.ndarray:
     return p_true + 1e-4 * edits
 
 
-def _pick_success(p_true, pred, edits, labels, p_before, delta):
-    """Index of the successful candidate with fewest edits (then lowest p_true) per row, -1 where none."""
-    ok = (pred != labels[:, None]) & (p_before[:, None] - p_true >= delta - 1e-12) & np.isfinite(p_true)
+def _set_reported(result: AttackResult, seqs, candidates, p_true, keep, choice) -> None:
+    """Where ``keep``, make candidate ``choice`` of row i of (rows, P) arrays the reported one of ``seqs[i]``."""
+    result.adversarial[seqs[keep]] = candidates[keep, choice[keep]]
+    result.p_true_after[seqs[keep]] = p_true[keep, choice[keep]]
+
+
+def _record_best(result, best, seqs, candidates, p_true, score, tol: float = 0.0) -> np.ndarray:
+    """Report each row's lowest-``score`` candidate where it beats ``best`` (per sequence) by more than ``tol``.
+
+    ``candidates``, ``p_true`` and ``score`` hold one row per sequence in ``seqs``; ``best`` is updated in
+    place. Returns which rows improved.
+    """
+    leader = score.argmin(axis=1)
+    top = score[np.arange(len(seqs)), leader]
+    improved = top < best[seqs] - tol
+    _set_reported(result, seqs, candidates, p_true, improved, leader)
+    best[seqs[improved]] = top[improved]
+    return improved
+
+
+def _record_winners(result, seqs, candidates, p_true, pred, edits, labels, delta) -> np.ndarray:
+    """Report each row's successful candidate with fewest edits (then lowest p_true) and mark it a success.
+
+    Arrays as in :func:`_record_best`; ``labels`` is per sequence. Returns the sequences that won.
+    """
+    ok = successful(p_true, pred, labels[seqs, None], result.p_true_before[seqs, None], delta)
     key = np.where(ok, edits + np.clip(p_true, 0, 1) * 0.5, np.inf)
-    best = key.argmin(axis=1)
-    return np.where(ok.any(axis=1), best, -1)
+    won = ok.any(axis=1)
+    _set_reported(result, seqs, candidates, p_true, won, key.argmin(axis=1))
+    result.success[seqs[won]] = True
+    return seqs[won]
 
 
 def genetic_attack(
@@ -189,18 +221,10 @@ def genetic_attack(
         fit = _fitness(p_true, edits)
         rows = np.flatnonzero(active)
         # Record the best so far, then any success (which ends that sequence's search).
-        leader = fit[rows].argmin(axis=1)
-        improved = fit[rows, leader] < best_fit[rows] - 1e-9
-        upd = rows[improved]
-        result.adversarial[upd] = pop[upd, leader[improved]]
-        result.p_true_after[upd] = p_true[upd, leader[improved]]
-        best_fit[upd] = fit[upd, leader[improved]]
+        sub, sub_p = pop[rows], p_true[rows]
+        improved = _record_best(result, best_fit, rows, sub, sub_p, fit[rows], tol=1e-9)
         stall[rows] = np.where(improved, 0, stall[rows] + 1)
-        winner = _pick_success(p_true[rows], pred[rows], edits[rows], labels[rows], p_true_before[rows], params.delta)
-        won = rows[winner >= 0]
-        result.adversarial[won] = pop[won, winner[winner >= 0]]
-        result.p_true_after[won] = p_true[won, winner[winner >= 0]]
-        result.success[won] = True
+        won = _record_winners(result, rows, sub, sub_p, pred[rows], edits[rows], labels, params.delta)
         active[won] = False
         active[stall > params.patience] = False
         if generation == params.generations or not active.any():
@@ -269,18 +293,8 @@ def random_attack(
         mask &= np.cumsum(mask, axis=1) <= remaining[:, None]
         p_true, pred = scorer(rows, cand, mask)
         edits = (cand != originals[rows][:, None, :]).sum(axis=-1)
-        leader = p_true.argmin(axis=1)
-        better = p_true[np.arange(rows.size), leader] < best[rows]
-        upd = rows[better]
-        result.adversarial[upd] = cand[better, leader[better]]
-        result.p_true_after[upd] = p_true[better, leader[better]]
-        best[upd] = p_true[better, leader[better]]
-        winner = _pick_success(p_true, pred, edits, labels[rows], p_true_before[rows], delta)
-        hit = winner >= 0
-        result.adversarial[rows[hit]] = cand[hit, winner[hit]]
-        result.p_true_after[rows[hit]] = p_true[hit, winner[hit]]
-        result.success[rows[hit]] = True
-        active[rows[hit]] = False
+        _record_best(result, best, rows, cand, p_true, p_true)
+        active[_record_winners(result, rows, cand, p_true, pred, edits, labels, delta)] = False
         # A batch with no valid candidate at all cannot make progress: stop rather than loop.
         active[rows[~mask.any(axis=1)]] = False
         active &= scorer.queries < budgets
@@ -322,11 +336,9 @@ def prune_edits(
         cand[r, e, positions[r, e]] = orig[r, positions[r, e]]
         mask = slot & is_valid(cand, orig, protected[rows], constraints)
         p_true, pred = scorer(rows, cand, mask)
-        ok = mask & (pred != labels[rows][:, None]) & (result.p_true_before[rows][:, None] - p_true >= delta - 1e-12)
-        choice = np.where(ok, p_true, np.inf).argmin(axis=1)
+        ok = successful(p_true, pred, labels[rows, None], result.p_true_before[rows, None], delta)
         keep = ok.any(axis=1)
-        result.adversarial[rows[keep]] = cand[keep, choice[keep]]
-        result.p_true_after[rows[keep]] = p_true[keep, choice[keep]]
+        _set_reported(result, rows, cand, p_true, keep, np.where(ok, p_true, np.inf).argmin(axis=1))
         todo[rows[~keep]] = False
     result.queries = result.queries + scorer.queries
     return result
