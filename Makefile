@@ -21,7 +21,7 @@ demo: $(STAMP)
 	@echo
 	@echo "Demo finished. Outputs are under $(CURDIR)/results/:"
 	@echo "  windows:    results/windows/windows.tsv, windows.fa, snps.tsv.gz"
-	@echo "  neighbours: results/neighbors/neighbors.tsv, neighbors.fa"
+	@echo "  neighbors: results/neighbors/neighbors.tsv, neighbors.fa"
 	@echo "  membership: results/membership.tsv"
 	@echo "  models:     results/models/<name>/"
 	@echo "  scores:     results/scores/<model>.parquet"

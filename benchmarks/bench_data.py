@@ -85,12 +85,12 @@ def main() -> None:
         _, out = select(tmp, REPO / "resources/demo/z.fa", REPO / "resources/demo/z.vcf.gz", "n")
         start = time.perf_counter()
         make_neighbors(str(out / "windows.fa"), str(out / "snps.tsv.gz"), NEIGHBORS, tmp / "n.fa", tmp / "n.tsv")
-        neighbours = time.perf_counter() - start
+        neighbors = time.perf_counter() - start
     print(f"VCF records: demo {n_small:,}, large {n_big:,} ({n_big / n_small:.1f}x)")
     print("| measurement | figure | target |\n|---|---|---|")
     print(f"| select_windows, 500 windows: large VCF / demo VCF time | {big / small:.2f}x | <= 1.5x |")
     print(f"| select_windows per 1,000 windows of 1 kb (demo VCF) | {small * 2:.2f} s | |")
-    print(f"| make_neighbors per 1,000 windows (3 p x 3 replicates x snp+control) | {neighbours * 2:.2f} s | |")
+    print(f"| make_neighbors per 1,000 windows (3 p x 3 replicates x snp+control) | {neighbors * 2:.2f} s | |")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 rule make_neighbors:
-    """Neighbour sets: SNP sites take an alternative allele with probability p, plus controls."""
+    """Neighbor sets: SNP sites take an alternative allele with probability p, plus controls."""
     input:
         fasta="results/windows/windows.fa",
         snps="results/windows/snps.tsv.gz",

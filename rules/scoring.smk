@@ -1,5 +1,5 @@
 rule score_shard:
-    """Per-token log-probabilities of one shard of windows and their neighbours (one GPU job)."""
+    """Per-token log-probabilities of one shard of windows and their neighbors (one GPU job)."""
     input:
         model=lambda w: model_folder(w.model),
         windows="results/windows/windows.fa",

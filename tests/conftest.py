@@ -79,7 +79,7 @@ def _schema_defaults(block: str) -> dict:
     return validate_config({"reference": {"fasta": "unused.fa", "vcf": "unused.vcf.gz"}})[block]
 
 
-# The schema's defaults, with smaller windows and more neighbour settings for fast tests.
+# The schema's defaults, with smaller windows and more neighbor settings for fast tests.
 WINDOW_PARAMS = {**_schema_defaults("windows"), "length": 1000, "n": 10}
 NEIGHBOR_PARAMS = {**_schema_defaults("neighbors"), "probs": [0.1, 0.5, 1.0], "per_prob": 2}
 

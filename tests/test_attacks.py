@@ -58,7 +58,7 @@ def test_loss_zlib_and_min_k_by_hand():
     np.testing.assert_allclose(attacks["min_k_plus_plus"].run(data)["min_k_plus_plus"], [-1.5, -0.5])
 
 
-def test_neighbourhood_is_mean_neighbour_loss_minus_own_loss_per_kind_and_probability():
+def test_neighborhood_is_mean_neighbor_loss_minus_own_loss_per_kind_and_probability():
     rows = [_window("a", 1.0, snp_loss=2.0), _window("b", 1.0, snp_loss=1.0)]
     for wid, kind, p, loss, snp in [
         ("a", "snp", 0.1, 1.2, 2.5), ("a", "snp", 0.1, 1.4, 2.1), ("a", "snp", 0.3, 2.0, 3.0),

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from gfm_audit.errors import InputError
 from gfm_audit.privacy.metrics import (
-    PILOT_THRESHOLDS,
+    HYENADNA_BENCHMARK_THRESHOLDS,
     TOO_FEW,
     auc_with_ci,
     clopper_pearson,
@@ -183,7 +183,7 @@ def test_metrics_state_rmia_population_size_and_leave_it_empty_for_other_attacks
 
 
 def test_threshold_table_thresholds_are_quantiles_of_the_observed_differences_by_default():
-    # Differences on a scale of 0.001 (our loss scale): the pilot's 0.00-0.19 would call nobody above 0.02.
+    # Differences on a scale of 0.001 (our loss scale): the HyenaDNA benchmark's 0.00-0.19 would call nobody above 0.02.
     values = np.r_[0.001 * np.arange(21), np.nan]
     member = np.r_[np.zeros(10), np.ones(11), [1]].astype(int)  # members are the windows with 0.010-0.020
     table = pd.DataFrame({"window_id": [f"w{i}" for i in range(22)], "member": member, "neighborhood_snp": values})
@@ -197,7 +197,7 @@ def test_threshold_table_thresholds_are_quantiles_of_the_observed_differences_by
     assert (t.loc[0.5].precision, t.loc[0.5].recall, t.loc[0.5].fpr) == pytest.approx((1.0, 10 / 11, 0.0))
 
 
-def test_threshold_table_keeps_the_pilots_fixed_grid_when_asked():
+def test_threshold_table_keeps_the_hyenadna_benchmarks_fixed_grid_when_asked():
     table = pd.DataFrame({"window_id": list("ab"), "member": [1, 0], "neighborhood_snp": [0.001, 0.0]})
-    t = threshold_table(table, PILOT_THRESHOLDS)
+    t = threshold_table(table, HYENADNA_BENCHMARK_THRESHOLDS)
     assert t.threshold.tolist() == [round(0.01 * i, 2) for i in range(20)] and t["quantile"].isna().all()

@@ -2,10 +2,10 @@
 
 import numpy as np
 import pandas as pd
-import pysam
 import pytest
 from conftest import NEIGHBOR_PARAMS, run_windows
 from gfm_audit.errors import InputError
+from gfm_audit.fasta import read_fasta
 from gfm_audit.privacy.neighbors import (
     NEIGHBOR_COLUMNS,
     allele_weights,
@@ -22,7 +22,7 @@ def _seq(text):
 
 
 @pytest.fixture
-def neighbours(tmp_path, small_reference):
+def neighbors(tmp_path, small_reference):
     fasta, vcf, _ = small_reference
     _, out, _ = run_windows(tmp_path, fasta, vcf, n=8, length=2000)
     make_neighbors(str(out / "windows.fa"), str(out / "snps.tsv.gz"), NEIGHBOR_PARAMS, out / "n.fa", out / "n.tsv")
@@ -89,12 +89,12 @@ def test_control_that_cannot_fit_is_an_error():
         control_neighbor(_seq("ACG"), np.array([0]), 5, 0, np.random.default_rng(0))
 
 
-def test_neighbour_files_agree_with_windows_and_snps(neighbours):
-    out = neighbours
+def test_neighbor_files_agree_with_windows_and_snps(neighbors):
+    out = neighbors
     table = pd.read_csv(out / "n.tsv", sep="\t", keep_default_na=False, dtype={"changed_offsets": str})
     assert tuple(table.columns) == NEIGHBOR_COLUMNS
-    windows = {r.name: r.sequence for r in pysam.FastxFile(str(out / "windows.fa"))}
-    seqs = {r.name: r.sequence for r in pysam.FastxFile(str(out / "n.fa"))}
+    windows = read_fasta(out / "windows.fa")
+    seqs = read_fasta(out / "n.fa")
     snps = pd.read_csv(out / "snps.tsv.gz", sep="\t", keep_default_na=False, dtype={"alt": str, "af": str})
     assert len(table) == len(windows) * 3 * 2 * 2  # windows x probs x replicates x kinds
     assert list(seqs) == table.neighbor_id.tolist()
@@ -116,8 +116,8 @@ def test_neighbour_files_agree_with_windows_and_snps(neighbours):
     assert (pairs["snp"] == pairs["control"]).all()
 
 
-def test_neighbours_are_byte_identical_on_rerun_and_change_with_the_seed(neighbours):
-    out = neighbours
+def test_neighbors_are_byte_identical_on_rerun_and_change_with_the_seed(neighbors):
+    out = neighbors
     args = (str(out / "windows.fa"), str(out / "snps.tsv.gz"))
     make_neighbors(*args, NEIGHBOR_PARAMS, out / "again.fa", out / "again.tsv")
     assert (out / "again.fa").read_bytes() == (out / "n.fa").read_bytes()
@@ -126,8 +126,8 @@ def test_neighbours_are_byte_identical_on_rerun_and_change_with_the_seed(neighbo
     assert (out / "other.tsv").read_bytes() != (out / "n.tsv").read_bytes()
 
 
-def test_control_false_writes_snp_neighbours_only(neighbours):
-    out = neighbours
+def test_control_false_writes_snp_neighbors_only(neighbors):
+    out = neighbors
     params = {**NEIGHBOR_PARAMS, "control": False}
     make_neighbors(str(out / "windows.fa"), str(out / "snps.tsv.gz"), params, out / "s.fa", out / "s.tsv")
     assert set(pd.read_csv(out / "s.tsv", sep="\t").kind) == {"snp"}

@@ -84,12 +84,12 @@ def test_optimised_path_gives_the_plain_paths_log_probs(kind, tiny_causal, tiny_
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-5, abs=1e-6)
 
 
-def test_sampled_masking_scores_the_same_bases_for_a_window_and_its_neighbours(tiny_masked):
+def test_sampled_masking_scores_the_same_bases_for_a_window_and_its_neighbors(tiny_masked):
     spec = ModelSpec("tiny", str(tiny_masked), "masked", masking="sampled", mask_fraction=0.1)
     window = demo_sequence(0, 200)
-    neighbour = window[:50] + ("A" if window[50] != "A" else "C") + window[51:]
+    neighbor = window[:50] + ("A" if window[50] != "A" else "C") + window[51:]
     snps = {"w0": np.array([50, 120])}
-    rows = score_sequences(spec, _records(window, neighbour), snps, 16, 0, device="cpu").to_pylist()
+    rows = score_sequences(spec, _records(window, neighbor), snps, 16, 0, device="cpu").to_pylist()
     assert rows[0]["token_start"] == rows[1]["token_start"]
     assert {50, 120} <= set(rows[0]["token_start"])
     assert 20 <= rows[0]["n_tokens"] <= 22  # 10% of 200 random bases plus the two SNP sites
@@ -147,7 +147,7 @@ def test_merged_shards_equal_unsharded_scoring_and_reruns_are_identical(tiny_cau
     _score(spec, out, 0, 1, out / "whole.parquet")
     shards = [out / f"shard-{i}.parquet" for i in range(3)]
     sizes = [_score(spec, out, i, 3, shards[i]) for i in range(3)]
-    assert sizes == [6, 9, 6]  # 7 windows in blocks of 2, 3, 2; each with one snp and one control neighbour
+    assert sizes == [6, 9, 6]  # 7 windows in blocks of 2, 3, 2; each with one snp and one control neighbor
     merge_shards(shards, out / "merged.parquet")
     whole, merged = pq.read_table(out / "whole.parquet"), pq.read_table(out / "merged.parquet")
     assert merged.equals(whole)
@@ -280,9 +280,9 @@ def test_multi_base_tokens_are_scored_over_the_sampled_bases(model_type, tmp_pat
     folder = _save_masked(tmp_path / "m", tokenizer_dir, model_type)
     spec = ModelSpec("m", str(folder), "masked", masking="sampled", mask_fraction=0.05)
     window = demo_sequence(10_000, 10_300)
-    neighbour = window[:100] + ("A" if window[100] != "A" else "G") + window[101:]
-    rows = score_sequences(spec, _records(window, neighbour), {"w0": np.array([100, 200])}, 8, 0, device="cpu")
-    for row, text in zip(rows.to_pylist(), (window, neighbour), strict=True):
+    neighbor = window[:100] + ("A" if window[100] != "A" else "G") + window[101:]
+    rows = score_sequences(spec, _records(window, neighbor), {"w0": np.array([100, 200])}, 8, 0, device="cpu")
+    for row, text in zip(rows.to_pylist(), (window, neighbor), strict=True):
         spans = list(zip(row["token_start"], row["token_end"], strict=True))
         assert any(s <= 100 < e for s, e in spans) and any(s <= 200 < e for s, e in spans)
         assert row["snp_loss"] is not None and all(0 <= s < e <= len(text) for s, e in spans)

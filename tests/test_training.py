@@ -1,10 +1,10 @@
 """Training: seeded, saved as safetensors, and the demo target really memorises its members."""
 
 import numpy as np
-import pysam
 import pytest
 from conftest import REPO, demo_sequence, run_windows
 from gfm_audit.config import load_config
+from gfm_audit.fasta import read_fasta
 from gfm_audit.models import ModelSpec, load_model
 from gfm_audit.privacy.membership import finetune_split
 from gfm_audit.privacy.scoring import SeqRecord, score_sequences
@@ -50,7 +50,7 @@ def test_the_demo_target_memorises_its_members(tmp_path):
     config = load_config(REPO / "config" / "config.yaml")
     _, out, _ = run_windows(tmp_path, REPO / config["reference"]["fasta"], REPO / config["reference"]["vcf"],
                             **config["windows"])  # fmt: skip
-    windows = {r.name: r.sequence for r in pysam.FastxFile(str(out / "windows.fa"))}
+    windows = read_fasta(out / "windows.fa")
     membership = config["membership"]
     split = finetune_split(list(windows), membership["member_fraction"], membership["reference_models"],
                            membership["seed"])  # fmt: skip

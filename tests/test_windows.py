@@ -21,6 +21,8 @@ from conftest import (
     write_vcf,
 )
 from gfm_audit.errors import InputError
+from gfm_audit.fasta import read_fasta
+from gfm_audit.privacy.reference import match_contigs
 from gfm_audit.privacy.windows import (
     SNP_COLUMNS,
     WINDOW_COLUMNS,
@@ -29,6 +31,8 @@ from gfm_audit.privacy.windows import (
     gc_fraction,
     place_fixed,
     place_random,
+    read_bed,
+    resolve_chromosomes,
     select_windows,
 )
 
@@ -36,7 +40,7 @@ from gfm_audit.privacy.windows import (
 def _tables(out):
     windows = pd.read_csv(out / "windows.tsv", sep="\t")
     snps = pd.read_csv(out / "snps.tsv.gz", sep="\t", dtype={"af": str, "alt": str}, keep_default_na=False)
-    fasta = {r.name: r.sequence for r in pysam.FastxFile(str(out / "windows.fa"))}
+    fasta = read_fasta(out / "windows.fa")
     return windows, snps, fasta
 
 
@@ -59,7 +63,7 @@ def test_fixed_windows_span_several_contigs_in_proportion_to_length():
     assert [c for c, _ in starts].count("a") == 3 and [c for c, _ in starts].count("b") == 2
 
 
-def test_fixed_windows_step_off_n_runs_and_refill_from_neighbouring_slots():
+def test_fixed_windows_step_off_n_runs_and_refill_from_neighboring_slots():
     seq = np.array(list("A" * 10_000))
     seq[1_500:4_200] = "N"  # slot 0 partly, slot 1 [2000, 4000) entirely
     valid = lambda c, s: not (seq[s : s + 100] == "N").any()  # noqa: E731
@@ -239,6 +243,16 @@ def test_bed_placement_centres_one_window_per_interval(tmp_path, small_reference
     _, out, _ = run_windows(tmp_path, fasta, vcf, placement="bed", bed=str(bed), n=10, length=1000)
     windows, _, _ = _tables(out)
     assert list(zip(windows.start, windows.end, strict=True)) == [(9550, 10550), (30500, 31500)]
+
+
+def test_chromosomes_and_bed_names_resolve_alike_a_fasta_name_first(tmp_path):
+    # "1" is one contig's FASTA name and, matched by contig_key, chr1's VCF name: it means the FASTA contig "1".
+    contigs = match_contigs([("1", 5000), ("chr1", 5000), ("chr2", 5000)], ["1", "2"])
+    chosen = resolve_chromosomes(["1", "chr1", "2", "chr2"], contigs, 100, "ref.fa")
+    bed = tmp_path / "regions.bed"
+    bed.write_text("1\t0\t10\nchr1\t0\t10\n2\t0\t10\nchr2\t0\t10\n")
+    from_bed = [chrom for chrom, _, _ in read_bed(str(bed), contigs)]
+    assert [c.fasta_contig for c in chosen] == from_bed == ["1", "chr1", "chr2", "chr2"]
 
 
 def test_bed_with_unknown_contig_fails_naming_the_line(tmp_path, small_reference):

@@ -84,7 +84,7 @@ def test_rerun_with_nothing_changed_executes_no_job(demo_run):
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
-def test_changing_a_neighbour_parameter_reruns_only_make_neighbors(demo_run):
+def test_changing_a_neighbor_parameter_reruns_only_make_neighbors(demo_run):
     config = demo_config()
     config["neighbors"]["seed"] = 5
     result = snakemake(demo_run, "--dry-run", config=config)

@@ -1,4 +1,4 @@
-"""Rule make_neighbors: SNP neighbours and controls of every window."""
+"""Rule make_neighbors: SNP neighbors and controls of every window."""
 
 import logging
 import sys

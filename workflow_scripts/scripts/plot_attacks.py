@@ -16,7 +16,7 @@ def main(snakemake):
     out = snakemake.output
     plots.roc_figure(scores, out.roc)
     plots.histogram_figure(scores, out.histograms)
-    plots.neighbour_loss_figure(pd.read_parquet(snakemake.input.target_scores), out.neighbours)
+    plots.neighbor_loss_figure(pd.read_parquet(snakemake.input.target_scores), out.neighbors)
     plots.snp_site_figure(scores, out.snp_sites)
 
 

@@ -1,4 +1,4 @@
-"""Rule score_shard: score one shard of windows and neighbours with one model."""
+"""Rule score_shard: score one shard of windows and neighbors with one model."""
 
 import sys
 from pathlib import Path

@@ -1,5 +1,5 @@
 """Attack metrics: ROC AUC with a bootstrap CI, TPR at low FPR, balanced accuracy,
-the neighbour-threshold table, and an empirical lower bound on DP epsilon.
+the neighbor-threshold table, and an empirical lower bound on DP epsilon.
 
 TPR at FPR alpha is the highest TPR over thresholds with FPR <= alpha
 (``tpr_at_fpr_<alpha>``); the ``_strict`` columns use FPR < alpha, the
@@ -25,8 +25,9 @@ METRIC_COLUMNS = ("attack", "auc", "auc_low", "auc_high", "tpr_at_fpr_0.001", "t
                   "tpr_at_fpr_0.001_strict", "tpr_at_fpr_0.01_strict", "balanced_accuracy", "eps_lower_bound",
                   "n_members", "n_nonmembers", "rmia_population")  # fmt: skip
 TOO_FEW = "insufficient_nonmembers"
-# The HyenaDNA benchmark's grid, kept for comparison with the pilot; it suits only that loss scale.
-PILOT_THRESHOLDS = tuple(round(0.01 * i, 2) for i in range(20))
+# The fixed grid of the original HyenaDNA membership-inference benchmark, which this project's neighborhood
+# attack follows; kept for comparison with it, it suits only that benchmark's loss scale.
+HYENADNA_BENCHMARK_THRESHOLDS = tuple(round(0.01 * i, 2) for i in range(20))
 QUANTILE_LEVELS = tuple(round(0.05 * i, 2) for i in range(1, 20))
 THRESHOLD_COLUMNS = ("attack", "quantile", "threshold", "called_members", "precision", "recall", "fpr")
 
@@ -149,13 +150,13 @@ def evaluate(table: pd.DataFrame, n_boot: int, seed: int, delta: float, level: f
 def threshold_table(
     table: pd.DataFrame, thresholds: Sequence[float] | None = None, quantiles: Sequence[float] = QUANTILE_LEVELS
 ) -> pd.DataFrame:
-    """The pilot's table for the neighbour loss difference, with proper precision, recall and FPR.
+    """The HyenaDNA membership benchmark's table for the neighbor loss difference, with proper precision, recall, FPR.
 
-    A window is called a member when mean neighbour loss - its loss > t.
+    A window is called a member when mean neighbor loss - its loss > t.
     precision = TP / (TP + FP), recall = TP / members, FPR = FP / non-members.
-    t runs over the given fixed ``thresholds`` (e.g. the pilot's
-    PILOT_THRESHOLDS), or, when None, over the ``quantiles`` of each column's
-    observed differences (members and non-members pooled, linear
+    t runs over the given fixed ``thresholds`` (e.g. that benchmark's
+    HYENADNA_BENCHMARK_THRESHOLDS), or, when None, over the ``quantiles`` of
+    each column's observed differences (members and non-members pooled, linear
     interpolation; the ``quantile`` column), so that every row splits the
     windows whatever the model's loss scale. A column with no observed
     difference has no quantiles and no rows.

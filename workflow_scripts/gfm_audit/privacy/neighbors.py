@@ -1,11 +1,11 @@
-"""Stage 2: SNP neighbours of each window, and matched random-position controls.
+"""Stage 2: SNP neighbors of each window, and matched random-position controls.
 
-A neighbour copies a window and, independently at each of its SNP sites,
+A neighbor copies a window and, independently at each of its SNP sites,
 replaces the reference base with an alternative allele with probability p
-(the SNP-neighbourhood attack's perturbation; Mattern et al. 2023 use
+(the SNP-neighborhood attack's perturbation; Mattern et al. 2023 use
 language-model rewrites, here the rewrites are real human variation).
 
-A control neighbour makes as many substitutions, with the same numbers of
+A control neighbor makes as many substitutions, with the same numbers of
 transitions and transversions, at random positions that are *not* SNP sites.
 Comparing the two separates "a known variant" from "any change of this kind".
 """
@@ -112,7 +112,7 @@ def control_neighbor(
     candidates = np.flatnonzero(allowed)
     k = n_transitions + n_transversions
     if k > len(candidates):
-        raise InputError(f"a control neighbour needs {k} non-SNP positions but the window has {len(candidates)}")
+        raise InputError(f"a control neighbor needs {k} non-SNP positions but the window has {len(candidates)}")
     picked = rng.choice(candidates, size=k, replace=False)
     out = seq.copy()
     ts, tv = picked[:n_transitions], picked[n_transitions:]
@@ -127,7 +127,7 @@ def is_transition(ref: np.ndarray, alt: np.ndarray) -> np.ndarray:
 
 
 def neighbor_rng(seed: int, window_id: str, p: float, replicate: int) -> np.random.Generator:
-    """A stream per (window, p, replicate): a window's neighbours do not depend on the other windows."""
+    """A stream per (window, p, replicate): a window's neighbors do not depend on the other windows."""
     return np.random.default_rng(
         np.random.SeedSequence([seed, zlib.crc32(window_id.encode()), round(p * 1_000_000), replicate])
     )

@@ -13,7 +13,7 @@ from ..plotting import plt, save_figure
 
 
 def headline_attacks(columns) -> list[str]:
-    """Attack columns without the per-probability and SNP-site-only neighbourhood variants."""
+    """Attack columns without the per-probability and SNP-site-only neighborhood variants."""
     skip = ("window_id", "member")
     return [c for c in columns if c not in skip and not re.search(r"_p[0-9.]+|_snpsites", c)]
 
@@ -54,8 +54,11 @@ def histogram_figure(scores: pd.DataFrame, path: str | os.PathLike) -> None:
     save_figure(fig, path)
 
 
-def neighbour_loss_figure(target_scores: pd.DataFrame, path: str | os.PathLike) -> None:
-    """The pilot's figure: per window, each SNP neighbour's loss (grey), their mean (blue), the original (red)."""
+def neighbor_loss_figure(target_scores: pd.DataFrame, path: str | os.PathLike) -> None:
+    """Per window, each SNP neighbor's loss (grey), their mean (blue), the original (red).
+
+    The figure of the original HyenaDNA membership-inference benchmark, redrawn for comparison with it.
+    """
     windows = target_scores[target_scores.kind == "window"].set_index("window_id")["loss"].sort_values()
     nbr = target_scores[target_scores.kind == "snp"]
     probs = sorted(nbr.prob.unique())
@@ -63,18 +66,18 @@ def neighbour_loss_figure(target_scores: pd.DataFrame, path: str | os.PathLike) 
     x = {w: i for i, w in enumerate(windows.index)}
     for ax, p in zip(axes[:, 0], probs, strict=False):
         sub = nbr[nbr.prob == p]
-        ax.scatter(sub.window_id.map(x), sub.loss, s=2, color="0.7", label="neighbour")
+        ax.scatter(sub.window_id.map(x), sub.loss, s=2, color="0.7", label="neighbor")
         mean = sub.groupby("window_id").loss.mean().reindex(windows.index)
-        ax.plot(range(len(windows)), mean.to_numpy(), ".", ms=2.5, color="tab:blue", label="mean neighbour")
+        ax.plot(range(len(windows)), mean.to_numpy(), ".", ms=2.5, color="tab:blue", label="mean neighbor")
         ax.plot(range(len(windows)), windows.to_numpy(), ".", ms=2.5, color="tab:red", label="original")
-        ax.set(title=f"SNP neighbours, p = {p:g}", ylabel="loss (nats/token)")
+        ax.set(title=f"SNP neighbors, p = {p:g}", ylabel="loss (nats/token)")
     axes[-1, 0].set_xlabel("windows, sorted by their own loss")
     axes[0, 0].legend(fontsize=8, markerscale=3)
     save_figure(fig, path)
 
 
 def snp_site_figure(scores: pd.DataFrame, path: str | os.PathLike) -> None:
-    """Neighbour loss difference on all tokens vs on SNP-site tokens only."""
+    """Neighbor loss difference on all tokens vs on SNP-site tokens only."""
     fig, ax = plt.subplots(figsize=(5.5, 5))
     if {"neighborhood_snp", "neighborhood_snp_snpsites"} <= set(scores.columns):
         for label, color, name in ((0, "tab:gray", "non-members"), (1, "tab:red", "members")):
@@ -83,6 +86,6 @@ def snp_site_figure(scores: pd.DataFrame, path: str | os.PathLike) -> None:
         ax.axhline(0, color="k", lw=0.5)
         ax.axvline(0, color="k", lw=0.5)
         ax.legend(fontsize=8)
-    ax.set(xlabel="mean neighbour loss - loss, all tokens", ylabel="same, SNP-site tokens only",
-           title="Where the neighbour signal comes from")  # fmt: skip
+    ax.set(xlabel="mean neighbor loss - loss, all tokens", ylabel="same, SNP-site tokens only",
+           title="Where the neighbor signal comes from")  # fmt: skip
     save_figure(fig, path)

@@ -1,11 +1,11 @@
-"""Stage 4: per-token log-probabilities of every window and neighbour under one model.
+"""Stage 4: per-token log-probabilities of every window and neighbor under one model.
 
 Causal models: one forward pass; the log-probability of token t comes from
 the logits at t-1. Masked models: pseudo-log-likelihood (Salazar et al. 2020):
 token t is replaced by the mask token and scored from that pass. ``exact``
 masks every token; ``sampled`` masks only the tokens covering a seeded subset
 of base offsets (the window's SNP sites plus random positions), the same
-subset for a window and all its neighbours, so their scores compare like with
+subset for a window and all its neighbors, so their scores compare like with
 like. A masked model is never scored without masking.
 
 For min-k%++ every scored token also gets the mean and standard deviation of
@@ -32,6 +32,7 @@ import pysam
 
 from ..determinism import numeric_runtime
 from ..errors import InputError
+from ..fasta import read_fasta
 from ..models import ModelSpec, load_model, load_tokenizer, max_tokens
 from ..outputs import atomic_outputs
 from ..tokens import Encoded, encode_many, tokens_covering
@@ -78,7 +79,7 @@ def read_window_ids(windows_fasta: str) -> list[str]:
 
 
 def shard_window_ids(window_ids: Sequence[str], n_shards: int, shard: int) -> list[str]:
-    """Contiguous blocks of windows; a window and its neighbours always share a shard."""
+    """Contiguous blocks of windows; a window and its neighbors always share a shard."""
     if not 0 <= shard < n_shards:
         raise InputError(f"shard {shard} is outside 0..{n_shards - 1}")
     bounds = np.linspace(0, len(window_ids), n_shards + 1).round().astype(int)
@@ -88,28 +89,22 @@ def shard_window_ids(window_ids: Sequence[str], n_shards: int, shard: int) -> li
 def load_sequences(
     windows_fasta: str, neighbors_fasta: str, neighbors_tsv: str, window_ids: Sequence[str]
 ) -> list[SeqRecord]:
-    """Each window followed by its neighbours, in the order of the input files."""
+    """Each window followed by its neighbors, in the order of the input files."""
     wanted = set(window_ids)
-    windows = {}
-    with pysam.FastxFile(windows_fasta) as fh:
-        for r in fh:
-            if r.name in wanted:
-                windows[r.name] = r.sequence
+    windows = read_fasta(windows_fasta, keep=wanted)
     table = pd.read_csv(neighbors_tsv, sep="\t", dtype={"neighbor_id": str, "window_id": str, "kind": str})
     table = table[table.window_id.isin(wanted)]
     meta = {row.neighbor_id: row for row in table.itertuples(index=False)}
-    neighbours: dict[str, list[SeqRecord]] = {w: [] for w in window_ids}
-    with pysam.FastxFile(neighbors_fasta) as fh:
-        for r in fh:
-            row = meta.get(r.name)
-            if row is not None:
-                neighbours[row.window_id].append(
-                    SeqRecord(r.name, row.window_id, row.kind, float(row.prob), int(row.replicate), r.sequence)
-                )
+    neighbors: dict[str, list[SeqRecord]] = {w: [] for w in window_ids}
+    for name, text in read_fasta(neighbors_fasta, keep=meta).items():
+        row = meta[name]
+        neighbors[row.window_id].append(
+            SeqRecord(name, row.window_id, row.kind, float(row.prob), int(row.replicate), text)
+        )
     out = []
     for w in window_ids:
         out.append(SeqRecord(w, w, "window", None, None, windows[w]))
-        out.extend(neighbours[w])
+        out.extend(neighbors[w])
     return out
 
 
@@ -382,7 +377,7 @@ def score_shard(
     out_path: str | os.PathLike,
     progress: bool = True,
 ) -> int:
-    """Score one shard's windows and their neighbours; write its parquet file. Returns its row count."""
+    """Score one shard's windows and their neighbors; write its parquet file. Returns its row count."""
     window_ids = shard_window_ids(read_window_ids(windows_fasta), n_shards, shard)
     records = load_sequences(windows_fasta, neighbors_fasta, neighbors_tsv, window_ids)
     table = score_sequences(spec, records, read_snp_offsets(snps_path), batch_size, seed, progress=progress)

@@ -76,6 +76,24 @@ def gc_fraction(seq: str) -> float:
 # --- chromosome choice -------------------------------------------------------
 
 
+def contig_lookup(contigs: Sequence[ContigMatch]) -> Callable[[str], ContigMatch | None]:
+    """Find a user's contig name (windows.chromosomes, a BED file) among the FASTA contigs; None if absent.
+
+    A FASTA name is taken first, then a VCF name, then a name equal under
+    :func:`contig_key` (``chr20`` ~ ``20``; the first such FASTA contig wins),
+    so that a name that is both one contig's FASTA name and another's VCF name
+    means the FASTA contig.
+    """
+    by_name = {c.fasta_contig: c for c in contigs}
+    for c in contigs:
+        if c.vcf_contig:
+            by_name.setdefault(c.vcf_contig, c)
+    by_key: dict[str, ContigMatch] = {}
+    for c in contigs:
+        by_key.setdefault(contig_key(c.fasta_contig), c)
+    return lambda name: by_name.get(name) or by_key.get(contig_key(name))
+
+
 def resolve_chromosomes(
     requested: Sequence[str], contigs: Sequence[ContigMatch], length: int, fasta: str
 ) -> list[ContigMatch]:
@@ -92,14 +110,10 @@ def resolve_chromosomes(
                 "lower windows.length"
             )
         return usable
-    by_name = {c.fasta_contig: c for c in contigs}
-    by_name.update({c.vcf_contig: c for c in contigs if c.vcf_contig and c.vcf_contig not in by_name})
-    by_key = {}
-    for c in contigs:
-        by_key.setdefault(contig_key(c.fasta_contig), c)
+    find = contig_lookup(contigs)
     chosen = []
     for name in requested:
-        match = by_name.get(name) or by_key.get(contig_key(name))
+        match = find(name)
         if match is None:
             have = ", ".join(c.fasta_contig for c in contigs[:10]) + (", ..." if len(contigs) > 10 else "")
             raise InputError(
@@ -245,9 +259,7 @@ def place_random(
 
 def read_bed(path: str, contigs: Sequence[ContigMatch]) -> list[tuple[str, int, int]]:
     """Read BED intervals and map their contig names (FASTA or VCF naming) to FASTA contigs."""
-    by_name = {c.fasta_contig: c.fasta_contig for c in contigs}
-    by_name.update({c.vcf_contig: c.fasta_contig for c in contigs if c.vcf_contig})
-    by_key = {contig_key(c.fasta_contig): c.fasta_contig for c in contigs}
+    find = contig_lookup(contigs)
     intervals = []
     if not os.path.exists(path):
         raise InputError(f"BED file {path} (windows.bed) does not exist")
@@ -258,8 +270,8 @@ def read_bed(path: str, contigs: Sequence[ContigMatch]) -> list[tuple[str, int, 
             fields = line.rstrip("\n").split("\t")
             if len(fields) < 3:
                 raise InputError(f"BED file {path} line {lineno}: expected tab-separated chrom, start, end")
-            chrom = by_name.get(fields[0]) or by_key.get(contig_key(fields[0]))
-            if chrom is None:
+            match = find(fields[0])
+            if match is None:
                 raise InputError(
                     f"BED file {path} line {lineno}: contig '{fields[0]}' is not in the FASTA; "
                     "use the FASTA's contig names"
@@ -270,7 +282,7 @@ def read_bed(path: str, contigs: Sequence[ContigMatch]) -> list[tuple[str, int, 
                 raise InputError(f"BED file {path} line {lineno}: start and end must be integers") from None
             if start < 0 or end <= start:
                 raise InputError(f"BED file {path} line {lineno}: need 0 <= start < end, got {start}, {end}")
-            intervals.append((chrom, start, end))
+            intervals.append((match.fasta_contig, start, end))
     if not intervals:
         raise InputError(f"BED file {path} holds no intervals")
     return intervals

@@ -1,4 +1,4 @@
-"""What an attack sees: per-window scores of every model, neighbours, and membership."""
+"""What an attack sees: per-window scores of every model, neighbors, and membership."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ class AttackData:
     """Inputs shared by all attacks on one attacked model.
 
     ``scores`` maps every scored model to its table from the scoring stage
-    (one row per window or neighbour). ``references`` are the reference
+    (one row per window or neighbor). ``references`` are the reference
     models the workflow trained, with their membership in ``ref_member``.
     """
 
@@ -33,7 +33,7 @@ class AttackData:
         table = self.scores[model]
         return table[table.kind == "window"].set_index("window_id").loc[self.window_ids]
 
-    def neighbours(self, model: str) -> pd.DataFrame:
+    def neighbors(self, model: str) -> pd.DataFrame:
         table = self.scores[model]
         return table[table.kind != "window"]
 

@@ -1,9 +1,9 @@
-"""Neighbourhood attack (Mattern et al. 2023, "Membership inference attacks against language
-models via neighbourhood comparison"), with SNP neighbours instead of word swaps.
+"""Neighborhood attack (Mattern et al. 2023, "Membership inference attacks against language
+models via neighborhood comparison"), with SNP neighbors instead of word swaps.
 
-score(x) = mean_n L(n) - L(x) over the neighbours n of window x: a member's
+score(x) = mean_n L(n) - L(x) over the neighbors n of window x: a member's
 loss is lower than that of its close variants. Higher score = member.
-Variants: per neighbour kind (snp, control) and replacement probability p,
+Variants: per neighbor kind (snp, control) and replacement probability p,
 pooled over p, and on SNP-site tokens only (``_snpsites``, using the loss
 over the tokens covering the window's SNP sites).
 """
@@ -15,8 +15,8 @@ NAME = "neighborhood"
 
 
 def missing(data):
-    if data.neighbours(data.target).empty:
-        return "no neighbours were scored (neighbors stage produced none)"
+    if data.neighbors(data.target).empty:
+        return "no neighbors were scored (neighbors stage produced none)"
     return None
 
 
@@ -27,7 +27,7 @@ def _diff(nbr: pd.DataFrame, orig: pd.Series, column: str, window_ids) -> np.nda
 
 def run(data):
     orig = data.windows(data.target)
-    nbr = data.neighbours(data.target)
+    nbr = data.neighbors(data.target)
     out = {}
     for kind in sorted(nbr.kind.unique(), key=lambda k: (k != "snp", k)):
         of_kind = nbr[nbr.kind == kind]

@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pysam
 
 from ...errors import InputError
+from ...fasta import read_fasta
 from ...outputs import atomic_outputs
 from ..membership import read_membership
 from . import registry
@@ -35,8 +35,7 @@ def load_attack_data(
             f"{membership_path} labels only {'members' if membership.target_member.iloc[0] else 'non-members'}; "
             "attacks need both members and non-members (membership ground truth)"
         )
-    with pysam.FastxFile(windows_fasta) as fh:
-        sequences = {r.name: r.sequence for r in fh}
+    sequences = read_fasta(windows_fasta)
     scores = {name: pd.read_parquet(path) for name, path in score_paths.items()}
     window_ids = membership.window_id.tolist()
     ref_member = {r: membership[f"{r}_member"].to_numpy() for r in references if f"{r}_member" in membership}
