@@ -1,5 +1,5 @@
 rule plot_attacks:
-    """ROC (linear and log-log), score histograms, the pilot's neighbor-loss figure, SNP-site signal."""
+    """ROC (linear and log-log), score histograms, the neighbor-loss figure of the original HyenaDNA membership-inference benchmark, SNP-site signal."""
     input:
         scores="results/attacks/{model}/scores.tsv",
         target_scores="results/scores/{model}.parquet",

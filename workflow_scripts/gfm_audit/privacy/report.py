@@ -167,13 +167,13 @@ def _privacy_part(config, windows_path, neighbors_path, membership_path, models,
         main = thresholds[thresholds.attack.isin(["neighborhood_snp", "neighborhood_control"])]
         if not main.empty:
             fixed = "quantile" not in main or main["quantile"].isna().all()
-            grid = "the pilot's fixed thresholds" if fixed else "thresholds at quantiles of the observed differences"
+            grid = "its fixed thresholds" if fixed else "thresholds at quantiles of the observed differences"
             shown = main.drop(columns="quantile", errors="ignore") if fixed else main
             # Quantile thresholds can be far below 0.001, where three decimals would show them all as 0.000.
             shown = shown.assign(threshold=[f"{t:.3g}" for t in shown.threshold])
             parts.append(
-                f"<h3>Neighbor loss difference thresholds (the pilot's table at {grid}, computed over members and "
-                "non-members)</h3>" + html_table(shown)
+                "<h3>Neighbor loss difference thresholds (the table of the original HyenaDNA membership-inference "
+                f"benchmark, at {grid}, computed over members and non-members)</h3>" + html_table(shown)
             )
         for path, caption in figures.get(model, []):
             parts.append(f"<h3>{html.escape(caption)}</h3>" + html_image(path, caption))
