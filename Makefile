@@ -39,8 +39,11 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_data.py
 	$(BIN)/python benchmarks/bench_rerun.py
 
+# Python: ruff lint and format; Snakefile and rules/*.smk: snakefmt (line length in pyproject.toml), then Snakemake's lint.
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/snakefmt --check Snakefile rules/
 	$(BIN)/snakemake --lint
 
 clean:

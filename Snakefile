@@ -12,9 +12,18 @@ report: "report/workflow.rst"
 
 # config/config.yaml, with the line of a YAML mistake named.
 include: "rules/configfile.smk"
-
-
 include: "rules/common.smk"
+
+
+# Wildcards that mean one set in every rule. Two stay per rule because their set depends on the rule:
+# `model` (SCORED in scoring.smk, MODELS in attacks.smk and report.smk) and `classifier` (GA_TRAINED in
+# train_classifier, all of GA_CLASSIFIERS in the other GA rules).
+wildcard_constraints:
+    shard=r"\d+",
+    trained="|".join(TRAINED) or "no-model-is-trained",
+    fmodel="|".join(FIMBA_MODELS) or "no-fimba-model",
+
+
 include: "rules/reference.smk"
 include: "rules/windows.smk"
 include: "rules/neighbors.smk"
@@ -28,6 +37,6 @@ include: "rules/report.smk"
 
 
 rule all:
+    default_target: True
     input:
         final_targets(),
-    default_target: True

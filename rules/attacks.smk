@@ -7,20 +7,20 @@ rule run_attacks:
     output:
         scores="results/attacks/{model}/scores.tsv",
         skipped="results/attacks/{model}/skipped.tsv",
-    wildcard_constraints:
-        model="|".join(MODELS) or "no-model-is-audited",
-    params:
-        attacks=config["attacks"],
-        scored=SCORED,
-        references=REFERENCES,
     log:
         "results/logs/attacks/{model}.log",
+    wildcard_constraints:
+        model="|".join(MODELS) or "no-model-is-audited",
     conda:
         "../envs/report.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
+    params:
+        attacks=config["attacks"],
+        scored=SCORED,
+        references=REFERENCES,
     script:
         "../workflow_scripts/scripts/run_attacks.py"
 
@@ -37,18 +37,18 @@ rule evaluate_attacks:
             subcategory="{model}",
         ),
         thresholds="results/attacks/{model}/neighborhood_thresholds.tsv",
-    wildcard_constraints:
-        model="|".join(MODELS) or "no-model-is-audited",
-    params:
-        metrics=config["attacks"]["metrics"],
-        thresholds=config["attacks"]["neighborhood"]["thresholds"],
     log:
         "results/logs/attacks/{model}.metrics.log",
+    wildcard_constraints:
+        model="|".join(MODELS) or "no-model-is-audited",
     conda:
         "../envs/report.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=30,
+    params:
+        metrics=config["attacks"]["metrics"],
+        thresholds=config["attacks"]["neighborhood"]["thresholds"],
     script:
         "../workflow_scripts/scripts/evaluate_attacks.py"

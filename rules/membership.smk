@@ -6,9 +6,6 @@ rule membership_labels:
         beds=membership_beds(),
     output:
         "results/membership.tsv",
-    params:
-        membership=MEMBERSHIP,
-        mode=MODE,
     log:
         "results/logs/membership_labels.log",
     conda:
@@ -17,5 +14,8 @@ rule membership_labels:
     resources:
         mem_mb=1000,
         runtime=10,
+    params:
+        membership=MEMBERSHIP,
+        mode=MODE,
     script:
         "../workflow_scripts/scripts/membership_labels.py"

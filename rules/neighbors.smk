@@ -6,8 +6,6 @@ rule make_neighbors:
     output:
         fasta="results/neighbors/neighbors.fa",
         tsv="results/neighbors/neighbors.tsv",
-    params:
-        neighbors=config["neighbors"],
     log:
         "results/logs/make_neighbors.log",
     conda:
@@ -16,5 +14,7 @@ rule make_neighbors:
     resources:
         mem_mb=4000,
         runtime=60,
+    params:
+        neighbors=config["neighbors"],
     script:
         "../workflow_scripts/scripts/make_neighbors.py"

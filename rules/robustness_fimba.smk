@@ -11,10 +11,6 @@ rule fimba_model:
         detection="results/robustness/fimba/{fmodel}/detection.tsv",
         spectra="results/robustness/fimba/{fmodel}/spectra.npz",
         model="results/robustness/fimba/{fmodel}/model.joblib",
-    wildcard_constraints:
-        fmodel="|".join(FIMBA_MODELS) or "no-fimba-model",
-    params:
-        settings=FIMBA,
     log:
         "results/logs/robustness/fimba_{fmodel}.log",
     conda:
@@ -23,6 +19,8 @@ rule fimba_model:
     resources:
         mem_mb=4000,
         runtime=60,
+    params:
+        settings=FIMBA,
     script:
         "../workflow_scripts/scripts/fimba_model.py"
 
@@ -52,9 +50,6 @@ rule fimba_vae:
         models=expand("results/robustness/fimba/{m}/model.joblib", m=FIMBA_MODELS),
     output:
         "results/robustness/fimba/vae.tsv",
-    params:
-        settings=FIMBA,
-        names=FIMBA_MODELS,
     log:
         "results/logs/robustness/fimba_vae.log",
     conda:
@@ -63,6 +58,9 @@ rule fimba_vae:
     resources:
         mem_mb=4000,
         runtime=30,
+    params:
+        settings=FIMBA,
+        names=FIMBA_MODELS,
     script:
         "../workflow_scripts/scripts/fimba_vae.py"
 
@@ -75,8 +73,6 @@ rule plot_fimba:
     output:
         curve=report_figure("accuracy_vs_m", category="Robustness: FIMBA", subcategory="{fmodel}"),
         spectra=report_figure("spectra", category="Robustness: FIMBA", subcategory="{fmodel}"),
-    wildcard_constraints:
-        fmodel="|".join(FIMBA_MODELS) or "no-fimba-model",
     log:
         "results/logs/robustness/fimba_{fmodel}.plots.log",
     conda:

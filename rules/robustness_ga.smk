@@ -11,13 +11,10 @@ rule train_classifier:
         base=gfm_head_base,
     output:
         directory("results/robustness/classifiers/{classifier}"),
-    wildcard_constraints:
-        classifier="|".join(GA_TRAINED) or "no-classifier-is-trained",
-    params:
-        spec=lambda w: GA_CLASSIFIERS[w.classifier],
-        non_acgt=GA["non_acgt"],
     log:
         "results/logs/robustness/{classifier}.train.log",
+    wildcard_constraints:
+        classifier="|".join(GA_TRAINED) or "no-classifier-is-trained",
     conda:
         "../envs/models.yaml"
     threads: 2
@@ -25,6 +22,9 @@ rule train_classifier:
         gpu=classifier_gpu,
         mem_mb=8000,
         runtime=120,
+    params:
+        spec=lambda w: GA_CLASSIFIERS[w.classifier],
+        non_acgt=GA["non_acgt"],
     script:
         "../workflow_scripts/scripts/train_classifier.py"
 
@@ -37,14 +37,10 @@ rule ga_attack:
     output:
         adversarial="results/robustness/ga/{classifier}/adversarial.tsv",
         summary="results/robustness/ga/{classifier}/summary.tsv",
-    wildcard_constraints:
-        classifier="|".join(GA_CLASSIFIERS) or "no-classifier",
-    params:
-        spec=lambda w: GA_CLASSIFIERS[w.classifier],
-        non_acgt=GA["non_acgt"],
-        attack=GA["attack"],
     log:
         "results/logs/robustness/{classifier}.ga_attack.log",
+    wildcard_constraints:
+        classifier="|".join(GA_CLASSIFIERS) or "no-classifier",
     conda:
         "../envs/models.yaml"
     threads: 2
@@ -52,6 +48,10 @@ rule ga_attack:
         gpu=classifier_gpu,
         mem_mb=8000,
         runtime=240,
+    params:
+        spec=lambda w: GA_CLASSIFIERS[w.classifier],
+        non_acgt=GA["non_acgt"],
+        attack=GA["attack"],
     script:
         "../workflow_scripts/scripts/ga_attack.py"
 
@@ -65,15 +65,10 @@ rule adversarial_training:
     output:
         progress="results/robustness/adv_training/{classifier}/progress.tsv",
         model=directory("results/robustness/adv_training/{classifier}/model"),
-    wildcard_constraints:
-        classifier="|".join(GA_CLASSIFIERS) or "no-classifier",
-    params:
-        spec=lambda w: GA_CLASSIFIERS[w.classifier],
-        non_acgt=GA["non_acgt"],
-        attack=GA["attack"],
-        settings=GA["adversarial_training"],
     log:
         "results/logs/robustness/{classifier}.adversarial_training.log",
+    wildcard_constraints:
+        classifier="|".join(GA_CLASSIFIERS) or "no-classifier",
     conda:
         "../envs/models.yaml"
     threads: 2
@@ -81,6 +76,11 @@ rule adversarial_training:
         gpu=classifier_gpu,
         mem_mb=8000,
         runtime=480,
+    params:
+        spec=lambda w: GA_CLASSIFIERS[w.classifier],
+        non_acgt=GA["non_acgt"],
+        attack=GA["attack"],
+        settings=GA["adversarial_training"],
     script:
         "../workflow_scripts/scripts/adversarial_training.py"
 
@@ -95,10 +95,10 @@ rule plot_ga:
         asr=report_figure("asr_vs_budget", category="Robustness: GA", subcategory="{classifier}"),
         edits=report_figure("edits_histogram", category="Robustness: GA", subcategory="{classifier}"),
         progress=report_figure("training_progress", category="Robustness: GA", subcategory="{classifier}"),
-    wildcard_constraints:
-        classifier="|".join(GA_CLASSIFIERS) or "no-classifier",
     log:
         "results/logs/robustness/{classifier}.plots.log",
+    wildcard_constraints:
+        classifier="|".join(GA_CLASSIFIERS) or "no-classifier",
     conda:
         "../envs/report.yaml"
     threads: 1

@@ -8,14 +8,10 @@ rule score_shard:
         snps="results/windows/snps.tsv.gz",
     output:
         "results/scores/{model}/shard-{shard}.parquet",
-    wildcard_constraints:
-        model="|".join(SCORED) or "no-model-is-scored",
-        shard=r"\d+",
-    params:
-        spec=lambda w: model_spec(w.model),
-        scoring=config["scoring"],
     log:
         "results/logs/score/{model}/shard-{shard}.log",
+    wildcard_constraints:
+        model="|".join(SCORED) or "no-model-is-scored",
     conda:
         "../envs/models.yaml"
     threads: 2
@@ -23,6 +19,9 @@ rule score_shard:
         gpu=1,
         mem_mb=16000,
         runtime=240,
+    params:
+        spec=lambda w: model_spec(w.model),
+        scoring=config["scoring"],
     script:
         "../workflow_scripts/scripts/score_shard.py"
 
@@ -33,10 +32,10 @@ rule merge_scores:
         expand("results/scores/{{model}}/shard-{shard}.parquet", shard=SHARDS),
     output:
         "results/scores/{model}.parquet",
-    wildcard_constraints:
-        model="|".join(SCORED) or "no-model-is-scored",
     log:
         "results/logs/score/{model}/merge.log",
+    wildcard_constraints:
+        model="|".join(SCORED) or "no-model-is-scored",
     conda:
         "../envs/models.yaml"
     threads: 1

@@ -6,13 +6,6 @@ rule train_model:
         base=lambda w: MODELS[TARGET]["path"],
     output:
         directory("results/models/{trained}"),
-    wildcard_constraints:
-        trained="|".join(TRAINED) or "no-model-is-trained",
-    params:
-        spec=lambda w: {**MODELS[TARGET], "name": w.trained},
-        column=lambda w: membership_column(w.trained),
-        training=MEMBERSHIP["training"],
-        seed=lambda w: MEMBERSHIP["seed"] + TRAINED.index(w.trained),
     log:
         "results/logs/train_model/{trained}.log",
     conda:
@@ -22,5 +15,10 @@ rule train_model:
         gpu=1,
         mem_mb=8000,
         runtime=240,
+    params:
+        spec=lambda w: {**MODELS[TARGET], "name": w.trained},
+        column=lambda w: membership_column(w.trained),
+        training=MEMBERSHIP["training"],
+        seed=lambda w: MEMBERSHIP["seed"] + TRAINED.index(w.trained),
     script:
         "../workflow_scripts/scripts/train_model.py"

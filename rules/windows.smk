@@ -7,11 +7,6 @@ rule select_windows:
         tsv="results/windows/windows.tsv",
         fasta="results/windows/windows.fa",
         snps="results/windows/snps.tsv.gz",
-    params:
-        windows=config["windows"],
-        # Messages name the user's files, not the staged links under results/reference.
-        fasta_name=config["reference"]["fasta"],
-        vcf_name=config["reference"]["vcf"],
     log:
         "results/logs/select_windows.log",
     conda:
@@ -20,5 +15,10 @@ rule select_windows:
     resources:
         mem_mb=4000,
         runtime=60,
+    params:
+        windows=config["windows"],
+        # Messages name the user's files, not the staged links under results/reference.
+        fasta_name=config["reference"]["fasta"],
+        vcf_name=config["reference"]["vcf"],
     script:
         "../workflow_scripts/scripts/select_windows.py"
