@@ -1,20 +1,36 @@
 # Helpers shared by every stage: config validation and staged-file names.
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(workflow.basedir) / "workflow_scripts"))
+sys.path.insert(0, str(WORKFLOW_ROOT / "workflow_scripts"))  # set in configfile.smk
 
-from gfm_audit.config import check_input_paths, validate_config  # noqa: E402
+from gfm_audit.config import absolute_input_paths, check_input_paths, validate_config  # noqa: E402
 from gfm_audit.errors import InputError  # noqa: E402
 from gfm_audit.privacy.reference import staged_layout  # noqa: E402
 
+
+def paths_get_a_prefix():
+    """Whether Snakemake puts a prefix before relative paths: used as a module with `prefix:` (nested too)."""
+    # Snakemake has no public call for this: its path modifier holds our module's prefix, then the outer ones.
+    modifier = getattr(workflow.modifier, "path_modifier", None)
+    while modifier is not None:
+        if getattr(modifier, "prefix", None):
+            return True
+        modifier = getattr(modifier, "inner_modifier", None)
+    return False
+
+
+CONFIG_SOURCE = "the workflow config (config/config.yaml and --config/--configfile)"
 try:
-    validate_config(config, source="the workflow config (config/config.yaml and --config/--configfile)")
+    validate_config(config, source="the config given to the module" if AS_MODULE else CONFIG_SOURCE)
     # Before Snakemake's own check of missing inputs, which names the file but not the config key.
     check_input_paths(config)
 except InputError as exc:
     # A one-line message, not a WorkflowError with Snakemake's traceback lines.
     sys.exit(f"gfm-audit: {exc}")
+# Under a module's prefix, the user's files stay where the config says (relative to the working directory):
+# absolute, they are not prefixed, and rules that pass them as params name the same files as their inputs.
+if paths_get_a_prefix():
+    absolute_input_paths(config)
 
 STAGED = staged_layout(config["reference"]["fasta"], config["reference"]["vcf"], "results/reference")
 
@@ -48,11 +64,15 @@ def model_folder(name):
     return f"results/models/{name}" if name in TRAINED else MODELS[name]["path"]
 
 
-def model_spec(name):
-    """The config block of a scored model; reference models share the target's."""
+def model_spec(name, folder):
+    """The config block of a scored model, read from ``folder``; reference models share the target's.
+
+    ``folder`` is the scoring rule's input (model_folder), as Snakemake gives it: under a module's prefix.
+    """
     block = dict(MODELS[TARGET] if name in REFERENCES else MODELS[name])
+    block["path"] = folder
     if name in TRAINED:
-        block.update(path=model_folder(name), init="pretrained")
+        block["init"] = "pretrained"
     return block
 
 

@@ -6,19 +6,31 @@ import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(workflow.basedir) / "workflow_scripts"))
+# The folder of this file (rules/), not workflow.basedir: used as a module, that is the outer workflow's folder.
+WORKFLOW_ROOT = Path(workflow.current_basedir.get_path_or_uri(secret_free=True)).parent
+sys.path.insert(0, str(WORKFLOW_ROOT / "workflow_scripts"))
 
 from gfm_audit.config import read_yaml_config  # noqa: E402
 from gfm_audit.errors import InputError  # noqa: E402
 
 DEFAULT_CONFIGFILE = "config/config.yaml"
 
-# Relative to the working directory, like the directive below: with --directory elsewhere it may be absent.
-if os.path.exists(DEFAULT_CONFIGFILE):
-    try:
-        read_yaml_config(DEFAULT_CONFIGFILE)
-    except InputError as exc:
-        sys.exit(f"gfm-audit: {exc}")
+# Used as a module (`module gfm_audit: snakefile: ... config: ...`), the config is the one the outer
+# workflow gives; a config/config.yaml in the outer working directory is not ours and is never read.
+AS_MODULE = not workflow.modifier.is_main_snakefile()
 
+if AS_MODULE:
+    if not config:
+        sys.exit(
+            "gfm-audit: used as a module, gfm-audit needs its config in the module statement, "
+            'e.g. `config: config["gfm_audit"]` (README: Using gfm-audit as a module)'
+        )
+else:
+    # Relative to the working directory, like the directive below: with --directory elsewhere it may be absent.
+    if os.path.exists(DEFAULT_CONFIGFILE):
+        try:
+            read_yaml_config(DEFAULT_CONFIGFILE)
+        except InputError as exc:
+            sys.exit(f"gfm-audit: {exc}")
 
-configfile: DEFAULT_CONFIGFILE
+    configfile: DEFAULT_CONFIGFILE

@@ -20,7 +20,8 @@ rule score_shard:
         mem_mb=16000,
         runtime=240,
     params:
-        spec=lambda w: model_spec(w.model),
+        # The folder as Snakemake gives the input: a trained model's is prefixed when used as a module.
+        spec=lambda w, input: model_spec(w.model, input.model),
         scoring=config["scoring"],
     script:
         "../workflow_scripts/scripts/score_shard.py"

@@ -139,35 +139,56 @@ _FIX = {
 }
 
 
+def _path_slots(config: dict[str, Any]) -> list[tuple[str, dict[str, Any], str, str]]:
+    """``(key, mapping, field, kind)`` for every user path the run reads: the path is ``mapping[field]``."""
+    slots = [("reference.fasta", config["reference"], "fasta", "file")]
+    slots.append(("reference.vcf", config["reference"], "vcf", "file"))
+    windows = config.get("windows", {})
+    if windows.get("placement") == "bed":
+        slots.append(("windows.bed", windows, "bed", "file"))
+    models = config.get("models", {})
+    # init: scratch reads the folder too: its config.json and tokenizer.
+    slots += [(f"models.{name}.path", spec, "path", "folder") for name, spec in models.items()]
+    membership = config.get("membership", {})
+    if models and membership.get("mode") == "regions":
+        slots += [(f"membership.{key}", membership, key, "file") for key in ("member_bed", "nonmember_bed")]
+    ga = config.get("robustness", {}).get("ga", {})
+    if ga.get("classifiers"):
+        slots += [(f"robustness.ga.{key}", ga, key, "file") for key in ("train", "test")]
+        slots += [
+            (f"robustness.ga.classifiers.{name}.path", spec, "path", "folder")
+            for name, spec in ga["classifiers"].items()
+            if spec["kind"] == "huggingface"
+        ]
+    fimba = config.get("robustness", {}).get("fimba", {})
+    if fimba.get("data"):
+        slots += [(f"robustness.fimba.{key}", fimba, key, "file") for key in ("data", "test_data") if fimba.get(key)]
+    return slots
+
+
 def input_paths(config: dict[str, Any]) -> list[tuple[str, str, str]]:
     """``(key, path, "file" | "folder")`` for every user path the run reads, in a validated config.
 
     Paths the run never reads (a BED with placement fixed, GA CSVs with no
     classifier) are left out, so that a config can keep them while switched off.
     """
-    paths = [("reference.fasta", config["reference"]["fasta"], "file")]
-    paths.append(("reference.vcf", config["reference"]["vcf"], "file"))
-    windows = config.get("windows", {})
-    if windows.get("placement") == "bed":
-        paths.append(("windows.bed", windows["bed"], "file"))
-    models = config.get("models", {})
-    # init: scratch reads the folder too: its config.json and tokenizer.
-    paths += [(f"models.{name}.path", spec["path"], "folder") for name, spec in models.items()]
-    membership = config.get("membership", {})
-    if models and membership.get("mode") == "regions":
-        paths += [(f"membership.{key}", membership[key], "file") for key in ("member_bed", "nonmember_bed")]
-    ga = config.get("robustness", {}).get("ga", {})
-    if ga.get("classifiers"):
-        paths += [(f"robustness.ga.{key}", ga[key], "file") for key in ("train", "test")]
-        paths += [
-            (f"robustness.ga.classifiers.{name}.path", spec["path"], "folder")
-            for name, spec in ga["classifiers"].items()
-            if spec["kind"] == "huggingface"
-        ]
-    fimba = config.get("robustness", {}).get("fimba", {})
-    if fimba.get("data"):
-        paths += [(f"robustness.fimba.{key}", fimba[key], "file") for key in ("data", "test_data") if fimba.get(key)]
-    return paths
+    return [(key, mapping[field], kind) for key, mapping, field, kind in _path_slots(config)]
+
+
+def absolute_input_paths(config: dict[str, Any]) -> list[str]:
+    """Make every relative user path in a validated config absolute, from the current directory; the keys changed.
+
+    For the workflow used as a module with ``prefix:``: Snakemake puts the prefix
+    before every relative input path, the user's own files included, while a path
+    in the config names a file relative to the working directory. Absolute paths
+    are never prefixed. The config is changed in place.
+    """
+    changed = []
+    for key, mapping, field, _ in _path_slots(config):
+        if not os.path.isabs(mapping[field]):
+            mapping[field] = os.path.abspath(mapping[field])
+            changed.append(key)
+    return changed
 
 
 def check_input_paths(config: dict[str, Any]) -> None:
