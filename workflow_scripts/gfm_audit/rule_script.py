@@ -1,4 +1,8 @@
-"""The glue every rule script shares: logging to the rule's log, one-line errors."""
+"""The glue every rule script shares: logging to the rule's log, one-line errors.
+
+Every script under ``workflow_scripts/scripts`` is ``run_rule(snakemake, <rule>_rule)``, with the
+rule's function from the ``stages`` module of its half (``privacy``, ``robustness.ga``, ``robustness.fimba``).
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,12 @@ from typing import Any
 
 from .errors import InputError
 
+# Snakemake's job object, the ``snakemake`` of a rule script: ``input``, ``output``, ``params``,
+# ``wildcards``, ``threads``, ``log`` and ``rule``.
+Job = Any
 
-def run_rule(snakemake: Any, main: Callable[[Any], None]) -> None:
+
+def run_rule(snakemake: Job, main: Callable[[Job], None]) -> None:
     """Run ``main(snakemake)`` with logging into ``snakemake.log[0]``.
 
     An :class:`InputError` becomes one line on stderr and in the log, with

@@ -1,0 +1,248 @@
+"""What each privacy rule does, one function per rule, named after it: ``<rule>_rule(job)``.
+
+``job`` is the rule's Snakemake job (the ``snakemake`` object of its script, with ``input``,
+``output``, ``params``, ``wildcards``, ``threads`` and ``log``); each function unpacks it and
+calls the library, and every rule script is just ``run_rule(snakemake, <rule>_rule)``.
+
+Each function imports what its rule needs when it runs: the rules run in different conda
+environments (``envs/*.yaml``), prepare_reference for one in ``data.yaml``, which has neither
+torch, scipy nor matplotlib, so that importing this module must not need them.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from ..rule_script import Job
+
+
+def prepare_reference_rule(job: Job) -> None:
+    """Stage the FASTA and VCF with their indexes; write contigs.tsv."""
+    from .reference import StagedReference, prepare_reference
+
+    out = job.output
+    layout = StagedReference(
+        fasta=Path(out.fasta),
+        fai=Path(out.fai),
+        gzi=Path(out.gzi) if "gzi" in out.keys() else None,
+        vcf=Path(out.vcf),
+        vcf_index=Path(out.vcf_index),
+        contigs=Path(out.contigs),
+    )
+    prepare_reference(job.input.fasta, job.input.vcf, layout)
+
+
+def select_windows_rule(job: Job) -> None:
+    """Place the windows; write windows.tsv, windows.fa and snps.tsv.gz."""
+    from .windows import select_windows
+
+    counts = select_windows(
+        job.input.fasta,
+        job.input.vcf,
+        job.input.contigs,
+        params=job.params.windows,
+        out_tsv=job.output.tsv,
+        out_fasta=job.output.fasta,
+        out_snps=job.output.snps,
+        fasta_name=job.params.fasta_name,
+        vcf_name=job.params.vcf_name,
+    )
+    log = logging.getLogger("gfm_audit.select_windows")
+    for key in sorted(counts):
+        log.info("%s: %d", key, counts[key])
+
+
+def make_neighbors_rule(job: Job) -> None:
+    """The SNP neighbors and controls of every window."""
+    from .neighbors import make_neighbors
+
+    counts = make_neighbors(
+        job.input.fasta,
+        job.input.snps,
+        params=job.params.neighbors,
+        out_fasta=job.output.fasta,
+        out_tsv=job.output.tsv,
+    )
+    log = logging.getLogger("gfm_audit.make_neighbors")
+    for key in sorted(counts):
+        log.info("%s: %d", key, counts[key])
+
+
+def membership_labels_rule(job: Job) -> None:
+    """results/membership.tsv: which windows each model trained on (finetune) or the BED files say (regions)."""
+    import pandas as pd
+
+    from .membership import finetune_split, region_labels, write_membership
+    from .reference import read_contigs
+
+    params = job.params.membership
+    windows = pd.read_csv(job.input.windows, sep="\t", dtype={"window_id": str, "chrom": str})
+    log = logging.getLogger("gfm_audit.privacy.membership")
+    if job.params.mode == "finetune":
+        table = finetune_split(
+            windows.window_id.tolist(),
+            member_fraction=params["member_fraction"],
+            n_references=params["reference_models"],
+            seed=params["seed"],
+        )
+    else:
+        contigs = read_contigs(job.input.contigs)
+        table, dropped = region_labels(
+            windows, member_bed=params["member_bed"], nonmember_bed=params["nonmember_bed"], contigs=contigs
+        )
+        log.info("%d windows are in neither BED file and are left out", dropped)
+    log.info(
+        "%d windows: %d members, %d non-members",
+        len(table),
+        table.target_member.sum(),
+        (table.target_member == 0).sum(),
+    )
+    write_membership(table, job.output[0])
+
+
+def train_model_rule(job: Job) -> None:
+    """Train the target or one reference model on its member windows."""
+    import torch
+
+    from ..fasta import read_fasta
+    from ..models import ModelSpec
+    from .membership import read_membership
+    from .training import member_sequences, train_model
+
+    torch.set_num_threads(job.threads)
+    block = dict(job.params.spec)
+    spec = ModelSpec.from_config(block.pop("name"), block)
+    labels = read_membership(job.input.membership).set_index("window_id")[job.params.column].to_dict()
+    windows = read_fasta(job.input.windows)
+    train_model(
+        spec,
+        member_sequences(windows, labels),
+        params=job.params.training,
+        seed=job.params.seed,
+        out_dir=job.output[0],
+    )
+
+
+def score_shard_rule(job: Job) -> None:
+    """Score one shard of windows and neighbors with one model."""
+    import torch
+
+    from ..models import ModelSpec
+    from .scoring import score_shard
+
+    torch.set_num_threads(job.threads)
+    spec = ModelSpec.from_config(job.wildcards.model, job.params.spec)
+    scoring = job.params.scoring
+    score_shard(
+        spec,
+        windows_fasta=job.input.windows,
+        neighbors_fasta=job.input.neighbors_fasta,
+        neighbors_tsv=job.input.neighbors_tsv,
+        snps_path=job.input.snps,
+        shard=int(job.wildcards.shard),
+        n_shards=scoring["shards"],
+        batch_size=scoring["batch_size"],
+        seed=scoring["seed"],
+        out_path=job.output[0],
+    )
+
+
+def merge_scores_rule(job: Job) -> None:
+    """Concatenate a model's score shards."""
+    from .scoring import merge_shards
+
+    rows = merge_shards(list(job.input), job.output[0])
+    logging.getLogger("gfm_audit.privacy.scoring").info("merged %d shards: %d sequences", len(job.input), rows)
+
+
+def run_attacks_rule(job: Job) -> None:
+    """Every configured attack on one model."""
+    from .attacks.runner import load_attack_data, run_attacks, write_attack_outputs
+
+    params = job.params
+    data = load_attack_data(
+        job.wildcards.model,
+        score_paths={m: job.input[m] for m in params.scored},
+        membership_path=job.input.membership,
+        windows_fasta=job.input.windows,
+        references=params.references,
+        params=params.attacks,
+    )
+    table, skipped = run_attacks(data, params.attacks["names"])
+    write_attack_outputs(table, skipped, scores_path=job.output.scores, skipped_path=job.output.skipped)
+
+
+def evaluate_attacks_rule(job: Job) -> None:
+    """metrics.tsv and the neighbor threshold table of one model."""
+    from .metrics import HYENADNA_BENCHMARK_THRESHOLDS, evaluate, read_scores, threshold_table, write_metrics
+
+    p = job.params.metrics
+    scores = read_scores(job.input[0])
+    metrics = evaluate(scores, n_boot=p["bootstrap"], seed=p["seed"], delta=p["delta"], level=p["confidence"])
+    fixed = job.params.thresholds == "fixed"
+    thresholds = threshold_table(scores, HYENADNA_BENCHMARK_THRESHOLDS if fixed else None)
+    write_metrics(metrics, thresholds, metrics_path=job.output.metrics, thresholds_path=job.output.thresholds)
+
+
+def plot_attacks_rule(job: Job) -> None:
+    """The figures of one audited model."""
+    import pandas as pd
+
+    from . import plots
+    from .metrics import read_scores
+
+    scores = read_scores(job.input.scores)
+    out = job.output
+    plots.roc_figure(scores, out.roc)
+    plots.histogram_figure(scores, out.histograms)
+    plots.neighbor_loss_figure(pd.read_parquet(job.input.target_scores), out.neighbors)
+    plots.snp_site_figure(scores, out.snp_sites)
+
+
+def report_rule(job: Job) -> None:
+    """results/report/report.html: the privacy part, then the GA and FIMBA sections."""
+    from .. import report_layout
+    from ..robustness.fimba.report import fimba_section
+    from ..robustness.ga.report import ga_section
+    from .report import build_report
+
+    # Files by input key (report_layout.input_key), as Snakemake resolved them: a module's prefix included.
+    inputs = dict(job.input.items())
+    models, classifiers = job.params.models, job.params.classifiers
+    fimba_models = job.params.fimba_models
+    robustness = ""
+    if classifiers:
+        ga = report_layout.collect(inputs, "ga", classifiers)
+        robustness = ga_section(
+            classifiers,
+            adversarial_paths=ga.tables["adversarial"],
+            summary_paths=ga.tables["summary"],
+            progress_paths=ga.tables["progress"],
+            figures=ga.figures,
+        )
+    if fimba_models:
+        fimba = report_layout.collect(inputs, "fimba", fimba_models)
+        robustness += fimba_section(
+            fimba_models,
+            curve_paths=fimba.tables["curve"],
+            detection_path=fimba.shared["detection"],
+            vae_path=fimba.shared["vae"],
+            figures=fimba.figures,
+        )
+    privacy = report_layout.collect(inputs, "privacy", models)
+    leaks = build_report(
+        job.params.config,
+        windows_path=privacy.shared.get("windows"),
+        neighbors_path=privacy.shared.get("neighbors"),
+        membership_path=privacy.shared.get("membership"),
+        models=models,
+        metrics_paths=privacy.tables["metrics"],
+        skipped_paths=privacy.tables["skipped"],
+        threshold_paths=privacy.tables["thresholds"],
+        figures=privacy.figures,
+        out_path=job.output[0],
+        robustness_html=robustness,
+    )
+    for model, leaked in leaks.items():
+        logging.getLogger("gfm_audit.privacy.report").info("%s: %s", model, "leaks" if leaked else "no clear leakage")
