@@ -1,6 +1,11 @@
-"""The pins in pyproject.toml, requirements.lock and envs/*.yaml agree."""
+"""The pins in pyproject.toml, requirements.lock and envs/*.yaml agree; the code keeps its agreed shape."""
 
+import ast
+import importlib
+import inspect
 import re
+import subprocess
+import sys
 import tomllib
 
 import yaml
@@ -42,3 +47,42 @@ def test_every_rule_but_all_has_log_conda_threads_and_resources():
             block = text[begin:end]
             for directive in ("log:", "conda:", "threads:", "resources:"):
                 assert f"\n    {directive}" in block, f"{smk.name}: {block.splitlines()[0]} lacks {directive}"
+
+
+SCRIPTS = REPO / "workflow_scripts" / "scripts"
+HALVES = r"privacy|robustness\.ga|robustness\.fimba"
+STAGE_IMPORT = re.compile(rf"^from gfm_audit\.({HALVES})\.stages import (\w+)  # noqa: E402$", re.M)
+RULE_SCRIPT = re.compile(r"^rule (\w+):(?:(?!\nrule ).)*?\n    script:\n        \"([^\"]+)\"", re.M | re.S)
+
+
+def test_every_rule_script_is_run_rule_of_its_stage_function():
+    """Rule X runs scripts/X.py, whose code is only ``run_rule(snakemake, X_rule)`` from its half's stages.py."""
+    rules = {}
+    for smk in sorted((REPO / "rules").glob("*.smk")):
+        rules.update(RULE_SCRIPT.findall(smk.read_text()))
+    assert rules == {s.stem: f"../workflow_scripts/scripts/{s.name}" for s in SCRIPTS.glob("*.py")}
+    shapes = {}
+    for script in sorted(SCRIPTS.glob("*.py")):
+        text = script.read_text()
+        assert (ast.get_docstring(ast.parse(text)) or "").startswith(f"Rule {script.stem}: "), script.name
+        ((half, stage),) = STAGE_IMPORT.findall(text)
+        assert stage == f"{script.stem}_rule", script.name
+        function = getattr(importlib.import_module(f"gfm_audit.{half}.stages"), stage, None)
+        assert function is not None, f"{script.name}: gfm_audit.{half}.stages has no {stage}"
+        assert list(inspect.signature(function).parameters) == ["job"], stage
+        code = text.split('"""', 2)[2].replace(f"{half}.stages import {stage}", "HALF.stages import STAGE")
+        shapes[script.name] = code.replace(f"run_rule(snakemake, {stage})", "run_rule(snakemake, STAGE)")
+    first = shapes["score_shard.py"]
+    assert "run_rule(snakemake, STAGE)" in first
+    assert {name for name, code in shapes.items() if code != first} == set()
+
+
+def test_stages_modules_load_no_torch_and_no_matplotlib():
+    """Rules run in different conda envs (envs/*.yaml): a stage function imports its heavy libraries itself."""
+    modules = ["gfm_audit.privacy.stages", "gfm_audit.robustness.ga.stages", "gfm_audit.robustness.fimba.stages"]
+    heavy = ["torch", "transformers", "matplotlib"]
+    code = f"import sys; import {', '.join(modules)}; print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO / "workflow_scripts", capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"

@@ -5,12 +5,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gfm_audit.robustness.fimba.stages import merge_detection_stage  # noqa: E402
+from gfm_audit.robustness.fimba.stages import fimba_detection_rule  # noqa: E402
 from gfm_audit.rule_script import run_rule  # noqa: E402
 
-
-def main(snakemake):
-    merge_detection_stage(list(snakemake.input), snakemake.output[0])
-
-
-run_rule(snakemake, main)  # noqa: F821
+run_rule(snakemake, fimba_detection_rule)  # noqa: F821

@@ -1,4 +1,5 @@
-"""What each FIMBA rule does, as plain functions (the rule scripts only unpack ``snakemake``)."""
+"""What each FIMBA rule does: ``<rule>_rule(job)`` per rule, taking the rule's Snakemake job
+(as in ``privacy/stages.py``), and the stages they run as plain functions, which the tests call."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ...outputs import atomic_outputs, write_tsv
+from ...rule_script import Job
 from .attack import (
     METHODS,
     VARIANTS,
@@ -150,3 +152,37 @@ def vae_stage(settings: Mapping[str, Any], models: Mapping[str, str], out_tsv: s
                          flip_rate=float((new != box.predict(X[usable])).mean())))  # fmt: skip
     with atomic_outputs(out_tsv) as (tmp,):
         write_tsv(pd.DataFrame(rows, columns=VAE_COLUMNS), tmp)
+
+
+def fimba_model_rule(job: Job) -> None:
+    """results/robustness/fimba/<model>/curve.tsv, detection.tsv, spectra.npz, model.joblib."""
+    out = job.output
+    fimba_model_stage(
+        job.wildcards.fmodel,
+        job.params.settings,
+        threads=job.threads,
+        curve_tsv=out.curve,
+        detection_tsv=out.detection,
+        spectra_npz=out.spectra,
+        model_file=out.model,
+    )
+
+
+def fimba_detection_rule(job: Job) -> None:
+    """results/robustness/fimba/detection.tsv: every model's detection table."""
+    merge_detection_stage(list(job.input), job.output[0])
+
+
+def fimba_vae_rule(job: Job) -> None:
+    """results/robustness/fimba/vae.tsv."""
+    models = dict(zip(job.params.names, job.input.models, strict=True))
+    vae_stage(job.params.settings, models, job.output[0])
+
+
+def plot_fimba_rule(job: Job) -> None:
+    """The FIMBA figures of one model."""
+    from . import plots  # here, not at the top: matplotlib is in the plotting rule's conda env only
+
+    plots.curve_figure(pd.read_csv(job.input.curve, sep="\t"), job.output.curve)
+    with np.load(job.input.spectra) as spectra:
+        plots.spectra_figure(dict(spectra), job.wildcards.fmodel, job.output.spectra)

@@ -1,4 +1,5 @@
-"""What each robustness-GA rule does, as plain functions (the rule scripts only unpack ``snakemake``)."""
+"""What each robustness-GA rule does: ``<rule>_rule(job)`` per rule, taking the rule's Snakemake job
+(as in ``privacy/stages.py``), and the stages they run as plain functions, which the tests call."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ...outputs import atomic_outputs, write_tsv
+from ...rule_script import Job
 from .adversarial_training import adversarial_training
 from .attack import adversarial_table, attack_sequences, sample_rows, settings_from_config, summary_table
 from .classifiers import Classifier, load_classifier, new_classifier, save_classifier
@@ -75,3 +77,60 @@ def adversarial_training_stage(name: str, spec: Mapping[str, Any], folder: str, 
     with atomic_outputs(progress_tsv) as (tmp,):
         write_tsv(progress, tmp)
         save_classifier(clf, [], model_dir)
+
+
+def train_classifier_rule(job: Job) -> None:
+    """results/robustness/classifiers/<classifier>/."""
+    base = job.input.base
+    train_classifier_stage(
+        job.wildcards.classifier,
+        job.params.spec,
+        train_csv=job.input.train,
+        test_csv=job.input.test,
+        non_acgt=job.params.non_acgt,
+        base_folder=base[0] if base else None,
+        out_dir=job.output[0],
+    )
+
+
+def ga_attack_rule(job: Job) -> None:
+    """results/robustness/ga/<classifier>/adversarial.tsv and summary.tsv."""
+    ga_attack_stage(
+        job.wildcards.classifier,
+        job.params.spec,
+        folder=job.input.classifier,
+        test_csv=job.input.test,
+        non_acgt=job.params.non_acgt,
+        attack=job.params.attack,
+        adversarial_tsv=job.output.adversarial,
+        summary_tsv=job.output.summary,
+    )
+
+
+def adversarial_training_rule(job: Job) -> None:
+    """results/robustness/adv_training/<classifier>/progress.tsv and model/."""
+    adversarial_training_stage(
+        job.wildcards.classifier,
+        job.params.spec,
+        folder=job.input.classifier,
+        train_csv=job.input.train,
+        test_csv=job.input.test,
+        non_acgt=job.params.non_acgt,
+        attack=job.params.attack,
+        settings=job.params.settings,
+        progress_tsv=job.output.progress,
+        model_dir=job.output.model,
+    )
+
+
+def plot_ga_rule(job: Job) -> None:
+    """The robustness figures of one classifier."""
+    import pandas as pd
+
+    from . import plots  # here, not at the top: matplotlib is in the plotting rule's conda env only
+
+    summary = pd.read_csv(job.input.summary, sep="\t")
+    adversarial = pd.read_csv(job.input.adversarial, sep="\t")
+    plots.asr_vs_budget_figure(summary, job.output.asr)
+    plots.edits_histogram_figure(adversarial, job.output.edits)
+    plots.progress_figure(pd.read_csv(job.input.progress, sep="\t"), job.output.progress)
