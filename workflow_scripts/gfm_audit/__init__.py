@@ -1,8 +1,8 @@
 """gfm-audit: privacy and robustness audits of genomic foundation models.
 
 The science lives here, importable and testable without Snakemake; the rule
-scripts under ``workflow_scripts/scripts`` only read ``snakemake.input`` /
-``snakemake.params`` and call into this package.
+scripts under ``workflow_scripts/scripts`` only hand their ``snakemake`` job to
+the rule's function in ``privacy/stages.py`` or ``robustness/{ga,fimba}/stages.py``.
 """
 
 __version__ = "0.1.0"
@@ -14,6 +14,6 @@ import os as _os
 # of its sums, and may vary them with memory alignment (MKL_CBWR). Seen as
 # last-bit differences between a local run and the same jobs under SLURM.
 # Must be set before torch loads MKL, hence here: rule scripts import
-# gfm_audit before torch.
+# gfm_audit before torch (the stage functions import torch when they run).
 _os.environ.setdefault("MKL_DYNAMIC", "FALSE")
 _os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
