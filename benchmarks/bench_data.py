@@ -25,8 +25,16 @@ from gfm_audit.privacy.neighbors import make_neighbors  # noqa: E402
 from gfm_audit.privacy.reference import prepare_reference, staged_layout  # noqa: E402
 from gfm_audit.privacy.windows import select_windows  # noqa: E402
 
-PARAMS = {"length": 1000, "n": 500, "chromosomes": ["z"], "placement": "fixed", "bed": None, "seed": 0,
-          "max_n_fraction": 0.0, "max_ref_mismatch_fraction": 0.01}  # fmt: skip
+PARAMS = {
+    "length": 1000,
+    "n": 500,
+    "chromosomes": ["z"],
+    "placement": "fixed",
+    "bed": None,
+    "seed": 0,
+    "max_n_fraction": 0.0,
+    "max_ref_mismatch_fraction": 0.01,
+}
 NEIGHBORS = {"probs": [0.1, 0.2, 0.3], "per_prob": 3, "allele": "uniform", "control": True, "seed": 0}
 
 
@@ -68,8 +76,15 @@ def select(tmp: Path, fasta: Path, vcf: Path, tag: str, params=PARAMS) -> tuple[
     out = tmp / f"win_{tag}"
     out.mkdir()
     start = time.perf_counter()
-    select_windows(str(layout.fasta), str(layout.vcf), str(layout.contigs), params,
-                   out / "windows.tsv", out / "windows.fa", out / "snps.tsv.gz")  # fmt: skip
+    select_windows(
+        str(layout.fasta),
+        str(layout.vcf),
+        str(layout.contigs),
+        params=params,
+        out_tsv=out / "windows.tsv",
+        out_fasta=out / "windows.fa",
+        out_snps=out / "snps.tsv.gz",
+    )
     return time.perf_counter() - start, out
 
 
@@ -79,12 +94,19 @@ def main() -> None:
         fasta, vcf = big_reference(tmp)
         n_small = sum(1 for _ in pysam.VariantFile(str(REPO / "resources/demo/z.vcf.gz")))
         n_big = sum(1 for _ in pysam.VariantFile(str(vcf)))
-        small = min(select(tmp, REPO / "resources/demo/z.fa", REPO / "resources/demo/z.vcf.gz", f"s{i}")[0]
-                    for i in range(3))  # fmt: skip
+        small = min(
+            select(tmp, REPO / "resources/demo/z.fa", REPO / "resources/demo/z.vcf.gz", f"s{i}")[0] for i in range(3)
+        )
         big = min(select(tmp, fasta, vcf, f"b{i}")[0] for i in range(3))
         _, out = select(tmp, REPO / "resources/demo/z.fa", REPO / "resources/demo/z.vcf.gz", "n")
         start = time.perf_counter()
-        make_neighbors(str(out / "windows.fa"), str(out / "snps.tsv.gz"), NEIGHBORS, tmp / "n.fa", tmp / "n.tsv")
+        make_neighbors(
+            str(out / "windows.fa"),
+            str(out / "snps.tsv.gz"),
+            params=NEIGHBORS,
+            out_fasta=tmp / "n.fa",
+            out_tsv=tmp / "n.tsv",
+        )
         neighbors = time.perf_counter() - start
     print(f"VCF records: demo {n_small:,}, large {n_big:,} ({n_big / n_small:.1f}x)")
     print("| measurement | figure | target |\n|---|---|---|")

@@ -56,18 +56,35 @@ def save_models(tmp: Path, quick: bool) -> dict[str, tuple[Path, str]]:
     from transformers import EsmConfig, EsmForMaskedLM, LlamaConfig, LlamaForCausalLM
 
     tok = char_tokenizer()
-    hyena = LlamaConfig(vocab_size=len(tok), hidden_size=64 if quick else 256, intermediate_size=128 if quick else 1024,
-                        num_hidden_layers=2 if quick else 4, num_attention_heads=4 if quick else 8,
-                        max_position_embeddings=40_000, pad_token_id=tok.pad_token_id,
-                        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-                        architectures=["LlamaForCausalLM"])  # fmt: skip
-    nt = EsmConfig(vocab_size=len(tok), hidden_size=64 if quick else 512, num_hidden_layers=2 if quick else 12,
-                   num_attention_heads=4 if quick else 16, intermediate_size=128 if quick else 2048,
-                   max_position_embeddings=2050, position_embedding_type="rotary", pad_token_id=tok.pad_token_id,
-                   mask_token_id=tok.mask_token_id, architectures=["EsmForMaskedLM"])  # fmt: skip
+    hyena = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=64 if quick else 256,
+        intermediate_size=128 if quick else 1024,
+        num_hidden_layers=2 if quick else 4,
+        num_attention_heads=4 if quick else 8,
+        max_position_embeddings=40_000,
+        pad_token_id=tok.pad_token_id,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        architectures=["LlamaForCausalLM"],
+    )
+    nt = EsmConfig(
+        vocab_size=len(tok),
+        hidden_size=64 if quick else 512,
+        num_hidden_layers=2 if quick else 12,
+        num_attention_heads=4 if quick else 16,
+        intermediate_size=128 if quick else 2048,
+        max_position_embeddings=2050,
+        position_embedding_type="rotary",
+        pad_token_id=tok.pad_token_id,
+        mask_token_id=tok.mask_token_id,
+        architectures=["EsmForMaskedLM"],
+    )
     out = {}
-    for name, config, cls, kind in (("hyena_sized", hyena, LlamaForCausalLM, "causal"),
-                                    ("nt_sized", nt, EsmForMaskedLM, "masked")):  # fmt: skip
+    for name, config, cls, kind in (
+        ("hyena_sized", hyena, LlamaForCausalLM, "causal"),
+        ("nt_sized", nt, EsmForMaskedLM, "masked"),
+    ):
         torch.manual_seed(0)
         cls(config).save_pretrained(tmp / name)
         tok.save_pretrained(tmp / name)
@@ -89,8 +106,10 @@ def main() -> None:
     limits = device_limits(name) if device == "cuda" else None
     rng = np.random.default_rng(0)
     bases = "ACGT"
-    lengths = {"hyena_sized": [1_000, 4_000] if args.quick else [1_000, 4_000, 16_000, 32_000],
-               "nt_sized": [1_000] if args.quick else [1_000]}  # fmt: skip
+    lengths = {
+        "hyena_sized": [1_000, 4_000] if args.quick else [1_000, 4_000, 16_000, 32_000],
+        "nt_sized": [1_000] if args.quick else [1_000],
+    }
     tokens_per_batch = 8_000 if args.quick else 131_072
     print(f"device: {name}; torch {torch.__version__}")
     rows = []
@@ -108,18 +127,24 @@ def main() -> None:
                 batch = max(1, tokens_per_batch // length) if kind == "causal" else 256
                 texts = ["".join(rng.choice(list(bases), size=length)) for _ in range(n_seq)]
                 recs = [SeqRecord(f"s{i}", f"s{i}", "window", None, None, t) for i, t in enumerate(texts)]
-                for label, options in (("bf16 + pinned", ScoringOptions()),
-                                       ("fp32", replace(ScoringOptions(), bf16_autocast=False)),
-                                       ("bf16, unpinned", replace(ScoringOptions(), pin_memory=False)),
-                                       ("bf16, no pad to 8", replace(ScoringOptions(), pad_multiple=1))):  # fmt: skip
+                for label, options in (
+                    ("bf16 + pinned", ScoringOptions()),
+                    ("fp32", replace(ScoringOptions(), bf16_autocast=False)),
+                    ("bf16, unpinned", replace(ScoringOptions(), pin_memory=False)),
+                    ("bf16, no pad to 8", replace(ScoringOptions(), pad_multiple=1)),
+                ):
                     if device == "cpu" and label != "bf16 + pinned":
                         continue
-                    score_sequences(spec, recs[:2], {}, batch, 0, device, options=options)  # warm-up
+                    score_sequences(
+                        spec, recs[:2], snp_offsets={}, batch_size=batch, seed=0, device=device, options=options
+                    )  # warm-up
                     if device == "cuda":
                         torch.cuda.synchronize()
                         torch.cuda.reset_peak_memory_stats()
                     start = time.perf_counter()
-                    score_sequences(spec, recs, {}, batch, 0, device, options=options)
+                    score_sequences(
+                        spec, recs, snp_offsets={}, batch_size=batch, seed=0, device=device, options=options
+                    )
                     if device == "cuda":
                         torch.cuda.synchronize()
                     seconds = time.perf_counter() - start
@@ -128,8 +153,15 @@ def main() -> None:
                     rate = n_tokens / seconds
                     fpt = flops_per_token(n_params, config.num_hidden_layers, config.hidden_size, length)
                     peak_mem = torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else float("nan")
-                    row = [model_name, f"{n_params / 1e6:.1f} M", length, batch, label, f"{rate:,.0f}",
-                           f"{peak_mem:.1f}"]  # fmt: skip
+                    row = [
+                        model_name,
+                        f"{n_params / 1e6:.1f} M",
+                        length,
+                        batch,
+                        label,
+                        f"{rate:,.0f}",
+                        f"{peak_mem:.1f}",
+                    ]
                     if limits:
                         peak_flops, bandwidth = limits
                         n_batches = n_tokens / (batch * (length + 1))

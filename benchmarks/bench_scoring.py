@@ -125,19 +125,26 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory() as tmp:
         for hidden, layers, heads, label in models:
-            folder = save_char_causal_lm(Path(tmp) / f"c{hidden}", hidden=hidden, layers=layers, heads=heads,
-                                         max_positions=1024, weights_seed=0)  # fmt: skip
+            folder = save_char_causal_lm(
+                Path(tmp) / f"c{hidden}", hidden=hidden, layers=layers, heads=heads, max_positions=1024, weights_seed=0
+            )
             spec = ModelSpec("causal", str(folder), "causal")
             model, tok = load_model(spec), load_tokenizer(spec)
             t_bare = timed(bare_forward(model, tok, texts, args.batch_size))
-            t_score = timed(lambda spec=spec: score_sequences(spec, records(texts), {}, args.batch_size, 0, "cpu"))
+            t_score = timed(
+                lambda spec=spec: score_sequences(
+                    spec, records(texts), snp_offsets={}, batch_size=args.batch_size, seed=0, device="cpu"
+                )
+            )
             few = texts[: max(8, args.sequences // 16)]
             t_loop = timed(per_sequence_causal(model, tok, few), repeat=1) * len(texts) / len(few)
             out.append((f"{label}: scoring path vs bare batched forward", t_bare / t_score, ">= 0.9"))
             out.append((f"{label}: scoring path vs per-sequence loop (batch 1, .item())", t_loop / t_score, ">= 10"))
             out.append((f"{label}: bare batched forward vs per-sequence loop (the ceiling)", t_loop / t_bare, ""))
-            print(f"{label}: bare {tokens / t_bare:,.0f} tok/s, scoring {tokens / t_score:,.0f} tok/s, "
-                  f"loop {tokens / t_loop:,.0f} tok/s")  # fmt: skip
+            print(
+                f"{label}: bare {tokens / t_bare:,.0f} tok/s, scoring {tokens / t_score:,.0f} tok/s, "
+                f"loop {tokens / t_loop:,.0f} tok/s"
+            )
             if hidden == 64:
                 small = spec
 
@@ -145,27 +152,52 @@ def main() -> None:
         jitter = demo_sequences(args.sequences, args.length, rng, jitter=args.length // 2)
 
         def run(options, seqs=texts):
-            return lambda: score_sequences(small, records(seqs), {}, args.batch_size, 0, "cpu", options=options)
+            return lambda: score_sequences(
+                small, records(seqs), snp_offsets={}, batch_size=args.batch_size, seed=0, device="cpu", options=options
+            )
 
         base = ScoringOptions()
         t_on = timed(run(base, jitter))
-        out.append(("length bucketing, lengths 128-384 (time off / on)",
-                    timed(run(replace(base, bucketing=False), jitter)) / t_on, "> 1"))  # fmt: skip
+        out.append(
+            (
+                "length bucketing, lengths 128-384 (time off / on)",
+                timed(run(replace(base, bucketing=False), jitter)) / t_on,
+                "> 1",
+            )
+        )
         t_plain = timed(run(base))
-        out.append(("inference_mode vs no_grad (time no_grad / inference_mode)",
-                    timed(run(replace(base, inference_mode=False))) / t_plain, ">= 1"))  # fmt: skip
-        table = score_sequences(small, records(texts), {}, args.batch_size, 0, "cpu")
+        out.append(
+            (
+                "inference_mode vs no_grad (time no_grad / inference_mode)",
+                timed(run(replace(base, inference_mode=False))) / t_plain,
+                ">= 1",
+            )
+        )
+        table = score_sequences(small, records(texts), snp_offsets={}, batch_size=args.batch_size, seed=0, device="cpu")
         memory_ratio, size_ratio, write_ratio = float_storage(table, tmp)
         out.append(("per-token arrays as float16: table in memory float32 / float16", memory_ratio, "> 1"))
         out.append(("per-token arrays as float16: parquet size float32 / float16", size_ratio, "> 1"))
         out.append(("per-token arrays as float16: write time float32 / float16", write_ratio, ">= 1"))
 
-        masked = ModelSpec("masked", str(save_char_masked_lm(Path(tmp) / "m", hidden=128, layers=2, heads=4)),
-                           "masked", masking="sampled", mask_fraction=0.05)  # fmt: skip
+        masked = ModelSpec(
+            "masked",
+            str(save_char_masked_lm(Path(tmp) / "m", hidden=128, layers=2, heads=4)),
+            "masked",
+            masking="sampled",
+            mask_fraction=0.05,
+        )
         mmodel, mtok = load_model(masked), load_tokenizer(masked)
         quarter = texts[: args.sequences // 4]
-        t_mscore = timed(lambda: score_sequences(masked, records(quarter), {}, args.batch_size, 0, "cpu"), repeat=1)
-        pos = [1 + sampled_offsets(f"s{i}", len(t), np.zeros(0, int), 0.05, 0) for i, t in enumerate(quarter)]
+        t_mscore = timed(
+            lambda: score_sequences(
+                masked, records(quarter), snp_offsets={}, batch_size=args.batch_size, seed=0, device="cpu"
+            ),
+            repeat=1,
+        )
+        pos = [
+            1 + sampled_offsets(f"s{i}", len(t), snp_offsets=np.zeros(0, int), fraction=0.05, seed=0)
+            for i, t in enumerate(quarter)
+        ]
         few = quarter[:8]
         t_mloop = timed(per_sequence_masked(mmodel, mtok, few, pos[:8]), repeat=1) * len(quarter) / len(few)
         out.append(("masked LM (0.4 M), sampled PLL: scoring path vs per-sequence loop", t_mloop / t_mscore, ">= 10"))

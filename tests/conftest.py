@@ -105,10 +105,10 @@ def run_windows(tmp_path: Path, fasta: Path, vcf: Path, **overrides):
         str(layout.fasta),
         str(layout.vcf),
         str(layout.contigs),
-        params,
-        out / "windows.tsv",
-        out / "windows.fa",
-        out / "snps.tsv.gz",
+        params=params,
+        out_tsv=out / "windows.tsv",
+        out_fasta=out / "windows.fa",
+        out_snps=out / "snps.tsv.gz",
     )
     return layout, out, counts
 
@@ -149,9 +149,13 @@ def save_bpe_tokenizer(path: Path) -> Path:
         special_tokens=[("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))],
     )
     fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]",
+        tokenizer_object=tok,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
         mask_token="[MASK]",
-    )  # fmt: skip
+    )
     fast.save_pretrained(path)
     return path
 
@@ -160,8 +164,9 @@ def save_bpe_tokenizer(path: Path) -> Path:
 def tiny_causal(tmp_path_factory) -> Path:
     from gfm_audit.char_lm import save_char_causal_lm
 
-    return save_char_causal_lm(tmp_path_factory.mktemp("causal"), hidden=32, layers=2, heads=2, max_positions=300,
-                               weights_seed=0)  # fmt: skip
+    return save_char_causal_lm(
+        tmp_path_factory.mktemp("causal"), hidden=32, layers=2, heads=2, max_positions=300, weights_seed=0
+    )
 
 
 @pytest.fixture(scope="session")

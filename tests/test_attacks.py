@@ -61,10 +61,14 @@ def test_loss_zlib_and_min_k_by_hand():
 def test_neighborhood_is_mean_neighbor_loss_minus_own_loss_per_kind_and_probability():
     rows = [_window("a", 1.0, snp_loss=2.0), _window("b", 1.0, snp_loss=1.0)]
     for wid, kind, p, loss, snp in [
-        ("a", "snp", 0.1, 1.2, 2.5), ("a", "snp", 0.1, 1.4, 2.1), ("a", "snp", 0.3, 2.0, 3.0),
-        ("a", "control", 0.1, 1.1, 2.0), ("b", "snp", 0.1, 0.9, 1.0), ("b", "snp", 0.3, 0.7, 0.4),
+        ("a", "snp", 0.1, 1.2, 2.5),
+        ("a", "snp", 0.1, 1.4, 2.1),
+        ("a", "snp", 0.3, 2.0, 3.0),
+        ("a", "control", 0.1, 1.1, 2.0),
+        ("b", "snp", 0.1, 0.9, 1.0),
+        ("b", "snp", 0.3, 0.7, 0.4),
         ("b", "control", 0.1, 1.0, 1.0),
-    ]:  # fmt: skip
+    ]:
         rows.append((f"{wid}{kind}{p}{loss}", wid, kind, p, loss, snp, [], [], []))
     out = registry()["neighborhood"].run(_data({"t": _table(rows)}))
     np.testing.assert_allclose(out["neighborhood_snp_p0.1"], [0.3, -0.1])
@@ -105,7 +109,7 @@ def test_lira_separates_members_when_in_and_out_models_differ():
     ref_stat = ease + 0.5 * ref_in + rng.normal(0, 0.1, (k, n))
     member = rng.random(n) < 0.5
     target = ease + 0.5 * member + rng.normal(0, 0.1, n)
-    out = lira_scores(target, ref_stat, ref_in, "auto")
+    out = lira_scores(target, ref_stat, ref_in, fixed_variance="auto")
     from sklearn.metrics import roc_auc_score
 
     assert roc_auc_score(member, out["lira_online"]) > 0.97
@@ -125,11 +129,13 @@ def test_rmia_score_is_the_share_of_population_beaten_plus_a_tie_break_below_one
     # a = 1: P(x) = P_OUT(x); ratios 2, 1, 1, 1, 2; population ratios {1, 1, 2}, mean log ratio ln2 / 3.
     # Ratio 2 beats all three z, mean ln LR = 2 ln2 / 3; ratio 1 beats two, mean ln LR = -ln2 / 3.
     high, low = 1 + _sigmoid(2 * math.log(2) / 3) / 3, 2 / 3 + _sigmoid(-math.log(2) / 3) / 3
-    scores = rmia_scores(target, refs, ref_in, population, a=1.0, gamma=1.0)
+    scores = rmia_scores(target, refs, ref_in, population=population, a=1.0, gamma=1.0)
     np.testing.assert_allclose(scores, [high, low, low, low, high])
     # gamma 2: x must beat z by a factor 2, and ln gamma comes off the mean log ratio
     high, low = 2 / 3 + _sigmoid(-math.log(2) / 3) / 3, _sigmoid(-4 * math.log(2) / 3) / 3
-    np.testing.assert_allclose(rmia_scores(target, refs, ref_in, population, 1.0, 2.0), [high, low, low, low, high])
+    np.testing.assert_allclose(
+        rmia_scores(target, refs, ref_in, population=population, a=1.0, gamma=2.0), [high, low, low, low, high]
+    )
 
 
 def test_rmia_ties_at_the_top_are_broken_by_the_likelihood_ratio():
@@ -140,14 +146,14 @@ def test_rmia_ties_at_the_top_are_broken_by_the_likelihood_ratio():
     member = np.r_[np.zeros(5), np.ones(20), np.zeros(200)].astype(int)
     population = np.r_[np.ones(5), np.zeros(220)].astype(bool)
     refs = np.full((1, len(target)), 0.1)
-    scores = rmia_scores(target, refs, np.zeros_like(refs, dtype=bool), population, a=1.0, gamma=1.0)
+    scores = rmia_scores(target, refs, np.zeros_like(refs, dtype=bool), population=population, a=1.0, gamma=1.0)
     fractions = np.floor(scores * 5) / 5
     assert (fractions[5:28] == 1.0).all() and (fractions[28:] == 0.0).all()  # 23 windows beat all of Z: a tie
     assert ((scores - fractions) < 1 / 5).all()
     fpr, tpr, _ = roc_curve(member[~population], scores[~population])
     # Without the tie-break every threshold that calls a member also calls the 3 non-members (FPR 1.5%):
     # TPR 0 at 1% FPR.
-    assert tpr_at_fpr(fpr, tpr, 0.01, 200) == 1.0
+    assert tpr_at_fpr(fpr, tpr, 0.01, n_nonmembers=200) == 1.0
     assert (np.argsort(scores[5:], kind="stable") == np.argsort(target[5:], kind="stable")).all()
 
 

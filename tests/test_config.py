@@ -191,8 +191,11 @@ def test_relative_input_paths_are_taken_from_the_working_directory(tmp_path, mon
     (tmp_path / "refs" / "ref.fa").write_text("")
     config = validate_config({"reference": {"fasta": "refs/ref.fa", "vcf": "refs/snps.vcf.gz"}})
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(InputError, match=rf"config key reference.vcf: refs/snps.vcf.gz \(relative to the working "
-                       rf"directory {tmp_path}\) does not exist"):  # fmt: skip
+    with pytest.raises(
+        InputError,
+        match=rf"config key reference.vcf: refs/snps.vcf.gz \(relative to the working "
+        rf"directory {tmp_path}\) does not exist",
+    ):
         check_input_paths(config)
 
 

@@ -32,7 +32,7 @@ def test_auc_equals_the_mann_whitney_statistic_and_its_ci_brackets_it():
     rng = np.random.default_rng(0)
     labels = np.r_[np.ones(300), np.zeros(300)].astype(int)
     scores = np.round(rng.normal(labels * 0.5, 1.0), 1)  # rounded: many ties
-    auc, lo, hi = auc_with_ci(scores, labels, 500, 0)
+    auc, lo, hi = auc_with_ci(scores, labels, n_boot=500, seed=0)
     assert auc == pytest.approx(_mann_whitney_auc(scores, labels))
     assert auc == pytest.approx(roc_auc_score(labels, scores))
     assert lo < auc < hi and 0.04 < hi - lo < 0.12  # sd of AUC here is about 0.017
@@ -42,7 +42,7 @@ def test_resampled_auc_equals_sklearn_on_the_expanded_resample():
     rng = np.random.default_rng(2)
     pos, neg = np.round(rng.normal(0.5, 1, 40), 1), np.sort(np.round(rng.normal(0, 1, 30), 1))
     pos_counts, neg_counts = rng.integers(0, 4, (3, 40)), rng.integers(0, 4, (3, 30))
-    got = resampled_auc(pos, neg, pos_counts, neg_counts)
+    got = resampled_auc(pos, neg, pos_counts=pos_counts, neg_counts=neg_counts)
     for b in range(3):
         p, n = np.repeat(pos, pos_counts[b]), np.repeat(neg, neg_counts[b])
         expected = roc_auc_score(np.r_[np.ones(len(p)), np.zeros(len(n))], np.r_[p, n])
@@ -54,33 +54,33 @@ def test_tpr_at_fpr_with_ties_takes_the_last_threshold_under_the_fpr():
     scores = np.r_[np.arange(10, 0, -1), [10] + [0] * 99]  # one non-member ties the best member
     fpr, tpr, _ = roc_curve(labels, scores)
     # Any threshold that calls a member calls the tied non-member too (FPR 1/100); at 1% every member fits.
-    assert tpr_at_fpr(fpr, tpr, 0.01, 100) == pytest.approx(1.0)
-    assert tpr_at_fpr(fpr, tpr, 0.005, 1000) == 0.0  # the tie cannot be split: nothing under 0.5%
+    assert tpr_at_fpr(fpr, tpr, 0.01, n_nonmembers=100) == pytest.approx(1.0)
+    assert tpr_at_fpr(fpr, tpr, 0.005, n_nonmembers=1000) == 0.0  # the tie cannot be split: nothing under 0.5%
 
 
 def test_strict_tpr_at_fpr_leaves_out_the_thresholds_at_exactly_that_fpr():
     labels = np.array([1] * 10 + [0] * 200)
     scores = np.r_[np.arange(10, 0, -1), [10, 10] + [0] * 198]  # two non-members tie the best member: FPR 2/200
     fpr, tpr, _ = roc_curve(labels, scores)
-    assert tpr_at_fpr(fpr, tpr, 0.01, 200) == pytest.approx(1.0)  # FPR <= 1% admits FPR = 1%
-    assert tpr_at_fpr(fpr, tpr, 0.01, 200, strict=True) == 0.0  # FPR < 1% leaves only "call nobody"
+    assert tpr_at_fpr(fpr, tpr, 0.01, n_nonmembers=200) == pytest.approx(1.0)  # FPR <= 1% admits FPR = 1%
+    assert tpr_at_fpr(fpr, tpr, 0.01, n_nonmembers=200, strict=True) == 0.0  # FPR < 1% leaves only "call nobody"
     table = pd.DataFrame({"window_id": [f"w{i}" for i in range(210)], "member": labels, "loss": scores})
-    row = evaluate(table, 0, 0, 1e-5, 0.95).iloc[0]
+    row = evaluate(table, n_boot=0, seed=0, delta=1e-5, level=0.95).iloc[0]
     assert (row["tpr_at_fpr_0.01"], row["tpr_at_fpr_0.01_strict"]) == (pytest.approx(1.0), 0.0)
 
 
 def test_strict_tpr_at_fpr_needs_more_than_one_over_alpha_non_members():
     # With exactly 1/alpha non-members only FPR 0 is below alpha: the number would say nothing about alpha.
     fpr, tpr = np.array([0, 0.01, 1.0]), np.array([0.5, 0.9, 1.0])
-    assert tpr_at_fpr(fpr, tpr, 0.01, 100) == pytest.approx(0.9)
-    assert tpr_at_fpr(fpr, tpr, 0.01, 100, strict=True) == TOO_FEW
-    assert tpr_at_fpr(fpr, tpr, 0.01, 101, strict=True) == 0.5
+    assert tpr_at_fpr(fpr, tpr, 0.01, n_nonmembers=100) == pytest.approx(0.9)
+    assert tpr_at_fpr(fpr, tpr, 0.01, n_nonmembers=100, strict=True) == TOO_FEW
+    assert tpr_at_fpr(fpr, tpr, 0.01, n_nonmembers=101, strict=True) == 0.5
 
 
 def test_tpr_at_an_unreachable_fpr_is_reported_as_such():
     fpr, tpr = np.array([0, 0.5, 1.0]), np.array([0.5, 0.9, 1.0])
-    assert tpr_at_fpr(fpr, tpr, 0.001, 200) == TOO_FEW
-    assert tpr_at_fpr(fpr, tpr, 0.01, 100) == 0.5
+    assert tpr_at_fpr(fpr, tpr, 0.001, n_nonmembers=200) == TOO_FEW
+    assert tpr_at_fpr(fpr, tpr, 0.01, n_nonmembers=100) == 0.5
 
 
 def test_clopper_pearson_matches_scipy_exact_interval():
@@ -95,8 +95,8 @@ def test_epsilon_lower_bound_of_a_perfect_attack_by_hand():
     tpr_lo = 0.025 ** (1 / 100)  # Clopper-Pearson lower bound for 100 of 100
     fpr_hi = 1 - 0.025 ** (1 / 100)  # upper bound for 0 of 100
     expected = math.log((tpr_lo - 1e-5) / fpr_hi)
-    assert epsilon_lower_bound(scores, labels, 1e-5, 0.95) == pytest.approx(expected)
-    assert epsilon_lower_bound(np.zeros(200), labels, 1e-5, 0.95) == 0.0
+    assert epsilon_lower_bound(scores, labels, delta=1e-5, level=0.95) == pytest.approx(expected)
+    assert epsilon_lower_bound(np.zeros(200), labels, delta=1e-5, level=0.95) == 0.0
 
 
 def test_epsilon_lower_bound_takes_the_false_negative_side_when_no_member_is_missed():
@@ -106,9 +106,9 @@ def test_epsilon_lower_bound_takes_the_false_negative_side_when_no_member_is_mis
     fnr_hi = 1 - 0.025 ** (1 / 100)  # Clopper-Pearson upper bound for 0 misses of 100
     fpr_hi = binomtest(50, 100).proportion_ci(0.95, method="exact").high
     expected = math.log((1 - 1e-5 - fpr_hi) / fnr_hi)  # about 2.40; ln((1 - delta - FNR) / FPR) gives only 0.47
-    assert epsilon_lower_bound(scores, labels, 1e-5, 0.95) == pytest.approx(expected)
+    assert epsilon_lower_bound(scores, labels, delta=1e-5, level=0.95) == pytest.approx(expected)
     # Swapping members and non-members (and the score's sign) swaps the two sides and keeps the bound.
-    assert epsilon_lower_bound(-scores, 1 - labels, 1e-5, 0.95) == pytest.approx(expected)
+    assert epsilon_lower_bound(-scores, 1 - labels, delta=1e-5, level=0.95) == pytest.approx(expected)
 
 
 def _brute_force_epsilon(scores, labels, delta, level):
@@ -132,18 +132,36 @@ def test_epsilon_lower_bound_is_the_best_threshold_on_either_side(seed):
     labels = np.r_[np.ones(60), np.zeros(80)].astype(int)
     scores = np.round(rng.normal(labels * 1.5, 1), 1)
     expected = _brute_force_epsilon(scores, labels, 1e-5, 0.95)
-    assert epsilon_lower_bound(scores, labels, 1e-5, 0.95) == pytest.approx(expected, rel=1e-9)
+    assert epsilon_lower_bound(scores, labels, delta=1e-5, level=0.95) == pytest.approx(expected, rel=1e-9)
 
 
 def test_evaluate_writes_one_row_per_attack_with_the_documented_columns():
     rng = np.random.default_rng(1)
     member = np.r_[np.ones(50), np.zeros(50)].astype(int)
-    table = pd.DataFrame({"window_id": [f"w{i}" for i in range(100)], "member": member,
-                          "loss": rng.normal(member, 1), "rmia": np.r_[rng.random(75), [np.nan] * 25]})  # fmt: skip
-    metrics = evaluate(table, 50, 0, 1e-5, 0.95)
-    assert list(metrics.columns) == ["attack", "auc", "auc_low", "auc_high", "tpr_at_fpr_0.001", "tpr_at_fpr_0.01",
-                                     "tpr_at_fpr_0.001_strict", "tpr_at_fpr_0.01_strict", "balanced_accuracy",
-                                     "eps_lower_bound", "n_members", "n_nonmembers", "rmia_population"]  # fmt: skip
+    table = pd.DataFrame(
+        {
+            "window_id": [f"w{i}" for i in range(100)],
+            "member": member,
+            "loss": rng.normal(member, 1),
+            "rmia": np.r_[rng.random(75), [np.nan] * 25],
+        }
+    )
+    metrics = evaluate(table, n_boot=50, seed=0, delta=1e-5, level=0.95)
+    assert list(metrics.columns) == [
+        "attack",
+        "auc",
+        "auc_low",
+        "auc_high",
+        "tpr_at_fpr_0.001",
+        "tpr_at_fpr_0.01",
+        "tpr_at_fpr_0.001_strict",
+        "tpr_at_fpr_0.01_strict",
+        "balanced_accuracy",
+        "eps_lower_bound",
+        "n_members",
+        "n_nonmembers",
+        "rmia_population",
+    ]
     assert metrics.attack.tolist() == ["loss", "rmia"]
     assert metrics.set_index("attack").loc["rmia", "n_nonmembers"] == 25  # held-out population not evaluated
     assert (metrics["tpr_at_fpr_0.001"] == TOO_FEW).all()
@@ -156,12 +174,13 @@ def test_evaluate_writes_one_row_per_attack_with_the_documented_columns():
 def test_scores_without_members_or_non_members_need_ground_truth(labels):
     table = pd.DataFrame({"window_id": ["a", "b", "c"], "member": labels, "loss": [1.0, 2.0, 3.0]})
     with pytest.raises(InputError, match="need membership ground truth"):
-        evaluate(table, 10, 0, 1e-5, 0.95)
+        evaluate(table, n_boot=10, seed=0, delta=1e-5, level=0.95)
 
 
 def test_threshold_table_counts_over_members_and_non_members():
-    table = pd.DataFrame({"window_id": list("abcde"), "member": [1, 1, 0, 0, 0],
-                          "neighborhood_snp": [0.10, 0.02, 0.05, -0.01, 0.0]})  # fmt: skip
+    table = pd.DataFrame(
+        {"window_id": list("abcde"), "member": [1, 1, 0, 0, 0], "neighborhood_snp": [0.10, 0.02, 0.05, -0.01, 0.0]}
+    )
     t = threshold_table(table, thresholds=(0.0, 0.03))
     first, second = t.iloc[0], t.iloc[1]
     # t = 0: called a, b, c -> TP 2, FP 1
@@ -173,10 +192,16 @@ def test_threshold_table_counts_over_members_and_non_members():
 def test_metrics_state_rmia_population_size_and_leave_it_empty_for_other_attacks(tmp_path):
     rng = np.random.default_rng(1)
     member = np.r_[np.ones(50), np.zeros(50)].astype(int)
-    table = pd.DataFrame({"window_id": [f"w{i}" for i in range(100)], "member": member,
-                          "loss": rng.normal(member, 1), "rmia": np.r_[rng.random(75), [np.nan] * 25]})  # fmt: skip
-    metrics = evaluate(table, 0, 0, 1e-5, 0.95)
-    write_metrics(metrics, threshold_table(table), tmp_path / "m.tsv", tmp_path / "t.tsv")
+    table = pd.DataFrame(
+        {
+            "window_id": [f"w{i}" for i in range(100)],
+            "member": member,
+            "loss": rng.normal(member, 1),
+            "rmia": np.r_[rng.random(75), [np.nan] * 25],
+        }
+    )
+    metrics = evaluate(table, n_boot=0, seed=0, delta=1e-5, level=0.95)
+    write_metrics(metrics, threshold_table(table), metrics_path=tmp_path / "m.tsv", thresholds_path=tmp_path / "t.tsv")
     written = pd.read_csv(tmp_path / "m.tsv", sep="\t", dtype={"rmia_population": str}).set_index("attack")
     assert written.loc["rmia", "rmia_population"] == "25"  # the unscored non-members: RMIA's population
     assert pd.isna(written.loc["loss", "rmia_population"])

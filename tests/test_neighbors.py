@@ -25,17 +25,23 @@ def _seq(text):
 def neighbors(tmp_path, small_reference):
     fasta, vcf, _ = small_reference
     _, out, _ = run_windows(tmp_path, fasta, vcf, n=8, length=2000)
-    make_neighbors(str(out / "windows.fa"), str(out / "snps.tsv.gz"), NEIGHBOR_PARAMS, out / "n.fa", out / "n.tsv")
+    make_neighbors(
+        str(out / "windows.fa"),
+        str(out / "snps.tsv.gz"),
+        params=NEIGHBOR_PARAMS,
+        out_fasta=out / "n.fa",
+        out_tsv=out / "n.tsv",
+    )
     return out
 
 
 def test_p_zero_changes_nothing_and_p_one_changes_every_site():
     seq = _seq("ACGTACGTAC")
-    sites = site_table([1, 4, 8], ["T", "G,T", "C"], ["", "", ""], "uniform")
+    sites = site_table([1, 4, 8], ["T", "G,T", "C"], ["", "", ""], mode="uniform")
     rng = np.random.default_rng(0)
-    same, changed = snp_neighbor(seq, sites, 0.0, rng)
+    same, changed = snp_neighbor(seq, sites, 0.0, rng=rng)
     assert changed.size == 0 and same.tobytes() == seq.tobytes()
-    new, changed = snp_neighbor(seq, sites, 1.0, rng)
+    new, changed = snp_neighbor(seq, sites, 1.0, rng=rng)
     assert changed.tolist() == [1, 4, 8]
     text = new.tobytes().decode()
     assert text[1] == "T" and text[4] in "GT" and text[8] == "C"
@@ -45,8 +51,8 @@ def test_p_zero_changes_nothing_and_p_one_changes_every_site():
 def test_each_site_changes_with_probability_p():
     n = 20_000
     seq = _seq("A" * n)
-    sites = site_table(list(range(n)), ["G"] * n, [""] * n, "uniform")
-    _, changed = snp_neighbor(seq, sites, 0.3, np.random.default_rng(1))
+    sites = site_table(list(range(n)), ["G"] * n, [""] * n, mode="uniform")
+    _, changed = snp_neighbor(seq, sites, 0.3, rng=np.random.default_rng(1))
     # Binomial(20000, 0.3): sd = 65, so 5 sd is 325.
     assert abs(len(changed) - 6_000) < 325
 
@@ -54,11 +60,11 @@ def test_each_site_changes_with_probability_p():
 def test_uniform_mode_picks_each_alt_equally_and_af_mode_follows_frequencies():
     n = 20_000
     seq = _seq("A" * n)
-    uniform = site_table(list(range(n)), ["C,T"] * n, ["0.9,0.1"] * n, "uniform")
-    new, _ = snp_neighbor(seq, uniform, 1.0, np.random.default_rng(2))
+    uniform = site_table(list(range(n)), ["C,T"] * n, ["0.9,0.1"] * n, mode="uniform")
+    new, _ = snp_neighbor(seq, uniform, 1.0, rng=np.random.default_rng(2))
     assert abs((new == ord("C")).mean() - 0.5) < 0.02
-    weighted = site_table(list(range(n)), ["C,T"] * n, ["0.9,0.1"] * n, "af")
-    new, _ = snp_neighbor(seq, weighted, 1.0, np.random.default_rng(2))
+    weighted = site_table(list(range(n)), ["C,T"] * n, ["0.9,0.1"] * n, mode="af")
+    new, _ = snp_neighbor(seq, weighted, 1.0, rng=np.random.default_rng(2))
     assert abs((new == ord("C")).mean() - 0.9) < 0.01
 
 
@@ -76,7 +82,7 @@ def test_transitions_are_purine_purine_and_pyrimidine_pyrimidine():
 def test_control_substitutes_only_non_snp_acgt_positions_with_the_asked_ts_tv():
     seq = _seq("ACGTN" * 200)
     snp_offsets = np.arange(0, 1000, 10)
-    new, changed = control_neighbor(seq, snp_offsets, 7, 5, np.random.default_rng(3))
+    new, changed = control_neighbor(seq, snp_offsets, n_transitions=7, n_transversions=5, rng=np.random.default_rng(3))
     assert len(changed) == 12 and len(set(changed.tolist())) == 12
     assert not set(changed.tolist()) & set(snp_offsets.tolist())
     assert all(seq[i] != ord("N") for i in changed)
@@ -86,7 +92,7 @@ def test_control_substitutes_only_non_snp_acgt_positions_with_the_asked_ts_tv():
 
 def test_control_that_cannot_fit_is_an_error():
     with pytest.raises(InputError, match="needs 5 non-SNP positions"):
-        control_neighbor(_seq("ACG"), np.array([0]), 5, 0, np.random.default_rng(0))
+        control_neighbor(_seq("ACG"), np.array([0]), n_transitions=5, n_transversions=0, rng=np.random.default_rng(0))
 
 
 def test_neighbor_files_agree_with_windows_and_snps(neighbors):
@@ -119,15 +125,17 @@ def test_neighbor_files_agree_with_windows_and_snps(neighbors):
 def test_neighbors_are_byte_identical_on_rerun_and_change_with_the_seed(neighbors):
     out = neighbors
     args = (str(out / "windows.fa"), str(out / "snps.tsv.gz"))
-    make_neighbors(*args, NEIGHBOR_PARAMS, out / "again.fa", out / "again.tsv")
+    make_neighbors(*args, params=NEIGHBOR_PARAMS, out_fasta=out / "again.fa", out_tsv=out / "again.tsv")
     assert (out / "again.fa").read_bytes() == (out / "n.fa").read_bytes()
     assert (out / "again.tsv").read_bytes() == (out / "n.tsv").read_bytes()
-    make_neighbors(*args, {**NEIGHBOR_PARAMS, "seed": 1}, out / "other.fa", out / "other.tsv")
+    make_neighbors(*args, params={**NEIGHBOR_PARAMS, "seed": 1}, out_fasta=out / "other.fa", out_tsv=out / "other.tsv")
     assert (out / "other.tsv").read_bytes() != (out / "n.tsv").read_bytes()
 
 
 def test_control_false_writes_snp_neighbors_only(neighbors):
     out = neighbors
     params = {**NEIGHBOR_PARAMS, "control": False}
-    make_neighbors(str(out / "windows.fa"), str(out / "snps.tsv.gz"), params, out / "s.fa", out / "s.tsv")
+    make_neighbors(
+        str(out / "windows.fa"), str(out / "snps.tsv.gz"), params=params, out_fasta=out / "s.fa", out_tsv=out / "s.tsv"
+    )
     assert set(pd.read_csv(out / "s.tsv", sep="\t").kind) == {"snp"}

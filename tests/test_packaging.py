@@ -1,8 +1,10 @@
 """The pins in pyproject.toml, requirements.lock and envs/*.yaml agree; the code keeps its agreed shape."""
 
 import ast
+import dataclasses
 import importlib
 import inspect
+import pkgutil
 import re
 import subprocess
 import sys
@@ -86,3 +88,37 @@ def test_stages_modules_load_no_torch_and_no_matplotlib():
         [sys.executable, "-c", code], cwd=REPO / "workflow_scripts", capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def _public_functions():
+    """``(qualified name, function)`` of every public function and method in gfm_audit (dataclass fields aside)."""
+    import gfm_audit
+
+    for info in pkgutil.walk_packages(gfm_audit.__path__, "gfm_audit."):
+        module = importlib.import_module(info.name)
+        for name, obj in vars(module).items():
+            if name.startswith("_") or getattr(obj, "__module__", None) != module.__name__:
+                continue
+            if inspect.isfunction(obj):
+                yield f"{module.__name__}.{name}", obj
+            elif inspect.isclass(obj):
+                for attr, member in vars(obj).items():
+                    if attr.startswith("_") and (attr != "__init__" or dataclasses.is_dataclass(obj)):
+                        continue
+                    function = getattr(member, "__func__", member)  # classmethod, staticmethod
+                    if inspect.isfunction(function):
+                        yield f"{module.__name__}.{name}.{attr}", function
+
+
+def test_no_public_function_takes_more_than_three_positional_parameters():
+    """Past three, parameters are keyword-only (``*``), so that calls name what they pass."""
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    too_many = {}
+    functions = list(_public_functions())
+    for name, function in functions:
+        params = [p.name for p in inspect.signature(function).parameters.values() if p.kind in positional]
+        params = params[1:] if params[:1] in (["self"], ["cls"]) else params
+        if len(params) > 3:
+            too_many[name] = params
+    assert len(functions) > 100  # the walk found the package
+    assert too_many == {}

@@ -37,9 +37,15 @@ def test_report_holds_every_table_and_figure_and_a_verdict(tmp_path):
     n = 60
     member = np.r_[np.ones(n // 2), np.zeros(n // 2)].astype(int)
     ids = [f"w{i:03d}" for i in range(n)]
-    scores = pd.DataFrame({"window_id": ids, "member": member, "loss": rng.normal(member * 2, 1),
-                           "neighborhood_snp": rng.normal(member * 0.05, 0.05),
-                           "neighborhood_snp_snpsites": rng.normal(0, 0.05)})  # fmt: skip
+    scores = pd.DataFrame(
+        {
+            "window_id": ids,
+            "member": member,
+            "loss": rng.normal(member * 2, 1),
+            "neighborhood_snp": rng.normal(member * 0.05, 0.05),
+            "neighborhood_snp_snpsites": rng.normal(0, 0.05),
+        }
+    )
     rows = []
     for w in ids:
         rows.append((w, w, "window", None, float(rng.normal(1.3, 0.05))))
@@ -48,30 +54,59 @@ def test_report_holds_every_table_and_figure_and_a_verdict(tmp_path):
     out = tmp_path / "m"
     out.mkdir()
     figures = []
-    for name, fn, arg in (("roc", plots.roc_figure, scores), ("histograms", plots.histogram_figure, scores),
-                          ("neighbor_loss", plots.neighbor_loss_figure, target_scores),
-                          ("snp_sites", plots.snp_site_figure, scores)):  # fmt: skip
+    for name, fn, arg in (
+        ("roc", plots.roc_figure, scores),
+        ("histograms", plots.histogram_figure, scores),
+        ("neighbor_loss", plots.neighbor_loss_figure, target_scores),
+        ("snp_sites", plots.snp_site_figure, scores),
+    ):
         fn(arg, out / f"{name}.png")
         figures.append((str(out / f"{name}.png"), name))
-    evaluate(scores, 20, 0, 1e-5, 0.95).to_csv(out / "metrics.tsv", sep="\t", index=False)
+    evaluate(scores, n_boot=20, seed=0, delta=1e-5, level=0.95).to_csv(out / "metrics.tsv", sep="\t", index=False)
     threshold_table(scores).to_csv(out / "thresholds.tsv", sep="\t", index=False)
     pd.DataFrame([("rmia", "needs reference models")], columns=["attack", "reason"]).to_csv(
         out / "skipped.tsv", sep="\t", index=False
     )
-    windows = pd.DataFrame({"window_id": ids, "chrom": "z", "start": range(0, n * 100, 100),
-                            "end": range(50, n * 100 + 50, 100), "n_snps": 3, "snp_fraction": 0.06,
-                            "gc_fraction": 0.4})  # fmt: skip
+    windows = pd.DataFrame(
+        {
+            "window_id": ids,
+            "chrom": "z",
+            "start": range(0, n * 100, 100),
+            "end": range(50, n * 100 + 50, 100),
+            "n_snps": 3,
+            "snp_fraction": 0.06,
+            "gc_fraction": 0.4,
+        }
+    )
     windows.to_csv(tmp_path / "w.tsv", sep="\t", index=False)
-    neighbors = pd.DataFrame({"neighbor_id": ["x"], "window_id": ["w000"], "prob": [0.1], "replicate": [0],
-                               "kind": ["snp"], "n_changed": [1], "changed_offsets": ["3"]})  # fmt: skip
+    neighbors = pd.DataFrame(
+        {
+            "neighbor_id": ["x"],
+            "window_id": ["w000"],
+            "prob": [0.1],
+            "replicate": [0],
+            "kind": ["snp"],
+            "n_changed": [1],
+            "changed_offsets": ["3"],
+        }
+    )
     neighbors.to_csv(tmp_path / "n.tsv", sep="\t", index=False)
     pd.DataFrame({"window_id": ids, "target_member": member, "ref_0_member": 1 - member}).to_csv(
         tmp_path / "m.tsv", sep="\t", index=False
     )
     config = {"target": "m", "models": {"m": {"path": "x", "kind": "causal"}}, "membership": {"mode": "finetune"}}
-    leaks = build_report(config, str(tmp_path / "w.tsv"), str(tmp_path / "n.tsv"), str(tmp_path / "m.tsv"), ["m"],
-                         {"m": str(out / "metrics.tsv")}, {"m": str(out / "skipped.tsv")},
-                         {"m": str(out / "thresholds.tsv")}, {"m": figures}, tmp_path / "report.html")  # fmt: skip
+    leaks = build_report(
+        config,
+        windows_path=str(tmp_path / "w.tsv"),
+        neighbors_path=str(tmp_path / "n.tsv"),
+        membership_path=str(tmp_path / "m.tsv"),
+        models=["m"],
+        metrics_paths={"m": str(out / "metrics.tsv")},
+        skipped_paths={"m": str(out / "skipped.tsv")},
+        threshold_paths={"m": str(out / "thresholds.tsv")},
+        figures={"m": figures},
+        out_path=tmp_path / "report.html",
+    )
     page = (tmp_path / "report.html").read_text()
     parser = _Collector()
     parser.feed(page)
@@ -93,10 +128,15 @@ NAMES = {"privacy": ["report", "m"], "ga": ["ga", "cnn", "cnn2"], "fimba": ["mlp
 def test_report_inputs_give_every_name_the_files_of_its_own_templates_at_todays_paths():
     inputs = report_layout.report_inputs(NAMES)
     privacy = report_layout.collect(inputs, "privacy", NAMES["privacy"])
-    assert privacy.shared == {"windows": "results/windows/windows.tsv", "neighbors": "results/neighbors/neighbors.tsv",
-                              "membership": "results/membership.tsv"}  # fmt: skip
-    assert privacy.tables["metrics"] == {"report": "results/attacks/report/metrics.tsv",
-                                         "m": "results/attacks/m/metrics.tsv"}  # fmt: skip
+    assert privacy.shared == {
+        "windows": "results/windows/windows.tsv",
+        "neighbors": "results/neighbors/neighbors.tsv",
+        "membership": "results/membership.tsv",
+    }
+    assert privacy.tables["metrics"] == {
+        "report": "results/attacks/report/metrics.tsv",
+        "m": "results/attacks/m/metrics.tsv",
+    }
     assert privacy.tables["thresholds"]["report"] == "results/attacks/report/neighborhood_thresholds.tsv"
     assert [path for path, _ in privacy.figures["report"]] == [
         f"results/report/report/{figure}.png" for figure in ("roc", "histograms", "neighbor_loss", "snp_sites")
@@ -107,14 +147,18 @@ def test_report_inputs_give_every_name_the_files_of_its_own_templates_at_todays_
     assert ga.tables["adversarial"]["ga"] == "results/robustness/ga/ga/adversarial.tsv"
     assert ga.tables["progress"]["cnn"] == "results/robustness/adv_training/cnn/progress.tsv"
     assert ga.figures["cnn"] == [
-        ("results/report/robustness/cnn/asr_vs_budget.png",
-         "Attack success rate vs edit budget: GA vs random substitutions"),
+        (
+            "results/report/robustness/cnn/asr_vs_budget.png",
+            "Attack success rate vs edit budget: GA vs random substitutions",
+        ),
         ("results/report/robustness/cnn/edits_histogram.png", "Substitutions per successful adversarial sequence"),
         ("results/robustness/adv_training/cnn/progress.png", "Adversarial-training progress"),
-    ]  # fmt: skip
+    ]
     fimba = report_layout.collect(inputs, "fimba", NAMES["fimba"])
-    assert fimba.shared == {"detection": "results/robustness/fimba/detection.tsv",
-                            "vae": "results/robustness/fimba/vae.tsv"}  # fmt: skip
+    assert fimba.shared == {
+        "detection": "results/robustness/fimba/detection.tsv",
+        "vae": "results/robustness/fimba/vae.tsv",
+    }
     assert fimba.tables["curve"]["cnn"] == "results/robustness/fimba/cnn/curve.tsv"
     assert [path for path, _ in fimba.figures["cnn"]] == [
         "results/report/robustness/fimba/cnn/curve.png",
@@ -162,29 +206,84 @@ def _write_report_inputs(root: Path) -> dict[str, str]:
         for name in NAMES[spec.section]:
             write(key(kind, name), _png(kind, name))
     for name in NAMES["privacy"]:
-        write(key("metrics", name), pd.DataFrame({"attack": [f"attack_on_{name}"], "auc": [0.9], "auc_low": [0.8],
-                                                  "auc_high": [0.95], "tpr_at_fpr_0.01": [0.5],
-                                                  "eps_lower_bound": [1.0]}))  # fmt: skip
+        write(
+            key("metrics", name),
+            pd.DataFrame(
+                {
+                    "attack": [f"attack_on_{name}"],
+                    "auc": [0.9],
+                    "auc_low": [0.8],
+                    "auc_high": [0.95],
+                    "tpr_at_fpr_0.01": [0.5],
+                    "eps_lower_bound": [1.0],
+                }
+            ),
+        )
         write(key("skipped", name), pd.DataFrame({"attack": ["rmia"], "reason": [f"skipped_for_{name}"]}))
         write(key("thresholds", name), pd.DataFrame(columns=["attack", "threshold"]))
-    write("windows", pd.DataFrame({"window_id": ["w0", "w1"], "chrom": "z", "start": [0, 100], "end": [50, 150],
-                                   "n_snps": 3, "snp_fraction": 0.06, "gc_fraction": 0.4}))  # fmt: skip
-    write("neighbors", pd.DataFrame({"neighbor_id": ["x"], "window_id": ["w0"], "prob": [0.1], "replicate": [0],
-                                     "kind": ["snp"], "n_changed": [1]}))  # fmt: skip
+    write(
+        "windows",
+        pd.DataFrame(
+            {
+                "window_id": ["w0", "w1"],
+                "chrom": "z",
+                "start": [0, 100],
+                "end": [50, 150],
+                "n_snps": 3,
+                "snp_fraction": 0.06,
+                "gc_fraction": 0.4,
+            }
+        ),
+    )
+    write(
+        "neighbors",
+        pd.DataFrame(
+            {
+                "neighbor_id": ["x"],
+                "window_id": ["w0"],
+                "prob": [0.1],
+                "replicate": [0],
+                "kind": ["snp"],
+                "n_changed": [1],
+            }
+        ),
+    )
     write("membership", pd.DataFrame({"window_id": ["w0", "w1"], "target_member": [1, 0]}))
     for n_attacked, name in enumerate(NAMES["ga"], start=1):
-        write(key("summary", name), pd.DataFrame({"attack": ["ga", "random"], "n_attacked": 11 * n_attacked,
-                                                  "asr": [0.5, 0.1]}))  # fmt: skip
-        example = {"seq_id": f"seq_of_{name}", "label": 1, "original": "ACGT", "adversarial": "ACGA",
-                   "p_true_before": 0.9, "p_true_after": 0.2, "edits": 1, "gc_before": 0.5, "gc_after": 0.25,
-                   "n_transitions": 0, "success": True}  # fmt: skip
+        write(
+            key("summary", name),
+            pd.DataFrame({"attack": ["ga", "random"], "n_attacked": 11 * n_attacked, "asr": [0.5, 0.1]}),
+        )
+        example = {
+            "seq_id": f"seq_of_{name}",
+            "label": 1,
+            "original": "ACGT",
+            "adversarial": "ACGA",
+            "p_true_before": 0.9,
+            "p_true_after": 0.2,
+            "edits": 1,
+            "gc_before": 0.5,
+            "gc_after": 0.25,
+            "n_transitions": 0,
+            "success": True,
+        }
         write(key("adversarial", name), pd.DataFrame([example]))
         write(key("progress", name), pd.DataFrame({"iteration": [0], "note": [f"progress_of_{name}"]}))
     for clean, name in zip((0.811, 0.722), NAMES["fimba"], strict=True):
-        write(key("curve", name), pd.DataFrame({"model": name, "variant": ["none", "fp_fn", "fp_fn"],
-                                                "method": ["clean", "fimba", "random_features"], "m": [0, 5, 5],
-                                                "accuracy": [clean, 0.5, 0.7], "flip_rate": [0.0, 0.3, 0.1],
-                                                "status": "ok"}))  # fmt: skip
+        write(
+            key("curve", name),
+            pd.DataFrame(
+                {
+                    "model": name,
+                    "variant": ["none", "fp_fn", "fp_fn"],
+                    "method": ["clean", "fimba", "random_features"],
+                    "m": [0, 5, 5],
+                    "accuracy": [clean, 0.5, 0.7],
+                    "flip_rate": [0.0, 0.3, 0.1],
+                    "status": "ok",
+                }
+            ),
+        )
     write("detection", pd.DataFrame({"model": ["mlp"], "subset": ["all"], "method": ["fimba"], "ssim": [0.5]}))
     write("vae", pd.DataFrame({"model": ["mlp"], "ssim": [0.1]}))
     return inputs
@@ -194,10 +293,26 @@ def _run_report_script(tmp_path: Path, inputs: dict[str, str], config: dict) -> 
     """workflow_scripts/scripts/report.py, run as Snakemake runs it (a `snakemake` object in its globals)."""
     from snakemake.iocontainers import InputFiles, Log, OutputFiles, Params, ResourceList, Snakemake, Wildcards
 
-    params = Params(fromdict={"config": config, "models": NAMES["privacy"], "classifiers": NAMES["ga"],
-                              "fimba_models": NAMES["fimba"]})  # fmt: skip
-    job = Snakemake(InputFiles(fromdict=inputs), OutputFiles([str(tmp_path / "report.html")]), params, Wildcards(), 1,
-                    ResourceList(), Log([str(tmp_path / "report.log")]), config, "report", None)  # fmt: skip
+    params = Params(
+        fromdict={
+            "config": config,
+            "models": NAMES["privacy"],
+            "classifiers": NAMES["ga"],
+            "fimba_models": NAMES["fimba"],
+        }
+    )
+    job = Snakemake(
+        InputFiles(fromdict=inputs),
+        OutputFiles([str(tmp_path / "report.html")]),
+        params,
+        Wildcards(),
+        1,
+        ResourceList(),
+        Log([str(tmp_path / "report.log")]),
+        config,
+        "report",
+        None,
+    )
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     try:
@@ -216,9 +331,11 @@ def _images(fragment: str) -> list[bytes]:
 
 
 def test_each_model_and_classifier_section_shows_its_own_tables_and_figures_only(tmp_path):
-    config = {"target": "report", "models": {"report": {"path": "x", "kind": "causal"},
-                                             "m": {"path": "y", "kind": "causal"}},
-              "membership": {"mode": "finetune"}}  # fmt: skip
+    config = {
+        "target": "report",
+        "models": {"report": {"path": "x", "kind": "causal"}, "m": {"path": "y", "kind": "causal"}},
+        "membership": {"mode": "finetune"},
+    }
     page = _run_report_script(tmp_path, _write_report_inputs(tmp_path), config)
     # Each model's and each classifier's part runs up to the next section or classifier heading.
     parts = re.split(r"<h2>|<h3>Classifier ", page)

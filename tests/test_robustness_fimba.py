@@ -12,12 +12,30 @@ from gfm_audit.robustness.fimba import attack, data, detection, stages, vae
 PBMC = DEMO / "pbmc68k_reduced" / "pbmc68k_reduced.h5ad"
 
 
+def _outputs(paths) -> dict:
+    """fimba_model_stage's output arguments for four paths: curve, detection, spectra, model."""
+    return dict(zip(("curve_tsv", "detection_tsv", "spectra_npz", "model_file"), paths, strict=True))
+
+
 def settings(**over) -> dict:
-    base = dict(data=str(PBMC), test_data=None, label="bulk_labels", positive=["Dendritic"], layer="raw",
-                test_fraction=0.33, seed=0, models=["random_forest"], top_m=[5, 25, 50], p=2, n_points=10,
-                variants=["fp_fn", "tp_tn"],
-                position=8, shap_samples=5, shap_background=8,
-                vae={"latent": 8, "epochs": 30, "n_samples": 50})  # fmt: skip
+    base = dict(
+        data=str(PBMC),
+        test_data=None,
+        label="bulk_labels",
+        positive=["Dendritic"],
+        layer="raw",
+        test_fraction=0.33,
+        seed=0,
+        models=["random_forest"],
+        top_m=[5, 25, 50],
+        p=2,
+        n_points=10,
+        variants=["fp_fn", "tp_tn"],
+        position=8,
+        shap_samples=5,
+        shap_background=8,
+        vae={"latent": 8, "epochs": 30, "n_samples": 50},
+    )
     base.update(over)
     return base
 
@@ -29,9 +47,9 @@ def test_kd_tree_endpoint_is_the_true_nearest_under_minkowski_p(p):
     y = rng.integers(0, 2, size=120)
     pred = np.where(rng.random(120) < 0.3, 1 - y, y)
     for variant in attack.VARIANTS:
-        ends = attack.nearest_endpoints(X, pred, y, variant, p)
+        ends = attack.nearest_endpoints(X, pred, y, variant=variant, p=p)
         for i in range(len(X)):
-            pool = attack.endpoint_pool(pred, y, 1 - pred[i], variant)
+            pool = attack.endpoint_pool(pred, y, target_class=1 - pred[i], variant=variant)
             if variant == "fp_fn":
                 assert set(pool) == {j for j in range(120) if pred[j] == 1 - pred[i] and pred[j] != y[j]}
             else:
@@ -46,7 +64,7 @@ def test_only_the_top_m_features_change_and_land_on_the_interpolation_point():
     X, E = rng.uniform(-1, 1, size=(30, 40)), rng.uniform(-1, 1, size=(30, 40))
     importance = rng.random(40)
     for m, n_points, position in ((1, 10, 8), (7, 10, 8), (12, 5, 2)):
-        out = attack.perturb("fimba", X, E, importance, m, n_points, position, rng)
+        out = attack.perturb("fimba", X, E, importance=importance, m=m, n_points=n_points, position=position, rng=rng)
         top = set(np.argsort(-importance)[:m].tolist())
         changed = set(np.flatnonzero((out != X).any(axis=0)).tolist())
         assert changed == top
@@ -55,7 +73,7 @@ def test_only_the_top_m_features_change_and_land_on_the_interpolation_point():
         np.testing.assert_allclose(out[:, cols], (1 - t) * X[:, cols] + t * E[:, cols], rtol=0, atol=1e-12)
         # The point is on the segment: the same fraction t of the way to the endpoint, in every feature.
         np.testing.assert_allclose((out[:, cols] - X[:, cols]) / (E[:, cols] - X[:, cols]), t, atol=1e-9)
-    rows = attack.perturb("brute_force", X, E, importance, 5, 10, 8, rng)
+    rows = attack.perturb("brute_force", X, E, importance=importance, m=5, n_points=10, position=8, rng=rng)
     assert ((rows != X).any(axis=0)).sum() == 5 and np.abs(rows).max() <= 1
 
 
@@ -88,12 +106,18 @@ def test_scaling_is_fitted_on_the_training_split_only(tmp_path):
     y_tr, y_te = np.arange(40) % 2, np.arange(20) % 2
     X_tr[:, 4] = 3.0  # a constant gene maps to 0
     train = _csv(tmp_path / "train.csv", X_tr, y_tr, genes)
-    split = data.make_split(settings(data=train, test_data=_csv(tmp_path / "t.csv", X_te, y_te, genes), label="label",
-                                     positive=[], layer="X"))  # fmt: skip
+    split = data.make_split(
+        settings(
+            data=train, test_data=_csv(tmp_path / "t.csv", X_te, y_te, genes), label="label", positive=[], layer="X"
+        )
+    )
     X_te2 = X_te.copy()
     X_te2[0, 0] = 1e6  # an extreme test value must not move the training scale
-    split2 = data.make_split(settings(data=train, test_data=_csv(tmp_path / "t2.csv", X_te2, y_te, genes),
-                                      label="label", positive=[], layer="X"))  # fmt: skip
+    split2 = data.make_split(
+        settings(
+            data=train, test_data=_csv(tmp_path / "t2.csv", X_te2, y_te, genes), label="label", positive=[], layer="X"
+        )
+    )
     np.testing.assert_array_equal(split.X_train, split2.X_train)
     np.testing.assert_array_equal(split.low, X_tr.min(axis=0))
     np.testing.assert_array_equal(split.high, X_tr.max(axis=0))
@@ -128,8 +152,8 @@ def test_vae_similarity_of_a_copy_is_perfect_and_poisoning_interpolates():
     sim = vae.similarity(X, X.copy())
     assert sim == pytest.approx({"mse": 0.0, "ssim": 1.0, "cosine": 1.0})
     model = vae.train_vae(X, latent=4, epochs=5, seed=0)
-    a, _ = vae.poison(model, X[:5], X[5:10], 0.0)
-    b, _ = vae.poison(model, X[5:10], X[:5], 1.0)
+    a, _ = vae.poison(model, X[:5], X[5:10], alpha=0.0)
+    b, _ = vae.poison(model, X[5:10], X[:5], alpha=1.0)
     np.testing.assert_allclose(a, b, atol=1e-6)  # alpha 0 from x == alpha 1 towards x
 
 
@@ -137,7 +161,7 @@ def test_vae_similarity_of_a_copy_is_perfect_and_poisoning_interpolates():
 def demo_rf(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("fimba")
     out = {k: tmp / f"{k}" for k in ("curve.tsv", "det.tsv", "spectra.npz", "model.joblib")}
-    stages.fimba_model_stage("random_forest", settings(), 2, *out.values())
+    stages.fimba_model_stage("random_forest", settings(), threads=2, **_outputs(out.values()))
     return tmp, out
 
 
@@ -157,7 +181,7 @@ def test_fimba_lowers_accuracy_more_than_random_features_at_the_same_m_on_the_de
 def test_the_same_seed_gives_byte_identical_fimba_tables(demo_rf, tmp_path):
     _, out = demo_rf
     again = {k: tmp_path / k for k in ("curve.tsv", "det.tsv", "spectra.npz", "model.joblib")}
-    stages.fimba_model_stage("random_forest", settings(), 2, *again.values())
+    stages.fimba_model_stage("random_forest", settings(), threads=2, **_outputs(again.values()))
     for key in ("curve.tsv", "det.tsv"):
         assert again[key].read_bytes() == out[key].read_bytes()
     det = pd.read_csv(again["det.tsv"], sep="\t")
@@ -180,25 +204,38 @@ def test_nan_or_inf_in_the_matrix_is_refused_naming_sample_and_gene(tmp_path):
     X[4, 1] = np.inf
     path = _csv(tmp_path / "m.csv", X, [0, 1] * 3, ["a", "b", "c"])
     with pytest.raises(InputError, match=r"m\.csv: 1 NaN/inf value\(s\), first at sample 5, gene b"):
-        data.read_matrix(path, "label")
+        data.read_matrix(path, label="label")
     X[4, 1] = np.nan
     with pytest.raises(InputError, match="NaN/inf"):
-        data.read_matrix(_csv(tmp_path / "n.csv", X, [0, 1] * 3, ["a", "b", "c"]), "label")
+        data.read_matrix(_csv(tmp_path / "n.csv", X, [0, 1] * 3, ["a", "b", "c"]), label="label")
 
 
 def test_a_label_with_one_class_only_is_refused(tmp_path):
     with pytest.raises(InputError, match=r"label 'label': the label has one class only"):
-        data.read_matrix(_csv(tmp_path / "m.csv", np.ones((6, 3)), [1] * 6, ["a", "b", "c"]), "label")
+        data.read_matrix(_csv(tmp_path / "m.csv", np.ones((6, 3)), [1] * 6, ["a", "b", "c"]), label="label")
     with pytest.raises(InputError, match="one class only"):
-        data.read_matrix(str(PBMC), "bulk_labels", positive=["Dendritic", "CD14+ Monocyte", "CD19+ B",
-                         "CD4+/CD25 T Reg", "CD8+ Cytotoxic T", "CD8+/CD45RA+ Naive Cytotoxic", "CD56+ NK",
-                         "CD4+/CD45RO+ Memory", "CD34+", "CD4+/CD45RA+/CD25- Naive T"])  # fmt: skip
+        data.read_matrix(
+            str(PBMC),
+            label="bulk_labels",
+            positive=[
+                "Dendritic",
+                "CD14+ Monocyte",
+                "CD19+ B",
+                "CD4+/CD25 T Reg",
+                "CD8+ Cytotoxic T",
+                "CD8+/CD45RA+ Naive Cytotoxic",
+                "CD56+ NK",
+                "CD4+/CD45RO+ Memory",
+                "CD34+",
+                "CD4+/CD45RA+/CD25- Naive T",
+            ],
+        )
 
 
 def test_m_larger_than_the_number_of_features_is_refused_before_any_work(tmp_path):
     out = [tmp_path / k for k in ("c.tsv", "d.tsv", "s.npz", "m.joblib")]
     with pytest.raises(InputError, match=r"top_m: m = 5000 is larger than the number of features \(765\)"):
-        stages.fimba_model_stage("mlp", settings(top_m=[5, 5000]), 1, *out)
+        stages.fimba_model_stage("mlp", settings(top_m=[5, 5000]), threads=1, **_outputs(out))
     assert not any(p.exists() for p in out)
 
 
@@ -212,7 +249,7 @@ def test_gene_names_differing_between_train_and_test_files_are_refused(tmp_path)
 
 def test_an_h5ad_without_the_configured_obs_key_is_refused():
     with pytest.raises(InputError, match=r"obs has no key 'cell_type' .*obs keys are: bulk_labels"):
-        data.read_matrix(str(PBMC), "cell_type", ["Dendritic"], "raw")
+        data.read_matrix(str(PBMC), label="cell_type", positive=["Dendritic"], layer="raw")
 
 
 # --- missing labels -----------------------------------------------------------------------------------
@@ -236,10 +273,11 @@ def _pbmc_with_unlabelled_cells(path, as_text: bool) -> tuple[str, list[str]]:
 def test_unlabelled_cells_in_h5ad_obs_stop_the_run_instead_of_becoming_negatives(tmp_path, as_text):
     path, gone = _pbmc_with_unlabelled_cells(tmp_path / "pbmc.h5ad", as_text)
     with pytest.raises(InputError) as err:
-        data.read_matrix(path, "bulk_labels", ["Dendritic"], "raw")
+        data.read_matrix(path, label="bulk_labels", positive=["Dendritic"], layer="raw")
     message = str(err.value)
-    assert "\n" not in message and message.startswith(f"{path}: 60 of 700 sample(s) have no value in label "
-                                                       "'bulk_labels'")  # fmt: skip
+    assert "\n" not in message and message.startswith(
+        f"{path}: 60 of 700 sample(s) have no value in label 'bulk_labels'"
+    )
     assert f"first obs name(s) {', '.join(gone[:5])}, ..." in message
     assert "robustness.fimba.missing_labels: drop" in message
 
@@ -252,13 +290,13 @@ def test_empty_label_cells_in_a_csv_stop_the_run_naming_the_data_rows(tmp_path):
     df.to_csv(path, index=False)
     expected = r"m\.csv: 2 of 8 sample\(s\) have no value in label 'label' \(empty cell, NaN or None\), first data "
     with pytest.raises(InputError, match=expected + r"row\(s\) 3, 6; .*robustness\.fimba\.missing_labels: drop"):
-        data.read_matrix(str(path), "label", ["tumour"])
+        data.read_matrix(str(path), label="label", positive=["tumour"])
 
 
 def test_missing_labels_drop_leaves_the_unlabelled_samples_out_and_logs_how_many(tmp_path, caplog):
     path, gone = _pbmc_with_unlabelled_cells(tmp_path / "pbmc.h5ad", as_text=False)
     with caplog.at_level("WARNING"):
-        m = data.read_matrix(path, "bulk_labels", ["Dendritic"], "raw", missing_labels="drop")
+        m = data.read_matrix(path, label="bulk_labels", positive=["Dendritic"], layer="raw", missing_labels="drop")
     assert len(m.y) == 640 == m.X.shape[0] and m.y.sum() == 240 - 19
     assert not set(gone) & set(m.sample_ids)
     assert "dropped 60 of 700 sample(s) with no value in label 'bulk_labels'" in caplog.text
@@ -266,7 +304,7 @@ def test_missing_labels_drop_leaves_the_unlabelled_samples_out_and_logs_how_many
     assert len(split.y_train) + len(split.y_test) == 640
     # 0/1 labels with empty cells are read as floats; once those rows are gone they are 0/1 again.
     path = _csv(tmp_path / "m.csv", np.arange(24.0).reshape(8, 3), [0, 1, None, 0, 1, 0, None, 1], ["a", "b", "c"])
-    m = data.read_matrix(path, "label", missing_labels="drop")
+    m = data.read_matrix(path, label="label", missing_labels="drop")
     assert m.y.tolist() == [0, 1, 0, 1, 0, 1] and m.sample_ids == ["1", "2", "4", "5", "6", "8"]
 
 
@@ -281,13 +319,21 @@ def _separable(tmp_path) -> dict:
         X = rng.normal(size=(n, 6))
         X[:, 0] = 4.0 * (2 * y - 1) + 0.1 * rng.normal(size=n)
         files[name] = _csv(tmp_path / f"{name}.csv", X, y, genes)
-    return settings(data=files["train"], test_data=files["test"], label="label", positive=[], layer="X",
-                    top_m=[1, 3], shap_samples=4, shap_background=4)  # fmt: skip
+    return settings(
+        data=files["train"],
+        test_data=files["test"],
+        label="label",
+        positive=[],
+        layer="X",
+        top_m=[1, 3],
+        shap_samples=4,
+        shap_background=4,
+    )
 
 
 def _run_stage(tmp_path, cfg) -> dict:
     out = {k: tmp_path / k for k in ("curve.tsv", "det.tsv", "spectra.npz", "model.joblib")}
-    stages.fimba_model_stage("random_forest", cfg, 1, *out.values())
+    stages.fimba_model_stage("random_forest", cfg, threads=1, **_outputs(out.values()))
     return out
 
 
@@ -322,8 +368,13 @@ def test_fp_fn_without_endpoints_is_reported_as_not_tried_rather_than_as_a_faile
     vae_table = pd.read_csv(tmp_path / "vae.tsv", sep="\t")
     assert vae_table.n_samples.tolist() == [0] and vae_table.ssim.isna().all()
     stages.merge_detection_stage([str(out["det.tsv"])], tmp_path / "detection.tsv")
-    section = report.fimba_section(["random_forest"], {"random_forest": str(out["curve.tsv"])},
-                                   str(tmp_path / "detection.tsv"), str(tmp_path / "vae.tsv"), {})  # fmt: skip
+    section = report.fimba_section(
+        ["random_forest"],
+        curve_paths={"random_forest": str(out["curve.tsv"])},
+        detection_path=str(tmp_path / "detection.tsv"),
+        vae_path=str(tmp_path / "vae.tsv"),
+        figures={},
+    )
     assert "<b>Not tried:</b> random_forest" in section and "<td>no_endpoints</td>" in section
     assert "<td>not tried</td>" in section
 
@@ -339,8 +390,9 @@ def test_no_endpoints_fall_back_to_tp_tn_runs_fp_fn_towards_tp_tn_endpoints_and_
     assert (fp_fn.loc[["fimba", "random_features"]].status == "fallback_tp_tn").all()
     assert (fp_fn.loc[["shap_uniform", "brute_force"]].status == "ok").all()
     # FIMBA's genes are the SHAP ones in both variants, so with the same endpoints the rows agree.
-    pd.testing.assert_frame_equal(fp_fn.loc["fimba"].drop(columns=["variant", "status"]),
-                                  tp_tn.loc["fimba"].drop(columns=["variant", "status"]))  # fmt: skip
+    pd.testing.assert_frame_equal(
+        fp_fn.loc["fimba"].drop(columns=["variant", "status"]), tp_tn.loc["fimba"].drop(columns=["variant", "status"])
+    )
     assert (fp_fn.loc["fimba"].accuracy < 1).any()
     det = pd.read_csv(out["det.tsv"], sep="\t")
     moved = det[(det.variant == "fp_fn") & (det.method == "fimba")]

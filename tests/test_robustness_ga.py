@@ -82,11 +82,17 @@ sequences = st.text(alphabet="ACGT", min_size=24, max_size=90)
     frame=st.integers(0, 2),
     seed=st.integers(0, 10_000),
 )
-def test_every_scored_and_reported_candidate_obeys_every_constraint(seq, motif_insert, max_edits, gc_tol, coding,
-                                                                    frame, seed):  # fmt: skip
+def test_every_scored_and_reported_candidate_obeys_every_constraint(
+    seq, motif_insert, max_edits, gc_tol, coding, frame, seed
+):
     original = seq[: len(seq) // 2] + motif_insert + seq[len(seq) // 2 :]
-    c = constraints.Constraints(max_edits=max_edits, gc_tolerance=gc_tol, coding=coding, frame=frame,
-                                protected_motifs=("TATAAA", "CCAAT", "GGGCGG"))  # fmt: skip
+    c = constraints.Constraints(
+        max_edits=max_edits,
+        gc_tolerance=gc_tol,
+        coding=coding,
+        frame=frame,
+        protected_motifs=("TATAAA", "CCAAT", "GGGCGG"),
+    )
     codes = data.encode([original])
     label = np.array([int(gc_lover(codes)[0].argmax())])
     p_before = gc_lover(codes)[np.arange(1), label]
@@ -96,9 +102,24 @@ def test_every_scored_and_reported_candidate_obeys_every_constraint(seq, motif_i
     rec = Recorder(gc_lover)
     params = search.GAParams(population=12, generations=8, patience=3, delta=0.05)
     rng = np.random.default_rng(seed)
-    ga = search.genetic_attack(rec, codes, label, p_before, protected, c, params, rng)
-    ga = search.prune_edits(rec, ga, codes, label, protected, c, params.delta)
-    rnd = search.random_attack(rec, codes, label, p_before, protected, c, np.array([60]), 12, params.delta, rng)
+    ga = search.genetic_attack(
+        rec, codes, label, p_true_before=p_before, protected=protected, constraints=c, params=params, rng=rng
+    )
+    ga = search.prune_edits(
+        rec, ga, originals=codes, labels=label, protected=protected, constraints=c, delta=params.delta
+    )
+    rnd = search.random_attack(
+        rec,
+        codes,
+        label,
+        p_true_before=p_before,
+        protected=protected,
+        constraints=c,
+        budgets=np.array([60]),
+        batch=12,
+        delta=params.delta,
+        rng=rng,
+    )
     for cand in data.decode(np.concatenate(rec.seen)) + data.decode(ga.adversarial) + data.decode(rnd.adversarial):
         assert_obeys(original, cand, c)
     assert rnd.queries[0] <= 60
@@ -113,7 +134,9 @@ def test_is_valid_agrees_with_a_plain_string_check_on_random_candidates():
     for i in range(400):
         pos = rng.choice(len(original), size=rng.integers(0, 5), replace=False)
         cands[0, i, pos] = rng.integers(0, 4, size=pos.size)
-    got = constraints.is_valid(cands, codes, constraints.protected_mask([original], c.protected_motifs), c)[0]
+    got = constraints.is_valid(cands, codes, constraints.protected_mask([original], c.protected_motifs), constraints=c)[
+        0
+    ]
     expected = []
     for cand in data.decode(cands[0]):
         try:
@@ -151,12 +174,14 @@ def test_success_needs_a_label_flip_and_a_true_class_drop_of_delta(probs, label,
     # Through the scorer, as the searches do: it extracts p_true and the arg-max class from the probabilities.
     labels = np.array([label])
     p_true, pred = search._Scorer(lambda codes: np.array([probs]), labels, 1)(np.arange(1), np.zeros((1, 1, 4)))
-    got = search.successful(p_true, pred, labels[:, None], np.array([[before]]), delta=0.2)
+    got = search.successful(p_true, pred, labels[:, None], p_true_before=np.array([[before]]), delta=0.2)
     assert bool(got[0, 0]) is expected, why
 
 
 def test_an_unscored_candidate_is_never_a_success():
-    assert not search.successful(np.array([np.inf]), np.array([-1]), np.array([0]), np.array([0.9]), delta=0.0)[0]
+    assert not search.successful(
+        np.array([np.inf]), np.array([-1]), np.array([0]), p_true_before=np.array([0.9]), delta=0.0
+    )[0]
 
 
 @pytest.mark.parametrize("real", [True, False])
@@ -171,16 +196,33 @@ def test_the_ga_the_random_baseline_and_pruning_all_decide_success_by_successful
         return np.where((x != codes[:1]).any(axis=1)[:, None], [[0.2, 0.8]], [[0.5, 0.5]])
 
     if not real:
-        monkeypatch.setattr(search, "successful", lambda p_true, *args: np.zeros(np.shape(p_true), dtype=bool))
+        monkeypatch.setattr(
+            search, "successful", lambda p_true, *args, **kwargs: np.zeros(np.shape(p_true), dtype=bool)
+        )
     params = search.GAParams(population=8, generations=3, patience=3, delta=0.1)
     rng = np.random.default_rng(0)
-    ga = search.genetic_attack(predict, codes, labels, p_before, protected, c, params, rng)
-    rnd = search.random_attack(predict, codes, labels, p_before, protected, c, np.array([20, 20]), 4, 0.1, rng)
+    ga = search.genetic_attack(
+        predict, codes, labels, p_true_before=p_before, protected=protected, constraints=c, params=params, rng=rng
+    )
+    rnd = search.random_attack(
+        predict,
+        codes,
+        labels,
+        p_true_before=p_before,
+        protected=protected,
+        constraints=c,
+        budgets=np.array([20, 20]),
+        batch=4,
+        delta=0.1,
+        rng=rng,
+    )
     assert ga.success.tolist() == rnd.success.tolist() == [real, real]
     three_edits = codes.copy()
     three_edits[:, :3] = (codes[:, :3] + 1) % 4
     found = search.AttackResult(three_edits, p_before.copy(), np.full(2, 0.2), np.ones(2, bool), np.ones(2, int))
-    pruned = search.prune_edits(predict, found, codes, labels, protected, c, 0.1)
+    pruned = search.prune_edits(
+        predict, found, originals=codes, labels=labels, protected=protected, constraints=c, delta=0.1
+    )
     # Every single-edit reversion still flips the class, so the real test prunes down to one edit.
     assert (pruned.adversarial != codes).sum(axis=1).tolist() == ([1, 1] if real else [3, 3])
 
@@ -205,23 +247,61 @@ def trained_cnn(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("cnn")
     train_csv = _subset_csv(GUE / "dev.csv", tmp / "train.csv", list(range(3000)))
     test_csv = _subset_csv(GUE / "test.csv", tmp / "test.csv", list(range(400, 800)))
-    spec = {"kind": "cnn", "num_labels": 2, "channels": 32, "kernel": 9, "batch_size": 512, "seed": 0,
-            "training": TRAINING}  # fmt: skip
-    train_classifier_stage("cnn", spec, str(train_csv), str(test_csv), "skip", None, tmp / "clf")
+    spec = {
+        "kind": "cnn",
+        "num_labels": 2,
+        "channels": 32,
+        "kernel": 9,
+        "batch_size": 512,
+        "seed": 0,
+        "training": TRAINING,
+    }
+    train_classifier_stage(
+        "cnn",
+        spec,
+        train_csv=str(train_csv),
+        test_csv=str(test_csv),
+        non_acgt="skip",
+        base_folder=None,
+        out_dir=tmp / "clf",
+    )
     return spec, tmp
 
 
-ATTACK = {"n_sequences": 60, "max_edits": 5, "gc_tolerance": 0.05, "protected_motifs": ["TATAAA", "CCAAT", "GGGCGG"],
-          "coding": False, "frame": 0, "transition_weight": 2.0, "delta": 0.2, "population": 30, "generations": 40,
-          "crossover": 0.9, "mutation": 0.3, "tournament": 3, "elitism": 2, "patience": 8, "seed": 0}  # fmt: skip
+ATTACK = {
+    "n_sequences": 60,
+    "max_edits": 5,
+    "gc_tolerance": 0.05,
+    "protected_motifs": ["TATAAA", "CCAAT", "GGGCGG"],
+    "coding": False,
+    "frame": 0,
+    "transition_weight": 2.0,
+    "delta": 0.2,
+    "population": 30,
+    "generations": 40,
+    "crossover": 0.9,
+    "mutation": 0.3,
+    "tournament": 3,
+    "elitism": 2,
+    "patience": 8,
+    "seed": 0,
+}
 
 
 def test_ga_beats_the_random_baseline_on_real_promoters_with_the_same_queries(trained_cnn):
     spec, tmp = trained_cnn
     out = tmp / "beats"
     out.mkdir()
-    ga_attack_stage("cnn", spec, str(tmp / "clf"), str(tmp / "test.csv"), "skip", ATTACK, out / "adv.tsv",
-                    out / "sum.tsv")  # fmt: skip
+    ga_attack_stage(
+        "cnn",
+        spec,
+        folder=str(tmp / "clf"),
+        test_csv=str(tmp / "test.csv"),
+        non_acgt="skip",
+        attack=ATTACK,
+        adversarial_tsv=out / "adv.tsv",
+        summary_tsv=out / "sum.tsv",
+    )
     import pandas as pd
 
     summary = pd.read_csv(out / "sum.tsv", sep="\t").set_index("attack")
@@ -254,7 +334,7 @@ def test_only_correctly_classified_sequences_are_attacked(trained_cnn):
     test = data.read_labelled_csv(tmp / "test.csv").subset(range(80))
     pred = clf.predict_proba(data.encode(test.sequences)).argmax(axis=1)
     c, p = attack.settings_from_config({**ATTACK, "generations": 2})
-    run = attack.attack_sequences(clf, test, c, p, seed=0, baseline=False)
+    run = attack.attack_sequences(clf, test, constraints=c, params=p, seed=0, baseline=False)
     assert run.attacked.ids == [i for i, ok in zip(test.ids, pred == test.labels, strict=True) if ok]
     assert len(run.attacked) < len(test)
 
@@ -266,8 +346,16 @@ def test_the_same_seed_gives_byte_identical_tables_and_another_seed_differs(trai
     for name, seed in (("a", 0), ("b", 0), ("c", 1)):
         out = tmp / f"det-{name}"
         out.mkdir()
-        ga_attack_stage("cnn", spec, str(tmp / "clf"), str(tmp / "test.csv"), "skip", {**small, "seed": seed},
-                        out / "adv.tsv", out / "sum.tsv")  # fmt: skip
+        ga_attack_stage(
+            "cnn",
+            spec,
+            folder=str(tmp / "clf"),
+            test_csv=str(tmp / "test.csv"),
+            non_acgt="skip",
+            attack={**small, "seed": seed},
+            adversarial_tsv=out / "adv.tsv",
+            summary_tsv=out / "sum.tsv",
+        )
         outputs.append((out / "adv.tsv").read_bytes() + (out / "sum.tsv").read_bytes())
     assert outputs[0] == outputs[1]
     assert outputs[0] != outputs[2]
@@ -277,18 +365,28 @@ def test_adversarial_training_never_trains_on_a_test_sequence(trained_cnn, tmp_p
     spec, tmp = trained_cnn
     # Plant a test sequence in the training file: load_splits must drop it.
     test_rows = list(csv.DictReader(open(tmp / "test.csv")))
-    planted = _subset_csv(GUE / "dev.csv", tmp_path / "train.csv", list(range(300)),
-                          edit=lambda i, r: test_rows[5] if i == 7 else r)  # fmt: skip
+    planted = _subset_csv(
+        GUE / "dev.csv", tmp_path / "train.csv", list(range(300)), edit=lambda i, r: test_rows[5] if i == 7 else r
+    )
     train, test = load_splits(str(planted), str(tmp / "test.csv"), "skip")
     assert len(train) == 299 and test_rows[5]["sequence"] not in train.sequences
     clf = classifiers.load_classifier("cnn", tmp / "clf", spec)
     fitted: list[np.ndarray] = []
     real_fit = clf.fit
-    clf.fit = lambda codes, labels, training, seed: (fitted.append(codes.copy()), real_fit(codes, labels, training,
-                                                                                           seed))[1]  # fmt: skip
+    clf.fit = lambda codes, labels, training, seed: (
+        fitted.append(codes.copy()),
+        real_fit(codes, labels, training=training, seed=seed),
+    )[1]
     c, p = attack.settings_from_config({**ATTACK, "generations": 10})
-    progress = adversarial_training(clf, train, test, c, p, {"iterations": 2, "train_sample": 60, "holdout": 40,
-                                    "epochs": 1, "learning_rate": 5e-4, "seed": 0}, TRAINING)  # fmt: skip
+    progress = adversarial_training(
+        clf,
+        train,
+        test,
+        constraints=c,
+        params=p,
+        settings={"iterations": 2, "train_sample": 60, "holdout": 40, "epochs": 1, "learning_rate": 5e-4, "seed": 0},
+        training=TRAINING,
+    )
     assert len(fitted) == 2
     test_set = set(test.sequences)
     trained_on = {s for codes in fitted for s in data.decode(codes)}
@@ -302,45 +400,88 @@ def test_adversarial_training_never_trains_on_a_test_sequence(trained_cnn, tmp_p
 
 # --- bad inputs ---------------------------------------------------------------------------------------
 def test_non_acgt_rows_are_skipped_with_a_count_or_refused(tmp_path):
-    bad = _subset_csv(GUE / "test.csv", tmp_path / "t.csv", list(range(10)),
-                      edit=lambda i, r: {**r, "sequence": "N" + r["sequence"][1:]} if i in (2, 5) else r)  # fmt: skip
+    bad = _subset_csv(
+        GUE / "test.csv",
+        tmp_path / "t.csv",
+        list(range(10)),
+        edit=lambda i, r: {**r, "sequence": "N" + r["sequence"][1:]} if i in (2, 5) else r,
+    )
     skipped = data.read_labelled_csv(bad, "skip")
     assert len(skipped) == 8 and skipped.skipped_non_acgt == 2
     assert "t:3" not in skipped.ids and "t:4" in skipped.ids
     with pytest.raises(InputError, match=r"t\.csv row 3: sequence has non-ACGT character\(s\) N; .*non_acgt: skip"):
         data.read_labelled_csv(bad, "refuse")
-    iupac = _subset_csv(GUE / "test.csv", tmp_path / "u.csv", [0],
-                        edit=lambda i, r: {**r, "sequence": r["sequence"][:10] + "R" + r["sequence"][11:]})  # fmt: skip
+    iupac = _subset_csv(
+        GUE / "test.csv",
+        tmp_path / "u.csv",
+        [0],
+        edit=lambda i, r: {**r, "sequence": r["sequence"][:10] + "R" + r["sequence"][11:]},
+    )
     with pytest.raises(InputError, match="non-ACGT character"):
         data.read_labelled_csv(iupac, "refuse")
 
 
 def test_a_label_outside_the_classifiers_classes_is_refused(trained_cnn, tmp_path):
     spec, tmp = trained_cnn
-    bad = _subset_csv(GUE / "test.csv", tmp_path / "t.csv", list(range(10)),
-                      edit=lambda i, r: {**r, "label": "2"} if i == 4 else r)  # fmt: skip
+    bad = _subset_csv(
+        GUE / "test.csv", tmp_path / "t.csv", list(range(10)), edit=lambda i, r: {**r, "label": "2"} if i == 4 else r
+    )
     message = r"t\.csv row 5: label 2 is outside the classes of classifier 'cnn' \(0\.\.1\)"
     with pytest.raises(InputError, match=message):
-        ga_attack_stage("cnn", spec, str(tmp / "clf"), str(bad), "skip", ATTACK, tmp_path / "a.tsv", tmp_path / "s.tsv")
+        ga_attack_stage(
+            "cnn",
+            spec,
+            folder=str(tmp / "clf"),
+            test_csv=str(bad),
+            non_acgt="skip",
+            attack=ATTACK,
+            adversarial_tsv=tmp_path / "a.tsv",
+            summary_tsv=tmp_path / "s.tsv",
+        )
     assert not list(tmp_path.glob("*.tsv"))
 
 
 def test_a_sequence_of_another_length_is_refused_by_a_fixed_length_classifier(trained_cnn, tmp_path):
     spec, tmp = trained_cnn
-    bad = _subset_csv(GUE / "test.csv", tmp_path / "t.csv", list(range(10)),
-                      edit=lambda i, r: {**r, "sequence": r["sequence"][:299]} if i == 6 else r)  # fmt: skip
+    bad = _subset_csv(
+        GUE / "test.csv",
+        tmp_path / "t.csv",
+        list(range(10)),
+        edit=lambda i, r: {**r, "sequence": r["sequence"][:299]} if i == 6 else r,
+    )
     with pytest.raises(InputError, match=r"t\.csv row 7: sequence is 299 bp but classifier 'cnn' takes exactly 300 bp"):
-        ga_attack_stage("cnn", spec, str(tmp / "clf"), str(bad), "skip", ATTACK, tmp_path / "a.tsv", tmp_path / "s.tsv")
+        ga_attack_stage(
+            "cnn",
+            spec,
+            folder=str(tmp / "clf"),
+            test_csv=str(bad),
+            non_acgt="skip",
+            attack=ATTACK,
+            adversarial_tsv=tmp_path / "a.tsv",
+            summary_tsv=tmp_path / "s.tsv",
+        )
     assert not list(tmp_path.glob("*.tsv"))
 
 
 def test_mixed_lengths_in_training_data_are_refused_before_training(tmp_path):
-    bad = _subset_csv(GUE / "dev.csv", tmp_path / "train.csv", list(range(10)),
-                      edit=lambda i, r: {**r, "sequence": r["sequence"][:250]} if i == 3 else r)  # fmt: skip
+    bad = _subset_csv(
+        GUE / "dev.csv",
+        tmp_path / "train.csv",
+        list(range(10)),
+        edit=lambda i, r: {**r, "sequence": r["sequence"][:250]} if i == 3 else r,
+    )
     test_csv = _subset_csv(GUE / "test.csv", tmp_path / "test.csv", list(range(5)))
     spec = {"kind": "cnn", "seed": 0, "training": TRAINING}
     with pytest.raises(InputError, match=r"train\.csv row 4: sequence is 250 bp, but row 1 is 300 bp"):
-        train_classifier_stage("cnn", spec, str(bad), str(test_csv), "skip", None, tmp_path / "clf")
+        train_classifier_stage(
+            "cnn",
+            spec,
+            train_csv=str(bad),
+            test_csv=str(test_csv),
+            non_acgt="skip",
+            base_folder=None,
+            out_dir=tmp_path / "clf",
+        )
     assert not (tmp_path / "clf").exists()
 
 
@@ -348,8 +489,16 @@ def test_constraints_that_make_success_impossible_are_reported_not_looped(traine
     spec, tmp = trained_cnn
     impossible = {**ATTACK, "protected_motifs": ["A", "C", "G", "T"]}
     with pytest.raises(InputError, match=r"allow no substitution in any of the \d+ sequences .* relax them"):
-        ga_attack_stage("cnn", spec, str(tmp / "clf"), str(tmp / "test.csv"), "skip", impossible,
-                        tmp_path / "a.tsv", tmp_path / "s.tsv")  # fmt: skip
+        ga_attack_stage(
+            "cnn",
+            spec,
+            folder=str(tmp / "clf"),
+            test_csv=str(tmp / "test.csv"),
+            non_acgt="skip",
+            attack=impossible,
+            adversarial_tsv=tmp_path / "a.tsv",
+            summary_tsv=tmp_path / "s.tsv",
+        )
     assert not list(tmp_path.glob("*.tsv"))
     # GC tolerance 0 still allows A<->T and C<->G swaps: not impossible, and every result keeps GC exactly.
     c = constraints.Constraints(max_edits=2, gc_tolerance=0.0)
@@ -363,15 +512,21 @@ def test_gfm_head_trains_only_the_head_and_reloads_through_the_huggingface_path(
     from gfm_audit.char_lm import save_char_causal_lm
 
     base = save_char_causal_lm(tmp_path / "gfm", hidden=32, layers=1, heads=2, max_positions=400, weights_seed=0)
-    spec = {"kind": "gfm_head", "model": "gfm", "num_labels": 2, "batch_size": 32, "seed": 0,
-            "training": {**TRAINING, "epochs": 1, "batch_size": 16}}  # fmt: skip
-    clf = classifiers.new_classifier("head", spec, str(base), 300, 0)
+    spec = {
+        "kind": "gfm_head",
+        "model": "gfm",
+        "num_labels": 2,
+        "batch_size": 32,
+        "seed": 0,
+        "training": {**TRAINING, "epochs": 1, "batch_size": 16},
+    }
+    clf = classifiers.new_classifier("head", spec, base_folder=str(base), length=300, seed=0)
     before = {n: p.detach().clone() for n, p in clf.model.named_parameters()}
     trainable = {n for n, p in clf.model.named_parameters() if p.requires_grad}
     assert trainable and all(not n.startswith("transformer.") for n in trainable)
     test = data.read_labelled_csv(GUE / "test.csv").subset(range(64))
     codes = data.encode(test.sequences)
-    clf.fit(codes, test.labels, spec["training"], 0)
+    clf.fit(codes, test.labels, training=spec["training"], seed=0)
     after = dict(clf.model.named_parameters())
     for name, value in before.items():
         changed = not torch.equal(value, after[name].detach())
@@ -389,10 +544,19 @@ def test_a_users_masked_lm_classifier_folder_is_attacked_as_is(tmp_path):
     from transformers import EsmConfig, EsmForSequenceClassification
 
     tok = char_tokenizer()
-    config = EsmConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                       intermediate_size=64, max_position_embeddings=400, position_embedding_type="rotary",
-                       pad_token_id=tok.pad_token_id, mask_token_id=tok.mask_token_id, num_labels=2,
-                       architectures=["EsmForSequenceClassification"])  # fmt: skip
+    config = EsmConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=400,
+        position_embedding_type="rotary",
+        pad_token_id=tok.pad_token_id,
+        mask_token_id=tok.mask_token_id,
+        num_labels=2,
+        architectures=["EsmForSequenceClassification"],
+    )
     import torch
 
     torch.manual_seed(0)
@@ -401,7 +565,7 @@ def test_a_users_masked_lm_classifier_folder_is_attacked_as_is(tmp_path):
     clf = classifiers.load_classifier("user", tmp_path / "user", {})
     test = data.read_labelled_csv(GUE / "test.csv").subset(range(30))
     c, p = attack.settings_from_config({**ATTACK, "generations": 3, "population": 8, "delta": 0.01})
-    run = attack.attack_sequences(clf, test, c, p, seed=0)
+    run = attack.attack_sequences(clf, test, constraints=c, params=p, seed=0)
     table = attack.adversarial_table(run)
     assert len(table) == len(run.attacked) > 0
     assert (table.queries > 1).all()

@@ -31,7 +31,9 @@ def _manual_stats(logits_row: torch.Tensor, target: int) -> tuple[float, float, 
 def test_causal_log_probs_equal_an_unbatched_forward_by_hand(tiny_causal):
     spec = ModelSpec("tiny", str(tiny_causal), "causal")
     texts = [demo_sequence(0, 40), demo_sequence(500, 517), demo_sequence(900, 963)]  # unequal: padding in a batch
-    table = score_sequences(spec, _records(*texts), {"w0": np.array([3, 10])}, 2, 0, device="cpu").to_pylist()
+    table = score_sequences(
+        spec, _records(*texts), snp_offsets={"w0": np.array([3, 10])}, batch_size=2, seed=0, device="cpu"
+    ).to_pylist()
     model, tok = load_model(spec), load_tokenizer(spec)
     for row, text in zip(table, texts, strict=True):
         ids = tok(text)["input_ids"]  # [BOS] + one token per base
@@ -50,7 +52,7 @@ def test_causal_log_probs_equal_an_unbatched_forward_by_hand(tiny_causal):
 def test_masked_pseudo_log_likelihood_equals_masking_each_token_by_hand(tiny_masked):
     spec = ModelSpec("tiny", str(tiny_masked), "masked", masking="exact")
     texts = [demo_sequence(0, 30), demo_sequence(100, 121)]
-    table = score_sequences(spec, _records(*texts), {}, 7, 0, device="cpu").to_pylist()
+    table = score_sequences(spec, _records(*texts), snp_offsets={}, batch_size=7, seed=0, device="cpu").to_pylist()
     model, tok = load_model(spec), load_tokenizer(spec)
     for row, text in zip(table, texts, strict=True):
         ids = tok(text)["input_ids"]
@@ -75,8 +77,8 @@ def test_optimised_path_gives_the_plain_paths_log_probs(kind, tiny_causal, tiny_
     texts = [demo_sequence(s, s + n) for s, n in ((0, 61), (300, 17), (700, 45), (1200, 33), (2000, 7))]
     records = [SeqRecord(f"s{i}", f"w{i}", "window", None, None, t) for i, t in enumerate(texts)]
     plain = ScoringOptions(bucketing=False, pad_multiple=1, inference_mode=False)
-    fast = score_sequences(spec, records, {}, 2, 0, device="cpu").to_pylist()
-    slow = score_sequences(spec, records, {}, 2, 0, device="cpu", options=plain).to_pylist()
+    fast = score_sequences(spec, records, snp_offsets={}, batch_size=2, seed=0, device="cpu").to_pylist()
+    slow = score_sequences(spec, records, snp_offsets={}, batch_size=2, seed=0, device="cpu", options=plain).to_pylist()
     for a, b in zip(fast, slow, strict=True):
         assert a["n_tokens"] == b["n_tokens"] > 0
         for column in ("token_logprob", "token_mean", "token_std"):
@@ -89,11 +91,15 @@ def test_sampled_masking_scores_the_same_bases_for_a_window_and_its_neighbors(ti
     window = demo_sequence(0, 200)
     neighbor = window[:50] + ("A" if window[50] != "A" else "C") + window[51:]
     snps = {"w0": np.array([50, 120])}
-    rows = score_sequences(spec, _records(window, neighbor), snps, 16, 0, device="cpu").to_pylist()
+    rows = score_sequences(
+        spec, _records(window, neighbor), snp_offsets=snps, batch_size=16, seed=0, device="cpu"
+    ).to_pylist()
     assert rows[0]["token_start"] == rows[1]["token_start"]
     assert {50, 120} <= set(rows[0]["token_start"])
     assert 20 <= rows[0]["n_tokens"] <= 22  # 10% of 200 random bases plus the two SNP sites
-    other_seed = score_sequences(spec, _records(window), snps, 16, 1, device="cpu").to_pylist()
+    other_seed = score_sequences(
+        spec, _records(window), snp_offsets=snps, batch_size=16, seed=1, device="cpu"
+    ).to_pylist()
     assert other_seed[0]["token_start"] != rows[0]["token_start"]
 
 
@@ -132,13 +138,26 @@ def shard_inputs(tmp_path, small_reference):
     fasta, vcf, _ = small_reference
     _, out, _ = run_windows(tmp_path, fasta, vcf, n=7, length=120)
     params = {**NEIGHBOR_PARAMS, "probs": [0.5], "per_prob": 1}
-    make_neighbors(str(out / "windows.fa"), str(out / "snps.tsv.gz"), params, out / "n.fa", out / "n.tsv")
+    make_neighbors(
+        str(out / "windows.fa"), str(out / "snps.tsv.gz"), params=params, out_fasta=out / "n.fa", out_tsv=out / "n.tsv"
+    )
     return out
 
 
 def _score(spec, out, shard, n_shards, path):
-    return score_shard(spec, str(out / "windows.fa"), str(out / "n.fa"), str(out / "n.tsv"), str(out / "snps.tsv.gz"),
-                       shard, n_shards, 4, 0, path, progress=False)  # fmt: skip
+    return score_shard(
+        spec,
+        windows_fasta=str(out / "windows.fa"),
+        neighbors_fasta=str(out / "n.fa"),
+        neighbors_tsv=str(out / "n.tsv"),
+        snps_path=str(out / "snps.tsv.gz"),
+        shard=shard,
+        n_shards=n_shards,
+        batch_size=4,
+        seed=0,
+        out_path=path,
+        progress=False,
+    )
 
 
 def test_merged_shards_equal_unsharded_scoring_and_reruns_are_identical(tiny_causal, shard_inputs):
@@ -187,16 +206,16 @@ def test_base_the_tokenizer_cannot_encode_fails_naming_sequence_and_offset(tiny_
     spec = ModelSpec("tiny", str(tiny_causal), "causal")
     records = _records("ACGTNNACGT", "ACGTRACGT")  # N is in the vocabulary, the IUPAC code R is not
     with pytest.raises(InputError, match=r"sequence s1 has bases .* cannot encode \('R' at offset 4\)"):
-        score_sequences(spec, records, {}, 2, 0, device="cpu")
+        score_sequences(spec, records, snp_offsets={}, batch_size=2, seed=0, device="cpu")
 
 
 def test_sequence_longer_than_the_model_fails_clearly(tiny_causal):
     spec = ModelSpec("tiny", str(tiny_causal), "causal")  # 300 positions
     with pytest.raises(InputError, match=r"sequence s0 is 401 tokens, longer than model 'tiny' takes \(300\)"):
-        score_sequences(spec, _records("A" * 400), {}, 2, 0, device="cpu")
+        score_sequences(spec, _records("A" * 400), snp_offsets={}, batch_size=2, seed=0, device="cpu")
     limited = ModelSpec("tiny", str(tiny_causal), "causal", max_length=50)
     with pytest.raises(InputError, match=r"takes \(50\)"):
-        score_sequences(limited, _records("A" * 60), {}, 2, 0, device="cpu")
+        score_sequences(limited, _records("A" * 60), snp_offsets={}, batch_size=2, seed=0, device="cpu")
 
 
 def test_safetensors_are_required_unless_a_weights_only_bin_is_present(tmp_path, tiny_causal):
@@ -262,8 +281,14 @@ def _save_masked(path, tokenizer_dir, model_type):
     from transformers import AutoTokenizer, BertConfig, BertForMaskedLM, EsmConfig, EsmForMaskedLM
 
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)
-    common = {"vocab_size": len(tok), "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
-              "intermediate_size": 64, "pad_token_id": tok.pad_token_id}  # fmt: skip
+    common = {
+        "vocab_size": len(tok),
+        "hidden_size": 32,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "intermediate_size": 64,
+        "pad_token_id": tok.pad_token_id,
+    }
     torch.manual_seed(0)
     if model_type == "bert":  # DNABERT-2's architecture family, with its kind of BPE tokenizer
         model = BertForMaskedLM(BertConfig(max_position_embeddings=512, **common))
@@ -281,7 +306,9 @@ def test_multi_base_tokens_are_scored_over_the_sampled_bases(model_type, tmp_pat
     spec = ModelSpec("m", str(folder), "masked", masking="sampled", mask_fraction=0.05)
     window = demo_sequence(10_000, 10_300)
     neighbor = window[:100] + ("A" if window[100] != "A" else "G") + window[101:]
-    rows = score_sequences(spec, _records(window, neighbor), {"w0": np.array([100, 200])}, 8, 0, device="cpu")
+    rows = score_sequences(
+        spec, _records(window, neighbor), snp_offsets={"w0": np.array([100, 200])}, batch_size=8, seed=0, device="cpu"
+    )
     for row, text in zip(rows.to_pylist(), (window, neighbor), strict=True):
         spans = list(zip(row["token_start"], row["token_end"], strict=True))
         assert any(s <= 100 < e for s, e in spans) and any(s <= 200 < e for s, e in spans)

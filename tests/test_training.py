@@ -22,9 +22,9 @@ def _auc(members: np.ndarray, nonmembers: np.ndarray) -> float:
 def test_training_is_seeded_and_saves_a_loadable_safetensors_checkpoint(tmp_path, tiny_causal):
     seqs = [demo_sequence(i * 100, i * 100 + 60) for i in range(6)]
     spec = ModelSpec("t", str(tiny_causal), "causal", init="scratch")
-    losses = train_model(spec, seqs, TRAIN, 3, tmp_path / "a", device="cpu")
-    train_model(spec, seqs, TRAIN, 3, tmp_path / "b", device="cpu")
-    train_model(spec, seqs, TRAIN, 4, tmp_path / "c", device="cpu")
+    losses = train_model(spec, seqs, params=TRAIN, seed=3, out_dir=tmp_path / "a", device="cpu")
+    train_model(spec, seqs, params=TRAIN, seed=3, out_dir=tmp_path / "b", device="cpu")
+    train_model(spec, seqs, params=TRAIN, seed=4, out_dir=tmp_path / "c", device="cpu")
     a, b, c = ((tmp_path / x / "model.safetensors").read_bytes() for x in "abc")
     assert a == b and a != c
     assert len(losses) == 2 and (tmp_path / "a" / "training_log.tsv").read_text().startswith("epoch\tloss\n")
@@ -35,7 +35,9 @@ def test_training_is_seeded_and_saves_a_loadable_safetensors_checkpoint(tmp_path
 def test_masked_model_trains_with_masked_token_loss(tmp_path, tiny_masked):
     seqs = [demo_sequence(i * 100, i * 100 + 60) for i in range(8)]
     spec = ModelSpec("m", str(tiny_masked), "masked")
-    losses = train_model(spec, seqs, {**TRAIN, "epochs": 6, "learning_rate": 3e-3}, 0, tmp_path / "m", device="cpu")
+    losses = train_model(
+        spec, seqs, params={**TRAIN, "epochs": 6, "learning_rate": 3e-3}, seed=0, out_dir=tmp_path / "m", device="cpu"
+    )
     assert losses[-1] < losses[0]
 
 
@@ -48,19 +50,30 @@ def test_member_sequences_keep_window_order():
 def test_the_demo_target_memorises_its_members(tmp_path):
     """Train exactly the demo's target (config/config.yaml) and compare member and non-member loss."""
     config = load_config(REPO / "config" / "config.yaml")
-    _, out, _ = run_windows(tmp_path, REPO / config["reference"]["fasta"], REPO / config["reference"]["vcf"],
-                            **config["windows"])  # fmt: skip
+    _, out, _ = run_windows(
+        tmp_path, REPO / config["reference"]["fasta"], REPO / config["reference"]["vcf"], **config["windows"]
+    )
     windows = read_fasta(out / "windows.fa")
     membership = config["membership"]
-    split = finetune_split(list(windows), membership["member_fraction"], membership["reference_models"],
-                           membership["seed"])  # fmt: skip
+    split = finetune_split(
+        list(windows),
+        member_fraction=membership["member_fraction"],
+        n_references=membership["reference_models"],
+        seed=membership["seed"],
+    )
     labels = dict(zip(split.window_id, split.target_member, strict=True))
     block = config["models"][config["target"]]
     spec = ModelSpec.from_config(config["target"], {**block, "path": str(REPO / block["path"])})
-    train_model(spec, member_sequences(windows, labels), membership["training"], membership["seed"], tmp_path / "t")
+    train_model(
+        spec,
+        member_sequences(windows, labels),
+        params=membership["training"],
+        seed=membership["seed"],
+        out_dir=tmp_path / "t",
+    )
     trained = ModelSpec(config["target"], str(tmp_path / "t"), "causal")
     records = [SeqRecord(w, w, "window", None, None, s) for w, s in windows.items()]
-    table = score_sequences(trained, records, {}, 32, 0).to_pandas()
+    table = score_sequences(trained, records, snp_offsets={}, batch_size=32, seed=0).to_pandas()
     member = table.window_id.map(labels).to_numpy() == 1
     loss = table.loss.to_numpy()
     gap = loss[~member].mean() - loss[member].mean()

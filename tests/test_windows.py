@@ -54,12 +54,12 @@ def test_sequence_statistics_by_hand():
 
 def test_fixed_windows_sit_at_slot_centres():
     # 10 kb, 5 windows of 100 bp: slots of 2000, each window centred in its slot.
-    starts = place_fixed([("a", 10_000)], 5, 100, lambda c, s: True)
+    starts = place_fixed([("a", 10_000)], 5, 100, is_valid=lambda c, s: True)
     assert starts == [("a", 950), ("a", 2950), ("a", 4950), ("a", 6950), ("a", 8950)]
 
 
 def test_fixed_windows_span_several_contigs_in_proportion_to_length():
-    starts = place_fixed([("a", 6_000), ("b", 4_000)], 5, 100, lambda c, s: True)
+    starts = place_fixed([("a", 6_000), ("b", 4_000)], 5, 100, is_valid=lambda c, s: True)
     assert [c for c, _ in starts].count("a") == 3 and [c for c, _ in starts].count("b") == 2
 
 
@@ -67,23 +67,23 @@ def test_fixed_windows_step_off_n_runs_and_refill_from_neighboring_slots():
     seq = np.array(list("A" * 10_000))
     seq[1_500:4_200] = "N"  # slot 0 partly, slot 1 [2000, 4000) entirely
     valid = lambda c, s: not (seq[s : s + 100] == "N").any()  # noqa: E731
-    starts = place_fixed([("a", 10_000)], 5, 100, valid)
+    starts = place_fixed([("a", 10_000)], 5, 100, is_valid=valid)
     assert len(starts) == 5
     assert all(valid("a", s) for _, s in starts)
     ordered = sorted(s for _, s in starts)
     assert all(b - a >= 100 for a, b in zip(ordered, ordered[1:], strict=False))
-    assert place_fixed([("a", 10_000)], 5, 100, valid) == starts  # deterministic
+    assert place_fixed([("a", 10_000)], 5, 100, is_valid=valid) == starts  # deterministic
 
 
 def test_fixed_windows_fail_clearly_when_too_few_positions_are_clean():
     with pytest.raises(InputError, match="pass windows.max_n_fraction"):
-        place_fixed([("a", 1_000)], 5, 100, lambda c, s: s < 150)
+        place_fixed([("a", 1_000)], 5, 100, is_valid=lambda c, s: s < 150)
 
 
 def test_random_windows_are_seeded_and_do_not_overlap():
-    a = place_random([("a", 50_000), ("b", 20_000)], 30, 500, 7, lambda c, s: True)
-    assert a == place_random([("a", 50_000), ("b", 20_000)], 30, 500, 7, lambda c, s: True)
-    assert a != place_random([("a", 50_000), ("b", 20_000)], 30, 500, 8, lambda c, s: True)
+    a = place_random([("a", 50_000), ("b", 20_000)], 30, 500, seed=7, is_valid=lambda c, s: True)
+    assert a == place_random([("a", 50_000), ("b", 20_000)], 30, 500, seed=7, is_valid=lambda c, s: True)
+    assert a != place_random([("a", 50_000), ("b", 20_000)], 30, 500, seed=8, is_valid=lambda c, s: True)
     for contig in "ab":
         s = sorted(x for c, x in a if c == contig)
         assert all(y - x >= 500 for x, y in zip(s, s[1:], strict=False))
@@ -248,7 +248,7 @@ def test_bed_placement_centres_one_window_per_interval(tmp_path, small_reference
 def test_chromosomes_and_bed_names_resolve_alike_a_fasta_name_first(tmp_path):
     # "1" is one contig's FASTA name and, matched by contig_key, chr1's VCF name: it means the FASTA contig "1".
     contigs = match_contigs([("1", 5000), ("chr1", 5000), ("chr2", 5000)], ["1", "2"])
-    chosen = resolve_chromosomes(["1", "chr1", "2", "chr2"], contigs, 100, "ref.fa")
+    chosen = resolve_chromosomes(["1", "chr1", "2", "chr2"], contigs, length=100, fasta="ref.fa")
     bed = tmp_path / "regions.bed"
     bed.write_text("1\t0\t10\nchr1\t0\t10\n2\t0\t10\nchr2\t0\t10\n")
     from_bed = [chrom for chrom, _, _ in read_bed(str(bed), contigs)]
@@ -316,8 +316,15 @@ def test_htslib_error_while_reading_the_vcf_stops_the_stage(tmp_path, demo_lines
     out = tmp_path / "windows"
     out.mkdir()
     with pytest.raises(InputError, match=r"reading VCF .*z\.vcf\.gz failed \(htslib: .*BGZF"):
-        select_windows(str(layout.fasta), str(layout.vcf), str(layout.contigs), {**WINDOW_PARAMS, "n": 50},
-                       out / "windows.tsv", out / "windows.fa", out / "snps.tsv.gz")  # fmt: skip
+        select_windows(
+            str(layout.fasta),
+            str(layout.vcf),
+            str(layout.contigs),
+            params={**WINDOW_PARAMS, "n": 50},
+            out_tsv=out / "windows.tsv",
+            out_fasta=out / "windows.fa",
+            out_snps=out / "snps.tsv.gz",
+        )
     assert list(out.iterdir()) == []
 
 

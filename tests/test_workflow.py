@@ -186,8 +186,17 @@ def test_deleting_one_score_shard_reruns_only_that_shard(model_run):
 def test_attack_metrics_and_report_are_built_for_the_audited_model(model_run):
     workdir, _ = model_run
     metrics = pd.read_csv(workdir / "results/attacks/tiny/metrics.tsv", sep="\t")
-    assert {"loss", "zlib", "min_k", "min_k_plus_plus", "neighborhood_snp", "reference_refs", "rmia",
-            "lira_online", "lira_offline"} <= set(metrics.attack)  # fmt: skip
+    assert {
+        "loss",
+        "zlib",
+        "min_k",
+        "min_k_plus_plus",
+        "neighborhood_snp",
+        "reference_refs",
+        "rmia",
+        "lira_online",
+        "lira_offline",
+    } <= set(metrics.attack)
     scores = pd.read_csv(workdir / "results/attacks/tiny/scores.tsv", sep="\t")
     assert list(scores.columns[:2]) == ["window_id", "member"] and len(scores) == 16
     page = (workdir / "results/report/report.html").read_text()
@@ -206,8 +215,10 @@ def test_changing_an_attack_parameter_reruns_attacks_and_report_but_no_scoring(m
 
 def test_adding_a_model_scores_only_that_model(model_run):
     workdir, config = model_run
-    more = {**config, "models": {**config["models"], "base": {"path": str(workdir / "results/models/ref_0"),
-                                                               "kind": "causal"}}}  # fmt: skip
+    more = {
+        **config,
+        "models": {**config["models"], "base": {"path": str(workdir / "results/models/ref_0"), "kind": "causal"}},
+    }
     plan = snakemake(workdir, "--dry-run", config=more)
     text = plan.stdout + plan.stderr
     assert plan.returncode == 0, text[-2000:]
@@ -239,19 +250,41 @@ def test_ga_stage_writes_its_tables_figures_and_report_section(tmp_path):
     result = snakemake(tmp_path, config=ga_config(tmp_path))
     assert result.returncode == 0, result.stderr[-3000:]
     adversarial = pd.read_csv(tmp_path / "results/robustness/ga/cnn/adversarial.tsv", sep="\t")
-    assert list(adversarial.columns) == ["seq_id", "label", "original", "adversarial", "p_true_before",
-                                         "p_true_after", "edits", "gc_before", "gc_after", "n_transitions",
-                                         "queries", "success"]  # fmt: skip
+    assert list(adversarial.columns) == [
+        "seq_id",
+        "label",
+        "original",
+        "adversarial",
+        "p_true_before",
+        "p_true_after",
+        "edits",
+        "gc_before",
+        "gc_after",
+        "n_transitions",
+        "queries",
+        "success",
+    ]
     summary = pd.read_csv(tmp_path / "results/robustness/ga/cnn/summary.tsv", sep="\t")
-    assert list(summary.columns) == ["attack", "n_attacked", "asr", "mean_edits", "median_edits",
-                                     "mean_conf_drop", "mean_queries", "transition_fraction"]  # fmt: skip
+    assert list(summary.columns) == [
+        "attack",
+        "n_attacked",
+        "asr",
+        "mean_edits",
+        "median_edits",
+        "mean_conf_drop",
+        "mean_queries",
+        "transition_fraction",
+    ]
     assert summary.attack.tolist() == ["ga"] + [f"ga_k{k}" for k in range(1, 6)] + ["random"] + [
         f"random_k{k}" for k in range(1, 6)
     ]
     progress = pd.read_csv(tmp_path / "results/robustness/adv_training/cnn/progress.tsv", sep="\t")
     assert progress.iteration.tolist() == [0, 1]
-    for png in ("results/robustness/adv_training/cnn/progress.png", "results/report/robustness/cnn/asr_vs_budget.png",
-                "results/report/robustness/cnn/edits_histogram.png"):  # fmt: skip
+    for png in (
+        "results/robustness/adv_training/cnn/progress.png",
+        "results/report/robustness/cnn/asr_vs_budget.png",
+        "results/report/robustness/cnn/edits_histogram.png",
+    ):
         assert (tmp_path / png).read_bytes().startswith(b"\x89PNG")
     html = (tmp_path / "results/report/report.html").read_text()
     assert "Robustness: genetic-algorithm attack" in html and "Adversarial training" in html
@@ -280,8 +313,10 @@ def test_report_asks_for_each_names_own_files_when_a_name_is_inside_other_paths(
     figures = ", ".join(f"results/report/report/{f}.png" for f in ("roc", "histograms", "neighbor_loss", "snp_sites"))
     assert f"output: {figures}\n" in text
     for name in ("ga", "cnn", "cnn2"):
-        assert (f"output: results/report/robustness/{name}/asr_vs_budget.png, results/report/robustness/{name}/"
-                f"edits_histogram.png, results/robustness/adv_training/{name}/progress.png\n") in text  # fmt: skip
+        assert (
+            f"output: results/report/robustness/{name}/asr_vs_budget.png, results/report/robustness/{name}/"
+            f"edits_histogram.png, results/robustness/adv_training/{name}/progress.png\n"
+        ) in text
     (inputs,) = re.findall(r"rule report:\n    input: (.*)\n", text)
     wanted = report_layout.report_inputs({"privacy": ["report"], "ga": ["ga", "cnn", "cnn2"], "fimba": []})
     assert sorted(inputs.split(", ")) == sorted(wanted.values())
@@ -328,8 +363,18 @@ def test_fimba_stage_writes_its_three_tables_figures_and_report_section(tmp_path
     assert result.returncode == 0, result.stderr[-3000:]
     fimba = tmp_path / "results/robustness/fimba"
     curve = pd.read_csv(fimba / "mlp/curve.tsv", sep="\t")
-    assert list(curve.columns) == ["model", "variant", "method", "m", "accuracy", "fp", "fn", "flip_rate", "queries",
-                                   "status"]  # fmt: skip
+    assert list(curve.columns) == [
+        "model",
+        "variant",
+        "method",
+        "m",
+        "accuracy",
+        "fp",
+        "fn",
+        "flip_rate",
+        "queries",
+        "status",
+    ]
     assert set(curve.method) == {"clean", "fimba", "random_features", "shap_uniform", "brute_force"}
     detection = pd.read_csv(fimba / "detection.tsv", sep="\t")
     assert set(detection.model) == {"mlp", "gradient_boosting"}

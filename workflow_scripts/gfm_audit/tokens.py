@@ -27,7 +27,7 @@ class Encoded:
     special: np.ndarray  # (T,) bool
 
 
-def encode(tokenizer, seq: str, seq_id: str = "sequence", model: str = "model") -> Encoded:
+def encode(tokenizer, seq: str, *, seq_id: str = "sequence", model: str = "model") -> Encoded:
     """Tokenise ``seq`` with the model's own special tokens and recover base offsets."""
     if getattr(tokenizer, "is_fast", False):
         enc = tokenizer(seq, add_special_tokens=True, return_offsets_mapping=True, return_special_tokens_mask=True)
@@ -52,11 +52,11 @@ def encode(tokenizer, seq: str, seq_id: str = "sequence", model: str = "model") 
     return Encoded(ids, start, end, special)
 
 
-def encode_many(tokenizer, seqs: list[str], seq_ids: list[str], model: str = "model") -> list[Encoded]:
+def encode_many(tokenizer, seqs: list[str], *, seq_ids: list[str], model: str = "model") -> list[Encoded]:
     """``encode`` for many sequences; a fast tokenizer gets them in one batched call (its Rust side
     splits the batch over threads), which matters when the model itself is small."""
     if not getattr(tokenizer, "is_fast", False) or not seqs:
-        return [encode(tokenizer, s, i, model) for s, i in zip(seqs, seq_ids, strict=True)]
+        return [encode(tokenizer, s, seq_id=i, model=model) for s, i in zip(seqs, seq_ids, strict=True)]
     batch = tokenizer(seqs, add_special_tokens=True, return_offsets_mapping=True, return_special_tokens_mask=True)
     out = []
     for k, (seq, seq_id) in enumerate(zip(seqs, seq_ids, strict=True)):

@@ -26,7 +26,7 @@ def reference_names(k: int) -> list[str]:
     return [f"ref_{i}" for i in range(k)]
 
 
-def finetune_split(window_ids: Sequence[str], member_fraction: float, n_references: int, seed: int) -> pd.DataFrame:
+def finetune_split(window_ids: Sequence[str], *, member_fraction: float, n_references: int, seed: int) -> pd.DataFrame:
     """``window_id, target_member, ref_0_member, ..``: 1 = trained on, 0 = held out.
 
     Each model draws from its own child of the seed, so adding references
@@ -71,7 +71,7 @@ def _overlaps(windows: pd.DataFrame, intervals: Sequence[tuple[str, int, int]]) 
 
 
 def region_labels(
-    windows: pd.DataFrame, member_bed: str, nonmember_bed: str, contigs: Sequence[ContigMatch]
+    windows: pd.DataFrame, *, member_bed: str, nonmember_bed: str, contigs: Sequence[ContigMatch]
 ) -> tuple[pd.DataFrame, int]:
     """Label windows by overlap with the member / non-member BED files.
 

@@ -21,9 +21,21 @@ from ..errors import InputError
 from ..outputs import atomic_outputs
 
 FPR_LEVELS = (0.001, 0.01)
-METRIC_COLUMNS = ("attack", "auc", "auc_low", "auc_high", "tpr_at_fpr_0.001", "tpr_at_fpr_0.01",
-                  "tpr_at_fpr_0.001_strict", "tpr_at_fpr_0.01_strict", "balanced_accuracy", "eps_lower_bound",
-                  "n_members", "n_nonmembers", "rmia_population")  # fmt: skip
+METRIC_COLUMNS = (
+    "attack",
+    "auc",
+    "auc_low",
+    "auc_high",
+    "tpr_at_fpr_0.001",
+    "tpr_at_fpr_0.01",
+    "tpr_at_fpr_0.001_strict",
+    "tpr_at_fpr_0.01_strict",
+    "balanced_accuracy",
+    "eps_lower_bound",
+    "n_members",
+    "n_nonmembers",
+    "rmia_population",
+)
 TOO_FEW = "insufficient_nonmembers"
 # The fixed grid of the original HyenaDNA membership-inference benchmark, which this project's neighborhood
 # attack follows; kept for comparison with it, it suits only that benchmark's loss scale.
@@ -32,7 +44,7 @@ QUANTILE_LEVELS = tuple(round(0.05 * i, 2) for i in range(1, 20))
 THRESHOLD_COLUMNS = ("attack", "quantile", "threshold", "called_members", "precision", "recall", "fpr")
 
 
-def resampled_auc(pos: np.ndarray, neg_sorted: np.ndarray, pos_counts: np.ndarray, neg_counts: np.ndarray):
+def resampled_auc(pos: np.ndarray, neg_sorted: np.ndarray, *, pos_counts: np.ndarray, neg_counts: np.ndarray):
     """AUC (Mann-Whitney, ties count half) of samples holding each value ``counts`` times.
 
     ``neg_sorted`` must be sorted; counts may be (B, n) to evaluate B resamples at once,
@@ -47,7 +59,7 @@ def resampled_auc(pos: np.ndarray, neg_sorted: np.ndarray, pos_counts: np.ndarra
     return (np.atleast_2d(pos_counts) * beaten).sum(axis=1) / total
 
 
-def auc_with_ci(scores: np.ndarray, labels: np.ndarray, n_boot: int, seed: int, level: float = 0.95):
+def auc_with_ci(scores: np.ndarray, labels: np.ndarray, *, n_boot: int, seed: int, level: float = 0.95):
     """ROC AUC and a percentile bootstrap CI, resampling members and non-members separately."""
     auc = roc_auc_score(labels, scores)
     rng = np.random.default_rng(seed)
@@ -55,15 +67,23 @@ def auc_with_ci(scores: np.ndarray, labels: np.ndarray, n_boot: int, seed: int, 
     boots = []
     for start in range(0, n_boot, 64):  # blocks keep the (B, n) count arrays small
         b = min(64, n_boot - start)
-        boots.append(resampled_auc(pos, neg, rng.multinomial(len(pos), np.full(len(pos), 1 / len(pos)), size=b),
-                                   rng.multinomial(len(neg), np.full(len(neg), 1 / len(neg)), size=b)))  # fmt: skip
+        boots.append(
+            resampled_auc(
+                pos,
+                neg,
+                pos_counts=rng.multinomial(len(pos), np.full(len(pos), 1 / len(pos)), size=b),
+                neg_counts=rng.multinomial(len(neg), np.full(len(neg), 1 / len(neg)), size=b),
+            )
+        )
     if not boots:
         return float(auc), np.nan, np.nan
     lo, hi = np.quantile(np.concatenate(boots), [(1 - level) / 2, 1 - (1 - level) / 2])
     return float(auc), float(lo), float(hi)
 
 
-def tpr_at_fpr(fpr: np.ndarray, tpr: np.ndarray, alpha: float, n_nonmembers: int, strict: bool = False) -> float | str:
+def tpr_at_fpr(
+    fpr: np.ndarray, tpr: np.ndarray, alpha: float, *, n_nonmembers: int, strict: bool = False
+) -> float | str:
     """Highest TPR at a threshold whose FPR <= alpha, or FPR < alpha with ``strict``.
 
     Papers use both conventions; FPR < alpha is the one of the code of mimir
@@ -86,7 +106,7 @@ def clopper_pearson(k: np.ndarray, n: int, level: float) -> tuple[np.ndarray, np
     return lo, hi
 
 
-def epsilon_lower_bound(scores: np.ndarray, labels: np.ndarray, delta: float, level: float) -> float:
+def epsilon_lower_bound(scores: np.ndarray, labels: np.ndarray, *, delta: float, level: float) -> float:
     """Empirical lower bound on DP epsilon (Jagielski et al. 2020; Nasr et al. 2021).
 
     (epsilon, delta)-DP bounds both error trade-offs of any membership test
@@ -115,7 +135,7 @@ def is_rmia(column: str) -> bool:
     return column == "rmia" or column.startswith("rmia_")
 
 
-def evaluate(table: pd.DataFrame, n_boot: int, seed: int, delta: float, level: float) -> pd.DataFrame:
+def evaluate(table: pd.DataFrame, *, n_boot: int, seed: int, delta: float, level: float) -> pd.DataFrame:
     """One metrics row per attack column of a ``scores.tsv`` table.
 
     ``rmia_population`` is the size of RMIA's population |Z|, on which its
@@ -131,17 +151,27 @@ def evaluate(table: pd.DataFrame, n_boot: int, seed: int, delta: float, level: f
         n_pos, n_neg = int(labels.sum()), int((labels == 0).sum())
         if n_pos == 0 or n_neg == 0:
             continue
-        auc, lo, hi = auc_with_ci(scores, labels, n_boot, seed, level)
+        auc, lo, hi = auc_with_ci(scores, labels, n_boot=n_boot, seed=seed, level=level)
         fpr, tpr, _ = roc_curve(labels, scores)
         held_out = int(((table.member.to_numpy(int) == 0) & ~ok).sum())
-        rows.append({
-            "attack": column, "auc": auc, "auc_low": lo, "auc_high": hi,
-            **{f"tpr_at_fpr_{a:g}": tpr_at_fpr(fpr, tpr, a, n_neg) for a in FPR_LEVELS},
-            **{f"tpr_at_fpr_{a:g}_strict": tpr_at_fpr(fpr, tpr, a, n_neg, strict=True) for a in FPR_LEVELS},
-            "balanced_accuracy": float(((tpr + 1 - fpr) / 2).max()),
-            "eps_lower_bound": epsilon_lower_bound(scores, labels, delta, level),
-            "n_members": n_pos, "n_nonmembers": n_neg, "rmia_population": held_out if is_rmia(column) else None,
-        })  # fmt: skip
+        rows.append(
+            {
+                "attack": column,
+                "auc": auc,
+                "auc_low": lo,
+                "auc_high": hi,
+                **{f"tpr_at_fpr_{a:g}": tpr_at_fpr(fpr, tpr, a, n_nonmembers=n_neg) for a in FPR_LEVELS},
+                **{
+                    f"tpr_at_fpr_{a:g}_strict": tpr_at_fpr(fpr, tpr, a, n_nonmembers=n_neg, strict=True)
+                    for a in FPR_LEVELS
+                },
+                "balanced_accuracy": float(((tpr + 1 - fpr) / 2).max()),
+                "eps_lower_bound": epsilon_lower_bound(scores, labels, delta=delta, level=level),
+                "n_members": n_pos,
+                "n_nonmembers": n_neg,
+                "rmia_population": held_out if is_rmia(column) else None,
+            }
+        )
     metrics = pd.DataFrame(rows, columns=METRIC_COLUMNS)
     metrics["rmia_population"] = metrics["rmia_population"].astype("Int64")  # a count: never "%.6g", empty if none
     return metrics
@@ -176,13 +206,21 @@ def threshold_table(
         for q, t in grid:
             called = (values > t) & ok
             tp, fp = int((called & (labels == 1)).sum()), int((called & (labels == 0)).sum())
-            rows.append({"attack": column, "quantile": q, "threshold": t, "called_members": tp + fp,
-                         "precision": tp / (tp + fp) if tp + fp else np.nan,
-                         "recall": tp / pos if pos else np.nan, "fpr": fp / neg if neg else np.nan})  # fmt: skip
+            rows.append(
+                {
+                    "attack": column,
+                    "quantile": q,
+                    "threshold": t,
+                    "called_members": tp + fp,
+                    "precision": tp / (tp + fp) if tp + fp else np.nan,
+                    "recall": tp / pos if pos else np.nan,
+                    "fpr": fp / neg if neg else np.nan,
+                }
+            )
     return pd.DataFrame(rows, columns=THRESHOLD_COLUMNS)
 
 
-def write_metrics(metrics: pd.DataFrame, thresholds: pd.DataFrame, metrics_path, thresholds_path) -> None:
+def write_metrics(metrics: pd.DataFrame, thresholds: pd.DataFrame, *, metrics_path, thresholds_path) -> None:
     with atomic_outputs(metrics_path, thresholds_path) as (m, t):
         metrics.to_csv(m, sep="\t", index=False, float_format="%.6g")
         thresholds.to_csv(t, sep="\t", index=False, float_format="%.6g")

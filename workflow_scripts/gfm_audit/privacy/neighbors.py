@@ -71,7 +71,7 @@ def _parse_afs(field: str, k: int) -> list[float | None]:
     return [None if v in ("", ".") else float(v) for v in field.split(",")]
 
 
-def site_table(offsets: Sequence[int], alts: Sequence[str], afs: Sequence[str], mode: str) -> SiteTable:
+def site_table(offsets: Sequence[int], alts: Sequence[str], afs: Sequence[str], *, mode: str) -> SiteTable:
     """Build a :class:`SiteTable` from ``snps.tsv`` columns (alt and af comma-separated)."""
     n = len(offsets)
     split = [a.split(",") for a in alts]
@@ -87,7 +87,7 @@ def site_table(offsets: Sequence[int], alts: Sequence[str], afs: Sequence[str], 
 
 
 def snp_neighbor(
-    seq: np.ndarray, sites: SiteTable, p: float, rng: np.random.Generator
+    seq: np.ndarray, sites: SiteTable, p: float, *, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each site independently takes an ALT with probability ``p``.
 
@@ -104,7 +104,7 @@ def snp_neighbor(
 
 
 def control_neighbor(
-    seq: np.ndarray, snp_offsets: np.ndarray, n_transitions: int, n_transversions: int, rng: np.random.Generator
+    seq: np.ndarray, snp_offsets: np.ndarray, *, n_transitions: int, n_transversions: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
     """Substitute at random non-SNP A/C/G/T positions: that many transitions, then transversions."""
     allowed = _IS_ACGT[seq].copy()
@@ -126,7 +126,7 @@ def is_transition(ref: np.ndarray, alt: np.ndarray) -> np.ndarray:
     return _TRANSITION[ref] == alt
 
 
-def neighbor_rng(seed: int, window_id: str, p: float, replicate: int) -> np.random.Generator:
+def neighbor_rng(seed: int, window_id: str, p: float, *, replicate: int) -> np.random.Generator:
     """A stream per (window, p, replicate): a window's neighbors do not depend on the other windows."""
     return np.random.default_rng(
         np.random.SeedSequence([seed, zlib.crc32(window_id.encode()), round(p * 1_000_000), replicate])
@@ -146,6 +146,7 @@ def read_snps(path: str | os.PathLike) -> dict[str, pd.DataFrame]:
 def make_neighbors(
     windows_fasta: str,
     snps_path: str,
+    *,
     params: Mapping[str, Any],
     out_fasta: str | os.PathLike,
     out_tsv: str | os.PathLike,
@@ -166,19 +167,24 @@ def make_neighbors(
                 sites = (
                     empty
                     if g is None
-                    else site_table(g["offset"].tolist(), g["alt"].tolist(), g["af"].tolist(), params["allele"])
+                    else site_table(g["offset"].tolist(), g["alt"].tolist(), g["af"].tolist(), mode=params["allele"])
                 )
                 if len(sites.offsets) == 0:
                     counts["windows_without_snps"] += 1
                 for p in probs:
                     for rep in range(per_prob):
-                        rng = neighbor_rng(seed, wid, p, rep)
-                        new, changed = snp_neighbor(seq, sites, p, rng)
+                        rng = neighbor_rng(seed, wid, p, replicate=rep)
+                        new, changed = snp_neighbor(seq, sites, p, rng=rng)
                         results = [("snp", new, changed)]
                         if "control" in kinds:
                             ts = int(is_transition(seq[changed], new[changed]).sum())
                             results.append(
-                                ("control", *control_neighbor(seq, sites.offsets, ts, len(changed) - ts, rng))
+                                (
+                                    "control",
+                                    *control_neighbor(
+                                        seq, sites.offsets, n_transitions=ts, n_transversions=len(changed) - ts, rng=rng
+                                    ),
+                                )
                             )
                         for kind, s, ch in results:
                             nid = f"{wid}_{kind}_p{p:g}_r{rep}"

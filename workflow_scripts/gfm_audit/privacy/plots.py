@@ -86,6 +86,9 @@ def snp_site_figure(scores: pd.DataFrame, path: str | os.PathLike) -> None:
         ax.axhline(0, color="k", lw=0.5)
         ax.axvline(0, color="k", lw=0.5)
         ax.legend(fontsize=8)
-    ax.set(xlabel="mean neighbor loss - loss, all tokens", ylabel="same, SNP-site tokens only",
-           title="Where the neighbor signal comes from")  # fmt: skip
+    ax.set(
+        xlabel="mean neighbor loss - loss, all tokens",
+        ylabel="same, SNP-site tokens only",
+        title="Where the neighbor signal comes from",
+    )
     save_figure(fig, path)

@@ -135,7 +135,7 @@ def match_contigs(fasta_contigs: Sequence[tuple[str, int]], vcf_contigs: Sequenc
     return rows
 
 
-def require_shared(rows: Sequence[ContigMatch], fasta: str, vcf: str, vcf_contigs: Sequence[str]) -> None:
+def require_shared(rows: Sequence[ContigMatch], *, fasta: str, vcf: str, vcf_contigs: Sequence[str]) -> None:
     if any(r.vcf_contig for r in rows):
         return
     fasta_names = ", ".join(r.fasta_contig for r in rows[:5]) + (", ..." if len(rows) > 5 else "")
@@ -658,7 +658,7 @@ def prepare_reference(fasta: str, vcf: str, layout: StagedReference) -> list[Con
             ", ".join(undeclared[:10]),
         )
     rows = match_contigs(fasta_contigs, record_contigs)
-    require_shared(rows, fasta, vcf, record_contigs)
+    require_shared(rows, fasta=fasta, vcf=vcf, vcf_contigs=record_contigs)
     for r in rows:
         if r.match not in ("identical", "none"):
             log.info("contig %s in the FASTA is %s in the VCF (%s)", r.fasta_contig, r.vcf_contig, r.match)

@@ -35,7 +35,7 @@ METRICS_NOTE = (
 )
 
 
-def verdict(model: str, metrics: pd.DataFrame, is_target: bool, mode: str) -> tuple[bool, str]:
+def verdict(model: str, metrics: pd.DataFrame, *, is_target: bool, mode: str) -> tuple[bool, str]:
     """Plain-language verdict: does the strongest attack separate members from non-members?
 
     The model is said to leak when the lower end of the strongest attack's
@@ -81,13 +81,16 @@ def data_summary(windows: pd.DataFrame, neighbors: pd.DataFrame, membership: pd.
         ("substitutions per SNP neighbor (mean)", f"{neighbors[neighbors.kind == 'snp'].n_changed.mean():.1f}"),
     ]
     if membership is not None:
-        rows += [("members (target)", int(membership.target_member.sum())),
-                 ("non-members (target)", int((membership.target_member == 0).sum()))]  # fmt: skip
+        rows += [
+            ("members (target)", int(membership.target_member.sum())),
+            ("non-members (target)", int((membership.target_member == 0).sum())),
+        ]
     return pd.DataFrame(rows, columns=["item", "value"])
 
 
 def build_report(
     config: Mapping[str, Any],
+    *,
     windows_path: str,
     neighbors_path: str,
     membership_path: str | None,
@@ -100,35 +103,51 @@ def build_report(
     robustness_html: str = "",
 ) -> dict[str, bool]:
     """Write the report; return {model: leaks}. With no audited model only the robustness part is written."""
-    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>gfm-audit report</title><style>{STYLE}"
-             "</style></head><body><h1>gfm-audit: privacy and robustness audit</h1>"]  # fmt: skip
+    parts = [
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>gfm-audit report</title><style>{STYLE}"
+        "</style></head><body><h1>gfm-audit: privacy and robustness audit</h1>"
+    ]
     leaks = (
         {}
         if not models
         else _privacy_part(
             config,
-            windows_path,
-            neighbors_path,
-            membership_path,
-            models,
-            metrics_paths,
-            skipped_paths,
-            threshold_paths,
-            figures,
-            parts,
+            windows_path=windows_path,
+            neighbors_path=neighbors_path,
+            membership_path=membership_path,
+            models=models,
+            metrics_paths=metrics_paths,
+            skipped_paths=skipped_paths,
+            threshold_paths=threshold_paths,
+            figures=figures,
+            parts=parts,
         )
     )
     parts.append(robustness_html)
-    parts.append("<h2>Configuration of this run</h2><pre>" + html.escape(yaml.safe_dump(dict(config), sort_keys=False))
-                 + "</pre></body></html>")  # fmt: skip
+    parts.append(
+        "<h2>Configuration of this run</h2><pre>"
+        + html.escape(yaml.safe_dump(dict(config), sort_keys=False))
+        + "</pre></body></html>"
+    )
     with atomic_outputs(out_path) as (tmp,):
         with open(tmp, "w") as fh:
             fh.write("\n".join(parts))
     return leaks
 
 
-def _privacy_part(config, windows_path, neighbors_path, membership_path, models, metrics_paths, skipped_paths,
-                  threshold_paths, figures, parts: list[str]) -> dict[str, bool]:  # fmt: skip
+def _privacy_part(
+    config,
+    *,
+    windows_path,
+    neighbors_path,
+    membership_path,
+    models,
+    metrics_paths,
+    skipped_paths,
+    threshold_paths,
+    figures,
+    parts: list[str],
+) -> dict[str, bool]:
     windows = pd.read_csv(windows_path, sep="\t")
     neighbors = pd.read_csv(neighbors_path, sep="\t")
     membership = pd.read_csv(membership_path, sep="\t") if membership_path else None
@@ -137,22 +156,29 @@ def _privacy_part(config, windows_path, neighbors_path, membership_path, models,
     verdicts = []
     for model in models:
         metrics = pd.read_csv(metrics_paths[model], sep="\t")
-        leaks[model], text = verdict(model, metrics, model == target, mode)
+        leaks[model], text = verdict(model, metrics, is_target=model == target, mode=mode)
         verdicts.append(f"<div class='verdict {'leaks' if leaks[model] else 'clean'}'>{text}</div>")
     parts.append("<h2>Verdict</h2>" + "".join(verdicts))
     parts.append("<h2>Data</h2>" + html_table(data_summary(windows, neighbors, membership)))
     model_rows = [
-        {"model": name, "kind": spec["kind"], "path": spec["path"], "init": spec.get("init", "pretrained"),
-         "role": "target" if name == target else "audited"}
+        {
+            "model": name,
+            "kind": spec["kind"],
+            "path": spec["path"],
+            "init": spec.get("init", "pretrained"),
+            "role": "target" if name == target else "audited",
+        }
         for name, spec in config.get("models", {}).items()
-    ]  # fmt: skip
+    ]
     refs = [
         c.removesuffix("_member")
         for c in (membership.columns if membership is not None else [])
         if c.startswith("ref_")
     ]
-    model_rows += [{"model": r, "kind": "(as target)", "path": f"results/models/{r}", "init": "trained here",
-                    "role": "reference"} for r in refs]  # fmt: skip
+    model_rows += [
+        {"model": r, "kind": "(as target)", "path": f"results/models/{r}", "init": "trained here", "role": "reference"}
+        for r in refs
+    ]
     parts.append("<h2>Models</h2>" + html_table(pd.DataFrame(model_rows)))
     for model in models:
         parts.append(f"<h2>Attacks on {html.escape(model)}</h2>")

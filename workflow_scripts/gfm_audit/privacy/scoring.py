@@ -87,7 +87,7 @@ def shard_window_ids(window_ids: Sequence[str], n_shards: int, shard: int) -> li
 
 
 def load_sequences(
-    windows_fasta: str, neighbors_fasta: str, neighbors_tsv: str, window_ids: Sequence[str]
+    windows_fasta: str, neighbors_fasta: str, neighbors_tsv: str, *, window_ids: Sequence[str]
 ) -> list[SeqRecord]:
     """Each window followed by its neighbors, in the order of the input files."""
     wanted = set(window_ids)
@@ -113,7 +113,7 @@ def read_snp_offsets(snps_path: str) -> dict[str, np.ndarray]:
     return {w: g["offset"].to_numpy(np.int64) for w, g in table.groupby("window_id", sort=False)}
 
 
-def sampled_offsets(window_id: str, length: int, snp_offsets: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+def sampled_offsets(window_id: str, length: int, *, snp_offsets: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     """The base offsets a masked model scores in ``sampled`` mode: SNP sites plus a seeded random fraction."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, zlib.crc32(window_id.encode())]))
     k = int(round(fraction * length))
@@ -164,8 +164,17 @@ class ScoringOptions:
 class Scorer:
     """Batched, length-bucketed scoring of encoded sequences with one model."""
 
-    def __init__(self, model, kind: str, pad_id: int, mask_id: int | None, batch_size: int, device: str,
-                 options: ScoringOptions | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        model,
+        kind: str,
+        *,
+        pad_id: int,
+        mask_id: int | None,
+        batch_size: int,
+        device: str,
+        options: ScoringOptions | None = None,
+    ) -> None:
         self.model, self.kind, self.pad_id, self.mask_id = model, kind, pad_id, mask_id
         self.batch_size, self.device = batch_size, device
         self.options = options or ScoringOptions()
@@ -180,8 +189,7 @@ class Scorer:
             # Page-locked host memory lets the copy run asynchronously (non_blocking) beside the GPU's work.
             x, a = x.pin_memory(), a.pin_memory()
         x, a = x.to(self.device, non_blocking=True), a.to(self.device, non_blocking=True)
-        autocast = (on_gpu and self.options.bf16_autocast
-                    and next(self.model.parameters()).dtype == torch.float32)  # fmt: skip
+        autocast = on_gpu and self.options.bf16_autocast and next(self.model.parameters()).dtype == torch.float32
         # No mask where none is needed lets attention take its fused causal / unmasked path. Causal: padding
         # is on the right and attention looks only left, so real tokens never see it. Masked: only batches
         # with padding need the mask.
@@ -246,7 +254,7 @@ class Scorer:
         return ids, attention
 
 
-def scored_positions(enc: Encoded, kind: str, masking: str, offsets: np.ndarray | None) -> np.ndarray:
+def scored_positions(enc: Encoded, kind: str, *, masking: str, offsets: np.ndarray | None) -> np.ndarray:
     """Token indices that get a score.
 
     Causal: every non-special token that has a token before it. Masked exact:
@@ -273,6 +281,7 @@ def _device() -> str:
 def score_sequences(
     spec: ModelSpec,
     records: Sequence[SeqRecord],
+    *,
     snp_offsets: dict[str, np.ndarray],
     batch_size: int,
     seed: int,
@@ -294,7 +303,9 @@ def score_sequences(
 
     encodings, positions, sample_cache = [], [], {}
     empty = np.zeros(0, dtype=np.int64)
-    all_encodings = encode_many(tokenizer, [r.text for r in records], [r.seq_id for r in records], spec.name)
+    all_encodings = encode_many(
+        tokenizer, [r.text for r in records], seq_ids=[r.seq_id for r in records], model=spec.name
+    )
     for r, enc in zip(records, all_encodings, strict=True):
         if len(enc.ids) > limit:
             raise InputError(
@@ -305,13 +316,25 @@ def score_sequences(
         if spec.kind == "masked" and spec.masking == "sampled":
             if r.window_id not in sample_cache:
                 sample_cache[r.window_id] = sampled_offsets(
-                    r.window_id, len(r.text), snp_offsets.get(r.window_id, empty), spec.mask_fraction, seed
+                    r.window_id,
+                    len(r.text),
+                    snp_offsets=snp_offsets.get(r.window_id, empty),
+                    fraction=spec.mask_fraction,
+                    seed=seed,
                 )
             offsets = sample_cache[r.window_id]
         encodings.append(enc)
-        positions.append(scored_positions(enc, spec.kind, spec.masking, offsets))
+        positions.append(scored_positions(enc, spec.kind, masking=spec.masking, offsets=offsets))
 
-    scorer = Scorer(model, spec.kind, pad_id, tokenizer.mask_token_id, batch_size, device, options)
+    scorer = Scorer(
+        model,
+        spec.kind,
+        pad_id=pad_id,
+        mask_id=tokenizer.mask_token_id,
+        batch_size=batch_size,
+        device=device,
+        options=options,
+    )
     total = len(encodings) if spec.kind == "causal" else sum(len(p) for p in positions)
     bar = None
     if progress:
@@ -332,8 +355,14 @@ def score_sequences(
     )
     log.info(
         "model %s on %s: %d sequences, %d tokens through the model in %.1f s (%.0f tokens/s), peak memory %.0f MiB",
-        spec.name, device, len(records), scorer.tokens_seen, elapsed, scorer.tokens_seen / max(elapsed, 1e-9), peak,
-    )  # fmt: skip
+        spec.name,
+        device,
+        len(records),
+        scorer.tokens_seen,
+        elapsed,
+        scorer.tokens_seen / max(elapsed, 1e-9),
+        peak,
+    )
     return _table(records, encodings, positions, stats, snp_offsets)
 
 
@@ -366,6 +395,7 @@ def write_table(table: pa.Table, path: str | os.PathLike) -> None:
 
 def score_shard(
     spec: ModelSpec,
+    *,
     windows_fasta: str,
     neighbors_fasta: str,
     neighbors_tsv: str,
@@ -379,8 +409,10 @@ def score_shard(
 ) -> int:
     """Score one shard's windows and their neighbors; write its parquet file. Returns its row count."""
     window_ids = shard_window_ids(read_window_ids(windows_fasta), n_shards, shard)
-    records = load_sequences(windows_fasta, neighbors_fasta, neighbors_tsv, window_ids)
-    table = score_sequences(spec, records, read_snp_offsets(snps_path), batch_size, seed, progress=progress)
+    records = load_sequences(windows_fasta, neighbors_fasta, neighbors_tsv, window_ids=window_ids)
+    table = score_sequences(
+        spec, records, snp_offsets=read_snp_offsets(snps_path), batch_size=batch_size, seed=seed, progress=progress
+    )
     write_table(table, out_path)
     return table.num_rows
 

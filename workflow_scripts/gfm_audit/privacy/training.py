@@ -39,6 +39,7 @@ def _mask_tokens(ids, special, mask_id: int, vocab_size: int, generator, rate: f
 def train_model(
     spec: ModelSpec,
     sequences: Sequence[str],
+    *,
     params: Mapping[str, Any],
     seed: int,
     out_dir: str | os.PathLike,
@@ -51,11 +52,18 @@ def train_model(
     # On a CPU, one thread keeps the gradient sums in one order, so a re-run gives the same bits.
     with single_cpu_thread() if device == "cpu" else nullcontext():
         log.info("numerics: %s", numeric_runtime())
-        return _train(spec, sequences, params, seed, out_dir, device)
+        return _train(spec, sequences, params=params, seed=seed, out_dir=out_dir, device=device)
 
 
-def _train(spec: ModelSpec, sequences: Sequence[str], params: Mapping[str, Any], seed: int,
-           out_dir: str | os.PathLike, device: str) -> list[float]:  # fmt: skip
+def _train(
+    spec: ModelSpec,
+    sequences: Sequence[str],
+    *,
+    params: Mapping[str, Any],
+    seed: int,
+    out_dir: str | os.PathLike,
+    device: str,
+) -> list[float]:
     import torch
 
     torch.manual_seed(seed)
@@ -63,7 +71,9 @@ def _train(spec: ModelSpec, sequences: Sequence[str], params: Mapping[str, Any],
     model = model_from_scratch(spec, seed) if spec.init == "scratch" else load_model(spec)
     model.to(device).train()
     limit = max_tokens(spec, model, tokenizer)
-    encodings = [encode(tokenizer, s, f"training sequence {i}", spec.name) for i, s in enumerate(sequences)]
+    encodings = [
+        encode(tokenizer, s, seq_id=f"training sequence {i}", model=spec.name) for i, s in enumerate(sequences)
+    ]
     too_long = [len(e.ids) for e in encodings if len(e.ids) > limit]
     if too_long:
         raise InputError(f"training windows are {too_long[0]} tokens, longer than model '{spec.name}' takes ({limit})")
@@ -99,13 +109,19 @@ def _train(spec: ModelSpec, sequences: Sequence[str], params: Mapping[str, Any],
             total += float(out.loss.detach())
             batches += 1
         losses.append(total / max(batches, 1))
-        log.info("model %s epoch %d/%d: training loss %.4f (%.0f s)", spec.name, epoch + 1, epochs, losses[-1],
-                 time.perf_counter() - start)  # fmt: skip
-    save_model(model, tokenizer, losses, out_dir)
+        log.info(
+            "model %s epoch %d/%d: training loss %.4f (%.0f s)",
+            spec.name,
+            epoch + 1,
+            epochs,
+            losses[-1],
+            time.perf_counter() - start,
+        )
+    save_model(model, tokenizer, losses=losses, out_dir=out_dir)
     return losses
 
 
-def save_model(model, tokenizer, losses: Sequence[float], out_dir: str | os.PathLike) -> None:
+def save_model(model, tokenizer, *, losses: Sequence[float], out_dir: str | os.PathLike) -> None:
     """Save with ``save_pretrained``; a killed job leaves no model folder behind."""
     with atomic_directory(out_dir) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)

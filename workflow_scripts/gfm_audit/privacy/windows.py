@@ -95,7 +95,7 @@ def contig_lookup(contigs: Sequence[ContigMatch]) -> Callable[[str], ContigMatch
 
 
 def resolve_chromosomes(
-    requested: Sequence[str], contigs: Sequence[ContigMatch], length: int, fasta: str
+    requested: Sequence[str], contigs: Sequence[ContigMatch], *, length: int, fasta: str
 ) -> list[ContigMatch]:
     """Map the config's chromosome names (FASTA or VCF naming) to FASTA contigs.
 
@@ -180,7 +180,7 @@ def _outward(lo: int, hi: int, centre: int, step: int):
         k += 1
 
 
-def place_fixed(contigs: Sequence[tuple[str, int]], n: int, length: int, is_valid: IsValid) -> list[tuple[str, int]]:
+def place_fixed(contigs: Sequence[tuple[str, int]], n: int, length: int, *, is_valid: IsValid) -> list[tuple[str, int]]:
     """Spread ``n`` windows evenly over the contigs laid end to end, deterministically.
 
     The genome is cut into ``n`` equal slots and each window sits at its
@@ -228,7 +228,7 @@ def place_fixed(contigs: Sequence[tuple[str, int]], n: int, length: int, is_vali
 
 
 def place_random(
-    contigs: Sequence[tuple[str, int]], n: int, length: int, seed: int, is_valid: IsValid
+    contigs: Sequence[tuple[str, int]], n: int, length: int, *, seed: int, is_valid: IsValid
 ) -> list[tuple[str, int]]:
     """Draw ``n`` non-overlapping windows uniformly over the contigs, seeded."""
     genome = _Genome(contigs)
@@ -291,6 +291,7 @@ def read_bed(path: str, contigs: Sequence[ContigMatch]) -> list[tuple[str, int, 
 def place_bed(
     intervals: Sequence[tuple[str, int, int]],
     contigs: Sequence[tuple[str, int]],
+    *,
     n: int,
     length: int,
     is_valid: IsValid,
@@ -374,7 +375,7 @@ def alt_frequencies(info: Mapping[str, Any] | Any, n_alts: int) -> list[float | 
 
 
 def extract_snps(
-    vcf: cyvcf2.VCF, vcf_contig: str, start: int, seq: str, counts: Counter[str]
+    vcf: cyvcf2.VCF, vcf_contig: str, start: int, *, seq: str, counts: Counter[str]
 ) -> tuple[list[SnpSite], list[str]]:
     """SNV sites of a window, REF-checked against its sequence.
 
@@ -427,7 +428,7 @@ def extract_snps(
 
 
 def check_record_lines(
-    tabix: pysam.TabixFile, vcf_contig: str, start: int, end: int, n_columns: int, vcf_name: str
+    tabix: pysam.TabixFile, vcf_contig: str, *, start: int, end: int, n_columns: int, vcf_name: str
 ) -> None:
     """Stop on a malformed record line of a window before htslib parses it.
 
@@ -464,11 +465,11 @@ def _fmt_af(afs: Sequence[float | None]) -> str:
 
 
 def place_windows(
-    params: Mapping[str, Any], contigs: Sequence[ContigMatch], fasta: pysam.FastaFile, fasta_path: str
+    params: Mapping[str, Any], contigs: Sequence[ContigMatch], *, fasta: pysam.FastaFile, fasta_path: str
 ) -> list[Window]:
     """Choose windows per ``params`` (the validated ``windows`` config block)."""
     length, n = params["length"], params["n"]
-    chosen = resolve_chromosomes(params["chromosomes"], contigs, length, fasta_path)
+    chosen = resolve_chromosomes(params["chromosomes"], contigs, length=length, fasta=fasta_path)
     sizes = [(c.fasta_contig, c.length) for c in chosen]
     max_n = params["max_n_fraction"]
 
@@ -477,11 +478,11 @@ def place_windows(
 
     placement = params["placement"]
     if placement == "fixed":
-        starts = place_fixed(sizes, n, length, is_valid)
+        starts = place_fixed(sizes, n, length, is_valid=is_valid)
     elif placement == "random":
-        starts = place_random(sizes, n, length, params["seed"], is_valid)
+        starts = place_random(sizes, n, length, seed=params["seed"], is_valid=is_valid)
     else:
-        starts = place_bed(read_bed(params["bed"], contigs), sizes, n, length, is_valid)
+        starts = place_bed(read_bed(params["bed"], contigs), sizes, n=n, length=length, is_valid=is_valid)
     order = {name: i for i, (name, _) in enumerate(sizes)}
     starts = sorted(starts, key=lambda cs: (order[cs[0]], cs[1]))
     width = max(6, len(str(len(starts) - 1)))
@@ -492,11 +493,11 @@ def select_windows(
     fasta_path: str,
     vcf_path: str,
     contigs_path: str,
+    *,
     params: Mapping[str, Any],
     out_tsv: str | os.PathLike,
     out_fasta: str | os.PathLike,
     out_snps: str | os.PathLike,
-    *,
     fasta_name: str | None = None,
     vcf_name: str | None = None,
 ) -> Counter[str]:
@@ -515,7 +516,7 @@ def select_windows(
     examples: list[str] = []
     reread = "re-run; if it happens again, re-download it or delete results/reference/ to index it anew"
     with htslib_errors_are_fatal(f"FASTA {fasta_name}", reread), pysam.FastaFile(fasta_path) as fasta:
-        windows = place_windows(params, contigs, fasta, fasta_name)
+        windows = place_windows(params, contigs, fasta=fasta, fasta_path=fasta_name)
         seqs = [fasta.fetch(w.chrom, w.start, w.end).upper() for w in windows]
     text_vcf = vcf_format(vcf_path) == "vcf"
     with htslib_errors_are_fatal(f"VCF {vcf_name}", reread):
@@ -526,8 +527,10 @@ def select_windows(
             n_columns = _header_columns(tabix) if tabix is not None else 0
             for w, seq in zip(windows, seqs, strict=True):
                 if tabix is not None:
-                    check_record_lines(tabix, vcf_contig[w.chrom], w.start, w.end, n_columns, vcf_name)
-                sites, bad = extract_snps(vcf, vcf_contig[w.chrom], w.start, seq, counts)
+                    check_record_lines(
+                        tabix, vcf_contig[w.chrom], start=w.start, end=w.end, n_columns=n_columns, vcf_name=vcf_name
+                    )
+                sites, bad = extract_snps(vcf, vcf_contig[w.chrom], w.start, seq=seq, counts=counts)
                 examples.extend(bad[: 3 - len(examples)])
                 window_rows.append(
                     f"{w.window_id}\t{w.chrom}\t{w.start}\t{w.end}\t{len(sites)}"

@@ -42,7 +42,7 @@ def _spread(values: np.ndarray, mask: np.ndarray, mean: np.ndarray, pooled: bool
     return np.maximum(sd, 1e-6)
 
 
-def lira_scores(target_stat: np.ndarray, ref_stat: np.ndarray, ref_in: np.ndarray, fixed_variance) -> dict:
+def lira_scores(target_stat: np.ndarray, ref_stat: np.ndarray, ref_in: np.ndarray, *, fixed_variance) -> dict:
     """Online and offline LiRA scores from (n,) target and (K, n) reference statistics."""
     mu_in, mu_out = _masked_mean(ref_stat, ref_in), _masked_mean(ref_stat, ~ref_in)
     both = ~np.isnan(mu_in) & ~np.isnan(mu_out)
@@ -63,4 +63,4 @@ def run(data):
     refs = list(data.references)
     ref_in = np.stack([np.asarray(data.ref_member[r], bool) for r in refs])
     fixed = data.params.get("lira", {}).get("fixed_variance", "auto")
-    return lira_scores(-data.losses([data.target])[0], -data.losses(refs), ref_in, fixed)
+    return lira_scores(-data.losses([data.target])[0], -data.losses(refs), ref_in, fixed_variance=fixed)

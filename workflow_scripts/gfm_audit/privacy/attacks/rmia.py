@@ -30,8 +30,13 @@ from sklearn.metrics import roc_auc_score
 NAME = "rmia"
 log = logging.getLogger(__name__)
 
-DEFAULTS = {"gamma": 1.0, "a": None, "a_grid": [round(0.1 * i, 1) for i in range(11)],
-            "population_fraction": 0.25, "seed": 0}  # fmt: skip
+DEFAULTS = {
+    "gamma": 1.0,
+    "a": None,
+    "a_grid": [round(0.1 * i, 1) for i in range(11)],
+    "population_fraction": 0.25,
+    "seed": 0,
+}
 
 
 def missing(data):
@@ -50,7 +55,7 @@ def population_mask(nonmember: np.ndarray, fraction: float, seed: int) -> np.nda
 
 
 def rmia_scores(
-    target_lik: np.ndarray, ref_lik: np.ndarray, ref_in: np.ndarray, population: np.ndarray, a: float, gamma: float
+    target_lik: np.ndarray, ref_lik: np.ndarray, ref_in: np.ndarray, *, population: np.ndarray, a: float, gamma: float
 ) -> np.ndarray:
     """Scores of every window against the population windows (``population`` mask), ties broken.
 
@@ -72,7 +77,7 @@ def rmia_scores(
     return fraction + tie_break / n_z
 
 
-def tune_a(ref_lik: np.ndarray, ref_in: np.ndarray, grid, gamma: float, fraction: float, seed: int) -> float:
+def tune_a(ref_lik: np.ndarray, ref_in: np.ndarray, *, grid, gamma: float, fraction: float, seed: int) -> float:
     """The ``a`` that maximises the mean AUC of attacking each reference with the others."""
     k = len(ref_lik)
     best, best_auc = 0.5, -1.0
@@ -82,7 +87,7 @@ def tune_a(ref_lik: np.ndarray, ref_in: np.ndarray, grid, gamma: float, fraction
             others = [i for i in range(k) if i != j]
             labels = ref_in[j]
             population = population_mask(~labels, fraction, seed)
-            scores = rmia_scores(ref_lik[j], ref_lik[others], ref_in[others], population, a, gamma)
+            scores = rmia_scores(ref_lik[j], ref_lik[others], ref_in[others], population=population, a=a, gamma=gamma)
             keep = ~population
             if labels[keep].min() != labels[keep].max():
                 aucs.append(roc_auc_score(labels[keep], scores[keep]))
@@ -101,7 +106,12 @@ def run(data):
     if a is None:
         if len(refs) >= 2:
             a = tune_a(
-                ref_lik, ref_in, params["a_grid"], params["gamma"], params["population_fraction"], params["seed"]
+                ref_lik,
+                ref_in,
+                grid=params["a_grid"],
+                gamma=params["gamma"],
+                fraction=params["population_fraction"],
+                seed=params["seed"],
             )
         else:
             a = 0.5
@@ -109,6 +119,6 @@ def run(data):
             "rmia: a = %.2f (%s)", a, "tuned on the reference models" if len(refs) >= 2 else "default, one reference"
         )
     population = population_mask(data.member == 0, params["population_fraction"], params["seed"])
-    scores = rmia_scores(target_lik, ref_lik, ref_in, population, a, params["gamma"])
+    scores = rmia_scores(target_lik, ref_lik, ref_in, population=population, a=a, gamma=params["gamma"])
     scores[population] = np.nan
     return {"rmia": scores}

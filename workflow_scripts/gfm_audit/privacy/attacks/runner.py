@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 def load_attack_data(
     target: str,
+    *,
     score_paths: Mapping[str, str],
     membership_path: str,
     windows_fasta: str,
@@ -73,6 +74,7 @@ def run_attacks(data: AttackData, names: Sequence[str]) -> tuple[pd.DataFrame, l
 def write_attack_outputs(
     table: pd.DataFrame,
     skipped: Sequence[tuple[str, str]],
+    *,
     scores_path: str | os.PathLike,
     skipped_path: str | os.PathLike,
 ) -> None:

@@ -36,7 +36,7 @@ NO_ENDPOINT_POLICIES = ("report", "fall_back_to_tp_tn")
 STATUSES = ("ok", "no_endpoints", "fallback_tp_tn")
 
 
-def shap_importance(predict_proba, explain: np.ndarray, background: np.ndarray, seed: int) -> np.ndarray:
+def shap_importance(predict_proba, explain: np.ndarray, background: np.ndarray, *, seed: int) -> np.ndarray:
     """Mean |SHAP value| of P(class 1) per feature, by shap's model-agnostic permutation explainer."""
     import shap
 
@@ -53,35 +53,36 @@ def top_features(importance: np.ndarray, m: int) -> np.ndarray:
     return np.argsort(-importance, kind="stable")[:m]
 
 
-def endpoint_pool(pred: np.ndarray, y: np.ndarray, target_class: int, variant: str) -> np.ndarray:
+def endpoint_pool(pred: np.ndarray, y: np.ndarray, *, target_class: int, variant: str) -> np.ndarray:
     """Candidates predicted ``target_class``: misclassified ones (fp_fn) or correctly classified ones (tp_tn)."""
     wrong = pred != y
     return np.flatnonzero((pred == target_class) & (wrong if variant == "fp_fn" else ~wrong))
 
 
-def nearest_endpoints(X: np.ndarray, pred: np.ndarray, y: np.ndarray, variant: str, p: float) -> np.ndarray:
+def nearest_endpoints(X: np.ndarray, pred: np.ndarray, y: np.ndarray, *, variant: str, p: float) -> np.ndarray:
     """Per sample, the index (into X) of its endpoint under Minkowski-p, or -1 when the pool is empty."""
     out = np.full(len(X), -1, dtype=np.int64)
     for c in (0, 1):
         queries = np.flatnonzero(pred == c)
-        pool = endpoint_pool(pred, y, 1 - c, variant)
+        pool = endpoint_pool(pred, y, target_class=1 - c, variant=variant)
         if queries.size and pool.size:
             _, nearest = cKDTree(X[pool]).query(X[queries], k=1, p=p)
             out[queries] = pool[nearest]
     return out
 
 
-def resolve_endpoints(X: np.ndarray, pred: np.ndarray, y: np.ndarray, variant: str, p: float,
-                      no_endpoints: str = "report") -> tuple[np.ndarray, str]:  # fmt: skip
+def resolve_endpoints(
+    X: np.ndarray, pred: np.ndarray, y: np.ndarray, *, variant: str, p: float, no_endpoints: str = "report"
+) -> tuple[np.ndarray, str]:
     """``nearest_endpoints`` of ``variant`` and a status: ``ok`` when some sample has one, else ``fallback_tp_tn``
     (fp_fn with ``no_endpoints`` fall_back_to_tp_tn, and tp_tn has some) or ``no_endpoints``."""
     if no_endpoints not in NO_ENDPOINT_POLICIES:
         raise InputError(f"robustness.fimba.no_endpoints is '{no_endpoints}'; set it to report or fall_back_to_tp_tn")
-    ends = nearest_endpoints(X, pred, y, variant, p)
+    ends = nearest_endpoints(X, pred, y, variant=variant, p=p)
     if (ends >= 0).any():
         return ends, "ok"
     if variant == "fp_fn" and no_endpoints == "fall_back_to_tp_tn":
-        ends = nearest_endpoints(X, pred, y, "tp_tn", p)
+        ends = nearest_endpoints(X, pred, y, variant="tp_tn", p=p)
         if (ends >= 0).any():
             return ends, "fallback_tp_tn"
     return ends, "no_endpoints"
@@ -92,9 +93,9 @@ def as_matrix(X: np.ndarray, ends: np.ndarray) -> np.ndarray:
     return np.where((ends >= 0)[:, None], X[np.maximum(ends, 0)], np.nan)
 
 
-def endpoint_matrix(X: np.ndarray, pred: np.ndarray, y: np.ndarray, variant: str, p: float) -> np.ndarray:
+def endpoint_matrix(X: np.ndarray, pred: np.ndarray, y: np.ndarray, *, variant: str, p: float) -> np.ndarray:
     """Each row's endpoint (a row of X), or a NaN row where the sample has none."""
-    return as_matrix(X, nearest_endpoints(X, pred, y, variant, p))
+    return as_matrix(X, nearest_endpoints(X, pred, y, variant=variant, p=p))
 
 
 def row_status(method: str, endpoint_status: str) -> str:
@@ -102,7 +103,7 @@ def row_status(method: str, endpoint_status: str) -> str:
     return endpoint_status if method in INTERPOLATING else "ok"
 
 
-def interpolate(X: np.ndarray, E: np.ndarray, features: np.ndarray, n_points: int, position: int) -> np.ndarray:
+def interpolate(X: np.ndarray, E: np.ndarray, features: np.ndarray, *, n_points: int, position: int) -> np.ndarray:
     """Move ``features`` of each row of X to point ``position`` of ``n_points`` on the line to its row of E."""
     t = position / (n_points - 1)
     out = X.copy()
@@ -110,8 +111,17 @@ def interpolate(X: np.ndarray, E: np.ndarray, features: np.ndarray, n_points: in
     return out
 
 
-def perturb(method: str, X: np.ndarray, E: np.ndarray, importance: np.ndarray, m: int, n_points: int,
-            position: int, rng: np.random.Generator) -> np.ndarray:  # fmt: skip
+def perturb(
+    method: str,
+    X: np.ndarray,
+    E: np.ndarray,
+    *,
+    importance: np.ndarray,
+    m: int,
+    n_points: int,
+    position: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
     """The attacked matrix for one method; rows without an endpoint (all-NaN E rows) stay unchanged for
     the interpolating methods."""
     n_features = X.shape[1]
@@ -121,7 +131,7 @@ def perturb(method: str, X: np.ndarray, E: np.ndarray, importance: np.ndarray, m
         feats = shap_top if method == "fimba" else random_top
         has = ~np.isnan(E).any(axis=1)
         out = X.copy()
-        out[has] = interpolate(X[has], E[has], feats, n_points, position)
+        out[has] = interpolate(X[has], E[has], feats, n_points=n_points, position=position)
         return out
     feats = shap_top if method == "shap_uniform" else random_top
     out = X.copy()
@@ -134,9 +144,22 @@ def confusion(y: np.ndarray, pred: np.ndarray) -> tuple[float, int, int]:
     return float((pred == y).mean()), int(((pred == 1) & (y == 0)).sum()), int(((pred == 0) & (y == 1)).sum())
 
 
-def curve_rows(model: str, black_box, X: np.ndarray, y: np.ndarray, importance: np.ndarray, ms: Sequence[int],
-               p: float, n_points: int, position: int, seed: int, shap_queries: int,
-               variants: Sequence[str] = VARIANTS, no_endpoints: str = "report") -> list[dict]:  # fmt: skip
+def curve_rows(
+    model: str,
+    black_box,
+    *,
+    X: np.ndarray,
+    y: np.ndarray,
+    importance: np.ndarray,
+    ms: Sequence[int],
+    p: float,
+    n_points: int,
+    position: int,
+    seed: int,
+    shap_queries: int,
+    variants: Sequence[str] = VARIANTS,
+    no_endpoints: str = "report",
+) -> list[dict]:
     """Rows of curve.tsv for one model: the clean model, then every (variant, method, m).
 
     An interpolating row of a variant without endpoints has status ``no_endpoints`` and empty metrics: the
@@ -144,25 +167,63 @@ def curve_rows(model: str, black_box, X: np.ndarray, y: np.ndarray, importance: 
     """
     pred = black_box.predict(X)
     acc, fp, fn = confusion(y, pred)
-    rows = [dict(model=model, variant="none", method="clean", m=0, accuracy=acc, fp=fp, fn=fn, flip_rate=0.0,
-                 queries=shap_queries + len(X), status="ok")]  # fmt: skip
+    rows = [
+        dict(
+            model=model,
+            variant="none",
+            method="clean",
+            m=0,
+            accuracy=acc,
+            fp=fp,
+            fn=fn,
+            flip_rate=0.0,
+            queries=shap_queries + len(X),
+            status="ok",
+        )
+    ]
     for variant in variants:
         v_index = VARIANTS.index(variant)
-        ends, endpoint_status = resolve_endpoints(X, pred, y, variant, p, no_endpoints)
+        ends, endpoint_status = resolve_endpoints(X, pred, y, variant=variant, p=p, no_endpoints=no_endpoints)
         E = as_matrix(X, ends)
         for m_index, m in enumerate(ms):
             for k, method in enumerate(METHODS):
                 status = row_status(method, endpoint_status)
                 if status == "no_endpoints":
-                    rows.append(dict(model=model, variant=variant, method=method, m=m, accuracy=None, fp=None,
-                                     fn=None, flip_rate=None, queries=None, status=status))  # fmt: skip
+                    rows.append(
+                        dict(
+                            model=model,
+                            variant=variant,
+                            method=method,
+                            m=m,
+                            accuracy=None,
+                            fp=None,
+                            fn=None,
+                            flip_rate=None,
+                            queries=None,
+                            status=status,
+                        )
+                    )
                     continue
                 rng = np.random.default_rng([seed, v_index, m_index, k])
-                attacked = perturb(method, X, E, importance, m, n_points, position, rng)
+                attacked = perturb(
+                    method, X, E, importance=importance, m=m, n_points=n_points, position=position, rng=rng
+                )
                 new = black_box.predict(attacked)
                 acc, fp, fn = confusion(y, new)
                 # Queries: the SHAP step (for SHAP-guided methods), the clean and the attacked predictions.
                 queries = shap_queries * (method in ("fimba", "shap_uniform")) + 2 * len(X)
-                rows.append(dict(model=model, variant=variant, method=method, m=m, accuracy=acc, fp=fp, fn=fn,
-                                 flip_rate=float((new != pred).mean()), queries=queries, status=status))  # fmt: skip
+                rows.append(
+                    dict(
+                        model=model,
+                        variant=variant,
+                        method=method,
+                        m=m,
+                        accuracy=acc,
+                        fp=fp,
+                        fn=fn,
+                        flip_rate=float((new != pred).mean()),
+                        queries=queries,
+                        status=status,
+                    )
+                )
     return rows

@@ -12,7 +12,7 @@ MODELS = ("random_forest", "gradient_boosting", "mlp", "cnn")
 class CNN1D:
     """A 1-D CNN over the gene vector (genes in file order), trained with Adam; sklearn-style API."""
 
-    def __init__(self, seed: int = 0, epochs: int = 60, channels: int = 16, lr: float = 1e-3):
+    def __init__(self, *, seed: int = 0, epochs: int = 60, channels: int = 16, lr: float = 1e-3):
         self.seed, self.epochs, self.channels, self.lr = seed, epochs, channels, lr
 
     def _net(self, n_features: int):
@@ -20,10 +20,15 @@ class CNN1D:
 
         return nn.Sequential(
             nn.Unflatten(1, (1, n_features)),
-            nn.Conv1d(1, self.channels, 7, padding=3), nn.ReLU(), nn.MaxPool1d(4),
-            nn.Conv1d(self.channels, self.channels, 5, padding=2), nn.ReLU(), nn.AdaptiveMaxPool1d(8),
-            nn.Flatten(), nn.Linear(8 * self.channels, 2),
-        )  # fmt: skip
+            nn.Conv1d(1, self.channels, 7, padding=3),
+            nn.ReLU(),
+            nn.MaxPool1d(4),
+            nn.Conv1d(self.channels, self.channels, 5, padding=2),
+            nn.ReLU(),
+            nn.AdaptiveMaxPool1d(8),
+            nn.Flatten(),
+            nn.Linear(8 * self.channels, 2),
+        )
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> CNN1D:
         with single_cpu_thread():
@@ -51,8 +56,10 @@ class CNN1D:
         import torch
 
         with torch.inference_mode():
-            out = [torch.softmax(self.net(torch.as_tensor(X[i : i + 4096], dtype=torch.float32)), dim=1)
-                   for i in range(0, len(X), 4096)]  # fmt: skip
+            out = [
+                torch.softmax(self.net(torch.as_tensor(X[i : i + 4096], dtype=torch.float32)), dim=1)
+                for i in range(0, len(X), 4096)
+            ]
         return torch.cat(out).double().numpy() if out else np.zeros((0, 2))
 
 

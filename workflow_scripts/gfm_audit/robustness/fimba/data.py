@@ -42,8 +42,9 @@ def missing_labels(values: pd.Series) -> np.ndarray:
     return (values.isna() | text.isin(_MISSING_TEXT)).to_numpy()
 
 
-def _drop_missing_labels(labels: pd.Series, ids: list[str], path: str, label: str, policy: str,
-                         csv: bool) -> np.ndarray:  # fmt: skip
+def _drop_missing_labels(
+    labels: pd.Series, ids: list[str], path: str, label: str, policy: str, csv: bool
+) -> np.ndarray:
     """The rows to keep; stops (InputError) on missing labels unless the policy is ``drop``."""
     if policy not in MISSING_LABEL_POLICIES:
         raise InputError(f"robustness.fimba.missing_labels is '{policy}'; set it to stop or drop")
@@ -57,11 +58,19 @@ def _drop_missing_labels(labels: pd.Series, ids: list[str], path: str, label: st
     named = f"{'data row' if csv else 'obs name'}(s) {', '.join(first)}{', ...' if n > len(first) else ''}"
     if policy == "stop":
         # Counting them as the negative class (the old behaviour) silently mislabels real positives.
-        raise InputError(f"{path}: {n} of {len(labels)} sample(s) have no value in label '{label}' (empty cell, "
-                         f"NaN or None), first {named}; fill them in, or set robustness.fimba.missing_labels: "
-                         "drop to leave those samples out")  # fmt: skip
-    log.warning("%s: dropped %d of %d sample(s) with no value in label '%s' (robustness.fimba.missing_labels: "
-                "drop), first %s", path, n, len(labels), label, named)  # fmt: skip
+        raise InputError(
+            f"{path}: {n} of {len(labels)} sample(s) have no value in label '{label}' (empty cell, "
+            f"NaN or None), first {named}; fill them in, or set robustness.fimba.missing_labels: "
+            "drop to leave those samples out"
+        )
+    log.warning(
+        "%s: dropped %d of %d sample(s) with no value in label '%s' (robustness.fimba.missing_labels: drop), first %s",
+        path,
+        n,
+        len(labels),
+        label,
+        named,
+    )
     return ~missing
 
 
@@ -80,23 +89,30 @@ def _binary_labels(values: pd.Series, positive: Sequence[str] | None, where: str
         known = set(values.astype(str))
         missing = [p for p in positive if p not in known]
         if missing:
-            raise InputError(f"{where}: positive class value(s) {', '.join(missing)} never occur; "
-                             f"values are: {', '.join(sorted(known)[:12])}")  # fmt: skip
+            raise InputError(
+                f"{where}: positive class value(s) {', '.join(missing)} never occur; "
+                f"values are: {', '.join(sorted(known)[:12])}"
+            )
         y = values.astype(str).isin(list(positive)).to_numpy().astype(np.int64)
     else:
         uniq = sorted(set(values.astype(str)))
         if not set(uniq) <= {"0", "1"}:
-            raise InputError(f"{where}: labels must be 0/1, or set robustness.fimba.positive to the value(s) of "
-                             f"the positive class (values: {', '.join(uniq[:12])})")  # fmt: skip
+            raise InputError(
+                f"{where}: labels must be 0/1, or set robustness.fimba.positive to the value(s) of "
+                f"the positive class (values: {', '.join(uniq[:12])})"
+            )
         y = values.astype(str).astype(int).to_numpy()
     if len(set(y.tolist())) < 2:
-        raise InputError(f"{where}: the label has one class only ({int(y[0])}: {len(y)} samples); "
-                         "a classifier needs both; check the label key and positive values")  # fmt: skip
+        raise InputError(
+            f"{where}: the label has one class only ({int(y[0])}: {len(y)} samples); "
+            "a classifier needs both; check the label key and positive values"
+        )
     return y
 
 
-def read_matrix(path: str, label: str, positive: Sequence[str] | None = None, layer: str = "X",
-                missing_labels: str = "stop") -> Matrix:  # fmt: skip
+def read_matrix(
+    path: str, *, label: str, positive: Sequence[str] | None = None, layer: str = "X", missing_labels: str = "stop"
+) -> Matrix:
     """An .h5ad (label from ``obs[label]``; ``layer`` X or raw) or a CSV (samples x genes + a label column).
 
     Samples without a label stop with an InputError (``missing_labels`` ``stop``) or are left out (``drop``).
@@ -113,14 +129,20 @@ def read_matrix(path: str, label: str, positive: Sequence[str] | None = None, la
         except (OSError, KeyError, ValueError) as exc:
             raise InputError(f"{path}: not a readable .h5ad file ({str(exc).splitlines()[0]})") from None
         if label not in adata.obs:
-            raise InputError(f"{path}: obs has no key '{label}' (robustness.fimba.label); obs keys are: "
-                             f"{', '.join(map(str, adata.obs.columns))}")  # fmt: skip
+            raise InputError(
+                f"{path}: obs has no key '{label}' (robustness.fimba.label); obs keys are: "
+                f"{', '.join(map(str, adata.obs.columns))}"
+            )
         source = adata.raw if layer == "raw" else adata
         if source is None:
             raise InputError(f"{path}: has no .raw matrix; set robustness.fimba.layer: X")
         matrix = source.X.toarray() if scipy.sparse.issparse(source.X) else np.asarray(source.X)
-        X, genes, ids, labels = matrix.astype(np.float64), list(map(str, source.var_names)), list(adata.obs_names), \
-            adata.obs[label]  # fmt: skip
+        X, genes, ids, labels = (
+            matrix.astype(np.float64),
+            list(map(str, source.var_names)),
+            list(adata.obs_names),
+            adata.obs[label],
+        )
     else:
         table = pd.read_csv(path)
         if label not in table.columns:
@@ -129,8 +151,10 @@ def read_matrix(path: str, label: str, positive: Sequence[str] | None = None, la
         ids = [str(i) for i in range(1, len(table) + 1)]
         non_numeric = [c for c in table.columns if not pd.api.types.is_numeric_dtype(table[c])]
         if non_numeric:
-            raise InputError(f"{path}: column '{non_numeric[0]}' is not numeric; every column but the label "
-                             "must be a gene's expression")  # fmt: skip
+            raise InputError(
+                f"{path}: column '{non_numeric[0]}' is not numeric; every column but the label "
+                "must be a gene's expression"
+            )
         X, genes = table.to_numpy(dtype=np.float64), [str(c) for c in table.columns]
     labels = pd.Series(labels).reset_index(drop=True)
     keep = _drop_missing_labels(labels, ids, str(path), label, missing_labels, csv=p.suffix != ".h5ad")
@@ -140,8 +164,10 @@ def read_matrix(path: str, label: str, positive: Sequence[str] | None = None, la
     bad = ~np.isfinite(X)
     if bad.any():
         row, col = map(int, np.argwhere(bad)[0])
-        raise InputError(f"{path}: {int(bad.sum())} NaN/inf value(s), first at sample {ids[row]}, gene "
-                         f"{genes[col]}; impute or drop them before the audit")  # fmt: skip
+        raise InputError(
+            f"{path}: {int(bad.sum())} NaN/inf value(s), first at sample {ids[row]}, gene "
+            f"{genes[col]}; impute or drop them before the audit"
+        )
     y = _binary_labels(labels, positive, f"{path} label '{label}'")
     return Matrix(str(path), X, y, genes, ids)
 
@@ -150,11 +176,16 @@ def check_same_genes(train: Matrix, test: Matrix) -> None:
     if train.genes != test.genes:
         only_train = [g for g in train.genes if g not in set(test.genes)]
         only_test = [g for g in test.genes if g not in set(train.genes)]
-        detail = (f"{len(only_train)} gene(s) only in {train.path} (e.g. {', '.join(only_train[:3])}), "
-                  f"{len(only_test)} only in {test.path} (e.g. {', '.join(only_test[:3])})"
-                  if only_train or only_test else "same genes in another order")  # fmt: skip
-        raise InputError(f"gene names differ between {train.path} and {test.path}: {detail}; "
-                         "give both files the same genes in the same order")  # fmt: skip
+        detail = (
+            f"{len(only_train)} gene(s) only in {train.path} (e.g. {', '.join(only_train[:3])}), "
+            f"{len(only_test)} only in {test.path} (e.g. {', '.join(only_test[:3])})"
+            if only_train or only_test
+            else "same genes in another order"
+        )
+        raise InputError(
+            f"gene names differ between {train.path} and {test.path}: {detail}; "
+            "give both files the same genes in the same order"
+        )
 
 
 @dataclass(frozen=True)
@@ -180,16 +211,34 @@ def make_split(settings: Mapping[str, Any]) -> Split:
     from sklearn.model_selection import train_test_split
 
     missing = settings.get("missing_labels", "stop")
-    data = read_matrix(settings["data"], settings["label"], settings.get("positive"), settings["layer"], missing)
+    data = read_matrix(
+        settings["data"],
+        label=settings["label"],
+        positive=settings.get("positive"),
+        layer=settings["layer"],
+        missing_labels=missing,
+    )
     if settings.get("test_data"):
-        test = read_matrix(settings["test_data"], settings["label"], settings.get("positive"), settings["layer"],
-                           missing)  # fmt: skip
+        test = read_matrix(
+            settings["test_data"],
+            label=settings["label"],
+            positive=settings.get("positive"),
+            layer=settings["layer"],
+            missing_labels=missing,
+        )
         check_same_genes(data, test)
         X_tr, y_tr, X_te, y_te = data.X, data.y, test.X, test.y
     else:
-        X_tr, X_te, y_tr, y_te = train_test_split(data.X, data.y, test_size=settings["test_fraction"],
-                                                  stratify=data.y, random_state=settings["seed"])  # fmt: skip
+        X_tr, X_te, y_tr, y_te = train_test_split(
+            data.X, data.y, test_size=settings["test_fraction"], stratify=data.y, random_state=settings["seed"]
+        )
     low, high = X_tr.min(axis=0), X_tr.max(axis=0)
-    log.info("train %d samples (%d positive), test %d (%d positive), %d genes", len(y_tr), y_tr.sum(), len(y_te),
-             y_te.sum(), X_tr.shape[1])  # fmt: skip
+    log.info(
+        "train %d samples (%d positive), test %d (%d positive), %d genes",
+        len(y_tr),
+        y_tr.sum(),
+        len(y_te),
+        y_te.sum(),
+        X_tr.shape[1],
+    )
     return Split(scale(X_tr, low, high), y_tr, scale(X_te, low, high), y_te, data.genes, low, high)

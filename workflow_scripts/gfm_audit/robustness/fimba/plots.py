@@ -21,8 +21,13 @@ def curve_figure(curve: pd.DataFrame, path: str | os.PathLike) -> None:
         sub = curve[curve.variant == variant]
         statuses = set(sub.status) if "status" in sub else set()
         # The empty (not tried) lines must not pass for an attack that changed nothing.
-        note = ("\nno endpoints: fimba, random_features not tried" if "no_endpoints" in statuses
-                else "\nfimba, random_features: tp_tn endpoints" if "fallback_tp_tn" in statuses else "")  # fmt: skip
+        note = (
+            "\nno endpoints: fimba, random_features not tried"
+            if "no_endpoints" in statuses
+            else "\nfimba, random_features: tp_tn endpoints"
+            if "fallback_tp_tn" in statuses
+            else ""
+        )
         for ax, metric in zip(row, ("accuracy", "fp", "fn"), strict=True):
             for method, style in STYLES.items():
                 line = sub[sub.method == method].sort_values("m")

@@ -13,8 +13,14 @@ from ...report_html import html_image, html_table
 PAPER_SSIM = {"fimba": 0.9, "brute_force": 0.004}
 
 
-def fimba_section(models: Sequence[str], curve_paths: Mapping[str, str], detection_path: str, vae_path: str,
-                  figures: Mapping[str, Sequence[tuple[str, str]]]) -> str:  # fmt: skip
+def fimba_section(
+    models: Sequence[str],
+    *,
+    curve_paths: Mapping[str, str],
+    detection_path: str,
+    vae_path: str,
+    figures: Mapping[str, Sequence[tuple[str, str]]],
+) -> str:
     parts = [
         "<h2>Robustness: FIMBA on gene-expression classifiers</h2>",
         "<p>FIMBA moves the top-m SHAP features of each test sample towards its nearest (Minkowski-p) "
@@ -35,21 +41,33 @@ def fimba_section(models: Sequence[str], curve_paths: Mapping[str, str], detecti
         elif status == "fallback_tp_tn":
             fell_back.append(model)
         tried = status != "no_endpoints"
-        rows.append({"model": model, "variant": variant, "clean accuracy": clean.accuracy, "m": int(main.m),
-                     "FIMBA accuracy": main.accuracy if tried else "not tried",
-                     "random-features accuracy": rnd.accuracy if tried else "not tried",
-                     "FIMBA flip rate": main.flip_rate if tried else "not tried", "status": status})  # fmt: skip
+        rows.append(
+            {
+                "model": model,
+                "variant": variant,
+                "clean accuracy": clean.accuracy,
+                "m": int(main.m),
+                "FIMBA accuracy": main.accuracy if tried else "not tried",
+                "random-features accuracy": rnd.accuracy if tried else "not tried",
+                "FIMBA flip rate": main.flip_rate if tried else "not tried",
+                "status": status,
+            }
+        )
     parts.append("<h3>Clean accuracy and the attack at the largest m</h3>" + html_table(pd.DataFrame(rows)))
     if not_tried:
-        parts.append(f"<p><b>Not tried:</b> {html.escape(', '.join(not_tried))}: no test sample has an endpoint "
-                     "for the main variant (for fp_fn: the classifier makes no error on the test split that "
-                     "FIMBA could move towards), so FIMBA and random features were not run for it; these rows "
-                     "have status no_endpoints and no metrics. Set robustness.fimba.no_endpoints: "
-                     "fall_back_to_tp_tn to attack towards correctly classified samples instead.</p>")  # fmt: skip
+        parts.append(
+            f"<p><b>Not tried:</b> {html.escape(', '.join(not_tried))}: no test sample has an endpoint "
+            "for the main variant (for fp_fn: the classifier makes no error on the test split that "
+            "FIMBA could move towards), so FIMBA and random features were not run for it; these rows "
+            "have status no_endpoints and no metrics. Set robustness.fimba.no_endpoints: "
+            "fall_back_to_tp_tn to attack towards correctly classified samples instead.</p>"
+        )
     if fell_back:
-        parts.append(f"<p><b>Fallback:</b> {html.escape(', '.join(fell_back))}: fp_fn has no endpoint, so its "
-                     "FIMBA and random-features rows move towards the tp_tn endpoints (status fallback_tp_tn; "
-                     "robustness.fimba.no_endpoints: fall_back_to_tp_tn).</p>")  # fmt: skip
+        parts.append(
+            f"<p><b>Fallback:</b> {html.escape(', '.join(fell_back))}: fp_fn has no endpoint, so its "
+            "FIMBA and random-features rows move towards the tp_tn endpoints (status fallback_tp_tn; "
+            "robustness.fimba.no_endpoints: fall_back_to_tp_tn).</p>"
+        )
     for model in models:
         for path, caption in figures.get(model, []):
             parts.append(f"<h3>{html.escape(model)}: {html.escape(caption)}</h3>" + html_image(path, caption))
@@ -61,7 +79,7 @@ def fimba_section(models: Sequence[str], curve_paths: Mapping[str, str], detecti
         + "; ".join(
             f"{html.escape(m)} {summary.get(m, float('nan')):.3f} (paper, TCGA: {PAPER_SSIM[m]})"
             for m in ("fimba", "brute_force")
-        )  # fmt: skip
+        )
         + ". A lower SSIM means the attack is easier to see in the spectrum.</p>"
     )
     parts.append(html_table(detection))

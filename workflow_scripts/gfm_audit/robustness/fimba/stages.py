@@ -43,22 +43,49 @@ def _check_m(settings: Mapping[str, Any], n_features: int) -> None:
 def _log_endpoints(who: str, variant: str, ends: np.ndarray, status: str, errors: int) -> None:
     """Say when a variant's attack could not be tried, fell back, or reaches only some test samples."""
     if status == "no_endpoints":
-        hint = ("; set robustness.fimba.no_endpoints: fall_back_to_tp_tn to move towards tp_tn endpoints instead"
-                if variant == "fp_fn" else "")  # fmt: skip
-        log.warning("%s: %s has no endpoint for any of the %d test samples (%d misclassified), so FIMBA and "
-                    "random_features were not tried for it (status no_endpoints)%s", who, variant, len(ends), errors,
-                    hint)  # fmt: skip
+        hint = (
+            "; set robustness.fimba.no_endpoints: fall_back_to_tp_tn to move towards tp_tn endpoints instead"
+            if variant == "fp_fn"
+            else ""
+        )
+        log.warning(
+            "%s: %s has no endpoint for any of the %d test samples (%d misclassified), so FIMBA and "
+            "random_features were not tried for it (status no_endpoints)%s",
+            who,
+            variant,
+            len(ends),
+            errors,
+            hint,
+        )
     elif status == "fallback_tp_tn":
-        log.warning("%s: fp_fn has no endpoint for any of the %d test samples (%d misclassified); FIMBA and "
-                    "random_features move towards the tp_tn endpoints instead (robustness.fimba.no_endpoints: "
-                    "fall_back_to_tp_tn; status fallback_tp_tn)", who, len(ends), errors)  # fmt: skip
+        log.warning(
+            "%s: fp_fn has no endpoint for any of the %d test samples (%d misclassified); FIMBA and "
+            "random_features move towards the tp_tn endpoints instead (robustness.fimba.no_endpoints: "
+            "fall_back_to_tp_tn; status fallback_tp_tn)",
+            who,
+            len(ends),
+            errors,
+        )
     elif (ends < 0).any():
-        log.info("%s: %s: %d of %d test samples have an endpoint; the others stay unchanged under FIMBA and "
-                 "random_features", who, variant, int((ends >= 0).sum()), len(ends))  # fmt: skip
+        log.info(
+            "%s: %s: %d of %d test samples have an endpoint; the others stay unchanged under FIMBA and random_features",
+            who,
+            variant,
+            int((ends >= 0).sum()),
+            len(ends),
+        )
 
 
-def fimba_model_stage(model: str, settings: Mapping[str, Any], threads: int, curve_tsv: str, detection_tsv: str,
-                      spectra_npz: str, model_file: str) -> None:  # fmt: skip
+def fimba_model_stage(
+    model: str,
+    settings: Mapping[str, Any],
+    *,
+    threads: int,
+    curve_tsv: str,
+    detection_tsv: str,
+    spectra_npz: str,
+    model_file: str,
+) -> None:
     """Train one classifier, explain it, run FIMBA and ablations over m, and the spectral detection."""
     split = make_split(settings)
     _check_m(settings, split.X_train.shape[1])
@@ -68,40 +95,87 @@ def fimba_model_stage(model: str, settings: Mapping[str, Any], threads: int, cur
     rng = np.random.default_rng(seed)
     explain = split.X_train[np.sort(rng.choice(len(split.X_train), settings["shap_samples"], replace=False))]
     background = split.X_train[np.sort(rng.choice(len(split.X_train), settings["shap_background"], replace=False))]
-    importance = shap_importance(box.predict_proba, explain, background, seed)
+    importance = shap_importance(box.predict_proba, explain, background, seed=seed)
     shap_queries = box.queries
-    log.info("%s: SHAP took %d queries; top genes %s", model, shap_queries,
-             ", ".join(split.genes[i] for i in top_features(importance, 5)))  # fmt: skip
+    log.info(
+        "%s: SHAP took %d queries; top genes %s",
+        model,
+        shap_queries,
+        ", ".join(split.genes[i] for i in top_features(importance, 5)),
+    )
     X, y = split.X_test, split.y_test
     no_endpoints = settings.get("no_endpoints", "report")
-    rows = curve_rows(model, box, X, y, importance, settings["top_m"], settings["p"], settings["n_points"],
-                      settings["position"], seed, shap_queries, settings["variants"], no_endpoints)  # fmt: skip
+    rows = curve_rows(
+        model,
+        box,
+        X=X,
+        y=y,
+        importance=importance,
+        ms=settings["top_m"],
+        p=settings["p"],
+        n_points=settings["n_points"],
+        position=settings["position"],
+        seed=seed,
+        shap_queries=shap_queries,
+        variants=settings["variants"],
+        no_endpoints=no_endpoints,
+    )
     # Detection at the largest m: FIMBA (and the brute-force ablation, the paper's "random perturbation").
     m = max(settings["top_m"])
     pred = box.predict(X)
     det, spectra = [], {"original": power_spectrum(X)}
     for variant in settings["variants"]:
         v_index = VARIANTS.index(variant)
-        ends, endpoint_status = resolve_endpoints(X, pred, y, variant, settings["p"], no_endpoints)
+        ends, endpoint_status = resolve_endpoints(
+            X, pred, y, variant=variant, p=settings["p"], no_endpoints=no_endpoints
+        )
         _log_endpoints(model, variant, ends, endpoint_status, int((pred != y).sum()))
         E = as_matrix(X, ends)
         for method in ("fimba", "brute_force"):
             status = row_status(method, endpoint_status)
             if status == "no_endpoints":
                 # An SSIM of the unchanged matrix (1) would read as an attack that cannot be seen.
-                det += [dict(model=model, variant=variant, method=method, m=m, subset=subset, n_samples=0, ssim=None,
-                             status=status) for subset in ("all", "fp", "fn")]  # fmt: skip
+                det += [
+                    dict(
+                        model=model,
+                        variant=variant,
+                        method=method,
+                        m=m,
+                        subset=subset,
+                        n_samples=0,
+                        ssim=None,
+                        status=status,
+                    )
+                    for subset in ("all", "fp", "fn")
+                ]
                 continue
             k = METHODS.index(method)
             m_index = list(settings["top_m"]).index(m)
-            attacked = perturb(method, X, E, importance, m, settings["n_points"], settings["position"],
-                               np.random.default_rng([seed, v_index, m_index, k]))  # fmt: skip
+            attacked = perturb(
+                method,
+                X,
+                E,
+                importance=importance,
+                m=m,
+                n_points=settings["n_points"],
+                position=settings["position"],
+                rng=np.random.default_rng([seed, v_index, m_index, k]),
+            )
             new = box.predict(attacked)
             subsets = {"all": np.ones(len(y), bool), "fp": (new == 1) & (y == 0), "fn": (new == 0) & (y == 1)}
             for subset, rows_mask in subsets.items():
-                det.append(dict(model=model, variant=variant, method=method, m=m, subset=subset,
-                                n_samples=int(rows_mask.sum()),
-                                ssim=spectral_ssim(X[rows_mask], attacked[rows_mask]), status=status))  # fmt: skip
+                det.append(
+                    dict(
+                        model=model,
+                        variant=variant,
+                        method=method,
+                        m=m,
+                        subset=subset,
+                        n_samples=int(rows_mask.sum()),
+                        ssim=spectral_ssim(X[rows_mask], attacked[rows_mask]),
+                        status=status,
+                    )
+                )
             if variant == settings["variants"][0]:
                 spectra[method] = power_spectrum(attacked)
     curve = pd.DataFrame(rows, columns=CURVE_COLUMNS)
@@ -131,7 +205,9 @@ def vae_stage(settings: Mapping[str, Any], models: Mapping[str, str], out_tsv: s
     first = Counted(joblib.load(models[names[0]])["model"])
     X, y = split.X_test, split.y_test
     pred, variant = first.predict(X), settings["variants"][0]
-    ends, status = resolve_endpoints(X, pred, y, variant, settings["p"], settings.get("no_endpoints", "report"))
+    ends, status = resolve_endpoints(
+        X, pred, y, variant=variant, p=settings["p"], no_endpoints=settings.get("no_endpoints", "report")
+    )
     _log_endpoints(f"VAE poisoning ({names[0]})", variant, ends, status, int((pred != y).sum()))
     usable = np.flatnonzero(ends >= 0)[: vae_cfg["n_samples"]]
     if not usable.size:
@@ -139,17 +215,24 @@ def vae_stage(settings: Mapping[str, Any], models: Mapping[str, str], out_tsv: s
         with atomic_outputs(out_tsv) as (tmp,):
             write_tsv(pd.DataFrame([dict(model=name, n_samples=0) for name in names], columns=VAE_COLUMNS), tmp)
         return
-    vae = train_vae(split.X_train, vae_cfg["latent"], vae_cfg["epochs"], settings["seed"])
+    vae = train_vae(split.X_train, latent=vae_cfg["latent"], epochs=vae_cfg["epochs"], seed=settings["seed"])
     alpha = settings["position"] / (settings["n_points"] - 1)
-    poisoned, ttg = poison(vae, X[usable], X[ends[usable]], alpha)
+    poisoned, ttg = poison(vae, X[usable], X[ends[usable]], alpha=alpha)
     sim = similarity(X[usable], poisoned)
     rows = []
     for name in names:
         box = Counted(joblib.load(models[name])["model"])
         new = box.predict(poisoned)
-        rows.append(dict(model=name, n_samples=len(usable), ttg_seconds=ttg, **sim,
-                         accuracy=float((new == y[usable]).mean()),
-                         flip_rate=float((new != box.predict(X[usable])).mean())))  # fmt: skip
+        rows.append(
+            dict(
+                model=name,
+                n_samples=len(usable),
+                ttg_seconds=ttg,
+                **sim,
+                accuracy=float((new == y[usable]).mean()),
+                flip_rate=float((new != box.predict(X[usable])).mean()),
+            )
+        )
     with atomic_outputs(out_tsv) as (tmp,):
         write_tsv(pd.DataFrame(rows, columns=VAE_COLUMNS), tmp)
 

@@ -14,7 +14,7 @@ import numpy as np
 from ...determinism import single_cpu_thread
 
 
-def train_vae(X: np.ndarray, latent: int, epochs: int, seed: int, hidden: int = 128, lr: float = 1e-3):
+def train_vae(X: np.ndarray, *, latent: int, epochs: int, seed: int, hidden: int = 128, lr: float = 1e-3):
     with single_cpu_thread():
         return _train_vae(X, latent, epochs, seed, hidden, lr)
 
@@ -57,7 +57,7 @@ def _train_vae(X: np.ndarray, latent: int, epochs: int, seed: int, hidden: int, 
     return model.eval()
 
 
-def poison(model, X: np.ndarray, E: np.ndarray, alpha: float) -> tuple[np.ndarray, float]:
+def poison(model, X: np.ndarray, E: np.ndarray, *, alpha: float) -> tuple[np.ndarray, float]:
     """Decoded latent interpolations and the seconds it took (TTG)."""
     import torch
 

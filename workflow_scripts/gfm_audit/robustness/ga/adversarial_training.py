@@ -29,12 +29,19 @@ from .search import GAParams
 
 log = logging.getLogger(__name__)
 
-PROGRESS_COLUMNS = ["iteration", "train_size", "n_adversarial", "clean_accuracy", "robust_accuracy", "asr",
-                    "n_attacked"]  # fmt: skip
+PROGRESS_COLUMNS = [
+    "iteration",
+    "train_size",
+    "n_adversarial",
+    "clean_accuracy",
+    "robust_accuracy",
+    "asr",
+    "n_attacked",
+]
 
 
 def _holdout_metrics(clf, holdout, constraints, params, seed) -> tuple[float, float, int]:
-    run = attack_sequences(clf, holdout, constraints, params, seed, baseline=False, prune=False)
+    run = attack_sequences(clf, holdout, constraints=constraints, params=params, seed=seed, baseline=False, prune=False)
     flipped = int(run.ga.success.sum())
     n_attacked = len(run.attacked)
     robust = (n_attacked - flipped) / len(holdout)
@@ -45,6 +52,7 @@ def adversarial_training(
     clf: Classifier,
     train: LabelledSequences,
     test: LabelledSequences,
+    *,
     constraints: Constraints,
     params: GAParams,
     settings: Mapping[str, Any],
@@ -62,24 +70,41 @@ def adversarial_training(
     for iteration in range(settings["iterations"] + 1):
         if iteration:
             pick = sample_rows(len(train), settings["train_sample"], seed + iteration)
-            run = attack_sequences(clf, train.subset(pick), constraints, params, seed + iteration,
-                                   baseline=False, prune=False)  # fmt: skip
+            run = attack_sequences(
+                clf,
+                train.subset(pick),
+                constraints=constraints,
+                params=params,
+                seed=seed + iteration,
+                baseline=False,
+                prune=False,
+            )
             won = run.ga.success
             adv_codes = np.concatenate([adv_codes, run.ga.adversarial[won]])
             adv_labels = np.concatenate([adv_labels, run.attacked.labels[won]])
-            log.info("iteration %d: %d adversarial training sequences from %d attacked", iteration, won.sum(),
-                     len(run.attacked))  # fmt: skip
-            clf.fit(np.concatenate([train_codes, adv_codes]), np.concatenate([train_labels, adv_labels]),
-                    fine_tune, seed + iteration)  # fmt: skip
+            log.info(
+                "iteration %d: %d adversarial training sequences from %d attacked",
+                iteration,
+                won.sum(),
+                len(run.attacked),
+            )
+            clf.fit(
+                np.concatenate([train_codes, adv_codes]),
+                np.concatenate([train_labels, adv_labels]),
+                training=fine_tune,
+                seed=seed + iteration,
+            )
         robust, asr, n_attacked = _holdout_metrics(clf, holdout, constraints, params, seed)
-        rows.append({
-            "iteration": iteration,
-            "train_size": len(train_codes) + len(adv_codes),
-            "n_adversarial": len(adv_codes),
-            "clean_accuracy": accuracy(clf, test_codes, test.labels),
-            "robust_accuracy": robust,
-            "asr": asr,
-            "n_attacked": n_attacked,
-        })  # fmt: skip
+        rows.append(
+            {
+                "iteration": iteration,
+                "train_size": len(train_codes) + len(adv_codes),
+                "n_adversarial": len(adv_codes),
+                "clean_accuracy": accuracy(clf, test_codes, test.labels),
+                "robust_accuracy": robust,
+                "asr": asr,
+                "n_attacked": n_attacked,
+            }
+        )
         log.info("iteration %d: %s", iteration, rows[-1])
     return pd.DataFrame(rows, columns=PROGRESS_COLUMNS)

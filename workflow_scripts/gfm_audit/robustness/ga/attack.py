@@ -28,10 +28,30 @@ from .search import AttackResult, GAParams, genetic_attack, prune_edits, random_
 
 log = logging.getLogger(__name__)
 
-ADVERSARIAL_COLUMNS = ["seq_id", "label", "original", "adversarial", "p_true_before", "p_true_after", "edits",
-                       "gc_before", "gc_after", "n_transitions", "queries", "success"]  # fmt: skip
-SUMMARY_COLUMNS = ["attack", "n_attacked", "asr", "mean_edits", "median_edits", "mean_conf_drop", "mean_queries",
-                   "transition_fraction"]  # fmt: skip
+ADVERSARIAL_COLUMNS = [
+    "seq_id",
+    "label",
+    "original",
+    "adversarial",
+    "p_true_before",
+    "p_true_after",
+    "edits",
+    "gc_before",
+    "gc_after",
+    "n_transitions",
+    "queries",
+    "success",
+]
+SUMMARY_COLUMNS = [
+    "attack",
+    "n_attacked",
+    "asr",
+    "mean_edits",
+    "median_edits",
+    "mean_conf_drop",
+    "mean_queries",
+    "transition_fraction",
+]
 
 
 def settings_from_config(block: Mapping[str, Any]) -> tuple[Constraints, GAParams]:
@@ -65,6 +85,7 @@ class AttackRun:
 def attack_sequences(
     clf: Classifier,
     data: LabelledSequences,
+    *,
     constraints: Constraints,
     params: GAParams,
     seed: int,
@@ -76,8 +97,9 @@ def attack_sequences(
     codes = encode(data.sequences)
     probs = clf.predict_proba(codes)
     correct = np.flatnonzero(probs.argmax(axis=1) == data.labels)
-    log.info("classifier %s: %d of %d sequences classified correctly; attacking those", clf.name, correct.size,
-             len(data))  # fmt: skip
+    log.info(
+        "classifier %s: %d of %d sequences classified correctly; attacking those", clf.name, correct.size, len(data)
+    )
     attacked = data.subset(correct)
     originals, labels = codes[correct], data.labels[correct]
     p_before = probs[correct, labels]
@@ -91,31 +113,45 @@ def attack_sequences(
             f"{', coding' if constraints.coding else ''}), so no attack can succeed; relax them"
         )
     if (~possible).any():
-        log.warning("%d sequence(s) admit no valid substitution; they count as attacked and not flipped",
-                    int((~possible).sum()))  # fmt: skip
+        log.warning(
+            "%d sequence(s) admit no valid substitution; they count as attacked and not flipped", int((~possible).sum())
+        )
     rng = np.random.default_rng(seed)
     ga = _empty(originals, p_before)
     rnd = _empty(originals, p_before)
     rows = np.flatnonzero(possible)
     if rows.size:
-        sub = (originals[rows], labels[rows], p_before[rows], protected[rows], constraints)
-        part = genetic_attack(clf.predict_proba, *sub, params, rng)
+        # What every search and the pruning are given about the attackable sequences.
+        chosen = dict(
+            originals=originals[rows], labels=labels[rows], protected=protected[rows], constraints=constraints
+        )
+        p_true_before = p_before[rows]
+        part = genetic_attack(clf.predict_proba, **chosen, p_true_before=p_true_before, params=params, rng=rng)
         budgets = part.queries.copy()
         if prune:
-            part = prune_edits(clf.predict_proba, part, sub[0], sub[1], sub[3], constraints, params.delta)
+            part = prune_edits(clf.predict_proba, part, **chosen, delta=params.delta)
         _merge(ga, part, rows)
         if baseline:
-            part = random_attack(clf.predict_proba, *sub, budgets, params.population, params.delta, rng)
+            part = random_attack(
+                clf.predict_proba,
+                **chosen,
+                p_true_before=p_true_before,
+                budgets=budgets,
+                batch=params.population,
+                delta=params.delta,
+                rng=rng,
+            )
             if prune:
-                part = prune_edits(clf.predict_proba, part, sub[0], sub[1], sub[3], constraints, params.delta)
+                part = prune_edits(clf.predict_proba, part, **chosen, delta=params.delta)
             _merge(rnd, part, rows)
     return AttackRun(attacked, originals, ga, rnd)
 
 
 def _empty(originals: np.ndarray, p_before: np.ndarray) -> AttackResult:
     n = len(originals)
-    return AttackResult(originals.copy(), p_before.copy(), p_before.copy(), np.zeros(n, dtype=bool),
-                        np.ones(n, dtype=np.int64))  # fmt: skip
+    return AttackResult(
+        originals.copy(), p_before.copy(), p_before.copy(), np.zeros(n, dtype=bool), np.ones(n, dtype=np.int64)
+    )
 
 
 def _merge(into: AttackResult, part: AttackResult, rows: np.ndarray) -> None:
@@ -129,23 +165,26 @@ def adversarial_table(run: AttackRun) -> pd.DataFrame:
     """One row per attacked sequence: the GA's reported candidate."""
     res, orig = run.ga, run.originals
     diff = res.adversarial != orig
-    return pd.DataFrame({
-        "seq_id": run.attacked.ids,
-        "label": run.attacked.labels,
-        "original": run.attacked.sequences,
-        "adversarial": decode(res.adversarial) if len(orig) else [],
-        "p_true_before": res.p_true_before,
-        "p_true_after": res.p_true_after,
-        "edits": diff.sum(axis=1),
-        "gc_before": gc_fraction(orig),
-        "gc_after": gc_fraction(res.adversarial),
-        "n_transitions": (is_transition(orig, res.adversarial) & diff).sum(axis=1),
-        "queries": res.queries,
-        "success": res.success,
-    }, columns=ADVERSARIAL_COLUMNS)  # fmt: skip
+    return pd.DataFrame(
+        {
+            "seq_id": run.attacked.ids,
+            "label": run.attacked.labels,
+            "original": run.attacked.sequences,
+            "adversarial": decode(res.adversarial) if len(orig) else [],
+            "p_true_before": res.p_true_before,
+            "p_true_after": res.p_true_after,
+            "edits": diff.sum(axis=1),
+            "gc_before": gc_fraction(orig),
+            "gc_after": gc_fraction(res.adversarial),
+            "n_transitions": (is_transition(orig, res.adversarial) & diff).sum(axis=1),
+            "queries": res.queries,
+            "success": res.success,
+        },
+        columns=ADVERSARIAL_COLUMNS,
+    )
 
 
-def summary_rows(name: str, res: AttackResult, originals: np.ndarray, max_edits: int) -> list[dict[str, Any]]:
+def summary_rows(name: str, res: AttackResult, *, originals: np.ndarray, max_edits: int) -> list[dict[str, Any]]:
     """The headline row (budget = max_edits) and one row ``<name>_k<j>`` per budget j = 1..max_edits."""
     diff = res.adversarial != originals
     edits = diff.sum(axis=1)
@@ -155,21 +194,23 @@ def summary_rows(name: str, res: AttackResult, originals: np.ndarray, max_edits:
     rows = []
     for label, budget in [(name, max_edits)] + [(f"{name}_k{j}", j) for j in range(1, max_edits + 1)]:
         hit = res.success & (edits <= budget)
-        rows.append({
-            "attack": label,
-            "n_attacked": n,
-            "asr": hit.sum() / n if n else np.nan,
-            "mean_edits": edits[hit].mean() if hit.any() else np.nan,
-            "median_edits": float(np.median(edits[hit])) if hit.any() else np.nan,
-            "mean_conf_drop": drop[hit].mean() if hit.any() else np.nan,
-            "mean_queries": res.queries.mean() if n else np.nan,
-            "transition_fraction": transitions[hit].sum() / edits[hit].sum() if hit.any() else np.nan,
-        })  # fmt: skip
+        rows.append(
+            {
+                "attack": label,
+                "n_attacked": n,
+                "asr": hit.sum() / n if n else np.nan,
+                "mean_edits": edits[hit].mean() if hit.any() else np.nan,
+                "median_edits": float(np.median(edits[hit])) if hit.any() else np.nan,
+                "mean_conf_drop": drop[hit].mean() if hit.any() else np.nan,
+                "mean_queries": res.queries.mean() if n else np.nan,
+                "transition_fraction": transitions[hit].sum() / edits[hit].sum() if hit.any() else np.nan,
+            }
+        )
     return rows
 
 
 def summary_table(run: AttackRun, max_edits: int) -> pd.DataFrame:
-    rows = summary_rows("ga", run.ga, run.originals, max_edits) + summary_rows(
-        "random", run.random, run.originals, max_edits
+    rows = summary_rows("ga", run.ga, originals=run.originals, max_edits=max_edits) + summary_rows(
+        "random", run.random, originals=run.originals, max_edits=max_edits
     )
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)

@@ -87,7 +87,7 @@ class Classifier:
             return np.zeros((0, self.num_labels))
         return np.concatenate(out).astype(np.float64)
 
-    def fit(self, codes: np.ndarray, labels: np.ndarray, training: dict[str, Any], seed: int) -> list[float]:
+    def fit(self, codes: np.ndarray, labels: np.ndarray, *, training: dict[str, Any], seed: int) -> list[float]:
         """Cross-entropy with AdamW over the trainable parameters, seeded shuffles; returns per-epoch mean loss."""
 
         with single_cpu_thread():
@@ -122,8 +122,17 @@ class Classifier:
 
 
 class CNNClassifier(Classifier):
-    def __init__(self, name: str, length: int, num_labels: int = 2, channels: int = 64, kernel: int = 9,
-                 seed: int = 0, batch_size: int = 256):  # fmt: skip
+    def __init__(
+        self,
+        name: str,
+        length: int,
+        *,
+        num_labels: int = 2,
+        channels: int = 64,
+        kernel: int = 9,
+        seed: int = 0,
+        batch_size: int = 256,
+    ):
         import torch
 
         torch.manual_seed(seed)
@@ -161,7 +170,7 @@ class CNNClassifier(Classifier):
 class HFClassifier(Classifier):
     """``AutoModelForSequenceClassification`` with its own tokenizer; ``train: head`` freezes the encoder."""
 
-    def __init__(self, name: str, model, tokenizer, train: str = "head", batch_size: int = 64):
+    def __init__(self, name: str, model, tokenizer, *, train: str = "head", batch_size: int = 64):
         self.name, self.model, self.tokenizer, self.batch_size = name, model, tokenizer, batch_size
         self.num_labels = int(model.config.num_labels)
         self.device = _device()
@@ -186,8 +195,16 @@ class HFClassifier(Classifier):
         (Path(folder) / CLASSIFIER_FILE).write_text(json.dumps({"kind": "huggingface"}, indent=2) + "\n")
 
     @classmethod
-    def load(cls, name: str, folder: str | os.PathLike, trust_remote_code: bool = False, train: str = "head",
-             num_labels: int | None = None, batch_size: int = 64) -> HFClassifier:  # fmt: skip
+    def load(
+        cls,
+        name: str,
+        folder: str | os.PathLike,
+        *,
+        trust_remote_code: bool = False,
+        train: str = "head",
+        num_labels: int | None = None,
+        batch_size: int = 64,
+    ) -> HFClassifier:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         spec = ModelSpec(name=name, path=str(folder), kind="classifier", trust_remote_code=trust_remote_code)
@@ -215,23 +232,40 @@ def load_classifier(name: str, folder: str | os.PathLike, spec: dict[str, Any]) 
     batch = spec.get("batch_size", 256)
     if kind == "cnn":
         return CNNClassifier.load(name, folder, batch_size=batch)
-    return HFClassifier.load(name, folder, trust_remote_code=spec.get("trust_remote_code", False),
-                             train=spec.get("train", "head"), batch_size=batch)  # fmt: skip
+    return HFClassifier.load(
+        name,
+        folder,
+        trust_remote_code=spec.get("trust_remote_code", False),
+        train=spec.get("train", "head"),
+        batch_size=batch,
+    )
 
 
-def new_classifier(name: str, spec: dict[str, Any], base_folder: str | None, length: int, seed: int) -> Classifier:
+def new_classifier(name: str, spec: dict[str, Any], *, base_folder: str | None, length: int, seed: int) -> Classifier:
     """An untrained classifier of the configured kind (``cnn`` or ``gfm_head``)."""
     kind = spec["kind"]
     if kind == "cnn":
-        return CNNClassifier(name, length, spec.get("num_labels", 2), spec.get("channels", 64),
-                             spec.get("kernel", 9), seed, spec.get("batch_size", 256))  # fmt: skip
+        return CNNClassifier(
+            name,
+            length,
+            num_labels=spec.get("num_labels", 2),
+            channels=spec.get("channels", 64),
+            kernel=spec.get("kernel", 9),
+            seed=seed,
+            batch_size=spec.get("batch_size", 256),
+        )
     if kind == "gfm_head":
         import torch
 
         torch.manual_seed(seed)  # the new head's initial weights
-        return HFClassifier.load(name, base_folder, trust_remote_code=spec.get("trust_remote_code", False),
-                                 train="head", num_labels=spec.get("num_labels", 2),
-                                 batch_size=spec.get("batch_size", 64))  # fmt: skip
+        return HFClassifier.load(
+            name,
+            base_folder,
+            trust_remote_code=spec.get("trust_remote_code", False),
+            train="head",
+            num_labels=spec.get("num_labels", 2),
+            batch_size=spec.get("batch_size", 64),
+        )
     raise InputError(f"classifier '{name}': kind {kind} is not trained by the workflow (use cnn or gfm_head)")
 
 

@@ -63,7 +63,7 @@ def stop_codons(codes: np.ndarray, frame: int = 0) -> np.ndarray:
 
 
 def is_valid(
-    candidates: np.ndarray, originals: np.ndarray, protected: np.ndarray, constraints: Constraints
+    candidates: np.ndarray, originals: np.ndarray, protected: np.ndarray, *, constraints: Constraints
 ) -> np.ndarray:
     """(S, P) validity of candidates (S, P, L) against originals (S, L) and their protected mask (S, L)."""
     diff = candidates != originals[:, None, :]
@@ -103,5 +103,5 @@ def any_single_substitution(originals: np.ndarray, protected: np.ndarray, constr
             cand = np.repeat(originals[:, None, :], stop - start, axis=1)
             pos = np.arange(start, stop)
             cand[:, pos - start, pos] ^= shift
-            result |= is_valid(cand, originals, protected, constraints).any(axis=1)
+            result |= is_valid(cand, originals, protected, constraints=constraints).any(axis=1)
     return result

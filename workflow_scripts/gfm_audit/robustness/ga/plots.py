@@ -22,8 +22,11 @@ def asr_vs_budget_figure(summary: pd.DataFrame, path: str | os.PathLike) -> None
     for attack, style in (("ga", "o-"), ("random", "s--")):
         curve = budget_curve(summary, attack)
         ax.plot(curve.budget, 100 * curve.asr, style, label="GA" if attack == "ga" else "random substitutions")
-    ax.set(xlabel="edit budget k (substitutions)", ylabel="attack success rate (%)",
-           title="ASR vs edit budget (same constraints and queries)")  # fmt: skip
+    ax.set(
+        xlabel="edit budget k (substitutions)",
+        ylabel="attack success rate (%)",
+        title="ASR vs edit budget (same constraints and queries)",
+    )
     ax.set_ylim(bottom=0)
     ax.set_xticks(sorted(budget_curve(summary, "ga").budget))
     ax.legend()
@@ -35,8 +38,11 @@ def edits_histogram_figure(adversarial: pd.DataFrame, path: str | os.PathLike) -
     won = adversarial[adversarial.success.astype(bool)]
     top = int(adversarial.edits.max()) if len(adversarial) else 1
     ax.hist(won.edits, bins=range(1, max(top, 1) + 2), align="left", rwidth=0.8, color="tab:red")
-    ax.set(xlabel="substitutions in the successful adversarial sequence", ylabel="sequences",
-           title=f"Edits of successful GA attacks (n = {len(won)})")  # fmt: skip
+    ax.set(
+        xlabel="substitutions in the successful adversarial sequence",
+        ylabel="sequences",
+        title=f"Edits of successful GA attacks (n = {len(won)})",
+    )
     save_figure(fig, path)
 
 

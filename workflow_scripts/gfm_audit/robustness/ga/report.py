@@ -37,6 +37,7 @@ def examples_html(adversarial: pd.DataFrame, n: int = EXAMPLES) -> str:
 
 def ga_section(
     classifiers: Sequence[str],
+    *,
     adversarial_paths: Mapping[str, str],
     summary_paths: Mapping[str, str],
     progress_paths: Mapping[str, str],

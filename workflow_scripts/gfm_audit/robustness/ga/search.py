@@ -52,7 +52,7 @@ class AttackResult:
 
 
 def successful(
-    p_true: np.ndarray, pred: np.ndarray, labels: np.ndarray, p_true_before: np.ndarray, delta: float
+    p_true: np.ndarray, pred: np.ndarray, labels: np.ndarray, *, p_true_before: np.ndarray, delta: float
 ) -> np.ndarray:
     """The success test of every search: predicted class != label and true-class probability down by >= delta.
 
@@ -165,7 +165,7 @@ def _record_winners(result, seqs, candidates, p_true, pred, edits, labels, delta
 
     Arrays as in :func:`_record_best`; ``labels`` is per sequence. Returns the sequences that won.
     """
-    ok = successful(p_true, pred, labels[seqs, None], result.p_true_before[seqs, None], delta)
+    ok = successful(p_true, pred, labels[seqs, None], p_true_before=result.p_true_before[seqs, None], delta=delta)
     key = np.where(ok, edits + np.clip(p_true, 0, 1) * 0.5, np.inf)
     won = ok.any(axis=1)
     _set_reported(result, seqs, candidates, p_true, won, key.argmin(axis=1))
@@ -177,6 +177,7 @@ def genetic_attack(
     predict: Predict,
     originals: np.ndarray,
     labels: np.ndarray,
+    *,
     p_true_before: np.ndarray,
     protected: np.ndarray,
     constraints: Constraints,
@@ -201,7 +202,7 @@ def genetic_attack(
     n_init = rng.integers(1, k + 1, size=(s_count, pop_size))
     for j in range(k):
         _substitute(pop, originals, order, n_allowed, rng, constraints.transition_weight, j < n_init)
-    invalid = ~is_valid(pop, originals, protected, constraints)
+    invalid = ~is_valid(pop, originals, protected, constraints=constraints)
     pop[invalid] = np.broadcast_to(originals[:, None, :], pop.shape)[invalid]
     p_true, pred = scorer(everything, pop)
     edits = (pop != originals[:, None, :]).sum(axis=-1)
@@ -242,11 +243,12 @@ def genetic_attack(
         children = np.where(take_b, parent_b, parent_a)
         mutate = rng.random((n_rows, n_children)) < params.mutation
         undo = mutate & (rng.random((n_rows, n_children)) < 0.25)
-        _substitute(children, originals[rows], order[rows], n_allowed[rows], rng, constraints.transition_weight,
-                    mutate & ~undo)  # fmt: skip
+        _substitute(
+            children, originals[rows], order[rows], n_allowed[rows], rng, constraints.transition_weight, mutate & ~undo
+        )
         _revert_one(children, originals[rows], rng, undo)
         _trim(children, originals[rows], k, rng)
-        bad = ~is_valid(children, originals[rows], protected[rows], constraints)
+        bad = ~is_valid(children, originals[rows], protected[rows], constraints=constraints)
         children[bad] = parent_a[bad]
         child_p, child_pred = scorer(rows, children)
 
@@ -263,6 +265,7 @@ def random_attack(
     predict: Predict,
     originals: np.ndarray,
     labels: np.ndarray,
+    *,
     p_true_before: np.ndarray,
     protected: np.ndarray,
     constraints: Constraints,
@@ -278,8 +281,9 @@ def random_attack(
     order, n_allowed = _allowed_positions(protected)
     scorer = _Scorer(predict, labels, s_count)
     scorer.queries += 1
-    result = AttackResult(originals.copy(), p_true_before.copy(), p_true_before.copy(),
-                          np.zeros(s_count, dtype=bool), scorer.queries)  # fmt: skip
+    result = AttackResult(
+        originals.copy(), p_true_before.copy(), p_true_before.copy(), np.zeros(s_count, dtype=bool), scorer.queries
+    )
     best = np.full(s_count, np.inf)
     active = budgets > scorer.queries
     while active.any():
@@ -289,7 +293,7 @@ def random_attack(
         for _ in range(k):
             _substitute(cand, originals[rows], order[rows], n_allowed[rows], rng, constraints.transition_weight, every)
         remaining = budgets[rows] - scorer.queries[rows]
-        mask = is_valid(cand, originals[rows], protected[rows], constraints)
+        mask = is_valid(cand, originals[rows], protected[rows], constraints=constraints)
         mask &= np.cumsum(mask, axis=1) <= remaining[:, None]
         p_true, pred = scorer(rows, cand, mask)
         edits = (cand != originals[rows][:, None, :]).sum(axis=-1)
@@ -304,6 +308,7 @@ def random_attack(
 def prune_edits(
     predict: Predict,
     result: AttackResult,
+    *,
     originals: np.ndarray,
     labels: np.ndarray,
     protected: np.ndarray,
@@ -334,9 +339,9 @@ def prune_edits(
         cand = np.repeat(current[:, None, :], width, axis=1)
         r, e = np.nonzero(slot)
         cand[r, e, positions[r, e]] = orig[r, positions[r, e]]
-        mask = slot & is_valid(cand, orig, protected[rows], constraints)
+        mask = slot & is_valid(cand, orig, protected[rows], constraints=constraints)
         p_true, pred = scorer(rows, cand, mask)
-        ok = successful(p_true, pred, labels[rows, None], result.p_true_before[rows, None], delta)
+        ok = successful(p_true, pred, labels[rows, None], p_true_before=result.p_true_before[rows, None], delta=delta)
         keep = ok.any(axis=1)
         _set_reported(result, rows, cand, p_true, keep, np.where(ok, p_true, np.inf).argmin(axis=1))
         todo[rows[~keep]] = False

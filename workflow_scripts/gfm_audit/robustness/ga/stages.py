@@ -40,40 +40,69 @@ def check_fits(clf: Classifier, *splits: LabelledSequences) -> None:
         check_labels(split, clf.num_labels, clf.name)
 
 
-def train_classifier_stage(name: str, spec: Mapping[str, Any], train_csv: str, test_csv: str, non_acgt: str,
-                           base_folder: str | None, out_dir: str | os.PathLike) -> None:  # fmt: skip
+def train_classifier_stage(
+    name: str,
+    spec: Mapping[str, Any],
+    *,
+    train_csv: str,
+    test_csv: str,
+    non_acgt: str,
+    base_folder: str | None,
+    out_dir: str | os.PathLike,
+) -> None:
     from .classifiers import accuracy
 
     train, test = load_splits(train_csv, test_csv, non_acgt)
     length = same_length(train)
-    clf = new_classifier(name, spec, base_folder, length, spec["seed"])
+    clf = new_classifier(name, spec, base_folder=base_folder, length=length, seed=spec["seed"])
     check_fits(clf, train, test)
-    losses = clf.fit(encode(train.sequences), train.labels, spec["training"], spec["seed"])
+    losses = clf.fit(encode(train.sequences), train.labels, training=spec["training"], seed=spec["seed"])
     log.info("classifier %s: clean test accuracy %.4f", name, accuracy(clf, encode(test.sequences), test.labels))
     save_classifier(clf, losses, out_dir)
 
 
-def ga_attack_stage(name: str, spec: Mapping[str, Any], folder: str, test_csv: str, non_acgt: str,
-                    attack: Mapping[str, Any], adversarial_tsv: str, summary_tsv: str) -> None:  # fmt: skip
+def ga_attack_stage(
+    name: str,
+    spec: Mapping[str, Any],
+    *,
+    folder: str,
+    test_csv: str,
+    non_acgt: str,
+    attack: Mapping[str, Any],
+    adversarial_tsv: str,
+    summary_tsv: str,
+) -> None:
     test = read_labelled_csv(test_csv, non_acgt)
     clf = load_classifier(name, folder, spec)
     check_fits(clf, test)
     constraints, params = settings_from_config(attack)
     chosen = test.subset(sample_rows(len(test), attack["n_sequences"], attack["seed"]))
-    run = attack_sequences(clf, chosen, constraints, params, attack["seed"])
+    run = attack_sequences(clf, chosen, constraints=constraints, params=params, seed=attack["seed"])
     with atomic_outputs(adversarial_tsv, summary_tsv) as (adv_tmp, sum_tmp):
         write_tsv(adversarial_table(run), adv_tmp)
         write_tsv(summary_table(run, constraints.max_edits), sum_tmp)
 
 
-def adversarial_training_stage(name: str, spec: Mapping[str, Any], folder: str, train_csv: str, test_csv: str,
-                               non_acgt: str, attack: Mapping[str, Any], settings: Mapping[str, Any],
-                               progress_tsv: str, model_dir: str) -> None:  # fmt: skip
+def adversarial_training_stage(
+    name: str,
+    spec: Mapping[str, Any],
+    *,
+    folder: str,
+    train_csv: str,
+    test_csv: str,
+    non_acgt: str,
+    attack: Mapping[str, Any],
+    settings: Mapping[str, Any],
+    progress_tsv: str,
+    model_dir: str,
+) -> None:
     train, test = load_splits(train_csv, test_csv, non_acgt)
     clf = load_classifier(name, folder, spec)
     check_fits(clf, train, test)
     constraints, params = settings_from_config(attack)
-    progress = adversarial_training(clf, train, test, constraints, params, settings, spec["training"])
+    progress = adversarial_training(
+        clf, train, test, constraints=constraints, params=params, settings=settings, training=spec["training"]
+    )
     with atomic_outputs(progress_tsv) as (tmp,):
         write_tsv(progress, tmp)
         save_classifier(clf, [], model_dir)
