@@ -38,11 +38,15 @@ import json
 import math
 import pathlib
 import types
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from gfm_audit.errors import InputError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerFast
 
 ARCHITECTURE = "dnabert2"
 KINDS = ("masked",)
@@ -360,7 +364,7 @@ _DEFAULT_SPECIALS = {
 }
 
 
-def load_tokenizer(folder: pathlib.Path):
+def load_tokenizer(folder: pathlib.Path) -> PreTrainedTokenizerFast:
     """DNABERT-2's BPE tokenizer from ``tokenizer.json`` (+ ``tokenizer_config.json``), no remote code.
 
     The hub tokenizer is already a plain ``PreTrainedTokenizerFast``: BPE over
