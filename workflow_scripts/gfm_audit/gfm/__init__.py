@@ -1,0 +1,1 @@
+"""Native implementations of genomic foundation model families (no remote code)."""
