@@ -207,3 +207,17 @@ def test_save_file_roundtrip_of_our_state_dict_is_the_hub_layout(tmp_path, model
     # What we would write is what we read: no shared tensors for safetensors to refuse.
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp_path / "m.safetensors"))
     assert set(load_file(tmp_path / "m.safetensors")) == set(load_file(FIXTURE / "model.safetensors"))
+
+
+def test_bfloat16_cast_keeps_the_long_filter_in_float32(config, golden):
+    lm = hyenadna.build_lm(config, kind="causal")
+    lm.load_state_dict(load_file(FIXTURE / "model.safetensors"), strict=True)
+    kernel = lm.hyena.backbone.layers[0].mixer.filter_fn.kernel(300)
+    lm.to(torch.bfloat16)
+    filt = lm.hyena.backbone.layers[0].mixer.filter_fn
+    assert {t.dtype for t in [*filt.parameters(), *filt.buffers()]} == {torch.float32}
+    assert lm.lm_head.weight.dtype == torch.bfloat16
+    assert torch.equal(filt.kernel(300), kernel)
+    # The rest runs in bfloat16 (8 mantissa bits); with the filter in bfloat16 the logits were off by ~6.
+    for _, ids, logits, _ in golden:
+        assert np.abs(_logits(lm, ids).logits[0].numpy() - logits).max() < 0.5

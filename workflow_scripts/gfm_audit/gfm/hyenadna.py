@@ -195,6 +195,19 @@ class _Filter(nn.Module):
         self.implicit_filter = nn.Sequential(*layers)
         self.modulation = _Modulation(d_model)
 
+    def _apply(self, fn, recurse: bool = True):
+        # The filter stays float32 when the model is cast to bfloat16/float16: its input, the position t in [0, 1]
+        # over up to 1M steps, and sin(freq * .) of its pre-activations lose all precision in 8 mantissa bits
+        # (the kernel came out wrong by its own size in a test). It is small (L x filter_order); moves to another
+        # device still apply.
+        def keep_dtype(t: torch.Tensor) -> torch.Tensor:
+            out = fn(t)
+            if t.is_floating_point() and out.dtype != t.dtype:
+                return t.to(device=out.device)
+            return out
+
+        return super()._apply(keep_dtype, recurse)
+
     def kernel(self, length: int) -> torch.Tensor:
         """(D, L) filter taps for the first ``length`` positions."""
         z, t = self.pos_emb.z[:, :length], self.pos_emb.t[:, :length]
