@@ -110,6 +110,9 @@ def test_weight_names_are_the_originals_and_the_ties_hold(model):
     assert names == in_file | set(gena_lm.TIED_WEIGHTS)
     assert model.cls.predictions.decoder.weight is model.bert.embeddings.word_embeddings.weight
     assert model.cls.predictions.decoder.bias is model.cls.predictions.bias
+    config = {**json.loads((FIXTURE / "config.json").read_text()), "tie_word_embeddings": False}
+    untied = gena_lm.build_lm(config, kind="masked")
+    assert untied.cls.predictions.decoder.weight is not untied.bert.embeddings.word_embeddings.weight
 
 
 def test_last_layer_norm_follows_the_config(config):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import shutil
 from pathlib import Path
 
@@ -100,6 +101,13 @@ def test_weight_names_are_the_originals_and_the_tie_is_named(model):
     for weight, tied_to in nt_v2.TIED_WEIGHTS.items():
         assert weight in names and tied_to in names
         assert model.state_dict()[weight].shape == model.state_dict()[tied_to].shape
+    # untied, as the v2 configs say; tied (one tensor) where a config asks for it or leaves it to the default
+    assert model.lm_head.decoder.weight is not model.esm.embeddings.word_embeddings.weight
+    config = json.loads((FIXTURE / "config.json").read_text())
+    del config["tie_word_embeddings"]
+    tied = nt_v2.build_lm(config, kind="masked")
+    assert tied.lm_head.decoder.weight is tied.esm.embeddings.word_embeddings.weight
+    assert all(re.fullmatch(nt_v2.DERIVED_BUFFERS[0], n) for n in names if n.endswith("inv_freq"))
 
 
 def test_claims_nt_v2_but_not_nt_v1_or_other_families(config):

@@ -38,8 +38,9 @@ TIED_WEIGHTS = {
 # Weights that BertForPreTraining-style files may carry and the masked LM does not use (the original
 # BertForMaskedLM ignores a pooler on load for the same reason).
 UNUSED_WEIGHT_PREFIXES = ("bert.pooler.", "cls.seq_relationship.")
-# Persistent buffers fixed by config.json alone (positions 0..max-1), which older files may lack.
-DERIVED_BUFFERS = ("bert.embeddings.position_ids",)
+# Persistent buffers fixed by config.json alone (regular expressions over weight names): positions 0..max-1,
+# which files saved by other transformers versions may lack.
+DERIVED_BUFFERS = (r"bert\.embeddings\.position_ids",)
 
 
 def _remote_targets(config: dict) -> list[str]:

@@ -36,6 +36,9 @@ ARCHITECTURE = "nt_v2"
 KINDS = ("masked",)
 ACCEPTS_ATTENTION_MASK = True
 TIED_WEIGHTS = {"lm_head.decoder.weight": "esm.embeddings.word_embeddings.weight"}
+# Persistent buffers fixed by config.json alone (regular expressions over weight names): the rotary
+# inverse frequencies, which the original saves with the weights.
+DERIVED_BUFFERS = (r"esm\.encoder\.layer\.\d+\.attention\.self\.rotary_embeddings\.inv_freq",)
 
 _REMOTE_FILES = ("modeling_esm.", "esm_config.")
 
@@ -242,6 +245,8 @@ class NTv2ForMaskedLM(nn.Module):
         self.config = cfg
         self.esm = _Esm(cfg)
         self.lm_head = _LMHead(cfg)
+        if cfg.tie_word_embeddings:
+            self.lm_head.decoder.weight = self.esm.embeddings.word_embeddings.weight
 
     def forward(
         self,
@@ -290,6 +295,8 @@ def build_lm(config: dict, *, kind: str) -> NTv2ForMaskedLM:
         raise InputError(f"NT v2 is a masked LM; kind {kind!r} is not available (use one of {KINDS})")
     cfg = SimpleNamespace(**{**_DEFAULTS, **{k: config[k] for k in _DEFAULTS if k in config}})
     cfg.vocab_size = int(config["vocab_size"])
+    # transformers' default when config.json does not say; the v2 hub configs say false.
+    cfg.tie_word_embeddings = bool(config.get("tie_word_embeddings", True))
     return NTv2ForMaskedLM(cfg).float().eval()
 
 
