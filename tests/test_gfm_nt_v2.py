@@ -112,6 +112,8 @@ def test_weight_names_are_the_originals_and_the_tie_is_named(model):
 
 def test_claims_nt_v2_but_not_nt_v1_or_other_families(config):
     assert nt_v2.claims(config)
+    prefixed = {"AutoConfig": "InstaDeepAI/nucleotide-transformer-v2-50m-multi-species--esm_config.EsmConfig"}
+    assert nt_v2.claims({**config, "auto_map": prefixed})
     nt_v1 = {k: v for k, v in config.items() if k != "auto_map"}
     assert not nt_v2.claims(nt_v1)
     assert not nt_v2.claims({"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"]})

@@ -50,7 +50,8 @@ def claims(config: dict) -> bool:
         return False
     auto_map = config.get("auto_map") or {}
     targets = [v for value in auto_map.values() for v in (value if isinstance(value, list) else [value])]
-    return any(isinstance(t, str) and t.startswith(_REMOTE_FILES) for t in targets)
+    # "owner/repo--module.Class" when a fine-tuned copy points at the code of the repository it came from
+    return any(isinstance(t, str) and t.split("--")[-1].startswith(_REMOTE_FILES) for t in targets)
 
 
 def check_supported(config: dict, *, name: str) -> None:
