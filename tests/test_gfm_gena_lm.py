@@ -104,6 +104,19 @@ def test_padding_does_not_change_a_window(model, golden):
     np.testing.assert_allclose(alone[:, golden["vocab_ids"]].numpy(), golden["logits"][k, :n], rtol=0, atol=1e-4)
 
 
+def test_untied_decoder_without_final_layer_norm_matches_the_original_too():
+    variant = np.load(FIXTURE / "variant.npz")
+    lm = gena_lm.build_lm(json.loads(str(variant["config"])), kind="masked")
+    state = {k.removeprefix("state/"): torch.from_numpy(variant[k]) for k in variant.files if k.startswith("state/")}
+    lm.load_state_dict(state, strict=True)
+    assert lm.bert.encoder.last_layer_ln is None
+    assert lm.cls.predictions.decoder.weight is not lm.bert.embeddings.word_embeddings.weight
+    with torch.no_grad():
+        logits = lm(torch.from_numpy(variant["input_ids"]), torch.from_numpy(variant["attention_mask"])).logits
+    expected = variant["logits"]
+    np.testing.assert_allclose(logits.numpy(), expected, rtol=0, atol=1e-5 * float(np.abs(expected).max()))
+
+
 def test_weight_names_are_the_originals_and_the_ties_hold(model):
     names = set(model.state_dict())
     in_file = set(load_file(FIXTURE / "model.safetensors"))

@@ -95,6 +95,20 @@ def test_padding_does_not_change_a_window(model, golden):
     np.testing.assert_allclose(alone, golden["logits"][k, :n], rtol=0, atol=1e-4)
 
 
+def test_config_switches_of_the_original_code_match_it_too():
+    """Absolute positions, embedding LayerNorm, mask-dropout rescaling, feed-forward biases and a tied decoder,
+    which no v2 hub checkpoint uses, against the original code's logits on a padded batch with masked tokens."""
+    variant = np.load(FIXTURE / "variant.npz")
+    lm = nt_v2.build_lm(json.loads(str(variant["config"])), kind="masked")
+    state = {k.removeprefix("state/"): torch.from_numpy(variant[k]) for k in variant.files if k.startswith("state/")}
+    lm.load_state_dict(state, strict=True)
+    assert lm.lm_head.decoder.weight is lm.esm.embeddings.word_embeddings.weight
+    with torch.no_grad():
+        logits = lm(torch.from_numpy(variant["input_ids"]), torch.from_numpy(variant["attention_mask"])).logits
+    expected = variant["logits"]
+    np.testing.assert_allclose(logits.numpy(), expected, rtol=0, atol=1e-5 * float(np.abs(expected).max()))
+
+
 def test_weight_names_are_the_originals_and_the_tie_is_named(model):
     names = set(model.state_dict())
     assert names == set(load_file(FIXTURE / "model.safetensors"))
