@@ -1,0 +1,214 @@
+"""Caduceus in plain PyTorch equals the original modelling code (issue 12).
+
+Golden numbers: tests/fixtures/gfm/caduceus/ (README.md there says how they were made from
+kuleshov-group/caduceus + state-spaces/mamba v1.2.0.post1). Tolerance on logits: max |ours - original| <=
+2e-6 * max |original logit| (observed 2e-7 of scale: float32 rounding of reordered matmuls and the scan).
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from gfm_audit.errors import InputError
+from gfm_audit.gfm import caduceus
+from gfm_audit.gfm.caduceus_scan import fused_scan_available, linear_recurrence, selective_scan
+from safetensors.torch import load_file
+
+FIXTURE = pathlib.Path(__file__).parent / "fixtures" / "gfm" / "caduceus"
+VARIANTS = {"ps": FIXTURE, "ph": FIXTURE / "ph", "ps_unfused_layernorm": FIXTURE / "ps_unfused_layernorm"}
+REL_TOL = 2e-6
+
+
+def _config(folder: pathlib.Path) -> dict:
+    return json.loads((folder / "config.json").read_text())
+
+
+def _loaded(folder: pathlib.Path) -> caduceus.CaduceusForMaskedLM:
+    """build_lm + strict load, after filling the keys the file leaves out because they are tied (as the loader)."""
+    config = _config(folder)
+    model = caduceus.build_lm(config, kind="masked")
+    state = load_file(folder / "model.safetensors")
+    for name in set(model.state_dict()) - set(state):
+        assert name in caduceus.TIED_WEIGHTS, name
+        state[name] = state[caduceus.TIED_WEIGHTS[name]]
+    model.load_state_dict(state, strict=True)
+    return model
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_logits_equal_the_original_code_on_demo_windows(variant):
+    folder = VARIANTS[variant]
+    golden = np.load(folder / "golden.npz")
+    model = _loaded(folder)
+    with torch.no_grad():
+        out = model(torch.from_numpy(golden["input_ids"]), output_hidden_states=True)
+    expected = golden["logits"]
+    assert out.logits.dtype == torch.float32
+    assert out.logits.shape == expected.shape
+    err = np.abs(out.logits.numpy() - expected).max()
+    assert err <= REL_TOL * np.abs(expected).max(), err
+    if "last_hidden_state" in golden:
+        hidden = golden["last_hidden_state"]
+        assert out.hidden_states[-1].shape == hidden.shape  # RCPS: 2 * d_model channels
+        assert np.abs(out.hidden_states[-1].numpy() - hidden).max() <= REL_TOL * np.abs(hidden).max()
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_tokenizer_gives_the_original_ids_and_offsets_tile_each_window(variant):
+    folder = VARIANTS[variant]
+    golden = np.load(folder / "golden.npz")
+    tok = caduceus.load_tokenizer(folder)
+    for seq, ids in zip(golden["sequences"], golden["input_ids"], strict=True):
+        enc = tok(str(seq), return_offsets_mapping=True, return_special_tokens_mask=True)
+        assert enc["input_ids"] == ids.tolist()
+        dna = [
+            span for span, special in zip(enc["offset_mapping"], enc["special_tokens_mask"], strict=True) if not special
+        ]
+        assert dna == [(i, i + 1) for i in range(len(seq))]
+        assert enc["special_tokens_mask"] == [0] * len(seq) + [1]  # the appended [SEP]
+    assert (tok.mask_token_id, tok.pad_token_id, tok.unk_token_id, tok.sep_token_id) == (3, 4, 6, 1)
+    assert tok.padding_side == "left"
+    # Hand-checked ids: A C G T N = 7..11 in either case, anything else [UNK] = 6.
+    assert tok("acgTNr", add_special_tokens=False)["input_ids"] == [7, 8, 9, 10, 11, 6]
+
+
+def test_tokenizer_without_tokenizer_config_stops_naming_the_file(tmp_path):
+    shutil.copy(FIXTURE / "config.json", tmp_path / "config.json")
+    with pytest.raises(InputError, match="tokenizer_config.json"):
+        caduceus.load_tokenizer(tmp_path)
+
+
+def test_file_lacks_only_tied_weights_and_they_are_tied_in_the_module():
+    for folder in VARIANTS.values():
+        config = _config(folder)
+        model = caduceus.build_lm(config, kind="masked")
+        missing = set(model.state_dict()) - set(load_file(folder / "model.safetensors"))
+        assert missing == set(caduceus.tied_weights(config))
+        params = dict(model.named_parameters(remove_duplicate=False))
+        for name in missing:
+            assert params[name] is params[caduceus.TIED_WEIGHTS[name]]
+    assert "caduceus.backbone.layers.15.mixer.submodule.mamba_rev.in_proj.weight" in caduceus.TIED_WEIGHTS
+    assert "caduceus.backbone.layers.3.mixer.mamba_fwd.in_proj.weight" not in caduceus.TIED_WEIGHTS
+
+
+def test_ps_logits_are_reverse_complement_equivariant_and_ph_are_not():
+    golden = np.load(FIXTURE / "golden.npz")
+    ids = torch.from_numpy(golden["input_ids"])
+    comp = torch.tensor(caduceus._Cfg(_config(FIXTURE)).complement)
+    rc_ids = comp[ids.flip(-1)]
+    # logits(RC(x))[t, v] = logits(x)[L-1-t, comp(v)] (Schiff et al. 2024, RCPS)
+    for folder, equivariant in ((FIXTURE, True), (FIXTURE / "ph", False)):
+        model = _loaded(folder)
+        with torch.no_grad():
+            fwd = model(ids).logits
+            rev = model(rc_ids).logits
+        mapped = fwd.flip(1)[..., comp]
+        close = torch.allclose(rev, mapped, atol=1e-4 * fwd.abs().max().item())
+        assert close == equivariant
+
+
+def test_padded_vocabulary_and_complement_map_follow_the_original():
+    config = _config(FIXTURE) | {"vocab_size": 12}
+    config["complement_map"] = {str(i): v for i, v in enumerate([0, 1, 2, 3, 4, 5, 6, 10, 9, 8, 7, 11])}
+    model = caduceus.build_lm(config, kind="masked")
+    assert model.caduceus.backbone.embeddings.word_embeddings.embedding.weight.shape == (16, 32)
+    assert model.lm_head.complement_map.tolist() == [0, 1, 2, 3, 4, 5, 6, 10, 9, 8, 7, 11, 12, 13, 14, 15]
+
+
+def _naive_scan(u, delta, A, B, C, D, z, bias):
+    """The recurrence written out per position, in float64."""
+    u, delta, A, B, C, D, z, bias = (t.double() for t in (u, delta, A, B, C, D, z, bias))
+    delta = torch.log1p(torch.exp(delta + bias[:, None]))
+    h = torch.zeros(u.shape[0], u.shape[1], A.shape[1], dtype=torch.float64)
+    ys = []
+    for t in range(u.shape[2]):
+        h = torch.exp(delta[:, :, t, None] * A) * h + (delta[:, :, t] * u[:, :, t])[..., None] * B[:, None, :, t]
+        ys.append((h * C[:, None, :, t]).sum(-1) + D * u[:, :, t])
+    y = torch.stack(ys, dim=2)
+    return y * z * torch.sigmoid(z)
+
+
+@pytest.mark.parametrize("method", ["loop", "doubling"])
+@pytest.mark.parametrize("block", [7, 64])
+def test_selective_scan_equals_the_recurrence_written_out(method, block):
+    g = torch.Generator().manual_seed(0)
+    b, d, n, length = 2, 5, 4, 23
+    u, delta, z = (torch.randn(b, d, length, generator=g) for _ in range(3))
+    A = -torch.exp(torch.randn(d, n, generator=g))
+    B, C = (torch.randn(b, n, length, generator=g) for _ in range(2))
+    D, bias = torch.randn(d, generator=g), torch.randn(d, generator=g)
+    ours = selective_scan(u, delta, A, B=B, C=C, D=D, z=z, delta_bias=bias, method=method, block=block)
+    ref = _naive_scan(u, delta, A, B, C, D, z, bias)
+    assert ours.dtype == torch.float32
+    torch.testing.assert_close(ours.double(), ref, rtol=1e-5, atol=1e-5)
+
+
+def test_linear_recurrence_carries_the_state_across_blocks():
+    a = torch.tensor([0.5, 0.25, 1.0]).view(1, 1, 3, 1)
+    x = torch.tensor([1.0, 2.0, 3.0]).view(1, 1, 3, 1)
+    state = torch.tensor([4.0]).view(1, 1, 1)
+    # h0 = 0.5*4 + 1 = 3; h1 = 0.25*3 + 2 = 2.75; h2 = 1*2.75 + 3 = 5.75
+    for method in ("loop", "doubling"):
+        h = linear_recurrence(a, x, state=state, method=method)
+        assert h.flatten().tolist() == [3.0, 2.75, 5.75]
+
+
+@pytest.mark.skipif(not (torch.cuda.is_available() and fused_scan_available()), reason="needs CUDA and mamba_ssm")
+def test_fused_kernel_agrees_with_the_pure_pytorch_scan():  # pragma: no cover - GPU only
+    g = torch.Generator().manual_seed(1)
+    u, delta, z = (torch.randn(2, 8, 100, generator=g).cuda() for _ in range(3))
+    A = -torch.exp(torch.randn(8, 16, generator=g)).cuda()
+    B, C = (torch.randn(2, 16, 100, generator=g).cuda() for _ in range(2))
+    D, bias = torch.randn(8, generator=g).cuda(), torch.randn(8, generator=g).cuda()
+    kw = {"B": B, "C": C, "D": D, "z": z, "delta_bias": bias}
+    fused = selective_scan(u, delta, A, method="fused", **kw)
+    ours = selective_scan(u, delta, A, method="doubling", **kw)
+    torch.testing.assert_close(fused, ours, rtol=1e-4, atol=1e-4)
+
+
+def test_claims_caduceus_configs_only():
+    for folder in VARIANTS.values():
+        assert caduceus.claims(_config(folder))
+    assert caduceus.claims({"auto_map": {"AutoModelForMaskedLM": "modeling_caduceus.CaduceusForMaskedLM"}})
+    assert not caduceus.claims({"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"]})
+    assert not caduceus.claims({"model_type": "hyenadna", "architectures": ["HyenaDNAForCausalLM"]})
+    assert not caduceus.claims({"model_type": "mamba", "architectures": ["MambaForCausalLM"]})
+    assert not caduceus.claims(
+        {"model_type": "bert", "auto_map": {"AutoModel": "bert_layers.BertModel"}, "architectures": ["BertForMaskedLM"]}
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "key"),
+    [
+        ({"bidirectional_strategy": "concat"}, "bidirectional_strategy"),
+        ({"ssm_cfg": {"headdim": 32, "expand": 2}}, "Mamba-2"),
+        ({"complement_map": None}, "complement_map"),
+        ({"d_model": None}, "d_model"),
+    ],
+)
+def test_check_supported_stops_with_one_line_naming_model_and_key(change, key):
+    config = _config(FIXTURE) | change
+    with pytest.raises(InputError, match=key) as info:
+        caduceus.check_supported(config, name="my-caduceus")
+    assert "my-caduceus" in str(info.value) and "\n" not in str(info.value)
+    caduceus.check_supported(_config(FIXTURE), name="ok")
+
+
+def test_build_lm_offers_only_the_masked_kind():
+    with pytest.raises(ValueError, match="masked"):
+        caduceus.build_lm(_config(FIXTURE), kind="causal")
+    assert caduceus.KINDS == ("masked",) and caduceus.ACCEPTS_ATTENTION_MASK is False

@@ -1,0 +1,140 @@
+"""Selective scan of Mamba (S6) in plain PyTorch, for CPU and GPU, with the fused kernel used when installed.
+
+The recurrence (Gu & Dao 2023, "Mamba: Linear-Time Sequence Modeling with Selective State Spaces", eq. 2a-2b with
+zero-order-hold discretisation of A and the simplified Euler step for B), per channel d and state n:
+
+    delta_t = softplus(delta_t + delta_bias_d)
+    h_t[d, n] = exp(delta_t[d] * A[d, n]) * h_{t-1}[d, n] + delta_t[d] * B_t[n] * u_t[d]
+    y_t[d] = sum_n C_t[n] * h_t[d, n] + D[d] * u_t[d]
+    out_t[d] = y_t[d] * silu(z_t[d])
+
+`selective_scan` evaluates it by blocks of positions: inside a block either a plain loop over positions (cheapest
+on CPU, where each step is one small fused multiply-add) or a Hillis-Steele doubling scan (log2(block) vectorised
+steps, cheapest on GPU); the state is carried from block to block, so memory stays O(batch * d * block * n).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["fused_scan_available", "linear_recurrence", "selective_scan"]
+
+
+@functools.cache
+def _fused_kernel():
+    """mamba_ssm's CUDA selective scan when it is installed and importable, else None (never required)."""
+    try:
+        from mamba_ssm.ops.selective_scan_interface import selective_scan_fn
+    except Exception:  # noqa: BLE001 - any import failure (no CUDA build, ABI mismatch) means "not available"
+        return None
+    return selective_scan_fn
+
+
+def fused_scan_available() -> bool:
+    """True when mamba_ssm's fused CUDA selective scan can be imported."""
+    return _fused_kernel() is not None
+
+
+def _doubling_scan(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inclusive scan of h_t = a_t * h_{t-1} + b_t along dim 2 from h_{-1} = 0.
+
+    Returns (cumulative decay prod_{s<=t} a_s, h_t). Each doubling step composes (a1, b1) then (a2, b2) into
+    (a1 * a2, a2 * b1 + b2); every a is in (0, 1], so products only underflow towards 0 (no overflow).
+    """
+    length = a.shape[2]
+    step = 1
+    while step < length:
+        b = torch.cat([b[:, :, :step], torch.addcmul(b[:, :, step:], a[:, :, step:], b[:, :, :-step])], dim=2)
+        a = torch.cat([a[:, :, :step], a[:, :, step:] * a[:, :, :-step]], dim=2)
+        step *= 2
+    return a, b
+
+
+def linear_recurrence(
+    decay: torch.Tensor,
+    inp: torch.Tensor,
+    *,
+    state: torch.Tensor | None = None,
+    method: str = "loop",
+) -> torch.Tensor:
+    """All states h_t = decay_t * h_{t-1} + inp_t of a block; decay, inp: (batch, d, length, n); state: (b, d, n).
+
+    method "loop" runs one fused multiply-add per position; "doubling" runs log2(length) vectorised steps.
+    """
+    if method == "doubling":
+        cum, h = _doubling_scan(decay, inp)
+        if state is not None:
+            h = torch.addcmul(h, cum, state.unsqueeze(2))
+        return h
+    if method != "loop":
+        raise ValueError(f"unknown scan method {method!r}: use 'loop' or 'doubling'")
+    out = torch.empty_like(inp)
+    h = state if state is not None else torch.zeros_like(inp[:, :, 0])
+    for t in range(inp.shape[2]):
+        h = torch.addcmul(inp[:, :, t], decay[:, :, t], h)
+        out[:, :, t] = h
+    return out
+
+
+def selective_scan(
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    *,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor | None = None,
+    z: torch.Tensor | None = None,
+    delta_bias: torch.Tensor | None = None,
+    delta_softplus: bool = True,
+    method: str = "auto",
+    block: int | None = None,
+) -> torch.Tensor:
+    """Mamba's selective scan (formula in the module docstring) in float32.
+
+    Shapes as mamba_ssm's selective_scan_fn: u, delta, z: (batch, d, L); A: (d, n); B, C: (batch, n, L);
+    D, delta_bias: (d,). Returns (batch, d, L) in u's dtype. method: "auto" (fused kernel on CUDA when installed,
+    else "loop" on CPU and "doubling" on GPU), "fused", "loop" or "doubling". block: positions per block.
+    """
+    if method == "auto":
+        if u.is_cuda and _fused_kernel() is not None:
+            method = "fused"
+        else:
+            method = "doubling" if u.is_cuda else "loop"
+    if method == "fused":
+        kernel = _fused_kernel()
+        if kernel is None:
+            raise RuntimeError("the fused selective scan needs mamba_ssm, which is not importable here")
+        return kernel(u, delta, A, B, C, D, z=z, delta_bias=delta_bias, delta_softplus=delta_softplus)
+    dtype_in = u.dtype
+    u = u.float()
+    delta = delta.float()
+    if delta_bias is not None:
+        delta = delta + delta_bias.float()[:, None]
+    if delta_softplus:
+        delta = F.softplus(delta)
+    A = A.float()
+    B = B.float()
+    C = C.float()
+    length = u.shape[2]
+    if block is None:
+        block = 256 if method == "loop" else 64
+    state = None
+    ys = []
+    for start in range(0, length, block):
+        sl = slice(start, min(start + block, length))
+        dt = delta[:, :, sl]
+        decay = torch.exp(dt.unsqueeze(-1) * A[:, None, :])  # (b, d, l, n)
+        inp = (dt * u[:, :, sl]).unsqueeze(-1) * B[:, None, :, sl].transpose(-1, -2)  # (b, d, l, n)
+        h = linear_recurrence(decay, inp, state=state, method=method)
+        state = h[:, :, -1]
+        ys.append(torch.einsum("bdln,bnl->bdl", h, C[:, :, sl]))
+    y = torch.cat(ys, dim=2)
+    if D is not None:
+        y = y + u * D.float()[:, None]
+    if z is not None:
+        y = y * F.silu(z.float())
+    return y.to(dtype_in)
