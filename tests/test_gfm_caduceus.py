@@ -157,9 +157,9 @@ def test_selective_scan_equals_the_recurrence_written_out(method, block):
 
 
 def test_linear_recurrence_carries_the_state_across_blocks():
-    a = torch.tensor([0.5, 0.25, 1.0]).view(1, 1, 3, 1)
-    x = torch.tensor([1.0, 2.0, 3.0]).view(1, 1, 3, 1)
-    state = torch.tensor([4.0]).view(1, 1, 1)
+    a = torch.tensor([0.5, 0.25, 1.0]).view(3, 1)
+    x = torch.tensor([1.0, 2.0, 3.0]).view(3, 1)
+    state = torch.tensor([4.0])
     # h0 = 0.5*4 + 1 = 3; h1 = 0.25*3 + 2 = 2.75; h2 = 1*2.75 + 3 = 5.75
     for method in ("loop", "doubling"):
         h = linear_recurrence(a, x, state=state, method=method)

@@ -39,16 +39,18 @@ def fused_scan_available() -> bool:
 
 
 def _doubling_scan(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Inclusive scan of h_t = a_t * h_{t-1} + b_t along dim 2 from h_{-1} = 0.
+    """Inclusive scan of h_t = a_t * h_{t-1} + b_t along dim 0 from h_{-1} = 0.
 
     Returns (cumulative decay prod_{s<=t} a_s, h_t). Each doubling step composes (a1, b1) then (a2, b2) into
     (a1 * a2, a2 * b1 + b2); every a is in (0, 1], so products only underflow towards 0 (no overflow).
     """
-    length = a.shape[2]
+    length = a.shape[0]
+    a, b = a.clone(), b.clone()
     step = 1
     while step < length:
-        b = torch.cat([b[:, :, :step], torch.addcmul(b[:, :, step:], a[:, :, step:], b[:, :, :-step])], dim=2)
-        a = torch.cat([a[:, :, :step], a[:, :, step:] * a[:, :, :-step]], dim=2)
+        # Right-hand sides are computed into new tensors first: source and target slices overlap.
+        b[step:] += a[step:] * b[:-step]
+        a[step:] = a[step:] * a[:-step]
         step *= 2
     return a, b
 
@@ -60,23 +62,28 @@ def linear_recurrence(
     state: torch.Tensor | None = None,
     method: str = "loop",
 ) -> torch.Tensor:
-    """All states h_t = decay_t * h_{t-1} + inp_t of a block; decay, inp: (batch, d, length, n); state: (b, d, n).
+    """All states h_t = decay_t * h_{t-1} + inp_t of a block, time first: decay, inp: (length, ...); state: (...).
 
-    method "loop" runs one fused multiply-add per position; "doubling" runs log2(length) vectorised steps.
+    method "loop" runs one fused multiply-add per position (time-major, so each step reads and writes one
+    contiguous slab); "doubling" runs log2(length) vectorised steps.
     """
     if method == "doubling":
         cum, h = _doubling_scan(decay, inp)
         if state is not None:
-            h = torch.addcmul(h, cum, state.unsqueeze(2))
+            h = torch.addcmul(h, cum, state.unsqueeze(0))
         return h
     if method != "loop":
         raise ValueError(f"unknown scan method {method!r}: use 'loop' or 'doubling'")
-    out = torch.empty_like(inp)
-    h = state if state is not None else torch.zeros_like(inp[:, :, 0])
-    for t in range(inp.shape[2]):
-        h = torch.addcmul(inp[:, :, t], decay[:, :, t], h)
-        out[:, :, t] = h
-    return out
+    return _loop_inplace(decay, inp.clone(), state)
+
+
+def _loop_inplace(decay: torch.Tensor, h: torch.Tensor, state: torch.Tensor | None) -> torch.Tensor:
+    """h_t (given as inp_t) overwritten in place by the state: one fused multiply-add per position."""
+    if state is not None:
+        h[0].addcmul_(decay[0], state)
+    for t in range(1, h.shape[0]):
+        h[t].addcmul_(decay[t], h[t - 1])
+    return h
 
 
 def selective_scan(
@@ -122,16 +129,23 @@ def selective_scan(
     length = u.shape[2]
     if block is None:
         block = 256 if method == "loop" else 64
+    # Time-major (L, batch, d) / (L, batch, n) so that every position is one contiguous slab.
+    delta_t = delta.permute(2, 0, 1)
+    du_t = (delta * u).permute(2, 0, 1)
+    B_t = B.permute(2, 0, 1)
+    C_t = C.permute(2, 0, 1)
     state = None
     ys = []
     for start in range(0, length, block):
         sl = slice(start, min(start + block, length))
-        dt = delta[:, :, sl]
-        decay = torch.exp(dt.unsqueeze(-1) * A[:, None, :])  # (b, d, l, n)
-        inp = (dt * u[:, :, sl]).unsqueeze(-1) * B[:, None, :, sl].transpose(-1, -2)  # (b, d, l, n)
-        h = linear_recurrence(decay, inp, state=state, method=method)
-        state = h[:, :, -1]
-        ys.append(torch.einsum("bdln,bnl->bdl", h, C[:, :, sl]))
+        decay = torch.exp(delta_t[sl].unsqueeze(-1) * A)  # (l, b, d, n)
+        inp = du_t[sl].unsqueeze(-1) * B_t[sl].unsqueeze(2)  # (l, b, d, n)
+        if method == "loop":
+            h = _loop_inplace(decay, inp, state)  # inp is a fresh tensor of this block
+        else:
+            h = linear_recurrence(decay, inp, state=state, method=method)
+        state = h[-1]
+        ys.append(torch.matmul(h, C_t[sl].unsqueeze(-1)).squeeze(-1).permute(1, 2, 0))
     y = torch.cat(ys, dim=2)
     if D is not None:
         y = y + u * D.float()[:, None]
