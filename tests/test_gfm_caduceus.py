@@ -198,6 +198,7 @@ def test_claims_caduceus_configs_only():
         ({"ssm_cfg": {"headdim": 32, "expand": 2}}, "Mamba-2"),
         ({"complement_map": None}, "complement_map"),
         ({"d_model": None}, "d_model"),
+        ({"n_layer": 129}, "n_layer"),
     ],
 )
 def test_check_supported_stops_with_one_line_naming_model_and_key(change, key):

@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import math
 import pathlib
-import re
 import types
 
 import torch
@@ -41,44 +40,31 @@ ACCEPTS_ATTENTION_MASK = False
 _PREFIX = "caduceus.backbone"
 
 
-class _TiedNames(dict):
-    """Weight name -> the name it is tied to; per-layer names of any depth are matched by pattern.
-
-    Holds the LM-head entries literally; `mamba_rev.{in,out}_proj.{weight,bias}` of any layer maps to the same
-    layer's `mamba_fwd` weight (bidirectional_weight_tie), so `name in TIED_WEIGHTS` and `TIED_WEIGHTS[name]` work
-    for every depth. Use `tied_weights(config)` for the exact dict of one checkpoint.
-    """
-
-    _REV = re.compile(
-        r"^(caduceus\.backbone\.layers\.\d+\.mixer\.(?:submodule\.)?)mamba_rev\.((?:in|out)_proj\.(?:weight|bias))$"
-    )
-
-    def _pattern(self, key: object) -> str | None:
-        if isinstance(key, str):
-            m = self._REV.match(key)
-            if m:
-                return f"{m.group(1)}mamba_fwd.{m.group(2)}"
-        return None
-
-    def __contains__(self, key: object) -> bool:
-        return dict.__contains__(self, key) or self._pattern(key) is not None
-
-    def __missing__(self, key: str) -> str:
-        target = self._pattern(key)
-        if target is None:
-            raise KeyError(key)
-        return target
-
-    def get(self, key, default=None):
-        return self[key] if key in self else default
+# Deeper than any Caduceus checkpoint (the hub's have 4 to 16 layers): TIED_WEIGHTS must be one fixed dict.
+_MAX_LAYERS = 128
 
 
-TIED_WEIGHTS: dict[str, str] = _TiedNames(
-    {
-        "lm_head.weight": f"{_PREFIX}.embeddings.word_embeddings.weight",
-        "lm_head.lm_head.weight": f"{_PREFIX}.embeddings.word_embeddings.embedding.weight",
-    }
-)
+def _rev_ties(n_layer: int, *, rcps_layouts: tuple[bool, ...], biases: bool) -> dict[str, str]:
+    tied = {}
+    for rcps in rcps_layouts:
+        sub = "submodule." if rcps else ""
+        for i in range(n_layer):
+            base = f"{_PREFIX}.layers.{i}.mixer.{sub}"
+            for proj in ("in_proj", "out_proj"):
+                for leaf in ("weight", "bias") if biases else ("weight",):
+                    tied[f"{base}mamba_rev.{proj}.{leaf}"] = f"{base}mamba_fwd.{proj}.{leaf}"
+    return tied
+
+
+# The LM head is tied to the input embedding (tie_word_embeddings, true unless config.json says otherwise), and with
+# bidirectional_weight_tie each layer's reverse Mamba shares in_proj / out_proj with the forward one; files saved by
+# transformers' save_pretrained lack the second name of each pair. Entries for layers a checkpoint does not have
+# are never looked up. `tied_weights(config)` gives the exact dict of one config.
+TIED_WEIGHTS: dict[str, str] = {
+    "lm_head.weight": f"{_PREFIX}.embeddings.word_embeddings.weight",
+    "lm_head.lm_head.weight": f"{_PREFIX}.embeddings.word_embeddings.embedding.weight",
+    **_rev_ties(_MAX_LAYERS, rcps_layouts=(False, True), biases=True),
+}
 
 
 def claims(config: dict) -> bool:
@@ -115,6 +101,11 @@ def check_supported(config: dict, *, name: str) -> None:
     for key in ("d_model", "n_layer", "vocab_size"):
         if not isinstance(config.get(key), int) or config[key] <= 0:
             raise InputError(f"model {name}: config.json lacks a positive integer {key!r}; use the hub's config.json")
+    if config["n_layer"] > _MAX_LAYERS:
+        raise InputError(
+            f"model {name}: config.json n_layer={config['n_layer']} is deeper than the {_MAX_LAYERS} layers whose "
+            "tied weight names gfm_audit.gfm.caduceus lists; raise _MAX_LAYERS there"
+        )
 
 
 def tied_weights(config: dict) -> dict[str, str]:
@@ -128,13 +119,7 @@ def tied_weights(config: dict) -> dict[str, str]:
             else {"lm_head.weight": f"{_PREFIX}.embeddings.word_embeddings.weight"}
         )
     if c.bidirectional and c.bidirectional_weight_tie:
-        sub = "submodule." if c.rcps else ""
-        for i in range(c.n_layer):
-            base = f"{_PREFIX}.layers.{i}.mixer.{sub}"
-            for p in ("in_proj", "out_proj"):
-                names = ["weight"] + (["bias"] if c.ssm.get("bias", False) else [])
-                for n in names:
-                    tied[f"{base}mamba_rev.{p}.{n}"] = f"{base}mamba_fwd.{p}.{n}"
+        tied.update(_rev_ties(c.n_layer, rcps_layouts=(c.rcps,), biases=bool(c.ssm.get("bias", False))))
     return tied
 
 
