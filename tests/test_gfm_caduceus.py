@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import re
 import shutil
 
 import numpy as np
@@ -100,6 +101,9 @@ def test_file_lacks_only_tied_weights_and_they_are_tied_in_the_module():
         params = dict(model.named_parameters(remove_duplicate=False))
         for name in missing:
             assert params[name] is params[caduceus.TIED_WEIGHTS[name]]
+    buffers = {n for n, _ in _loaded(FIXTURE).named_buffers()}
+    assert buffers == {n for n in buffers if any(re.fullmatch(p, n) for p in caduceus.DERIVED_BUFFERS)}
+    assert len(buffers) == 2
     assert "caduceus.backbone.layers.15.mixer.submodule.mamba_rev.in_proj.weight" in caduceus.TIED_WEIGHTS
     assert "caduceus.backbone.layers.3.mixer.mamba_fwd.in_proj.weight" not in caduceus.TIED_WEIGHTS
 

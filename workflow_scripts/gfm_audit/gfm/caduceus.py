@@ -66,6 +66,13 @@ TIED_WEIGHTS: dict[str, str] = {
     **_rev_ties(_MAX_LAYERS, rcps_layouts=(False, True), biases=True),
 }
 
+# Persistent buffers fixed by config.json alone (regular expressions over weight names): the complement maps of the
+# RCPS embedding and LM head, which the original saves with the weights.
+DERIVED_BUFFERS = (
+    r"caduceus\.backbone\.embeddings\.word_embeddings\.complement_map",
+    r"lm_head\.complement_map",
+)
+
 
 def claims(config: dict) -> bool:
     """True for a Caduceus config.json as on the hub (model_type, architectures or auto_map)."""
