@@ -28,7 +28,7 @@ def _fused_kernel():
     """mamba_ssm's CUDA selective scan when it is installed and importable, else None (never required)."""
     try:
         from mamba_ssm.ops.selective_scan_interface import selective_scan_fn
-    except Exception:  # noqa: BLE001 - any import failure (no CUDA build, ABI mismatch) means "not available"
+    except Exception:  # any import failure (no CUDA build, ABI mismatch) means "not available"
         return None
     return selective_scan_fn
 
@@ -131,10 +131,11 @@ def selective_scan(
         # CPU loop: keep a block's (l, batch, d, n) tensors near 512 KiB, cache-sized (measured fastest); GPU: 64.
         block = max(8, min(256, 2**17 // max(1, u.shape[0] * u.shape[1] * A.shape[-1]))) if method == "loop" else 64
     # Time-major (L, batch, d) / (L, batch, n) so that every position is one contiguous slab.
-    delta_t = delta.permute(2, 0, 1)
-    du_t = (delta * u).permute(2, 0, 1)
-    B_t = B.permute(2, 0, 1)
-    C_t = C.permute(2, 0, 1)
+    # Made contiguous here (n times smaller than the per-block tensors) so that those come out time-major too.
+    delta_t = delta.permute(2, 0, 1).contiguous()
+    du_t = (delta * u).permute(2, 0, 1).contiguous()
+    B_t = B.permute(2, 0, 1).contiguous()
+    C_t = C.permute(2, 0, 1).contiguous()
     state = None
     ys = []
     for start in range(0, length, block):
