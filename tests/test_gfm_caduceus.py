@@ -217,3 +217,14 @@ def test_build_lm_offers_only_the_masked_kind():
     with pytest.raises(ValueError, match="masked"):
         caduceus.build_lm(_config(FIXTURE), kind="causal")
     assert caduceus.KINDS == ("masked",) and caduceus.ACCEPTS_ATTENTION_MASK is False
+
+
+def test_doubling_scan_used_on_gpu_also_gives_the_original_logits(monkeypatch):
+    def doubling(*args, **kwargs):
+        return selective_scan(*args, **kwargs | {"method": "doubling"})
+
+    monkeypatch.setattr(caduceus, "selective_scan", doubling)
+    golden = np.load(FIXTURE / "golden.npz")
+    with torch.no_grad():
+        logits = _loaded(FIXTURE)(torch.from_numpy(golden["input_ids"])).logits.numpy()
+    assert np.abs(logits - golden["logits"]).max() <= REL_TOL * np.abs(golden["logits"]).max()
