@@ -83,3 +83,61 @@ rule plot_fimba:
         runtime=20,
     script:
         "../workflow_scripts/scripts/plot_fimba.py"
+
+
+rule fimba_comparison:
+    """FIMBA beside ART's ZOO, HopSkipJump, FGSM and Auto-PGD at FIMBA's L2 budgets, for one classifier."""
+    input:
+        data=fimba_inputs(),
+        model="results/robustness/fimba/{fmodel}/model.joblib",
+        curve="results/robustness/fimba/{fmodel}/curve.tsv",
+    output:
+        "results/robustness/fimba/{fmodel}/comparison.tsv",
+    log:
+        "results/logs/robustness/fimba_{fmodel}.comparison.log",
+    conda:
+        "../envs/models.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    params:
+        settings=FIMBA,
+    script:
+        "../workflow_scripts/scripts/fimba_comparison.py"
+
+
+rule fimba_comparison_table:
+    """The comparison rows of every model in one table."""
+    input:
+        expand("results/robustness/fimba/{m}/comparison.tsv", m=FIMBA_MODELS),
+    output:
+        "results/robustness/fimba/comparison.tsv",
+    log:
+        "results/logs/robustness/fimba_comparison.log",
+    conda:
+        "../envs/models.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../workflow_scripts/scripts/fimba_comparison_table.py"
+
+
+rule plot_fimba_comparison:
+    """Accuracy against the L2 budget, one line per attack, for one classifier."""
+    input:
+        "results/robustness/fimba/{fmodel}/comparison.tsv",
+    output:
+        report_figure("fimba_comparison", category="Robustness: FIMBA", subcategory="{fmodel}"),
+    log:
+        "results/logs/robustness/fimba_{fmodel}.comparison_plot.log",
+    conda:
+        "../envs/report.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    script:
+        "../workflow_scripts/scripts/plot_fimba_comparison.py"

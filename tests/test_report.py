@@ -158,14 +158,16 @@ def test_report_inputs_give_every_name_the_files_of_its_own_templates_at_todays_
     assert fimba.shared == {
         "detection": "results/robustness/fimba/detection.tsv",
         "vae": "results/robustness/fimba/vae.tsv",
+        "comparison": "results/robustness/fimba/comparison.tsv",
     }
     assert fimba.tables["curve"]["cnn"] == "results/robustness/fimba/cnn/curve.tsv"
     assert [path for path, _ in fimba.figures["cnn"]] == [
         "results/report/robustness/fimba/cnn/curve.png",
         "results/report/robustness/fimba/cnn/spectra.png",
+        "results/report/robustness/fimba/cnn/comparison.png",
     ]
-    # Every file once, under one key: 7 per model + 3 shared, 6 per classifier, 3 per FIMBA model + 2 shared.
-    assert len(inputs) == len(set(inputs.values())) == 2 * 7 + 3 + 3 * 6 + 2 * 3 + 2
+    # Every file once, under one key: 7 per model + 3 shared, 6 per classifier, 4 per FIMBA model + 3 shared.
+    assert len(inputs) == len(set(inputs.values())) == 2 * 7 + 3 + 3 * 6 + 2 * 4 + 3
 
 
 def test_a_section_without_names_asks_for_no_file():
@@ -286,6 +288,18 @@ def _write_report_inputs(root: Path) -> dict[str, str]:
         )
     write("detection", pd.DataFrame({"model": ["mlp"], "subset": ["all"], "method": ["fimba"], "ssim": [0.5]}))
     write("vae", pd.DataFrame({"model": ["mlp"], "ssim": [0.1]}))
+    write(
+        "comparison",
+        pd.DataFrame(
+            {
+                "model": ["mlp", "mlp", "mlp", "cnn", "cnn", "cnn"],
+                "attack": ["clean", "fimba", "zoo", "clean", "fimba", "fgsm"],
+                "m": [0, 5, 5, 0, 5, 5],
+                "budget": [0.0, 1.5, 1.5, 0.0, 2.5, 2.5],
+                "accuracy": [0.9, 0.6, 0.8, 0.85, 0.7, 0.1],
+            }
+        ),
+    )
     return inputs
 
 
@@ -358,8 +372,10 @@ def test_each_model_and_classifier_section_shows_its_own_tables_and_figures_only
         assert re.findall(r"progress_of_\w+", own) == [f"progress_of_{name}"]
     for clean, name in zip((0.811, 0.722), NAMES["fimba"], strict=True):
         assert f"<td>{name}</td><td>fp_fn</td><td>{clean:.3f}</td>" in page
-        for kind in ("accuracy_vs_m", "spectra"):
+        for kind in ("accuracy_vs_m", "spectra", "fimba_comparison"):
             caption = html.escape(report_layout.FIGURES[kind].caption)
             data = base64.b64encode(_png(kind, name)).decode()
             assert f'<h3>{name}: {caption}</h3><figure><img alt="{caption}" src="data:image/png;base64,{data}">' in page
-    assert len(_images(page)) == 2 * 4 + 3 * 3 + 2 * 2
+    assert len(_images(page)) == 2 * 4 + 3 * 3 + 2 * 3
+    # The comparison's wide table: one row per (model, m, budget), a column per attack, the clean accuracy beside.
+    assert "<td>cnn</td><td>5</td><td>2.500</td><td>0.850</td>" in page

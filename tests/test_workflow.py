@@ -352,6 +352,7 @@ def fimba_config(**fimba) -> dict:
             "shap_samples": 3,
             "shap_background": 5,
             "vae": {"epochs": 10, "n_samples": 20},
+            "comparison": {"samples": 8, "zoo": {"max_iter": 5}, "hopskipjump": {"max_iter": 2, "max_eval": 50}},
             **fimba,
         }
     }
@@ -386,6 +387,15 @@ def test_fimba_stage_writes_its_three_tables_figures_and_report_section(tmp_path
     html = (tmp_path / "results/report/report.html").read_text()
     assert "Robustness: FIMBA on gene-expression classifiers" in html and "VAE poisoning" in html
     assert "paper, TCGA: 0.9" in html
+    comparison = pd.read_csv(fimba / "comparison.tsv", sep="\t")
+    assert set(comparison.model) == {"mlp", "gradient_boosting"}
+    # No gradients through scikit-learn models: only the black-box attacks run beside FIMBA.
+    assert set(comparison.attack) == {"clean", "fimba", "zoo", "hopskipjump"}
+    assert set(comparison[comparison.attack == "fimba"].m) == {5, 50}
+    assert (comparison.l2_max <= comparison.budget * (1 + 1e-9)).all()
+    for model in ("mlp", "gradient_boosting"):
+        assert (tmp_path / f"results/report/robustness/fimba/{model}/comparison.png").read_bytes()[:4] == b"\x89PNG"
+    assert "FIMBA beside ART's attacks at matched L2 budgets" in html
 
 
 def test_fimba_h5ad_without_the_obs_key_fails_with_one_line_and_no_partial_output(tmp_path):

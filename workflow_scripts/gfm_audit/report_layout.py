@@ -37,6 +37,7 @@ SHARED = {
     "membership": ReportFile("privacy", "results/membership.tsv"),
     "detection": ReportFile("fimba", "results/robustness/fimba/detection.tsv"),
     "vae": ReportFile("fimba", "results/robustness/fimba/vae.tsv"),
+    "comparison": ReportFile("fimba", "results/robustness/fimba/comparison.tsv"),
 }
 
 # One file per name.
@@ -84,6 +85,11 @@ FIGURES = {
         "fimba",
         "results/report/robustness/fimba/{fmodel}/spectra.png",
         "Log power spectra: original, FIMBA, brute force",
+    ),
+    "fimba_comparison": ReportFile(
+        "fimba",
+        "results/report/robustness/fimba/{fmodel}/comparison.png",
+        "Accuracy against the L2 budget: FIMBA vs ZOO, HopSkipJump, FGSM, Auto-PGD (ART)",
     ),
 }
 

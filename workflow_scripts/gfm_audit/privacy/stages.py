@@ -228,6 +228,7 @@ def report_rule(job: Job) -> None:
             curve_paths=fimba.tables["curve"],
             detection_path=fimba.shared["detection"],
             vae_path=fimba.shared["vae"],
+            comparison_path=fimba.shared["comparison"],
             figures=fimba.figures,
         )
     privacy = report_layout.collect(inputs, "privacy", models)

@@ -1,4 +1,5 @@
-"""The four gene-expression classifiers FIMBA is run against, all behind ``predict_proba``."""
+"""The gene-expression classifiers FIMBA is run against, all behind ``predict_proba``: scikit-learn's random
+forest, gradient boosting and MLP, and three torch networks (CNN, ResNet, ViT) that white-box attacks can also use."""
 
 from __future__ import annotations
 
@@ -6,35 +7,28 @@ import numpy as np
 
 from ...determinism import single_cpu_thread
 
-MODELS = ("random_forest", "gradient_boosting", "mlp", "cnn")
+MODELS = ("random_forest", "gradient_boosting", "mlp", "cnn", "resnet", "vit")
+TORCH_MODELS = ("cnn", "resnet", "vit")  # the ones white-box (gradient) attacks can run on
 
 
-class CNN1D:
-    """A 1-D CNN over the gene vector (genes in file order), trained with Adam; sklearn-style API."""
+class TorchTabular:
+    """A torch network over the gene vector, trained with Adam on one CPU thread; sklearn-style API.
 
-    def __init__(self, *, seed: int = 0, epochs: int = 60, channels: int = 16, lr: float = 1e-3):
-        self.seed, self.epochs, self.channels, self.lr = seed, epochs, channels, lr
+    Subclasses give the network (``_net``); ``net`` maps a float32 (n, genes) batch to two logits, which is
+    what the white-box comparison attacks differentiate.
+    """
+
+    def __init__(self, *, seed: int = 0, epochs: int = 60, lr: float = 1e-3):
+        self.seed, self.epochs, self.lr = seed, epochs, lr
 
     def _net(self, n_features: int):
-        from torch import nn
+        raise NotImplementedError
 
-        return nn.Sequential(
-            nn.Unflatten(1, (1, n_features)),
-            nn.Conv1d(1, self.channels, 7, padding=3),
-            nn.ReLU(),
-            nn.MaxPool1d(4),
-            nn.Conv1d(self.channels, self.channels, 5, padding=2),
-            nn.ReLU(),
-            nn.AdaptiveMaxPool1d(8),
-            nn.Flatten(),
-            nn.Linear(8 * self.channels, 2),
-        )
-
-    def fit(self, X: np.ndarray, y: np.ndarray) -> CNN1D:
+    def fit(self, X: np.ndarray, y: np.ndarray) -> TorchTabular:
         with single_cpu_thread():
             return self._fit(X, y)
 
-    def _fit(self, X: np.ndarray, y: np.ndarray) -> CNN1D:
+    def _fit(self, X: np.ndarray, y: np.ndarray) -> TorchTabular:
         import torch
 
         torch.manual_seed(self.seed)
@@ -63,6 +57,102 @@ class CNN1D:
         return torch.cat(out).double().numpy() if out else np.zeros((0, 2))
 
 
+class CNN1D(TorchTabular):
+    """A 1-D CNN over the gene vector (genes in file order)."""
+
+    def __init__(self, *, seed: int = 0, epochs: int = 60, channels: int = 16, lr: float = 1e-3):
+        super().__init__(seed=seed, epochs=epochs, lr=lr)
+        self.channels = channels
+
+    def _net(self, n_features: int):
+        from torch import nn
+
+        return nn.Sequential(
+            nn.Unflatten(1, (1, n_features)),
+            nn.Conv1d(1, self.channels, 7, padding=3),
+            nn.ReLU(),
+            nn.MaxPool1d(4),
+            nn.Conv1d(self.channels, self.channels, 5, padding=2),
+            nn.ReLU(),
+            nn.AdaptiveMaxPool1d(8),
+            nn.Flatten(),
+            nn.Linear(8 * self.channels, 2),
+        )
+
+
+class ResNet1D(TorchTabular):
+    """A 1-D residual network over the gene vector (the FIMBA paper's ResNet, scaled to the demo): a stem
+    convolution, ``blocks`` residual blocks of two convolutions with an identity shortcut, global pooling.
+    No batch norm: its running statistics would make the CPU training less reproducible for no gain here."""
+
+    def __init__(self, *, seed: int = 0, epochs: int = 60, channels: int = 16, blocks: int = 2, lr: float = 1e-3):
+        super().__init__(seed=seed, epochs=epochs, lr=lr)
+        self.channels, self.blocks = channels, blocks
+
+    def _net(self, n_features: int):
+        from torch import nn
+
+        class Residual(nn.Module):
+            def __init__(self, channels: int):
+                super().__init__()
+                self.conv1 = nn.Conv1d(channels, channels, 5, padding=2)
+                self.conv2 = nn.Conv1d(channels, channels, 5, padding=2)
+
+            def forward(self, x):
+                return nn.functional.relu(x + self.conv2(nn.functional.relu(self.conv1(x))))
+
+        return nn.Sequential(
+            nn.Unflatten(1, (1, n_features)),
+            nn.Conv1d(1, self.channels, 7, padding=3),
+            nn.ReLU(),
+            nn.MaxPool1d(4),
+            *[Residual(self.channels) for _ in range(self.blocks)],
+            nn.AdaptiveAvgPool1d(8),
+            nn.Flatten(),
+            nn.Linear(8 * self.channels, 2),
+        )
+
+
+class GeneViT(TorchTabular):
+    """A small ViT-style transformer over gene tokens: the gene vector is cut into patches of ``patch``
+    consecutive genes (zero-padded at the end), each patch is a token (linear embedding plus a learned
+    position embedding), a class token is prepended, ``depth`` pre-norm encoder layers, and the class
+    token's output is classified (Dosovitskiy et al. 2021, with genes in place of pixels)."""
+
+    def __init__(
+        self, *, seed: int = 0, epochs: int = 40, patch: int = 16, dim: int = 32, depth: int = 2, lr: float = 1e-3
+    ):
+        super().__init__(seed=seed, epochs=epochs, lr=lr)
+        self.patch, self.dim, self.depth = patch, dim, depth
+
+    def _net(self, n_features: int):
+        import torch
+        from torch import nn
+
+        patch, dim = self.patch, self.dim
+        n_tokens = -(-n_features // patch)
+
+        class ViT(nn.Module):
+            def __init__(self, depth: int):
+                super().__init__()
+                self.embed = nn.Linear(patch, dim)
+                self.cls = nn.Parameter(torch.zeros(1, 1, dim))
+                self.pos = nn.Parameter(0.02 * torch.randn(1, n_tokens + 1, dim))
+                layer = nn.TransformerEncoderLayer(
+                    dim, nhead=4, dim_feedforward=2 * dim, dropout=0.0, batch_first=True, norm_first=True
+                )
+                self.encoder = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
+                self.norm = nn.LayerNorm(dim)
+                self.head = nn.Linear(dim, 2)
+
+            def forward(self, x):
+                x = nn.functional.pad(x, (0, n_tokens * patch - x.shape[1])).reshape(len(x), n_tokens, patch)
+                tokens = torch.cat([self.cls.expand(len(x), -1, -1), self.embed(x)], dim=1) + self.pos
+                return self.head(self.norm(self.encoder(tokens)[:, 0]))
+
+        return ViT(self.depth)
+
+
 def make_classifier(name: str, seed: int, threads: int = 1):
     from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
     from sklearn.neural_network import MLPClassifier
@@ -75,6 +165,10 @@ def make_classifier(name: str, seed: int, threads: int = 1):
         return MLPClassifier(hidden_layer_sizes=(128,), max_iter=400, random_state=seed)
     if name == "cnn":
         return CNN1D(seed=seed)
+    if name == "resnet":
+        return ResNet1D(seed=seed)
+    if name == "vit":
+        return GeneViT(seed=seed)
     raise ValueError(name)
 
 

@@ -1,4 +1,4 @@
-"""FIMBA figures: accuracy / FP / FN against m, and power spectra."""
+"""FIMBA figures: accuracy / FP / FN against m, power spectra, and the comparison with ART's attacks."""
 
 from __future__ import annotations
 
@@ -48,4 +48,23 @@ def spectra_figure(spectra: dict[str, np.ndarray], model: str, path: str | os.Pa
         ax.imshow(spectra[name], aspect="auto", vmin=lo, vmax=hi, cmap="magma")
         ax.set(title=f"{name}", xlabel="gene frequency", ylabel="sample frequency")
     fig.suptitle(f"log power spectra of the test matrix: {model} (first variant, largest m)")
+    save_figure(fig, path)
+
+
+COMPARISON_STYLES = {"fimba": "o-", "zoo": "s--", "hopskipjump": "^:", "fgsm": "x-.", "auto_pgd": "d-"}
+
+
+def comparison_figure(table: pd.DataFrame, path: str | os.PathLike) -> None:
+    """Accuracy of one classifier against the L2 budget (FIMBA's distance at each m), one line per attack."""
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    clean = table[table.attack == "clean"]
+    for attack, style in COMPARISON_STYLES.items():
+        line = table[table.attack == attack].sort_values("budget")
+        if len(line):
+            ax.plot(line.budget, line.accuracy, style, label=attack, lw=1.2)
+    if len(clean):
+        ax.axhline(clean.accuracy.iloc[0], color="k", lw=0.8, ls=":", label="clean")
+    ax.set(xlabel="L2 budget (FIMBA's largest distance at m)", ylabel="accuracy", ylim=(-0.02, 1.02))
+    ax.legend(fontsize=7)
+    ax.set_title(f"FIMBA vs ART attacks: {table.model.iloc[0]}" if len(table) else "no comparison rows")
     save_figure(fig, path)

@@ -19,6 +19,7 @@ def fimba_section(
     curve_paths: Mapping[str, str],
     detection_path: str,
     vae_path: str,
+    comparison_path: str | None = None,
     figures: Mapping[str, Sequence[tuple[str, str]]],
 ) -> str:
     parts = [
@@ -85,4 +86,27 @@ def fimba_section(
     parts.append(html_table(detection))
     parts.append("<h3>VAE poisoning (latent interpolation towards the FIMBA endpoint)</h3>")
     parts.append(html_table(pd.read_csv(vae_path, sep="\t")))
+    if comparison_path:
+        parts.append(comparison_part(pd.read_csv(comparison_path, sep="\t")))
+    return "".join(parts)
+
+
+def comparison_part(table: pd.DataFrame) -> str:
+    """FIMBA beside ART's attacks: accuracy per attack at each L2 budget, then the whole table."""
+    parts = [
+        "<h3>FIMBA beside ART's attacks at matched L2 budgets</h3>",
+        "<p>Budgets are FIMBA's own: at each m, the largest L2 distance FIMBA moves any compared test sample. "
+        "FGSM and Auto-PGD (white box, torch classifiers only) get that radius; ZOO (black box, probabilities) "
+        "and HopSkipJump (black box, labels) search for small perturbations that are then projected onto it. "
+        "The number of features changed is not matched: ART's attacks move every gene, FIMBA m of them. "
+        "Attacks from the Adversarial Robustness Toolbox (ZooAttack, HopSkipJump, FastGradientMethod, "
+        "AutoProjectedGradientDescent).</p>",
+    ]
+    attacked = table[table.attack != "clean"]
+    if len(attacked):
+        wide = attacked.pivot_table(index=["model", "m", "budget"], columns="attack", values="accuracy").reset_index()
+        clean = table[table.attack == "clean"].set_index("model").accuracy
+        wide.insert(3, "clean", wide.model.map(clean))
+        parts.append("<p>Accuracy on the compared samples (lower means a stronger attack):</p>" + html_table(wide))
+    parts.append(html_table(table))
     return "".join(parts)

@@ -190,6 +190,38 @@ def fimba_model_stage(
             joblib.dump({"model": clf, "importance": importance}, fh)
 
 
+def comparison_stage(model: str, settings: Mapping[str, Any], *, model_file: str, curve_tsv: str, out_tsv: str) -> None:
+    """FIMBA beside ART's ZOO, HopSkipJump, FGSM and Auto-PGD at FIMBA's L2 budgets (comparison.py), on the
+    first ``comparison.samples`` test samples of one trained classifier."""
+    from .comparison import COLUMNS, comparison_rows
+
+    cmp = settings["comparison"]
+    split = make_split(settings)
+    saved = joblib.load(model_file)
+    clf, importance = saved["model"], saved["importance"]
+    curve = pd.read_csv(curve_tsv, sep="\t")
+    clean_queries = int(curve.loc[curve["method"] == "clean", "queries"].iloc[0])
+    X, y = split.X_test, split.y_test
+    n = min(cmp["samples"], len(X))
+    pred = clf.predict_proba(X).argmax(axis=1)
+    rows = comparison_rows(
+        model,
+        clf,
+        X=X[:n],
+        y=y[:n],
+        pool_pred=pred,
+        pool_X=X,
+        pool_y=y,
+        importance=importance,
+        shap_queries=clean_queries - len(X),
+        settings=settings,
+        attacks=cmp["attacks"],
+        seed=settings["seed"],
+    )
+    with atomic_outputs(out_tsv) as (tmp,):
+        write_tsv(pd.DataFrame(rows, columns=COLUMNS), tmp)
+
+
 def merge_detection_stage(parts: list[str], out_tsv: str) -> None:
     table = pd.concat([pd.read_csv(p, sep="\t") for p in parts], ignore_index=True)
     with atomic_outputs(out_tsv) as (tmp,):
@@ -256,6 +288,29 @@ def fimba_detection_rule(job: Job) -> None:
     merge_detection_stage(list(job.input), job.output[0])
 
 
+def fimba_comparison_rule(job: Job) -> None:
+    """results/robustness/fimba/<model>/comparison.tsv."""
+    from ...determinism import single_cpu_thread
+
+    with single_cpu_thread():
+        comparison_stage(
+            job.wildcards.fmodel,
+            job.params.settings,
+            model_file=job.input.model,
+            curve_tsv=job.input.curve,
+            out_tsv=job.output[0],
+        )
+
+
+def fimba_comparison_table_rule(job: Job) -> None:
+    """results/robustness/fimba/comparison.tsv: every model's comparison rows."""
+    from .comparison import COLUMNS
+
+    table = pd.concat([pd.read_csv(p, sep="\t") for p in job.input], ignore_index=True)
+    with atomic_outputs(job.output[0]) as (tmp,):
+        write_tsv(table[COLUMNS], tmp)
+
+
 def fimba_vae_rule(job: Job) -> None:
     """results/robustness/fimba/vae.tsv."""
     models = dict(zip(job.params.names, job.input.models, strict=True))
@@ -267,5 +322,13 @@ def plot_fimba_rule(job: Job) -> None:
     from . import plots  # here, not at the top: matplotlib is in the plotting rule's conda env only
 
     plots.curve_figure(pd.read_csv(job.input.curve, sep="\t"), job.output.curve)
+
     with np.load(job.input.spectra) as spectra:
         plots.spectra_figure(dict(spectra), job.wildcards.fmodel, job.output.spectra)
+
+
+def plot_fimba_comparison_rule(job: Job) -> None:
+    """Accuracy against the L2 budget, one line per attack, for one model."""
+    from . import plots  # here, not at the top: matplotlib is in the plotting rule's conda env only
+
+    plots.comparison_figure(pd.read_csv(job.input[0], sep="\t"), job.output[0])

@@ -1,0 +1,11 @@
+"""Rule fimba_comparison_table: every model's comparison rows in one table."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from gfm_audit.robustness.fimba.stages import fimba_comparison_table_rule  # noqa: E402
+from gfm_audit.rule_script import run_rule  # noqa: E402
+
+run_rule(snakemake, fimba_comparison_table_rule)  # noqa: F821
