@@ -68,6 +68,7 @@ def write_config(work: Path) -> None:
                 "shap_samples": 2,
                 "shap_background": 3,
                 "vae": {"epochs": 2, "n_samples": 10},
+                "comparison": {"samples": 5, "zoo": {"max_iter": 3}, "hopskipjump": {"max_iter": 1, "max_eval": 20}},
             },
         },
     }
