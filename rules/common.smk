@@ -127,6 +127,30 @@ def fimba_outputs():
     return report_layout.section_outputs("fimba", FIMBA_MODELS)
 
 
+# --- memorisation: canaries and extraction ----------------------------------------
+MEMORISATION = config["memorisation"]
+CANARIES = MEMORISATION["canaries"]
+EXTRACTION = MEMORISATION["extraction"]
+CANARIES_ON = MODE == "finetune" and CANARIES["n"] > 0
+CANARY_TABLE = "results/memorisation/canaries.tsv"
+# Canaries go into the target's training data only: exposure is measured on the target.
+EXPOSURE_MODELS = [TARGET] if CANARIES_ON else []
+EXTRACTION_MODELS = list(MODELS) if EXTRACTION["enabled"] and MODE != "none" else []
+
+
+def canary_training_input(trained):
+    """The canary table, as an input of the target's training only (never of a reference model's)."""
+    return [CANARY_TABLE] if CANARIES_ON and trained == TARGET else []
+
+
+def memorisation_outputs():
+    """Tables and figures of the memorisation stage, {kind: one path per model}."""
+    return {
+        **report_layout.section_outputs("exposure", EXPOSURE_MODELS),
+        **report_layout.section_outputs("extraction", EXTRACTION_MODELS),
+    }
+
+
 # --- the report -------------------------------------------------------------------
 # Each per-name table and figure is declared once, in gfm_audit/report_layout.py: the plotting rules' outputs,
 # the report rule's input keys and the HTML captions all come from there.
@@ -143,6 +167,7 @@ def report_figure(kind, category, subcategory=None):
 def report_inputs(wildcards):
     """Every file the report reads, under the keys of report_layout.input_key (never matched by name in a path)."""
     names = {"privacy": audited_models(), "ga": list(GA_CLASSIFIERS), "fimba": FIMBA_MODELS}
+    names |= {"exposure": EXPOSURE_MODELS, "extraction": EXTRACTION_MODELS}
     return report_layout.report_inputs(names)
 
 
@@ -163,6 +188,7 @@ def final_targets():
     targets += [f"results/scores/{m}.parquet" for m in SCORED]
     targets += [f for files in ga_outputs().values() for f in files]
     targets += [f for files in fimba_outputs().values() for f in files]
+    targets += [f for files in memorisation_outputs().values() for f in files]
     targets += ["results/report/report.html"] if report_wanted() else []
     # Shards are targets too, so that deleting one re-runs just that shard (and the cheap merge).
     targets += [f"results/scores/{m}/shard-{i}.parquet" for m in SCORED for i in SHARDS]

@@ -4,6 +4,7 @@ rule train_model:
         windows="results/windows/windows.fa",
         membership="results/membership.tsv",
         base=lambda w: MODELS[TARGET]["path"],
+        canaries=lambda w: canary_training_input(w.trained),
     output:
         directory("results/models/{trained}"),
     log:

@@ -100,6 +100,7 @@ def check_consistency(config: dict[str, Any], source: str = "the config") -> Non
             )
     _check_ga(config, where)
     _check_fimba(config, where)
+    _check_memorisation(config, where)
 
 
 def _check_ga(config: dict[str, Any], where: str) -> None:
@@ -130,6 +131,31 @@ def _check_fimba(config: dict[str, Any], where: str) -> None:
         return
     if fimba.get("position", 8) >= fimba.get("n_points", 10):
         raise InputError(f"{where} robustness.fimba.position must be below n_points (0 .. n_points-1)")
+
+
+def _check_memorisation(config: dict[str, Any], where: str) -> None:
+    memorisation = config.get("memorisation", {})
+    mode = config.get("membership", {}).get("mode", "none")
+    models = config.get("models", {})
+    if memorisation.get("canaries", {}).get("n", 0) and (mode != "finetune" or not models):
+        raise InputError(
+            f"{where} memorisation.canaries.n > 0 needs membership.mode finetune (canaries go into the target's "
+            "training data); set memorisation.canaries.n: 0 or membership.mode: finetune"
+        )
+    extraction = memorisation.get("extraction", {})
+    if not extraction.get("enabled"):
+        return
+    if mode == "none" or not models:
+        raise InputError(f"{where} memorisation.extraction needs known members: membership.mode finetune or regions")
+    decoding = extraction.get("decoding", "auto")
+    wrong = "causal" if decoding == "iterative" else "masked" if decoding == "greedy" else None
+    for name, spec in models.items():
+        if spec["kind"] == wrong:
+            fix = "iterative" if wrong == "masked" else "greedy"
+            raise InputError(
+                f"{where} memorisation.extraction.decoding is {decoding}, which model '{name}' ({wrong}) cannot do; "
+                f"set memorisation.extraction.decoding: {fix} or auto"
+            )
 
 
 # What to do when a path is missing, by the kind of thing the key names.

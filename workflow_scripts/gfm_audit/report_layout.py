@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 # Sections of the report and the wildcard that carries the name in their templates.
-WILDCARDS = {"privacy": "model", "ga": "classifier", "fimba": "fmodel"}
+WILDCARDS = {"privacy": "model", "ga": "classifier", "fimba": "fmodel", "exposure": "model", "extraction": "model"}
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,8 @@ TABLES = {
     "summary": ReportFile("ga", "results/robustness/ga/{classifier}/summary.tsv"),
     "progress": ReportFile("ga", "results/robustness/adv_training/{classifier}/progress.tsv"),
     "curve": ReportFile("fimba", "results/robustness/fimba/{fmodel}/curve.tsv"),
+    "exposure": ReportFile("exposure", "results/memorisation/{model}/exposure.tsv"),
+    "extraction": ReportFile("extraction", "results/memorisation/{model}/extraction.tsv"),
 }
 
 # In the order the report shows them within a section.
@@ -90,6 +92,16 @@ FIGURES = {
         "fimba",
         "results/report/robustness/fimba/{fmodel}/comparison.png",
         "Accuracy against the L2 budget: FIMBA vs ZOO, HopSkipJump, FGSM, Auto-PGD (ART)",
+    ),
+    "exposure_vs_repeats": ReportFile(
+        "exposure",
+        "results/report/{model}/exposure_vs_repeats.png",
+        "Canary exposure against the number of insertions, beside never-inserted canaries",
+    ),
+    "extraction_vs_prefix": ReportFile(
+        "extraction",
+        "results/report/{model}/extraction_vs_prefix.png",
+        "Extraction against prefix length: members, non-members and the k-mer baseline",
     ),
 }
 

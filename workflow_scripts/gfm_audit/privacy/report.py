@@ -101,6 +101,7 @@ def build_report(
     figures: Mapping[str, Sequence[tuple[str, str]]],
     out_path: str | os.PathLike,
     robustness_html: str = "",
+    memorisation_html: str = "",
 ) -> dict[str, bool]:
     """Write the report; return {model: leaks}. With no audited model only the robustness part is written."""
     parts = [
@@ -123,6 +124,7 @@ def build_report(
             parts=parts,
         )
     )
+    parts.append(memorisation_html)
     parts.append(robustness_html)
     parts.append(
         "<h2>Configuration of this run</h2><pre>"

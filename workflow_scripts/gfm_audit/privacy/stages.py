@@ -115,13 +115,28 @@ def train_model_rule(job: Job) -> None:
     spec = ModelSpec.from_config(block.pop("name"), block)
     labels = read_membership(job.input.membership).set_index("window_id")[job.params.column].to_dict()
     windows = read_fasta(job.input.windows)
+    sequences = member_sequences(windows, labels)
+    # Only the target's job has the canary table as input (rules/common.smk, canary_training_input).
+    canaries = _optional_input(job, "canaries")
+    if canaries:
+        from .memorisation.canaries import canary_training_copies
+
+        sequences += canary_training_copies(spec, canaries)
     train_model(
         spec,
-        member_sequences(windows, labels),
+        sequences,
         params=job.params.training,
         seed=job.params.seed,
         out_dir=job.output[0],
     )
+
+
+def _optional_input(job: Job, key: str) -> str | None:
+    """The file of an input key whose function may give no file (an empty list)."""
+    value = getattr(job.input, key, None)
+    if isinstance(value, str):
+        return value
+    return str(value[0]) if value else None
 
 
 def score_shard_rule(job: Job) -> None:
@@ -205,6 +220,7 @@ def report_rule(job: Job) -> None:
     from .. import report_layout
     from ..robustness.fimba.report import fimba_section
     from ..robustness.ga.report import ga_section
+    from .memorisation.report import memorisation_html
     from .report import build_report
 
     # Files by input key (report_layout.input_key), as Snakemake resolved them: a module's prefix included.
@@ -232,6 +248,7 @@ def report_rule(job: Job) -> None:
             figures=fimba.figures,
         )
     privacy = report_layout.collect(inputs, "privacy", models)
+    memorisation = memorisation_html(inputs)
     leaks = build_report(
         job.params.config,
         windows_path=privacy.shared.get("windows"),
@@ -244,6 +261,112 @@ def report_rule(job: Job) -> None:
         figures=privacy.figures,
         out_path=job.output[0],
         robustness_html=robustness,
+        memorisation_html=memorisation,
     )
     for model, leaked in leaks.items():
         logging.getLogger("gfm_audit.privacy.report").info("%s: %s", model, "leaks" if leaked else "no clear leakage")
+
+
+def make_canaries_rule(job: Job) -> None:
+    """results/memorisation/canaries.tsv: the inserted and the never-inserted canaries."""
+    import pandas as pd
+
+    from .membership import read_membership
+    from .memorisation.canaries import check_budget, random_canaries, snp_rich_canaries, write_canaries
+    from .reference import read_contigs
+
+    params = job.params.canaries
+    n_members = int(read_membership(job.input.membership).target_member.sum())
+    check_budget(params["n"], params["repeats"], n_members)
+    if params["kind"] == "random":
+        canaries = random_canaries(params["n"], params["length"], repeats=params["repeats"], seed=params["seed"])
+    else:
+        windows = pd.read_csv(job.input.windows, sep="\t", dtype={"window_id": str, "chrom": str})
+        contigs = {c.fasta_contig: c.vcf_contig for c in read_contigs(job.input.contigs)}
+        canaries = snp_rich_canaries(
+            job.input.fasta, job.input.vcf, windows=windows, vcf_contigs=contigs, params=params
+        )
+    write_canaries(canaries, job.output[0])
+    inserted = sum(c.group == "inserted" for c in canaries)
+    logging.getLogger("gfm_audit.privacy.memorisation").info(
+        "%d canaries inserted (%d copies into %d member windows), %d never inserted",
+        inserted,
+        params["n"] * sum(params["repeats"]),
+        n_members,
+        len(canaries) - inserted,
+    )
+
+
+def canary_exposure_rule(job: Job) -> None:
+    """results/memorisation/<model>/exposure.tsv."""
+    import torch
+
+    from ..models import ModelSpec
+    from ..outputs import atomic_outputs, write_tsv
+    from .memorisation.canaries import read_canaries
+    from .memorisation.exposure import canary_exposure, model_log_perplexity
+
+    torch.set_num_threads(job.threads)
+    spec = ModelSpec.from_config(job.wildcards.model, job.params.spec)
+    params = job.params.canaries
+    table = canary_exposure(
+        read_canaries(job.input.canaries),
+        model_log_perplexity(spec, batch_size=job.params.batch_size),
+        candidates=params["candidates"],
+        enumerate_max=params["enumerate_max"],
+        seed=params["seed"],
+    )
+    with atomic_outputs(job.output[0]) as (tmp,):
+        write_tsv(table, tmp)
+    means = table.groupby("repeats").exposure.mean()
+    logging.getLogger("gfm_audit.privacy.memorisation").info(
+        "mean exposure by repeats: %s", ", ".join(f"{r}: {v:.2f}" for r, v in means.items())
+    )
+
+
+def extraction_rule(job: Job) -> None:
+    """results/memorisation/<model>/extraction.tsv."""
+    import torch
+
+    from ..fasta import read_fasta
+    from ..models import ModelSpec
+    from ..outputs import atomic_outputs, write_tsv
+    from .membership import read_membership
+    from .memorisation.canaries import read_canaries
+    from .memorisation.extraction import ModelDecoder, check_decoding, run_extraction
+
+    torch.set_num_threads(job.threads)
+    spec = ModelSpec.from_config(job.wildcards.model, job.params.spec)
+    params = job.params.extraction
+    check_decoding(spec.kind, params["decoding"], spec.name)
+    labels = read_membership(job.input.membership).set_index("window_id").target_member.to_dict()
+    path = _optional_input(job, "canaries")
+    canaries = read_canaries(path) if path else []
+    table = run_extraction(
+        ModelDecoder.load(spec),
+        read_fasta(job.input.windows),
+        labels,
+        canaries=canaries,
+        params=params,
+        batch_size=job.params.batch_size,
+    )
+    with atomic_outputs(job.output[0]) as (tmp,):
+        write_tsv(table, tmp)
+
+
+def plot_exposure_rule(job: Job) -> None:
+    """Exposure against repeats."""
+    import pandas as pd
+
+    from .memorisation.plots import exposure_figure
+
+    exposure_figure(pd.read_csv(job.input[0], sep="\t"), job.output[0])
+
+
+def plot_extraction_rule(job: Job) -> None:
+    """Extraction rate against prefix length."""
+    import pandas as pd
+
+    from .memorisation.plots import extraction_figure
+
+    extraction_figure(pd.read_csv(job.input[0], sep="\t"), job.output[0])

@@ -1,0 +1,11 @@
+"""Rule extraction: prefix-to-suffix extraction by one model, with the k-mer baseline."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from gfm_audit.privacy.stages import extraction_rule  # noqa: E402
+from gfm_audit.rule_script import run_rule  # noqa: E402
+
+run_rule(snakemake, extraction_rule)  # noqa: F821
