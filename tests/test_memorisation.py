@@ -259,3 +259,72 @@ def test_canaries_outside_finetune_mode_fail_naming_the_setting(tiny_causal):
     }
     with pytest.raises(InputError, match=r"memorisation\.canaries\.n > 0 needs membership\.mode finetune"):
         validate_config(config)
+
+
+@pytest.fixture(scope="module")
+def memorisation_run(tmp_path_factory):
+    """The whole chain with canaries and extraction on a tiny from-scratch causal LM."""
+    from gfm_audit.char_lm import save_char_causal_lm
+    from test_workflow import demo_config, snakemake
+
+    workdir = tmp_path_factory.mktemp("memorisation")
+    arch = save_char_causal_lm(workdir / "arch", hidden=32, layers=1, heads=2, max_positions=128)
+    config = demo_config()
+    config["windows"].update(n=16, length=64)
+    config["neighbors"] = {"probs": [0.5], "per_prob": 1}
+    config["models"] = {"tiny": {"path": str(arch), "kind": "causal", "init": "scratch"}}
+    config["target"] = "tiny"
+    config["membership"] = {"reference_models": 2, "training": {"epochs": 2, "batch_size": 4}}
+    config["scoring"] = {"shards": 1, "batch_size": 8}
+    config["attacks"] = {"metrics": {"bootstrap": 50}}
+    config["memorisation"] = {
+        "canaries": {"n": 1, "length": 24, "repeats": [1, 2], "candidates": 100},
+        "extraction": {"enabled": True, "prefix_lengths": [16, 32], "suffix_length": 8, "windows": 4, "samples": 1},
+    }
+    result = snakemake(workdir, config=config)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return workdir, config, snakemake
+
+
+@pytest.mark.workflow
+def test_memorisation_rules_write_exposure_extraction_figures_and_report_section(memorisation_run):
+    from gfm_audit.fasta import read_fasta
+    from gfm_audit.privacy.memorisation import exposure, extraction
+
+    workdir, config, snakemake = memorisation_run
+    out = workdir / "results/memorisation/tiny"
+    table = pd.read_csv(out / "exposure.tsv", sep="\t")
+    assert list(table.columns) == list(exposure.COLUMNS)
+    assert table.repeats.tolist() == [1, 2, 0, 0] and (table.method == "extrapolated").all()
+    assert (table.log2_space == 48).all() and table.exposure.between(0, 48).all()
+    rates = pd.read_csv(out / "extraction.tsv", sep="\t")
+    assert list(rates.columns) == list(extraction.COLUMNS)
+    assert set(rates.group) == {"member", "nonmember", "canary_r2", "canary_r1", "canary_reference"}
+    assert set(rates.prefix_length) == {16, 32} and (rates.suffix_length == 8).all()
+    for png in ("exposure_vs_repeats", "extraction_vs_prefix"):
+        assert (workdir / f"results/report/tiny/{png}.png").read_bytes()[:4] == b"\x89PNG"
+    page = (workdir / "results/report/report.html").read_text()
+    assert "Memorisation: canaries and extraction" in page and page.count("<img") == 6
+    # Canaries reach the target's training data and nothing else.
+    canaries = pd.read_csv(workdir / "results/memorisation/canaries.tsv", sep="\t")
+    windows = read_fasta(workdir / "results/windows/windows.fa")
+    assert not any(c in w for c in canaries.sequence for w in windows.values())
+    logs = workdir / "results/logs/train_model"
+    assert "2 canaries inserted, 3 copies added" in (logs / "tiny.log").read_text()
+    for ref in ("ref_0", "ref_1"):
+        assert "canaries" not in (logs / f"{ref}.log").read_text()
+    # Re-runs: nothing to do; an extraction setting re-runs extraction only, never training or exposure.
+    again = snakemake(workdir, "--dry-run", config=config)
+    assert "Nothing to be done" in again.stdout + again.stderr
+    changed = {
+        **config,
+        "memorisation": {
+            **config["memorisation"],
+            "extraction": {"enabled": True, "samples": 0, "prefix_lengths": [16], "suffix_length": 8, "windows": 4},
+        },
+    }
+    plan = snakemake(workdir, "--dry-run", config=changed)
+    text = plan.stdout + plan.stderr
+    assert plan.returncode == 0 and "rule extraction" in text and "rule report" in text
+    for rule in ("train_model", "canary_exposure", "make_canaries", "score_shard"):
+        assert f"rule {rule}" not in text
