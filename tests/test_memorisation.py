@@ -328,3 +328,40 @@ def test_memorisation_rules_write_exposure_extraction_figures_and_report_section
     assert plan.returncode == 0 and "rule extraction" in text and "rule report" in text
     for rule in ("train_model", "canary_exposure", "make_canaries", "score_shard"):
         assert f"rule {rule}" not in text
+
+
+def test_snp_rich_canaries_are_real_segments_outside_the_windows_with_vcf_alleles(tmp_path, small_reference):
+    from conftest import run_windows
+    from gfm_audit.privacy.memorisation.canaries import snp_rich_canaries
+    from gfm_audit.privacy.reference import read_contigs
+
+    fasta, vcf, records = small_reference
+    layout, out, _ = run_windows(tmp_path, fasta, vcf, length=500, n=20)
+    windows = pd.read_csv(out / "windows.tsv", sep="\t", dtype={"chrom": str})
+    contigs = {c.fasta_contig: c.vcf_contig for c in read_contigs(layout.contigs)}
+    params = {"n": 2, "length": 100, "repeats": [1, 3], "seed": 0}
+    canaries = snp_rich_canaries(
+        str(layout.fasta), str(layout.vcf), windows=windows, vcf_contigs=contigs, params=params
+    )
+    assert [c.repeats for c in canaries] == [1, 1, 3, 3, 0, 0, 0, 0]
+    assert canaries == snp_rich_canaries(
+        str(layout.fasta), str(layout.vcf), windows=windows, vcf_contigs=contigs, params=params
+    )
+    alleles = {}
+    for r in records:
+        f = r.split("\t")
+        if len(f[3]) == 1:
+            alleles.setdefault(int(f[1]) - 1, set()).update([f[3], *[a for a in f[4].split(",") if len(a) == 1]])
+    genome = demo_sequence(0, 60_000).upper()
+    for c in canaries:
+        assert c.secret_offsets and len(c.sequence) == 100
+        # Its segment: where the genome equals the canary outside the secret sites, and those sites are SNVs.
+        (start,) = [
+            s
+            for s in range(len(genome) - 100)
+            if all(genome[s + i] == b for i, b in enumerate(c.sequence) if i not in c.secret_offsets)
+            and all(s + o in alleles for o in c.secret_offsets)
+        ]
+        assert all((windows.end <= start) | (windows.start >= start + 100))
+        for o, choice in zip(c.secret_offsets, c.choices, strict=True):
+            assert set(choice) == alleles[start + o] and c.sequence[o] in choice
