@@ -205,7 +205,7 @@ def _write_report_inputs(root: Path) -> dict[str, str]:
 
     key = report_layout.input_key
     for kind, spec in report_layout.FIGURES.items():
-        for name in NAMES[spec.section]:
+        for name in NAMES.get(spec.section, []):  # sections without names here (memorisation) get no file
             write(key(kind, name), _png(kind, name))
     for name in NAMES["privacy"]:
         write(
