@@ -108,7 +108,7 @@ def compare(work: Path) -> None:
         for job in jobs:
             gpu_request = job.get("TresPerJob", "") + job.get("TresPerNode", "")
             assert job["JobState"] == "COMPLETED", f"{rule} job {job['JobId']}: {job['JobState']}"
-            if rule in ("score_shard", "train_model"):
+            if rule in ("score_shard", "train_model", "canary_exposure", "extraction"):
                 assert "gpu" in gpu_request and job["Partition"] == "gpu", f"{rule} job {job['JobId']}: {job}"
             else:
                 assert "gpu" not in gpu_request and job["Partition"] == "cpu", f"{rule} asked for a GPU: {job}"
