@@ -157,11 +157,19 @@ class ModelDecoder:
         x = torch.from_numpy(np.stack(rows)).to(self.device)
         chosen = []
         with torch.inference_mode():
-            for _ in range(steps):
-                logits = self.model(input_ids=x).logits[:, -1][:, base_ids].float()
-                pick = self._pick(logits, generator, temperature)
+            out = self.model(input_ids=x, use_cache=True)
+            for step in range(steps):
+                pick = self._pick(out.logits[:, -1][:, base_ids].float(), generator, temperature)
                 chosen.append(pick)
+                if step == steps - 1:
+                    break
                 x = torch.cat([x, base_ids[pick].unsqueeze(1)], dim=1)
+                # With the model's key/value cache each step reads one new token; without it, the whole sequence.
+                past = getattr(out, "past_key_values", None)
+                if past is not None:
+                    out = self.model(input_ids=x[:, -1:], past_key_values=past, use_cache=True)
+                else:
+                    out = self.model(input_ids=x)
         return torch.stack(chosen, dim=1).cpu().numpy()
 
     def _masked(self, prefixes, steps, *, generator, temperature) -> np.ndarray:
@@ -240,38 +248,44 @@ def run_extraction(
     nonmember_set = set(groups["nonmember"])
     sampled = f"{method}_sampling" if method == "iterative" else "sampling"
     rows = []
-    for g, (group, seqs) in enumerate(groups.items()):
-        for p in params["prefix_lengths"]:
-            usable = [q for q in seqs if p + s <= len(q)]
-            if not usable or p < params["kmer_order"]:
-                continue
-            prefixes, truths = [q[:p] for q in usable], [q[p : p + s] for q in usable]
-            greedy = decoder.continue_prefixes(prefixes, s, batch_size=batch_size)
-            runs = {method: [[d] for d in greedy]}
-            if tries:
-                draws = [
-                    decoder.continue_prefixes(
-                        prefixes,
-                        s,
-                        batch_size=batch_size,
-                        generator=_torch_generator(seed, g, p, t),
-                        temperature=params["temperature"],
-                    )
-                    for t in range(tries)
-                ]
-                runs[sampled] = [list(d) for d in zip(*draws, strict=True)]
-            for name, decoded in runs.items():
-                rows.append(("model", group, name, p, s, len(usable), len(decoded[0]), *summarise(decoded, truths)))
-            # The baseline never continues a window it was fitted on: those are left out of its counts.
-            fitted = [kmer.without(q) if q in nonmember_set else kmer for q in usable]
-            base = [[m.continue_sequence(x, s)] for m, x in zip(fitted, prefixes, strict=True)]
-            rows.append(("kmer_baseline", group, "greedy", p, s, len(usable), 1, *summarise(base, truths)))
-            if tries:
-                rng = np.random.default_rng(np.random.SeedSequence([seed, 3, g, p]))
-                drawn = [
-                    [m.continue_sequence(x, s, rng=rng) for _ in range(tries)]
-                    for m, x in zip(fitted, prefixes, strict=True)
-                ]
-                rows.append(("kmer_baseline", group, "sampling", p, s, len(usable), tries, *summarise(drawn, truths)))
-            log.info("extraction %s p=%d: %d sequences", group, p, len(usable))
+    for p in params["prefix_lengths"]:
+        # Every group's sequences in one decoding run per prefix length: full batches, one pass over the model.
+        usable = {g: [q for q in seqs if p + s <= len(q)] for g, seqs in groups.items()}
+        usable = {g: seqs for g, seqs in usable.items() if seqs}
+        everything = [q for seqs in usable.values() for q in seqs]
+        prefixes = [q[:p] for q in everything]
+        decoded = {method: [[d] for d in decoder.continue_prefixes(prefixes, s, batch_size=batch_size)]}
+        if tries:
+            draws = [
+                decoder.continue_prefixes(
+                    prefixes,
+                    s,
+                    batch_size=batch_size,
+                    generator=_torch_generator(seed, p, t),
+                    temperature=params["temperature"],
+                )
+                for t in range(tries)
+            ]
+            decoded[sampled] = [list(d) for d in zip(*draws, strict=True)]
+        # The baseline never continues a window it was fitted on: those are left out of its counts.
+        fitted = [kmer.without(q) if q in nonmember_set else kmer for q in everything]
+        baseline = {"greedy": [[m.continue_sequence(x, s)] for m, x in zip(fitted, prefixes, strict=True)]}
+        if tries:
+            rng = np.random.default_rng(np.random.SeedSequence([seed, 3, p]))
+            baseline["sampling"] = [
+                [m.continue_sequence(x, s, rng=rng) for _ in range(tries)]
+                for m, x in zip(fitted, prefixes, strict=True)
+            ]
+        at = 0
+        for group, seqs in usable.items():
+            part = slice(at, at + len(seqs))
+            at += len(seqs)
+            truths = [q[p : p + s] for q in seqs]
+            for source, runs in (("model", decoded), ("kmer_baseline", baseline)):
+                for name, values in runs.items():
+                    chunk = values[part]
+                    rows.append((source, group, name, p, s, len(seqs), len(chunk[0]), *summarise(chunk, truths)))
+        log.info("extraction p=%d: %d sequences", p, len(everything))
+    order = {g: i for i, g in enumerate(groups)}
+    rows.sort(key=lambda r: (r[0] != "model", order[r[1]], r[3], r[2]))
     return pd.DataFrame(rows, columns=list(COLUMNS))
