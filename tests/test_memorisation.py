@@ -116,6 +116,26 @@ def test_exposure_of_a_tiny_causal_model_equals_brute_force_over_its_candidates(
         assert abs(got - (8 - math.log2(rank))) < 0.1
 
 
+def test_masked_model_log_perplexity_is_the_exact_pseudo_log_likelihood(tiny_masked):
+    """Every base masked in turn (Salazar et al. 2020), even where the model's config says sampled."""
+    spec = ModelSpec("m", str(tiny_masked), "masked", masking="sampled", mask_fraction=0.1)
+    seqs = [demo_sequence(100, 112), demo_sequence(900, 909)]
+    got = model_log_perplexity(spec, batch_size=5, device="cpu")(seqs)
+    tok, model = load_tokenizer(spec), load_model(spec)
+    for seq, value in zip(seqs, got, strict=True):
+        ids = tok(seq)["input_ids"]
+        total = 0.0
+        with torch.no_grad():
+            for i, t in enumerate(ids):
+                if t in tok.all_special_ids:
+                    continue
+                masked = list(ids)
+                masked[i] = tok.mask_token_id
+                logp = torch.log_softmax(model(input_ids=torch.tensor([masked])).logits[0, i].double(), dim=-1)
+                total -= float(logp[t]) / math.log(2)
+        assert value == pytest.approx(total, abs=1e-3)
+
+
 def test_greedy_decoding_equals_a_hand_written_loop(tiny_causal):
     spec = ModelSpec("tiny", str(tiny_causal), "causal")
     decoder = ModelDecoder.load(spec, device="cpu")
