@@ -348,6 +348,14 @@ def test_memorisation_rules_write_exposure_extraction_figures_and_report_section
     assert plan.returncode == 0 and "rule extraction" in text and "rule report" in text
     for rule in ("train_model", "canary_exposure", "make_canaries", "score_shard"):
         assert f"rule {rule}" not in text
+    # An exposure setting re-runs the exposure only: the canaries, hence the target, stay.
+    fewer = {**config, "memorisation": {**config["memorisation"], "canaries": {**config["memorisation"]["canaries"]}}}
+    fewer["memorisation"]["canaries"]["candidates"] = 50
+    plan = snakemake(workdir, "--dry-run", config=fewer)
+    text = plan.stdout + plan.stderr
+    assert plan.returncode == 0 and "rule canary_exposure" in text
+    for rule in ("train_model", "make_canaries", "extraction", "score_shard"):
+        assert f"rule {rule}" not in text
 
 
 def test_snp_rich_canaries_are_real_segments_outside_the_windows_with_vcf_alleles(tmp_path, small_reference):
