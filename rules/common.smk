@@ -107,6 +107,18 @@ def classifier_gpu(wildcards):
     return 0 if GA_CLASSIFIERS[wildcards.classifier]["kind"] == "cnn" else 1
 
 
+def proposal_model_input(wildcards):
+    """The language model the lm_proposal attack reads, when one is configured and the attack is wanted."""
+    name = GA["comparison"]["proposal_model"]
+    return [model_folder(name)] if name and "lm_proposal" in GA["comparison"]["attacks"] else []
+
+
+def proposal_model_block():
+    """That model's block of the models block (its kind, dtype...), or None."""
+    name = GA["comparison"]["proposal_model"]
+    return dict(MODELS[name]) if name else None
+
+
 def ga_outputs():
     """Tables and figures of every GA classifier, {kind: one path per classifier} (what the report shows)."""
     return report_layout.section_outputs("ga", list(GA_CLASSIFIERS))

@@ -56,14 +56,46 @@ rule ga_attack:
         "../workflow_scripts/scripts/ga_attack.py"
 
 
+rule compare_attacks:
+    """GA, random, greedy (TextFooler-style), LM-proposal (BERT-Attack-style) and PGD under the same constraints."""
+    input:
+        classifier=lambda w: classifier_folder(w.classifier),
+        test=GA["test"] or [],
+        proposal=proposal_model_input,
+    output:
+        comparison="results/robustness/ga/{classifier}/comparison.tsv",
+    log:
+        "results/logs/robustness/{classifier}.compare_attacks.log",
+    wildcard_constraints:
+        classifier="|".join(GA_CLASSIFIERS) or "no-classifier",
+    conda:
+        "../envs/models.yaml"
+    threads: 2
+    resources:
+        gpu=classifier_gpu,
+        mem_mb=8000,
+        runtime=240,
+    params:
+        spec=lambda w: GA_CLASSIFIERS[w.classifier],
+        non_acgt=GA["non_acgt"],
+        attack=GA["attack"],
+        comparison=GA["comparison"],
+        proposal_name=GA["comparison"]["proposal_model"],
+        proposal_block=proposal_model_block(),
+    script:
+        "../workflow_scripts/scripts/compare_attacks.py"
+
+
 rule adversarial_training:
-    """Iterative GA adversarial training on the training split; progress on a held-out test sample."""
+    """Adversarial training (iterative GA augmentation, or Madry-style on the fly) on the training split; progress
+    and robust accuracy with its confidence interval and cost on a held-out test sample."""
     input:
         classifier=lambda w: classifier_folder(w.classifier),
         train=GA["train"] or [],
         test=GA["test"] or [],
     output:
         progress="results/robustness/adv_training/{classifier}/progress.tsv",
+        cost="results/robustness/adv_training/{classifier}/cost.tsv",
         model=directory("results/robustness/adv_training/{classifier}/model"),
     log:
         "results/logs/robustness/{classifier}.adversarial_training.log",
@@ -86,13 +118,15 @@ rule adversarial_training:
 
 
 rule plot_ga:
-    """ASR vs edit budget (GA vs random), the histogram of edits, adversarial-training progress."""
+    """ASR vs edit budget (GA vs random; every compared attack), the histogram of edits, adversarial-training progress."""
     input:
         adversarial="results/robustness/ga/{classifier}/adversarial.tsv",
         summary="results/robustness/ga/{classifier}/summary.tsv",
         progress="results/robustness/adv_training/{classifier}/progress.tsv",
+        comparison="results/robustness/ga/{classifier}/comparison.tsv",
     output:
         asr=report_figure("asr_vs_budget", category="Robustness: GA", subcategory="{classifier}"),
+        comparison=report_figure("attack_comparison", category="Robustness: GA", subcategory="{classifier}"),
         edits=report_figure("edits_histogram", category="Robustness: GA", subcategory="{classifier}"),
         progress=report_figure("training_progress", category="Robustness: GA", subcategory="{classifier}"),
     log:

@@ -378,7 +378,7 @@ def test_adversarial_training_never_trains_on_a_test_sequence(trained_cnn, tmp_p
         real_fit(codes, labels, training=training, seed=seed),
     )[1]
     c, p = attack.settings_from_config({**ATTACK, "generations": 10})
-    progress = adversarial_training(
+    progress, cost = adversarial_training(
         clf,
         train,
         test,

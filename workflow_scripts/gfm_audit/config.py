@@ -120,6 +120,12 @@ def _check_ga(config: dict[str, Any], where: str) -> None:
                 f"{where} robustness.ga.classifiers.{name}: kind gfm_head needs model, one of the models block "
                 f"(have: {', '.join(models) or 'none'})"
             )
+    proposal = ga.get("comparison", {}).get("proposal_model")
+    if proposal is not None and proposal not in models:
+        raise InputError(
+            f"{where} robustness.ga.comparison.proposal_model {proposal} is not a key of the models block "
+            f"(have: {', '.join(models) or 'none'})"
+        )
     attack = ga.get("attack", {})
     if attack.get("elitism", 0) >= attack.get("population", 2):
         raise InputError(f"{where} robustness.ga.attack.elitism must be smaller than population")

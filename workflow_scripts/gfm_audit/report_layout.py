@@ -48,6 +48,8 @@ TABLES = {
     "adversarial": ReportFile("ga", "results/robustness/ga/{classifier}/adversarial.tsv"),
     "summary": ReportFile("ga", "results/robustness/ga/{classifier}/summary.tsv"),
     "progress": ReportFile("ga", "results/robustness/adv_training/{classifier}/progress.tsv"),
+    "comparison": ReportFile("ga", "results/robustness/ga/{classifier}/comparison.tsv"),
+    "training_cost": ReportFile("ga", "results/robustness/adv_training/{classifier}/cost.tsv"),
     "curve": ReportFile("fimba", "results/robustness/fimba/{fmodel}/curve.tsv"),
     "exposure": ReportFile("exposure", "results/memorisation/{model}/exposure.tsv"),
     "extraction": ReportFile("extraction", "results/memorisation/{model}/extraction.tsv"),
@@ -69,6 +71,11 @@ FIGURES = {
         "ga",
         "results/report/robustness/{classifier}/asr_vs_budget.png",
         "Attack success rate vs edit budget: GA vs random substitutions",
+    ),
+    "attack_comparison": ReportFile(
+        "ga",
+        "results/report/robustness/{classifier}/attack_comparison.png",
+        "Attack success rate vs edit budget: GA, random, greedy, LM-proposal and PGD under the same constraints",
     ),
     "edits_histogram": ReportFile(
         "ga",

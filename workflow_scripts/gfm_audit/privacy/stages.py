@@ -236,6 +236,8 @@ def report_rule(job: Job) -> None:
             summary_paths=ga.tables["summary"],
             progress_paths=ga.tables["progress"],
             figures=ga.figures,
+            comparison_paths=ga.tables["comparison"],
+            cost_paths=ga.tables["training_cost"],
         )
     if fimba_models:
         fimba = report_layout.collect(inputs, "fimba", fimba_models)

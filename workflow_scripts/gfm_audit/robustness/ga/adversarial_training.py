@@ -1,6 +1,6 @@
-"""Iterative adversarial training (Madry et al., ICLR 2018, with the GA as the inner attack).
+"""Adversarial training, two schemes (``robustness.ga.adversarial_training.scheme``).
 
-Each iteration attacks the current model on a fresh seeded sample of the
+``iterative`` (the default): each iteration attacks the current model on a fresh seeded sample of the
 *training* split, adds the successful adversarial sequences with their true
 labels to the training set, and fine-tunes (only the head when the encoder is
 frozen). After every iteration the model is measured on the clean test split
@@ -9,13 +9,25 @@ trained on. The earlier GA study this attack follows made adversarial
 examples from the test set and then trained and evaluated on that same set;
 here the splits never meet.
 
-robust accuracy = held-out sequences classified correctly and not flipped by the GA / held-out sequences.
+``madry`` (Madry et al., ICLR 2018: min_theta E[max_{x' in S(x)} loss(theta, x', y)]): each iteration is
+``epochs`` epochs over the clean training split in which every batch is mixed with adversarial versions of its
+first ``adv_per_batch`` sequences, made on the fly against the current weights by the greedy attack
+(:mod:`.comparison`) at budget ``inner_max_edits`` under the attack block's other constraints; the inner
+maximiser keeps its lowest-p_true candidate whether or not it flips the label. The loss is the mean
+cross-entropy over the clean and adversarial sequences of the batch.
+
+robust accuracy = held-out sequences classified correctly and not flipped by the GA / held-out sequences,
+with a 95% Wilson score interval (Wilson, JASA 1927) in ``cost.tsv`` beside the cost of the iteration (queries
+spent making training adversarial examples, wall seconds).
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import time
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -23,7 +35,7 @@ import pandas as pd
 
 from .attack import attack_sequences, sample_rows
 from .classifiers import Classifier, accuracy
-from .constraints import Constraints
+from .constraints import Constraints, protected_mask
 from .data import LabelledSequences, encode
 from .search import GAParams
 
@@ -39,13 +51,102 @@ PROGRESS_COLUMNS = [
     "n_attacked",
 ]
 
+COST_COLUMNS = [
+    "iteration",
+    "scheme",
+    "robust_accuracy",
+    "robust_ci_low",
+    "robust_ci_high",
+    "n_holdout",
+    "attack_queries",
+    "seconds",
+]
+Z_95 = 1.959963984540054
 
-def _holdout_metrics(clf, holdout, constraints, params, seed) -> tuple[float, float, int]:
+
+def wilson_interval(k: int, n: int, z: float = Z_95) -> tuple[float, float]:
+    """Wilson score interval of a proportion k/n: (p + z^2/2n -+ z sqrt(p(1-p)/n + z^2/4n^2)) / (1 + z^2/n)."""
+    if n == 0:
+        return float("nan"), float("nan")
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _holdout_metrics(clf, holdout, constraints, params, seed) -> tuple[float, float, int, int]:
     run = attack_sequences(clf, holdout, constraints=constraints, params=params, seed=seed, baseline=False, prune=False)
     flipped = int(run.ga.success.sum())
     n_attacked = len(run.attacked)
     robust = (n_attacked - flipped) / len(holdout)
-    return robust, (flipped / n_attacked if n_attacked else float("nan")), n_attacked
+    return robust, (flipped / n_attacked if n_attacked else float("nan")), n_attacked, n_attacked - flipped
+
+
+def madry_epochs(
+    clf: Classifier,
+    train: LabelledSequences,
+    *,
+    constraints: Constraints,
+    delta: float,
+    settings: Mapping[str, Any],
+    training: Mapping[str, Any],
+    seed: int,
+) -> tuple[int, int]:
+    """``settings['epochs']`` epochs of Madry-style training; returns (adversarial sequences made, queries spent)."""
+    from ...determinism import single_cpu_thread
+
+    with single_cpu_thread():
+        return _madry_epochs(clf, train, constraints, delta, settings, training, seed)
+
+
+def _madry_epochs(clf, train, constraints, delta, settings, training, seed) -> tuple[int, int]:
+    import torch
+
+    from .comparison import all_alternatives, ranked_substitution_attack
+
+    codes, labels = encode(train.sequences), train.labels
+    protected = protected_mask(train.sequences, constraints.protected_motifs)
+    inner = replace(constraints, max_edits=settings["inner_max_edits"])
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    optimizer = torch.optim.AdamW(clf.trainable(), lr=settings["learning_rate"], weight_decay=training["weight_decay"])
+    generator = torch.Generator().manual_seed(seed)
+    made = queries = 0
+    for _ in range(settings["epochs"]):
+        order = torch.randperm(len(codes), generator=generator).numpy()
+        for start in range(0, len(order), training["batch_size"]):
+            rows = order[start : start + training["batch_size"]]
+            adv_rows = rows[: settings["adv_per_batch"]]
+            x, y = codes[adv_rows], labels[adv_rows]
+            proposals = all_alternatives(x)
+            if settings["inner_positions"] is not None and settings["inner_positions"] < x.shape[1]:
+                keys = rng.random(x.shape)
+                kth = np.sort(keys, axis=1)[:, settings["inner_positions"] - 1 : settings["inner_positions"]]
+                proposals &= (keys <= kth)[..., None]
+            p_before = clf.predict_proba(x)[np.arange(len(y)), y]
+            res = ranked_substitution_attack(
+                clf.predict_proba,
+                x,
+                y,
+                p_true_before=p_before,
+                protected=protected[adv_rows],
+                proposals=proposals,
+                constraints=inner,
+                delta=delta,
+            )
+            made += len(adv_rows)
+            queries += int(res.queries.sum())
+            batch = np.concatenate([codes[rows], res.adversarial])
+            target = torch.as_tensor(np.concatenate([labels[rows], y]), dtype=torch.long)
+            clf.model.train()
+            logits = clf.logits(batch)
+            loss = torch.nn.functional.cross_entropy(logits.float(), target.to(logits.device))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            clf.model.eval()
+    return made, queries
 
 
 def adversarial_training(
@@ -57,18 +158,34 @@ def adversarial_training(
     params: GAParams,
     settings: Mapping[str, Any],
     training: Mapping[str, Any],
-) -> pd.DataFrame:
-    """Run ``settings['iterations']`` rounds; returns the progress table (iteration 0 = before any)."""
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Run ``settings['iterations']`` rounds of the configured scheme; returns the progress table (iteration 0 =
+    before any) and the cost table (robust accuracy with its Wilson interval, queries, seconds)."""
     seed = settings["seed"]
+    scheme = settings.get("scheme", "iterative")
     holdout = test.subset(sample_rows(len(test), settings["holdout"], seed))
     test_codes = encode(test.sequences)
     train_codes, train_labels = encode(train.sequences), train.labels
     adv_codes = np.zeros((0, train_codes.shape[1]), dtype=np.uint8)
     adv_labels = np.zeros(0, dtype=np.int64)
     fine_tune = {**training, "epochs": settings["epochs"], "learning_rate": settings["learning_rate"]}
-    rows = []
+    rows, costs = [], []
+    n_made = 0
     for iteration in range(settings["iterations"] + 1):
-        if iteration:
+        started, queries = time.perf_counter(), 0
+        if iteration and scheme == "madry":
+            made, queries = madry_epochs(
+                clf,
+                train,
+                constraints=constraints,
+                delta=params.delta,
+                settings=settings,
+                training=training,
+                seed=seed + iteration,
+            )
+            n_made += made
+            log.info("iteration %d: %d adversarial sequences made on the fly, %d queries", iteration, made, queries)
+        elif iteration:
             pick = sample_rows(len(train), settings["train_sample"], seed + iteration)
             run = attack_sequences(
                 clf,
@@ -80,8 +197,10 @@ def adversarial_training(
                 prune=False,
             )
             won = run.ga.success
+            queries = int(run.ga.queries.sum())
             adv_codes = np.concatenate([adv_codes, run.ga.adversarial[won]])
             adv_labels = np.concatenate([adv_labels, run.attacked.labels[won]])
+            n_made = len(adv_codes)
             log.info(
                 "iteration %d: %d adversarial training sequences from %d attacked",
                 iteration,
@@ -94,17 +213,31 @@ def adversarial_training(
                 training=fine_tune,
                 seed=seed + iteration,
             )
-        robust, asr, n_attacked = _holdout_metrics(clf, holdout, constraints, params, seed)
+        seconds = time.perf_counter() - started
+        robust, asr, n_attacked, n_robust = _holdout_metrics(clf, holdout, constraints, params, seed)
         rows.append(
             {
                 "iteration": iteration,
                 "train_size": len(train_codes) + len(adv_codes),
-                "n_adversarial": len(adv_codes),
+                "n_adversarial": n_made,
                 "clean_accuracy": accuracy(clf, test_codes, test.labels),
                 "robust_accuracy": robust,
                 "asr": asr,
                 "n_attacked": n_attacked,
             }
         )
+        low, high = wilson_interval(n_robust, len(holdout))
+        costs.append(
+            {
+                "iteration": iteration,
+                "scheme": scheme,
+                "robust_accuracy": robust,
+                "robust_ci_low": low,
+                "robust_ci_high": high,
+                "n_holdout": len(holdout),
+                "attack_queries": queries,
+                "seconds": round(seconds, 1),
+            }
+        )
         log.info("iteration %d: %s", iteration, rows[-1])
-    return pd.DataFrame(rows, columns=PROGRESS_COLUMNS)
+    return pd.DataFrame(rows, columns=PROGRESS_COLUMNS), pd.DataFrame(costs, columns=COST_COLUMNS)

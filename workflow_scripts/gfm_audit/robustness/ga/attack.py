@@ -75,25 +75,28 @@ def sample_rows(n_total: int, n: int, seed: int) -> np.ndarray:
 
 
 @dataclass
+class Targets:
+    """The sequences every attack of one run is given: those the model classified correctly."""
+
+    attacked: LabelledSequences
+    originals: np.ndarray
+    labels: np.ndarray
+    p_before: np.ndarray
+    protected: np.ndarray
+    possible: np.ndarray  # (S,) whether one valid substitution exists at all
+
+
+@dataclass
 class AttackRun:
     attacked: LabelledSequences  # the sequences the model got right
     originals: np.ndarray
     ga: AttackResult
     random: AttackResult
+    targets: Targets | None = None
 
 
-def attack_sequences(
-    clf: Classifier,
-    data: LabelledSequences,
-    *,
-    constraints: Constraints,
-    params: GAParams,
-    seed: int,
-    baseline: bool = True,
-    prune: bool = True,
-) -> AttackRun:
-    """Attack every sequence of ``data`` that ``clf`` classifies correctly; GA first, then the random baseline
-    with the GA's query count for that sequence."""
+def attack_targets(clf: Classifier, data: LabelledSequences, constraints: Constraints) -> Targets:
+    """Pick the correctly classified sequences of ``data``; refuse constraints that allow no substitution at all."""
     codes = encode(data.sequences)
     probs = clf.predict_proba(codes)
     correct = np.flatnonzero(probs.argmax(axis=1) == data.labels)
@@ -116,6 +119,24 @@ def attack_sequences(
         log.warning(
             "%d sequence(s) admit no valid substitution; they count as attacked and not flipped", int((~possible).sum())
         )
+    return Targets(attacked, originals, labels, p_before, protected, possible)
+
+
+def attack_sequences(
+    clf: Classifier,
+    data: LabelledSequences,
+    *,
+    constraints: Constraints,
+    params: GAParams,
+    seed: int,
+    baseline: bool = True,
+    prune: bool = True,
+) -> AttackRun:
+    """Attack every sequence of ``data`` that ``clf`` classifies correctly; GA first, then the random baseline
+    with the GA's query count for that sequence."""
+    t = attack_targets(clf, data, constraints)
+    attacked, originals, labels, p_before = t.attacked, t.originals, t.labels, t.p_before
+    protected, possible = t.protected, t.possible
     rng = np.random.default_rng(seed)
     ga = _empty(originals, p_before)
     rnd = _empty(originals, p_before)
@@ -144,7 +165,7 @@ def attack_sequences(
             if prune:
                 part = prune_edits(clf.predict_proba, part, **chosen, delta=params.delta)
             _merge(rnd, part, rows)
-    return AttackRun(attacked, originals, ga, rnd)
+    return AttackRun(attacked, originals, ga, rnd, t)
 
 
 def _empty(originals: np.ndarray, p_before: np.ndarray) -> AttackResult:

@@ -146,6 +146,10 @@ class CNNClassifier(Classifier):
 
         x = torch.as_tensor(np.ascontiguousarray(codes), dtype=torch.long, device=self.device)
         one_hot = torch.nn.functional.one_hot(x, 4).to(torch.float32).transpose(1, 2)
+        return self.logits_from_one_hot(one_hot)
+
+    def logits_from_one_hot(self, one_hot):
+        """Logits of a (N, 4, L) float input: one-hot bases, or a relaxation of them (the PGD attack's)."""
         return self.model(one_hot)
 
     def save(self, folder: str | os.PathLike) -> None:

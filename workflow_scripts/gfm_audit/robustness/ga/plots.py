@@ -55,3 +55,32 @@ def progress_figure(progress: pd.DataFrame, path: str | os.PathLike) -> None:
     ax.set_xticks(progress.iteration)
     ax.legend(fontsize=8)
     save_figure(fig, path)
+
+
+ATTACK_STYLES = {
+    "ga": ("o-", "GA"),
+    "random": ("s--", "random substitutions"),
+    "greedy": ("^-", "greedy (TextFooler-style)"),
+    "lm_proposal": ("v-", "LM proposals (BERT-Attack-style)"),
+    "pgd": ("D-", "PGD on one-hot input"),
+}
+
+
+def comparison_figure(comparison: pd.DataFrame, path: str | os.PathLike) -> None:
+    """ASR against the edit budget, one line per attack of ``comparison.tsv``."""
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for attack, rows in comparison.groupby("attack", sort=False):
+        style, label = ATTACK_STYLES.get(attack, (".-", attack))
+        rows = rows.sort_values("budget")
+        ax.plot(rows.budget, 100 * rows.asr, style, label=label)
+    n = int(comparison.n_attacked.max()) if len(comparison) else 0
+    ax.set(
+        xlabel="edit budget k (substitutions)",
+        ylabel="attack success rate (%)",
+        title=f"Attacks under the same constraints (n = {n})",
+    )
+    ax.set_ylim(bottom=0)
+    if len(comparison):
+        ax.set_xticks(sorted(comparison.budget.unique()))
+    ax.legend(fontsize=8)
+    save_figure(fig, path)

@@ -35,6 +35,36 @@ def examples_html(adversarial: pd.DataFrame, n: int = EXAMPLES) -> str:
     return "".join(items)
 
 
+ATTACK_NAMES = {
+    "ga": "GA",
+    "random": "random substitutions",
+    "greedy": "greedy, importance-ranked (TextFooler-style)",
+    "lm_proposal": "LM-proposed substitutions (BERT-Attack-style)",
+    "pgd": "PGD on the relaxed one-hot input",
+}
+
+
+def comparison_html(comparison: pd.DataFrame) -> str:
+    """ASR per attack at the full budget (with edits and queries), then the whole table; names the attacks absent."""
+    if comparison.empty:
+        return "<p>No attack comparison.</p>"
+    top = comparison[comparison.budget == comparison.budget.max()].copy()
+    top.insert(1, "description", top.attack.map(lambda a: ATTACK_NAMES.get(a, a)))
+    missing = [a for a in ATTACK_NAMES if a not in set(comparison.attack)]
+    note = (
+        f"<p>Not run: {', '.join(html.escape(ATTACK_NAMES[a]) for a in missing)} (the log says why: no proposal "
+        "model configured, or a classifier that does not take one-hot input).</p>"
+        if missing
+        else ""
+    )
+    return (
+        "<h4>Attacks compared on the same sequences under the same constraints</h4>"
+        f"<p>{int(top.n_attacked.max())} correctly classified sequences of one seeded test sample; ASR at the "
+        f"full budget of {int(top.budget.max())} substitutions; queries = candidates scored per sequence (PGD: "
+        "gradient passes too), pruning included.</p>" + html_table(top.drop(columns="budget")) + note
+    )
+
+
 def ga_section(
     classifiers: Sequence[str],
     *,
@@ -42,8 +72,11 @@ def ga_section(
     summary_paths: Mapping[str, str],
     progress_paths: Mapping[str, str],
     figures: Mapping[str, Sequence[tuple[str, str]]],
+    comparison_paths: Mapping[str, str] | None = None,
+    cost_paths: Mapping[str, str] | None = None,
 ) -> str:
-    """HTML for every classifier: headline GA vs random, ASR by budget, edits, examples, adversarial training."""
+    """HTML for every classifier: headline GA vs random, ASR by budget, the attack comparison, edits, examples,
+    adversarial training with its robust-accuracy intervals and cost."""
     parts = [
         "<h2>Robustness: genetic-algorithm attack on sequence classifiers</h2>",
         "<p>Hard constraints on every candidate: at most k substitutions, GC content within the configured "
@@ -65,9 +98,18 @@ def ga_section(
             f"{int(head.n_attacked.get('ga', 0))} correctly classified test sequences.</div>"
         )
         parts.append(html_table(summary))
+        if comparison_paths and name in comparison_paths:
+            parts.append(comparison_html(pd.read_csv(comparison_paths[name], sep="\t")))
         for path, caption in figures.get(name, []):
             parts.append(f"<h4>{html.escape(caption)}</h4>" + html_image(path, caption))
         parts.append("<h4>Example adversarial sequences (substituted bases marked)</h4>" + examples_html(adversarial))
         parts.append("<h4>Adversarial training (held-out set drawn from the test split, never trained on)</h4>")
         parts.append(html_table(progress))
+        if cost_paths and name in cost_paths:
+            cost = pd.read_csv(cost_paths[name], sep="\t")
+            parts.append(
+                "<p>Robust accuracy with its 95% Wilson score interval over the held-out set, and the cost of "
+                "each iteration: queries spent making training adversarial examples and wall seconds (the only "
+                "value that is not reproducible run to run).</p>" + html_table(cost)
+            )
     return "".join(parts)

@@ -83,6 +83,38 @@ def ga_attack_stage(
         write_tsv(summary_table(run, constraints.max_edits), sum_tmp)
 
 
+def compare_attacks_stage(
+    name: str,
+    spec: Mapping[str, Any],
+    *,
+    folder: str,
+    test_csv: str,
+    non_acgt: str,
+    attack: Mapping[str, Any],
+    comparison: Mapping[str, Any],
+    proposal: tuple[str, Mapping[str, Any], str] | None,
+    comparison_tsv: str,
+) -> None:
+    """GA, random, greedy, LM-proposal and PGD on one seeded sample of the test split (``comparison.n_sequences``
+    rows drawn with the attack's seed: with the attack's own n_sequences, the GA's very sample)."""
+    from .comparison import compare_attacks, comparison_params, comparison_table, load_proposer
+
+    test = read_labelled_csv(test_csv, non_acgt)
+    clf = load_classifier(name, folder, spec)
+    check_fits(clf, test)
+    constraints, params = settings_from_config(attack)
+    settings = comparison_params(comparison)
+    proposer = None
+    if proposal is not None and "lm_proposal" in settings.attacks:
+        proposer = load_proposer(*proposal)
+    chosen = test.subset(sample_rows(len(test), settings.n_sequences, attack["seed"]))
+    result = compare_attacks(
+        clf, chosen, constraints=constraints, ga_params=params, params=settings, seed=attack["seed"], proposer=proposer
+    )
+    with atomic_outputs(comparison_tsv) as (tmp,):
+        write_tsv(comparison_table(result, max_edits=constraints.max_edits), tmp)
+
+
 def adversarial_training_stage(
     name: str,
     spec: Mapping[str, Any],
@@ -94,17 +126,19 @@ def adversarial_training_stage(
     attack: Mapping[str, Any],
     settings: Mapping[str, Any],
     progress_tsv: str,
+    cost_tsv: str,
     model_dir: str,
 ) -> None:
     train, test = load_splits(train_csv, test_csv, non_acgt)
     clf = load_classifier(name, folder, spec)
     check_fits(clf, train, test)
     constraints, params = settings_from_config(attack)
-    progress = adversarial_training(
+    progress, cost = adversarial_training(
         clf, train, test, constraints=constraints, params=params, settings=settings, training=spec["training"]
     )
-    with atomic_outputs(progress_tsv) as (tmp,):
+    with atomic_outputs(progress_tsv, cost_tsv) as (tmp, cost_tmp):
         write_tsv(progress, tmp)
+        write_tsv(cost, cost_tmp)
         save_classifier(clf, [], model_dir)
 
 
@@ -136,6 +170,22 @@ def ga_attack_rule(job: Job) -> None:
     )
 
 
+def compare_attacks_rule(job: Job) -> None:
+    """results/robustness/ga/<classifier>/comparison.tsv."""
+    proposal = job.input.proposal
+    compare_attacks_stage(
+        job.wildcards.classifier,
+        job.params.spec,
+        folder=job.input.classifier,
+        test_csv=job.input.test,
+        non_acgt=job.params.non_acgt,
+        attack=job.params.attack,
+        comparison=job.params.comparison,
+        proposal=(job.params.proposal_name, job.params.proposal_block, proposal[0]) if proposal else None,
+        comparison_tsv=job.output.comparison,
+    )
+
+
 def adversarial_training_rule(job: Job) -> None:
     """results/robustness/adv_training/<classifier>/progress.tsv and model/."""
     adversarial_training_stage(
@@ -148,6 +198,7 @@ def adversarial_training_rule(job: Job) -> None:
         attack=job.params.attack,
         settings=job.params.settings,
         progress_tsv=job.output.progress,
+        cost_tsv=job.output.cost,
         model_dir=job.output.model,
     )
 
@@ -161,5 +212,6 @@ def plot_ga_rule(job: Job) -> None:
     summary = pd.read_csv(job.input.summary, sep="\t")
     adversarial = pd.read_csv(job.input.adversarial, sep="\t")
     plots.asr_vs_budget_figure(summary, job.output.asr)
+    plots.comparison_figure(pd.read_csv(job.input.comparison, sep="\t"), job.output.comparison)
     plots.edits_histogram_figure(adversarial, job.output.edits)
     plots.progress_figure(pd.read_csv(job.input.progress, sep="\t"), job.output.progress)
