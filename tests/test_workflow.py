@@ -240,6 +240,8 @@ def ga_config(tmp_path: Path, **attack) -> dict:
             "test": str(test),
             "classifiers": {"cnn": {"kind": "cnn", "channels": 16, "training": {"epochs": 2}}},
             "attack": {"n_sequences": 30, "population": 10, "generations": 5, **attack},
+            # No proposal model in a robustness-only run: lm_proposal is left out (with a warning).
+            "comparison": {"n_sequences": 12, "pgd_steps": 5},
             "adversarial_training": {"iterations": 1, "train_sample": 30, "holdout": 20},
         }
     }
@@ -280,14 +282,27 @@ def test_ga_stage_writes_its_tables_figures_and_report_section(tmp_path):
     ]
     progress = pd.read_csv(tmp_path / "results/robustness/adv_training/cnn/progress.tsv", sep="\t")
     assert progress.iteration.tolist() == [0, 1]
+    cost = pd.read_csv(tmp_path / "results/robustness/adv_training/cnn/cost.tsv", sep="\t")
+    assert cost.scheme.tolist() == ["iterative", "iterative"]
+    assert (cost.robust_ci_low <= cost.robust_accuracy).all() and (cost.robust_accuracy <= cost.robust_ci_high).all()
+    comparison = pd.read_csv(tmp_path / "results/robustness/ga/cnn/comparison.tsv", sep="\t")
+    assert list(comparison.columns) == ["attack", "budget", "asr", "mean_edits", "mean_queries", "n_attacked"]
+    assert list(dict.fromkeys(comparison.attack)) == ["ga", "random", "greedy", "pgd"]
+    assert (comparison.mean_edits.dropna() <= comparison.budget[comparison.mean_edits.notna()]).all()
+    assert (
+        "lm_proposal not run: no proposal_model"
+        in (tmp_path / "results/logs/robustness/cnn.compare_attacks.log").read_text()
+    )
     for png in (
         "results/robustness/adv_training/cnn/progress.png",
         "results/report/robustness/cnn/asr_vs_budget.png",
+        "results/report/robustness/cnn/attack_comparison.png",
         "results/report/robustness/cnn/edits_histogram.png",
     ):
         assert (tmp_path / png).read_bytes().startswith(b"\x89PNG")
     html = (tmp_path / "results/report/report.html").read_text()
     assert "Robustness: genetic-algorithm attack" in html and "Adversarial training" in html
+    assert "Attacks compared on the same sequences" in html and "Wilson score interval" in html
     assert "Attacks on" not in html  # no model audited for privacy in this config
     rerun = snakemake(tmp_path, "--dry-run", config=ga_config(tmp_path))
     assert "Nothing to be done" in rerun.stdout + rerun.stderr
@@ -297,7 +312,7 @@ def test_ga_stage_writes_its_tables_figures_and_report_section(tmp_path):
     with zipfile.ZipFile(tmp_path / "report.zip") as archive:
         page = archive.read("report/report.html").decode()
     assert "gfm-audit audits genomic foundation models" in page
-    for figure in ("asr_vs_budget", "edits_histogram", "training_progress"):
+    for figure in ("asr_vs_budget", "attack_comparison", "edits_histogram", "training_progress"):
         assert f"<p>{report_layout.FIGURES[figure].caption}</p>" in page  # rendered from report/<figure>.rst
 
 
@@ -315,7 +330,8 @@ def test_report_asks_for_each_names_own_files_when_a_name_is_inside_other_paths(
     for name in ("ga", "cnn", "cnn2"):
         assert (
             f"output: results/report/robustness/{name}/asr_vs_budget.png, results/report/robustness/{name}/"
-            f"edits_histogram.png, results/robustness/adv_training/{name}/progress.png\n"
+            f"attack_comparison.png, results/report/robustness/{name}/edits_histogram.png, "
+            f"results/robustness/adv_training/{name}/progress.png\n"
         ) in text
     (inputs,) = re.findall(r"rule report:\n    input: (.*)\n", text)
     wanted = report_layout.report_inputs({"privacy": ["report"], "ga": ["ga", "cnn", "cnn2"], "fimba": []})
