@@ -318,3 +318,21 @@ def test_madry_training_mixes_on_the_fly_adversarial_sequences_into_every_batch(
     assert cost.scheme.tolist() == ["madry", "madry"] and cost.attack_queries.iloc[1] > 28
     assert (cost.robust_ci_low <= cost.robust_accuracy).all() and (cost.robust_accuracy <= cost.robust_ci_high).all()
     assert cost.robust_accuracy.tolist() == progress.robust_accuracy.tolist()
+
+
+def test_the_per_classifier_table_shows_each_attacks_asr_at_the_full_budget(tmp_path):
+    from gfm_audit.robustness.ga.report import attack_table
+
+    def write(name, attacks, budgets, asr, n):
+        frame = pd.DataFrame({"attack": attacks, "budget": budgets, "asr": asr, "mean_edits": 1.0})
+        frame["mean_queries"], frame["n_attacked"] = 5.0, n
+        frame.to_csv(tmp_path / name, sep="\t", index=False)
+        return str(tmp_path / name)
+
+    cnn = write("a.tsv", ["ga", "ga", "pgd", "pgd"], [1, 2, 1, 2], [0.1, 0.2, 0.3, 0.4], 10)
+    head = write("b.tsv", ["ga", "greedy"], [3, 3], [0.5, 0.6], 7)
+    table = attack_table({"cnn": cnn, "head": head})
+    assert table.columns.tolist() == ["classifier", "budget", "n_attacked", "ga", "greedy", "pgd"]
+    assert table.iloc[0].tolist()[:4] == ["cnn", 2, 10, 0.2] and table.iloc[0].pgd == 0.4
+    assert np.isnan(table.iloc[0].greedy) and np.isnan(table.iloc[1].pgd)
+    assert table.iloc[1].tolist()[:5] == ["head", 3, 7, 0.5, 0.6]

@@ -65,6 +65,22 @@ def comparison_html(comparison: pd.DataFrame) -> str:
     )
 
 
+def attack_table(comparison_paths: Mapping[str, str]) -> pd.DataFrame:
+    """GenoArmory-style table: one row per classifier, one column per attack, ASR at the full edit budget."""
+    rows = []
+    for name, path in comparison_paths.items():
+        table = pd.read_csv(path, sep="\t")
+        if table.empty:
+            continue
+        top = table[table.budget == table.budget.max()]
+        rows.append(
+            {"classifier": name, "budget": int(top.budget.max()), "n_attacked": int(top.n_attacked.max())}
+            | dict(zip(top.attack, top.asr, strict=True))
+        )
+    columns = ["classifier", "budget", "n_attacked", *[a for a in ATTACK_NAMES if any(a in r for r in rows)]]
+    return pd.DataFrame(rows, columns=columns)
+
+
 def ga_section(
     classifiers: Sequence[str],
     *,
@@ -85,6 +101,15 @@ def ga_section(
         "model classified correctly are attacked. The random baseline gets the same constraints and, per "
         "sequence, the GA's number of queries.</p>",
     ]
+    if comparison_paths and len(classifiers) > 1:
+        parts.append(
+            "<h3>Attack success rate per classifier and attack (GenoArmory-style)</h3><p>ASR at the full edit "
+            "budget, every attack under the same constraints on the same sequences of each classifier. "
+            "GenoArmory's published figures are not placed beside these: its attacks edit tokens of each "
+            "model's own tokenizer without our GC, motif and stop-codon constraints or the delta on the "
+            "true-class drop, and count successes differently, so the numbers would not be comparable.</p>"
+            + html_table(attack_table({n: comparison_paths[n] for n in classifiers if n in comparison_paths}))
+        )
     for name in classifiers:
         summary = pd.read_csv(summary_paths[name], sep="\t")
         adversarial = pd.read_csv(adversarial_paths[name], sep="\t")
