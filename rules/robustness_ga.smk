@@ -123,6 +123,7 @@ rule plot_ga:
         adversarial="results/robustness/ga/{classifier}/adversarial.tsv",
         summary="results/robustness/ga/{classifier}/summary.tsv",
         progress="results/robustness/adv_training/{classifier}/progress.tsv",
+        cost="results/robustness/adv_training/{classifier}/cost.tsv",
         comparison="results/robustness/ga/{classifier}/comparison.tsv",
     output:
         asr=report_figure("asr_vs_budget", category="Robustness: GA", subcategory="{classifier}"),

@@ -46,10 +46,23 @@ def edits_histogram_figure(adversarial: pd.DataFrame, path: str | os.PathLike) -
     save_figure(fig, path)
 
 
-def progress_figure(progress: pd.DataFrame, path: str | os.PathLike) -> None:
+def progress_figure(progress: pd.DataFrame, path: str | os.PathLike, cost: pd.DataFrame | None = None) -> None:
+    """Clean and robust accuracy and the GA's ASR per iteration; with ``cost``, the robust accuracy's 95% interval."""
     fig, ax = plt.subplots(figsize=(5.5, 4))
     ax.plot(progress.iteration, 100 * progress.clean_accuracy, "o-", label="clean test accuracy")
-    ax.plot(progress.iteration, 100 * progress.robust_accuracy, "s-", label="robust accuracy (held-out set)")
+    if cost is not None and len(cost):
+        below = 100 * (cost.robust_accuracy - cost.robust_ci_low)
+        above = 100 * (cost.robust_ci_high - cost.robust_accuracy)
+        ax.errorbar(
+            cost.iteration,
+            100 * cost.robust_accuracy,
+            yerr=[below, above],
+            fmt="s-",
+            capsize=3,
+            label="robust accuracy (held-out set, 95% Wilson interval)",
+        )
+    else:
+        ax.plot(progress.iteration, 100 * progress.robust_accuracy, "s-", label="robust accuracy (held-out set)")
     ax.plot(progress.iteration, 100 * progress.asr, "^--", label="GA success rate (held-out set)")
     ax.set(xlabel="adversarial-training iteration", ylabel="%", title="Adversarial training")
     ax.set_xticks(progress.iteration)

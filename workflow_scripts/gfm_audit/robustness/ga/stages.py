@@ -214,4 +214,5 @@ def plot_ga_rule(job: Job) -> None:
     plots.asr_vs_budget_figure(summary, job.output.asr)
     plots.comparison_figure(pd.read_csv(job.input.comparison, sep="\t"), job.output.comparison)
     plots.edits_histogram_figure(adversarial, job.output.edits)
-    plots.progress_figure(pd.read_csv(job.input.progress, sep="\t"), job.output.progress)
+    cost = pd.read_csv(job.input.cost, sep="\t")
+    plots.progress_figure(pd.read_csv(job.input.progress, sep="\t"), job.output.progress, cost)
