@@ -61,6 +61,8 @@ rule compare_attacks:
     input:
         classifier=lambda w: classifier_folder(w.classifier),
         test=GA["test"] or [],
+        # The GA's and the random baseline's rows, when the comparison's sample is the GA's own.
+        summary="results/robustness/ga/{classifier}/summary.tsv",
         proposal=proposal_model_input,
     output:
         comparison="results/robustness/ga/{classifier}/comparison.tsv",

@@ -336,3 +336,37 @@ def test_the_per_classifier_table_shows_each_attacks_asr_at_the_full_budget(tmp_
     assert table.iloc[0].tolist()[:4] == ["cnn", 2, 10, 0.2] and table.iloc[0].pgd == 0.4
     assert np.isnan(table.iloc[0].greedy) and np.isnan(table.iloc[1].pgd)
     assert table.iloc[1].tolist()[:5] == ["head", 3, 7, 0.5, 0.6]
+
+
+def test_on_the_gas_own_sample_the_ga_rows_read_from_summary_equal_a_fresh_run(small_cnn, tmp_path):
+    from gfm_audit.robustness.ga.stages import ga_attack_stage
+
+    spec, tmp = small_cnn
+    ga_attack_stage(
+        "cnn",
+        spec,
+        folder=str(tmp / "clf"),
+        test_csv=str(tmp / "test.csv"),
+        non_acgt="skip",
+        attack=SMALL,
+        adversarial_tsv=tmp_path / "adv.tsv",
+        summary_tsv=tmp_path / "sum.tsv",
+    )
+    tables = []
+    for reuse in (True, False):
+        out = tmp_path / f"cmp-{reuse}.tsv"
+        compare_attacks_stage(
+            "cnn",
+            spec,
+            folder=str(tmp / "clf"),
+            test_csv=str(tmp / "test.csv"),
+            non_acgt="skip",
+            attack=SMALL,
+            comparison={**COMPARE, "attacks": ["pgd"], "pgd_step_size": 0.2},
+            proposal=None,
+            comparison_tsv=str(out),
+            summary_tsv=str(tmp_path / "sum.tsv") if reuse else None,
+        )
+        tables.append(out.read_text())
+    assert tables[0] == tables[1]
+    assert tables[0].count("\nga\t") == 5 and tables[0].count("\nrandom\t") == 5

@@ -435,19 +435,24 @@ def compare_attacks(
     params: ComparisonParams,
     seed: int,
     proposer: Proposer | None = None,
+    rerun_ga: bool = True,
 ) -> Comparison:
-    """The GA and the random baseline (as ``ga_attack`` runs them: same settings, same seed), then each
-    configured comparison attack, on the sequences of ``data`` that ``clf`` classifies correctly, each pruned like
-    the GA; attacks that cannot run are skipped with the reason."""
-    from .attack import _empty, _merge, attack_sequences
+    """The GA and the random baseline (as ``ga_attack`` runs them: same settings, same seed; not with
+    ``rerun_ga=False``, when their rows come from ``summary.tsv`` of the same sample), then each configured
+    comparison attack, on the sequences of ``data`` that ``clf`` classifies correctly, each pruned like the GA;
+    attacks that cannot run are skipped with the reason."""
+    from .attack import _empty, _merge, attack_sequences, attack_targets
     from .search import prune_edits
 
     delta = ga_params.delta
-    run = attack_sequences(clf, data, constraints=constraints, params=ga_params, seed=seed)
-    t = run.targets
+    if rerun_ga:
+        run = attack_sequences(clf, data, constraints=constraints, params=ga_params, seed=seed)
+        t, results = run.targets, {"ga": run.ga, "random": run.random}
+    else:
+        t, results = attack_targets(clf, data, constraints), {}
     rows = np.flatnonzero(t.possible)
     chosen = dict(originals=t.originals[rows], labels=t.labels[rows], protected=t.protected[rows])
-    results, skipped = {"ga": run.ga, "random": run.random}, {}
+    skipped = {}
     for name in params.attacks:
         if name == "lm_proposal" and proposer is None:
             skipped[name] = "no proposal_model configured (robustness.ga.comparison.proposal_model)"
@@ -472,9 +477,31 @@ def compare_attacks(
     return Comparison(t, results, skipped)
 
 
-def comparison_table(comparison: Comparison, *, max_edits: int) -> pd.DataFrame:
-    """Every attack's rows (GA, random, then the comparison attacks), per budget."""
+def summary_budget_rows(summary: pd.DataFrame, name: str) -> list[dict[str, Any]]:
+    """The ``<name>_k<j>`` rows of ``summary.tsv`` (the GA's or the random baseline's) as comparison rows."""
     rows = []
+    for row in summary.itertuples():
+        prefix, _, budget = str(row.attack).rpartition("_k")
+        if prefix == name and budget.isdigit():
+            rows.append(
+                {
+                    "attack": name,
+                    "budget": int(budget),
+                    "asr": row.asr,
+                    "mean_edits": row.mean_edits,
+                    "mean_queries": row.mean_queries,
+                    "n_attacked": row.n_attacked,
+                }
+            )
+    return rows
+
+
+def comparison_table(comparison: Comparison, *, max_edits: int, summary: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Every attack's rows (GA, random, then the comparison attacks), per budget; the GA's and the random
+    baseline's from ``summary`` when the GA was not run again."""
+    rows = []
+    if summary is not None:
+        rows += summary_budget_rows(summary, "ga") + summary_budget_rows(summary, "random")
     for name, res in comparison.results.items():
         rows += comparison_rows(name, res, originals=comparison.targets.originals, max_edits=max_edits)
     return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)

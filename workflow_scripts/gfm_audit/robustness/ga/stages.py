@@ -94,9 +94,13 @@ def compare_attacks_stage(
     comparison: Mapping[str, Any],
     proposal: tuple[str, Mapping[str, Any], str] | None,
     comparison_tsv: str,
+    summary_tsv: str | None = None,
 ) -> None:
     """GA, random, greedy, LM-proposal and PGD on one seeded sample of the test split (``comparison.n_sequences``
-    rows drawn with the attack's seed: with the attack's own n_sequences, the GA's very sample)."""
+    rows drawn with the attack's seed). When that is the GA's own sample (the same n_sequences) and ``summary_tsv``
+    is given, the GA's and the random baseline's rows are read from it instead of running them again."""
+    import pandas as pd
+
     from .comparison import compare_attacks, comparison_params, comparison_table, load_proposer
 
     test = read_labelled_csv(test_csv, non_acgt)
@@ -108,11 +112,20 @@ def compare_attacks_stage(
     if proposal is not None and "lm_proposal" in settings.attacks:
         proposer = load_proposer(*proposal)
     chosen = test.subset(sample_rows(len(test), settings.n_sequences, attack["seed"]))
+    reuse = summary_tsv is not None and settings.n_sequences == attack["n_sequences"]
     result = compare_attacks(
-        clf, chosen, constraints=constraints, ga_params=params, params=settings, seed=attack["seed"], proposer=proposer
+        clf,
+        chosen,
+        constraints=constraints,
+        ga_params=params,
+        params=settings,
+        seed=attack["seed"],
+        proposer=proposer,
+        rerun_ga=not reuse,
     )
+    summary = pd.read_csv(summary_tsv, sep="\t") if reuse else None
     with atomic_outputs(comparison_tsv) as (tmp,):
-        write_tsv(comparison_table(result, max_edits=constraints.max_edits), tmp)
+        write_tsv(comparison_table(result, max_edits=constraints.max_edits, summary=summary), tmp)
 
 
 def adversarial_training_stage(
@@ -183,6 +196,7 @@ def compare_attacks_rule(job: Job) -> None:
         comparison=job.params.comparison,
         proposal=(job.params.proposal_name, job.params.proposal_block, proposal[0]) if proposal else None,
         comparison_tsv=job.output.comparison,
+        summary_tsv=job.input.summary,
     )
 
 
