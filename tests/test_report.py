@@ -146,10 +146,16 @@ def test_report_inputs_give_every_name_the_files_of_its_own_templates_at_todays_
     assert ga.tables["summary"] == {name: f"results/robustness/ga/{name}/summary.tsv" for name in NAMES["ga"]}
     assert ga.tables["adversarial"]["ga"] == "results/robustness/ga/ga/adversarial.tsv"
     assert ga.tables["progress"]["cnn"] == "results/robustness/adv_training/cnn/progress.tsv"
+    assert ga.tables["ga_comparison"]["cnn2"] == "results/robustness/ga/cnn2/comparison.tsv"
+    assert ga.tables["training_cost"]["ga"] == "results/robustness/adv_training/ga/cost.tsv"
     assert ga.figures["cnn"] == [
         (
             "results/report/robustness/cnn/asr_vs_budget.png",
             "Attack success rate vs edit budget: GA vs random substitutions",
+        ),
+        (
+            "results/report/robustness/cnn/attack_comparison.png",
+            "Attack success rate vs edit budget: GA, random, greedy, LM-proposal and PGD under the same constraints",
         ),
         ("results/report/robustness/cnn/edits_histogram.png", "Substitutions per successful adversarial sequence"),
         ("results/robustness/adv_training/cnn/progress.png", "Adversarial-training progress"),
@@ -166,8 +172,13 @@ def test_report_inputs_give_every_name_the_files_of_its_own_templates_at_todays_
         "results/report/robustness/fimba/cnn/spectra.png",
         "results/report/robustness/fimba/cnn/comparison.png",
     ]
-    # Every file once, under one key: 7 per model + 3 shared, 6 per classifier, 4 per FIMBA model + 3 shared.
-    assert len(inputs) == len(set(inputs.values())) == 2 * 7 + 3 + 3 * 6 + 2 * 4 + 3
+    # Every file once, under one key: 7 per model + 3 shared, 9 per classifier, 4 per FIMBA model + 3 shared.
+    assert len(inputs) == len(set(inputs.values())) == 2 * 7 + 3 + 3 * 9 + 2 * 4 + 3
+
+
+def test_no_two_report_files_share_a_kind():
+    kinds = [*report_layout.SHARED, *report_layout.TABLES, *report_layout.FIGURES]
+    assert len(kinds) == len(set(kinds))
 
 
 def test_a_section_without_names_asks_for_no_file():
@@ -271,6 +282,23 @@ def _write_report_inputs(root: Path) -> dict[str, str]:
         }
         write(key("adversarial", name), pd.DataFrame([example]))
         write(key("progress", name), pd.DataFrame({"iteration": [0], "note": [f"progress_of_{name}"]}))
+        write(
+            key("ga_comparison", name),
+            pd.DataFrame(
+                {
+                    "attack": ["ga", "greedy"],
+                    "budget": 5,
+                    "asr": [0.5, 0.6],
+                    "mean_edits": 2.0,
+                    "mean_queries": 10.0,
+                    "n_attacked": 11 * n_attacked,
+                }
+            ),
+        )
+        write(
+            key("training_cost", name),
+            pd.DataFrame({"iteration": [0], "robust_accuracy": [0.5], "note": [f"cost_of_{name}"]}),
+        )
     for clean, name in zip((0.811, 0.722), NAMES["fimba"], strict=True):
         write(
             key("curve", name),
@@ -366,7 +394,10 @@ def test_each_model_and_classifier_section_shows_its_own_tables_and_figures_only
         assert not any(f"attack_on_{n}" in own or f"skipped_for_{n}" in own for n in others)
     for n_attacked, name in enumerate(NAMES["ga"], start=1):
         own = part(f"{name}</h3>")
-        assert _images(own) == [_png(kind, name) for kind in ("asr_vs_budget", "edits_histogram", "training_progress")]
+        assert _images(own) == [
+            _png(kind, name) for kind in ("asr_vs_budget", "attack_comparison", "edits_histogram", "training_progress")
+        ]
+        assert re.findall(r"cost_of_\w+", own) == [f"cost_of_{name}"]
         assert f"over {11 * n_attacked} correctly classified" in own
         assert re.findall(r"seq_of_\w+", own) == [f"seq_of_{name}"]
         assert re.findall(r"progress_of_\w+", own) == [f"progress_of_{name}"]
@@ -376,6 +407,8 @@ def test_each_model_and_classifier_section_shows_its_own_tables_and_figures_only
             caption = html.escape(report_layout.FIGURES[kind].caption)
             data = base64.b64encode(_png(kind, name)).decode()
             assert f'<h3>{name}: {caption}</h3><figure><img alt="{caption}" src="data:image/png;base64,{data}">' in page
-    assert len(_images(page)) == 2 * 4 + 3 * 3 + 2 * 3
+    assert len(_images(page)) == 2 * 4 + 3 * 4 + 2 * 3
+    # The GenoArmory-style table: one row per classifier, ASR per attack at the full budget.
+    assert "<td>cnn2</td><td>5</td><td>33</td><td>0.500</td><td>0.600</td>" in page
     # The comparison's wide table: one row per (model, m, budget), a column per attack, the clean accuracy beside.
     assert "<td>cnn</td><td>5</td><td>2.500</td><td>0.850</td>" in page

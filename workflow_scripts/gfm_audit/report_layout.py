@@ -48,7 +48,7 @@ TABLES = {
     "adversarial": ReportFile("ga", "results/robustness/ga/{classifier}/adversarial.tsv"),
     "summary": ReportFile("ga", "results/robustness/ga/{classifier}/summary.tsv"),
     "progress": ReportFile("ga", "results/robustness/adv_training/{classifier}/progress.tsv"),
-    "comparison": ReportFile("ga", "results/robustness/ga/{classifier}/comparison.tsv"),
+    "ga_comparison": ReportFile("ga", "results/robustness/ga/{classifier}/comparison.tsv"),
     "training_cost": ReportFile("ga", "results/robustness/adv_training/{classifier}/cost.tsv"),
     "curve": ReportFile("fimba", "results/robustness/fimba/{fmodel}/curve.tsv"),
     "exposure": ReportFile("exposure", "results/memorisation/{model}/exposure.tsv"),

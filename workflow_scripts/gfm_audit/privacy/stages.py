@@ -236,7 +236,7 @@ def report_rule(job: Job) -> None:
             summary_paths=ga.tables["summary"],
             progress_paths=ga.tables["progress"],
             figures=ga.figures,
-            comparison_paths=ga.tables["comparison"],
+            comparison_paths=ga.tables["ga_comparison"],
             cost_paths=ga.tables["training_cost"],
         )
     if fimba_models:
