@@ -55,7 +55,8 @@ MEMBERSHIP = config["membership"]
 MODE = MEMBERSHIP["mode"] if MODELS else "none"
 REFERENCES = reference_names(MEMBERSHIP["reference_models"]) if MODE == "finetune" else []
 TRAINED = [TARGET, *REFERENCES] if MODE == "finetune" else []
-SCORED = [*MODELS, *REFERENCES]
+# Mode individuals trains and scores on people's haplotypes (rules/individuals.smk), not on the windows.
+SCORED = [*MODELS, *REFERENCES] if MODE != "individuals" else []
 SHARDS = list(range(config["scoring"]["shards"]))
 
 
@@ -78,6 +79,41 @@ def model_spec(name, folder):
 
 def membership_column(name):
     return "target_member" if name == TARGET else f"{name}_member"
+
+
+# --- membership mode individuals (rules/individuals.smk) ---------------------------
+INDIVIDUALS = config["individuals"]
+IND_MODELS = [TARGET, *reference_names(MEMBERSHIP["reference_models"])] if MODE == "individuals" else []
+
+
+def individuals_vcf():
+    """The phased VCF and its index, as inputs."""
+    vcf = INDIVIDUALS["vcf"]
+    if not vcf:
+        return []
+    index = next((vcf + s for s in (".tbi", ".csi") if os.path.exists(vcf + s)), vcf + ".tbi")
+    return [vcf, index]
+
+
+def individuals_spec(folder):
+    """The target's config block for a model trained here in mode individuals."""
+    return {**MODELS[TARGET], "path": folder, "init": "pretrained"}
+
+
+def individual_score_inputs(wildcards):
+    return {m: f"results/individuals/scores/{m}.parquet" for m in IND_MODELS}
+
+
+def individual_attack_params():
+    return {
+        "metrics": config["attacks"]["metrics"],
+        "curve_repeats": INDIVIDUALS["curve_repeats"],
+        "seed": INDIVIDUALS["seed"],
+    }
+
+
+def individuals_names():
+    return [TARGET] if MODE == "individuals" else []
 
 
 def membership_beds():
@@ -178,13 +214,18 @@ def report_figure(kind, category, subcategory=None):
 
 def report_inputs(wildcards):
     """Every file the report reads, under the keys of report_layout.input_key (never matched by name in a path)."""
-    names = {"privacy": audited_models(), "ga": list(GA_CLASSIFIERS), "fimba": FIMBA_MODELS}
+    names = {
+        "privacy": audited_models(),
+        "ga": list(GA_CLASSIFIERS),
+        "fimba": FIMBA_MODELS,
+        "individuals": individuals_names(),
+    }
     names |= {"exposure": EXPOSURE_MODELS, "extraction": EXTRACTION_MODELS}
     return report_layout.report_inputs(names)
 
 
 def report_wanted():
-    return bool(audited_models() or GA_CLASSIFIERS or FIMBA_MODELS)
+    return bool(audited_models() or GA_CLASSIFIERS or FIMBA_MODELS or individuals_names())
 
 
 def final_targets():
@@ -195,8 +236,11 @@ def final_targets():
         "results/neighbors/neighbors.tsv",
         "results/neighbors/neighbors.fa",
     ]
-    if MODE != "none":
+    if MODE in ("finetune", "regions"):
         targets.append("results/membership.tsv")
+    if MODE == "individuals":
+        targets.append("results/membership_individuals.tsv")
+        targets += [f for files in report_layout.section_outputs("individuals", [TARGET]).values() for f in files]
     targets += [f"results/scores/{m}.parquet" for m in SCORED]
     targets += [f for files in ga_outputs().values() for f in files]
     targets += [f for files in fimba_outputs().values() for f in files]
@@ -209,7 +253,7 @@ def final_targets():
 
 def audited_models():
     """Models the attacks and the report cover: every configured model, when membership is known."""
-    return list(MODELS) if MODE != "none" else []
+    return list(MODELS) if MODE in ("finetune", "regions") else []
 
 
 def attack_score_inputs(wildcards):

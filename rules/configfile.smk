@@ -13,7 +13,9 @@ sys.path.insert(0, str(WORKFLOW_ROOT / "workflow_scripts"))
 from gfm_audit.config import read_yaml_config  # noqa: E402
 from gfm_audit.errors import InputError  # noqa: E402
 
-DEFAULT_CONFIGFILE = "config/config.yaml"
+# GFM_AUDIT_CONFIG names another base config (`make demo-individuals`: config/individuals.yaml); --configfile
+# only extends the base config, it cannot drop its models or robustness blocks.
+DEFAULT_CONFIGFILE = os.environ.get("GFM_AUDIT_CONFIG") or "config/config.yaml"
 
 # Used as a module (`module gfm_audit: snakefile: ... config: ...`), the config is the one the outer
 # workflow gives; a config/config.yaml in the outer working directory is not ours and is never read.

@@ -42,5 +42,6 @@ rule report:
         models=audited_models(),
         classifiers=list(GA_CLASSIFIERS),
         fimba_models=FIMBA_MODELS,
+        individuals=individuals_names(),
     script:
         "../workflow_scripts/scripts/report.py"

@@ -122,7 +122,7 @@ def test_report_holds_every_table_and_figure_and_a_verdict(tmp_path):
 
 # Names inside other names (cnn, cnn2) or inside every path of their section (results/report/report/...,
 # results/robustness/ga/ga/...): the report used to find a name's files by looking for "/<name>/" in paths.
-NAMES = {"privacy": ["report", "m"], "ga": ["ga", "cnn", "cnn2"], "fimba": ["mlp", "cnn"]}
+NAMES = {"privacy": ["report", "m"], "ga": ["ga", "cnn", "cnn2"], "fimba": ["mlp", "cnn"], "individuals": []}
 
 
 def test_report_inputs_give_every_name_the_files_of_its_own_templates_at_todays_paths():

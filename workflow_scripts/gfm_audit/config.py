@@ -93,10 +93,13 @@ def check_consistency(config: dict[str, Any], source: str = "the config") -> Non
         raise InputError(f"{where} membership.mode {mode} needs target: the name of the audited model")
     if mode == "regions" and not (membership.get("member_bed") and membership.get("nonmember_bed")):
         raise InputError(f"{where} membership.mode regions needs membership.member_bed and membership.nonmember_bed")
+    if models and mode == "individuals" and not config.get("individuals", {}).get("vcf"):
+        raise InputError(f"{where} membership.mode individuals needs individuals.vcf: a phased multi-sample VCF")
     for name, spec in models.items():
-        if spec.get("init") == "scratch" and not (mode == "finetune" and name == target):
+        if spec.get("init") == "scratch" and not (mode in ("finetune", "individuals") and name == target):
             raise InputError(
-                f"{where} models.{name}.init is scratch, which only the target can use in membership.mode finetune"
+                f"{where} models.{name}.init is scratch, which only the target can use in membership.mode "
+                "finetune or individuals"
             )
     _check_ga(config, where)
     _check_fimba(config, where)
@@ -184,6 +187,11 @@ def _path_slots(config: dict[str, Any]) -> list[tuple[str, dict[str, Any], str, 
     membership = config.get("membership", {})
     if models and membership.get("mode") == "regions":
         slots += [(f"membership.{key}", membership, key, "file") for key in ("member_bed", "nonmember_bed")]
+    individuals = config.get("individuals", {})
+    if models and membership.get("mode") == "individuals":
+        slots.append(("individuals.vcf", individuals, "vcf", "file"))
+        if individuals.get("samples", "all") != "all":
+            slots.append(("individuals.samples", individuals, "samples", "file"))
     ga = config.get("robustness", {}).get("ga", {})
     if ga.get("classifiers"):
         slots += [(f"robustness.ga.{key}", ga, key, "file") for key in ("train", "test")]

@@ -15,7 +15,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 # Sections of the report and the wildcard that carries the name in their templates.
-WILDCARDS = {"privacy": "model", "ga": "classifier", "fimba": "fmodel", "exposure": "model", "extraction": "model"}
+WILDCARDS = {
+    "privacy": "model",
+    "ga": "classifier",
+    "fimba": "fmodel",
+    "exposure": "model",
+    "extraction": "model",
+    "individuals": "model",
+}
 
 
 @dataclass(frozen=True)
@@ -38,6 +45,8 @@ SHARED = {
     "detection": ReportFile("fimba", "results/robustness/fimba/detection.tsv"),
     "vae": ReportFile("fimba", "results/robustness/fimba/vae.tsv"),
     "comparison": ReportFile("fimba", "results/robustness/fimba/comparison.tsv"),
+    "haplotype_counts": ReportFile("individuals", "results/individuals/counts.tsv"),
+    "membership_individuals": ReportFile("individuals", "results/membership_individuals.tsv"),
 }
 
 # One file per name.
@@ -53,6 +62,9 @@ TABLES = {
     "curve": ReportFile("fimba", "results/robustness/fimba/{fmodel}/curve.tsv"),
     "exposure": ReportFile("exposure", "results/memorisation/{model}/exposure.tsv"),
     "extraction": ReportFile("extraction", "results/memorisation/{model}/extraction.tsv"),
+    "person_metrics": ReportFile("individuals", "results/individuals/attacks/{model}/person_metrics.tsv"),
+    "windows_curve": ReportFile("individuals", "results/individuals/attacks/{model}/windows_curve.tsv"),
+    "genotype_summary": ReportFile("individuals", "results/individuals/genotypes/{model}/summary.tsv"),
 }
 
 # In the order the report shows them within a section.
@@ -109,6 +121,21 @@ FIGURES = {
         "extraction",
         "results/report/{model}/extraction_vs_prefix.png",
         "Extraction against prefix length: members, non-members and the k-mer baseline",
+    ),
+    "person_roc": ReportFile(
+        "individuals",
+        "results/report/individuals/{model}/person_roc.png",
+        "Person-level ROC curves: one score per individual (linear and log-log)",
+    ),
+    "windows_per_person": ReportFile(
+        "individuals",
+        "results/report/individuals/{model}/windows_per_person.png",
+        "Person-level AUC against the number of windows per person",
+    ),
+    "genotype_accuracy": ReportFile(
+        "individuals",
+        "results/report/individuals/{model}/genotype_accuracy.png",
+        "Genotype inference: accuracy by allele-frequency bin, members vs non-members vs baselines",
     ),
 }
 

@@ -92,3 +92,41 @@ def snp_site_figure(scores: pd.DataFrame, path: str | os.PathLike) -> None:
         title="Where the neighbor signal comes from",
     )
     save_figure(fig, path)
+
+
+def windows_curve_figure(curve: pd.DataFrame, path: str | os.PathLike) -> None:
+    """Person-level AUC against windows per person, one line per attack, a band of one sd over draws."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    for attack, g in curve.groupby("attack", sort=False):
+        g = g.sort_values("windows")
+        ax.plot(g.windows, g.auc_mean, marker="o", label=attack, lw=1.2)
+        ax.fill_between(g.windows, g.auc_mean - g.auc_sd, g.auc_mean + g.auc_sd, alpha=0.15)
+    ax.axhline(0.5, color="k", ls=":", lw=0.8)
+    ax.set(xscale="log", xlabel="windows per person", ylabel="person-level AUC", ylim=(0, 1))
+    ax.legend(fontsize=7)
+    save_figure(fig, path)
+
+
+def genotype_accuracy_figure(summary: pd.DataFrame, path: str | os.PathLike) -> None:
+    """Accuracy by AF bin: members, non-members, major-allele and AF-sampling baselines; one panel per truth."""
+    truths = [t for t in ("alt", "ref") if t in set(summary.truth)] or ["alt"]
+    fig, axes = plt.subplots(1, len(truths), figsize=(6 * len(truths), 4.5), squeeze=False)
+    for ax, truth in zip(axes[0], truths, strict=True):
+        part = summary[summary.truth == truth]
+        bins = list(dict.fromkeys(part.af_bin))
+        x = np.arange(len(bins))
+        bars = [
+            ("members", part[part.group == "member"], "accuracy_model"),
+            ("non-members", part[part.group == "non-member"], "accuracy_model"),
+            ("major allele", part[part.group == "non-member"], "accuracy_major_allele"),
+            ("sample by AF", part[part.group == "non-member"], "accuracy_af_sampling"),
+        ]
+        for k, (label, rows, column) in enumerate(bars):
+            values = rows.set_index("af_bin")[column].reindex(bins).to_numpy(float)
+            ax.bar(x + (k - 1.5) * 0.2, values, width=0.2, label=label)
+        ax.set_xticks(x, bins, fontsize=7)
+        ax.set(
+            xlabel="allele frequency of the site's ALT", ylabel="accuracy", ylim=(0, 1), title=f"true allele: {truth}"
+        )
+        ax.legend(fontsize=7)
+    save_figure(fig, path)

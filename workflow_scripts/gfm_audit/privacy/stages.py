@@ -215,6 +215,140 @@ def plot_attacks_rule(job: Job) -> None:
     plots.snp_site_figure(scores, out.snp_sites)
 
 
+def individual_haplotypes_rule(job: Job) -> None:
+    """Each selected individual's two haplotype sequences per window (membership mode individuals)."""
+    from .haplotypes import haplotypes_stage
+
+    counts = haplotypes_stage(
+        job.input.fasta,
+        job.input.windows,
+        job.params.vcf,
+        params=job.params.individuals,
+        max_ref_mismatch_fraction=job.params.max_ref_mismatch_fraction,
+        out=dict(job.output.items()),
+    )
+    log = logging.getLogger("gfm_audit.privacy.haplotypes")
+    for key in sorted(counts):
+        log.info("%s: %d", key, counts[key])
+
+
+def individuals_membership_rule(job: Job) -> None:
+    """results/membership_individuals.tsv: which individuals the target and each reference model train on."""
+    import pandas as pd
+
+    from .individuals import individuals_split
+    from .membership import write_membership
+
+    params = job.params.membership
+    samples = pd.read_csv(job.input.samples, sep="\t", dtype={"sample": str})["sample"].tolist()
+    table = individuals_split(
+        samples,
+        member_fraction=params["member_fraction"],
+        n_references=params["reference_models"],
+        seed=params["seed"],
+    )
+    logging.getLogger("gfm_audit.privacy.individuals").info(
+        "%d individuals: %d members", len(table), int(table.target_member.sum())
+    )
+    write_membership(table, job.output[0])
+
+
+def train_individual_model_rule(job: Job) -> None:
+    """Train the target or one reference model on the haplotype windows of its member individuals."""
+    import torch
+
+    from ..fasta import read_fasta
+    from ..models import ModelSpec
+    from .haplotypes import read_haplotype_index
+    from .individuals import member_haplotypes, read_individual_membership
+    from .training import train_model
+
+    torch.set_num_threads(job.threads)
+    block = dict(job.params.spec)
+    spec = ModelSpec.from_config(block.pop("name"), block)
+    index = read_haplotype_index(job.input.index)
+    chosen = member_haplotypes(index, read_individual_membership(job.input.membership), job.params.column)
+    sequences = read_fasta(job.input.haplotypes, keep=set(chosen))
+    train_model(
+        spec,
+        [sequences[s] for s in chosen],
+        params=job.params.training,
+        seed=job.params.seed,
+        out_dir=job.output[0],
+    )
+
+
+def score_individuals_rule(job: Job) -> None:
+    """Per-token scores of every haplotype window under one individuals-mode model."""
+    import torch
+
+    from ..models import ModelSpec
+    from .individuals import score_haplotypes
+
+    torch.set_num_threads(job.threads)
+    spec = ModelSpec.from_config(job.wildcards.imodel, job.params.spec)
+    score_haplotypes(
+        spec,
+        fasta_path=job.input.haplotypes,
+        alleles_path=job.input.alleles,
+        batch_size=job.params.scoring["batch_size"],
+        seed=job.params.scoring["seed"],
+        out_path=job.output[0],
+    )
+
+
+def individual_attacks_rule(job: Job) -> None:
+    """Person-level membership attacks on the target: scores, metrics and the windows-per-person curve."""
+    from .individuals import person_attack_stage
+
+    paths = {name: job.input[name] for name in job.params.models}
+    metrics = person_attack_stage(
+        paths,
+        index_path=job.input.index,
+        alleles_path=job.input.alleles,
+        membership_path=job.input.membership,
+        target=job.params.target,
+        params=job.params.individuals,
+        out=dict(job.output.items()),
+    )
+    log = logging.getLogger("gfm_audit.privacy.individuals")
+    for row in metrics.itertuples(index=False):
+        log.info("%s: AUC %.3f (%.3f-%.3f)", row.attack, row.auc, row.auc_low, row.auc_high)
+
+
+def genotype_inference_rule(job: Job) -> None:
+    """Ask the target which allele a person carries at hidden sites; accuracy by AF bin."""
+    import torch
+
+    from ..models import ModelSpec
+    from .individuals import genotype_inference_stage
+
+    torch.set_num_threads(job.threads)
+    spec = ModelSpec.from_config(job.wildcards.model, job.params.spec)
+    genotype_inference_stage(
+        spec,
+        fasta_path=job.input.haplotypes,
+        alleles_path=job.input.alleles,
+        membership_path=job.input.membership,
+        params=job.params.genotypes,
+        batch_size=job.params.batch_size,
+        out=dict(job.output.items()),
+    )
+
+
+def plot_individuals_rule(job: Job) -> None:
+    """The person-level ROC, windows-per-person and genotype-accuracy figures."""
+    import pandas as pd
+
+    from . import plots
+
+    scores = pd.read_csv(job.input.scores, sep="\t", dtype={"sample": str})
+    roc = scores.drop(columns=["n_sequences", "alt_tokens"]).rename(columns={"sample": "window_id"})
+    plots.roc_figure(roc, job.output.roc)
+    plots.windows_curve_figure(pd.read_csv(job.input.curve, sep="\t"), job.output.curve)
+    plots.genotype_accuracy_figure(pd.read_csv(job.input.genotypes, sep="\t"), job.output.genotypes)
+
+
 def report_rule(job: Job) -> None:
     """results/report/report.html: the privacy part, then the GA and FIMBA sections."""
     from .. import report_layout
@@ -248,6 +382,24 @@ def report_rule(job: Job) -> None:
             vae_path=fimba.shared["vae"],
             comparison_path=fimba.shared["comparison"],
             figures=fimba.figures,
+        )
+    individuals = job.params.individuals
+    if individuals:
+        from .individuals import report_section
+
+        part = report_layout.collect(inputs, "individuals", individuals)
+        robustness = (
+            report_section(
+                individuals[0],
+                config=job.params.config,
+                counts_path=part.shared["haplotype_counts"],
+                membership_path=part.shared["membership_individuals"],
+                metrics_path=part.tables["person_metrics"][individuals[0]],
+                curve_path=part.tables["windows_curve"][individuals[0]],
+                genotype_path=part.tables["genotype_summary"][individuals[0]],
+                figures=part.figures[individuals[0]],
+            )
+            + robustness
         )
     privacy = report_layout.collect(inputs, "privacy", models)
     memorisation = memorisation_html(inputs)
