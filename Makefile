@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CORES ?= 2
 
-.PHONY: demo test lint install clean bench
+.PHONY: demo demo-individuals test lint install clean bench
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,18 @@ demo: $(STAMP)
 	@echo "  attacks:    results/attacks/<model>/metrics.tsv"
 	@echo "  robustness: results/robustness/ga/<classifier>/, adv_training/<classifier>/, fimba/"
 	@echo "  logs:       results/logs/"
+	@echo
+	@echo "Report: $(CURDIR)/results/report/report.html"
+
+# Personal genomes: 300 real 1000 Genomes individuals (config/individuals.yaml); shares results/ with `make demo`.
+demo-individuals: $(STAMP)
+	GFM_AUDIT_CONFIG=config/individuals.yaml $(BIN)/snakemake --cores $(CORES)
+	@echo
+	@echo "Individuals demo finished. Outputs are under $(CURDIR)/results/:"
+	@echo "  haplotypes: results/individuals/haplotypes.fa, haplotypes.tsv, alleles.tsv.gz, counts.tsv"
+	@echo "  membership: results/membership_individuals.tsv"
+	@echo "  attacks:    results/individuals/attacks/<target>/person_metrics.tsv, windows_curve.tsv"
+	@echo "  genotypes:  results/individuals/genotypes/<target>/summary.tsv"
 	@echo
 	@echo "Report: $(CURDIR)/results/report/report.html"
 

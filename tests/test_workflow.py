@@ -422,3 +422,49 @@ def test_fimba_h5ad_without_the_obs_key_fails_with_one_line_and_no_partial_outpu
     assert "Traceback" not in result.stderr
     fimba = tmp_path / "results/robustness/fimba"
     assert not fimba.exists() or not [p for p in fimba.rglob("*") if p.is_file()]
+
+
+# --- membership mode individuals ---------------------------------------------------------------------------------
+
+
+def individuals_config(workdir: Path) -> dict:
+    """Eight real 1000 Genomes people, two 64-bp windows at SNV-dense places, a tiny model, one epoch."""
+    from gfm_audit.char_lm import save_char_causal_lm
+
+    arch = save_char_causal_lm(workdir / "arch", hidden=16, layers=1, heads=2, max_positions=128)
+    (workdir / "dense.bed").write_text("z\t339910\t340166\nz\t934877\t935133\n")
+    return {
+        "reference": {"fasta": str(DEMO_FASTA), "vcf": str(REPO / "resources/individuals/phased_snvs.vcf.gz")},
+        "windows": {"length": 64, "n": 2, "placement": "bed", "bed": str(workdir / "dense.bed")},
+        "neighbors": {"probs": [0.5], "per_prob": 1},
+        "models": {"tiny": {"path": str(arch), "kind": "causal", "init": "scratch"}},
+        "target": "tiny",
+        "individuals": {"vcf": str(REPO / "resources/individuals/phased_snvs.vcf.gz"), "n": 8, "curve_repeats": 2},
+        "membership": {"mode": "individuals", "reference_models": 2, "training": {"epochs": 1, "batch_size": 8}},
+        "scoring": {"shards": 1, "batch_size": 16},
+        "attacks": {"metrics": {"bootstrap": 50}},
+    }
+
+
+def test_individuals_mode_runs_from_vcf_to_report_on_real_people(tmp_path):
+    config = individuals_config(tmp_path)
+    result = snakemake(tmp_path, config=config)
+    assert result.returncode == 0, result.stderr[-3000:]
+    membership = pd.read_csv(tmp_path / "results/membership_individuals.tsv", sep="\t")
+    assert list(membership.columns) == ["sample", "target_member", "ref_0_member", "ref_1_member"]
+    assert len(membership) == 8 and membership.target_member.sum() == 4
+    index = pd.read_csv(tmp_path / "results/individuals/haplotypes.tsv", sep="\t")
+    assert len(index) == 8 * 2 * 2 and set(index["sample"]) == set(membership["sample"])
+    metrics = pd.read_csv(tmp_path / "results/individuals/attacks/tiny/person_metrics.tsv", sep="\t")
+    assert set(metrics.attack) <= {"lira_online", "lira_offline", "loss_difference", "alt_alleles"}
+    assert {"lira_online", "loss_difference"} <= set(metrics.attack)
+    assert (metrics.n_members + metrics.n_nonmembers <= 8).all()
+    curve = pd.read_csv(tmp_path / "results/individuals/attacks/tiny/windows_curve.tsv", sep="\t")
+    assert sorted(set(curve.windows)) == [1, 2]
+    page = (tmp_path / "results/report/report.html").read_text()
+    assert "Personal genomes: individuals membership of tiny" in page
+    assert "Genotype inference by allele-frequency bin" in page
+    # Nothing of the window-level audit is built in this mode.
+    assert not (tmp_path / "results/membership.tsv").exists() and not (tmp_path / "results/scores").exists()
+    rerun = snakemake(tmp_path, "--dry-run", config=config)
+    assert "Nothing to be done" in rerun.stdout + rerun.stderr

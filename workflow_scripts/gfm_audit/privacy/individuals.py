@@ -79,7 +79,7 @@ def read_individual_membership(path: str | os.PathLike) -> pd.DataFrame:
 
 def member_haplotypes(index: pd.DataFrame, membership: pd.DataFrame, column: str) -> list[str]:
     """seq_ids of the haplotype windows of the people labelled 1 in ``column``, in index order."""
-    members = set(membership.sample[membership[column] == 1])
+    members = set(membership["sample"][membership[column] == 1])
     return index.seq_id[index["sample"].isin(members)].tolist()
 
 

@@ -344,6 +344,8 @@ def plot_individuals_rule(job: Job) -> None:
 
     scores = pd.read_csv(job.input.scores, sep="\t", dtype={"sample": str})
     roc = scores.drop(columns=["n_sequences", "alt_tokens"]).rename(columns={"sample": "window_id"})
+    # An attack with no score for members or for non-members (no alt alleles in few windows) has no ROC.
+    roc = roc[[c for c in roc if c in ("window_id", "member") or roc.member[roc[c].notna()].nunique() == 2]]
     plots.roc_figure(roc, job.output.roc)
     plots.windows_curve_figure(pd.read_csv(job.input.curve, sep="\t"), job.output.curve)
     plots.genotype_accuracy_figure(pd.read_csv(job.input.genotypes, sep="\t"), job.output.genotypes)
