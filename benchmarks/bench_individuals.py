@@ -32,6 +32,9 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=0.003)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--tag", default="individuals_epochs")
+    parser.add_argument(
+        "--evaluate-only", action="store_true", help="score the saved checkpoints of every stage again, train nothing"
+    )
     args = parser.parse_args()
 
     import pandas as pd
@@ -77,6 +80,11 @@ def main() -> None:
     for epochs in stages:
         features = {}
         for m in models:
+            if args.evaluate_only:
+                scored = ModelSpec.from_config(m, {"path": str(work / f"{m}_{epochs}"), "kind": "causal"})
+                table = score_sequences(scored, records, snp_offsets=offsets, batch_size=64, seed=0, device="cpu")
+                features[m] = sequence_features(table.to_pandas(), offsets)
+                continue
             members = set(membership["sample"][membership[columns[m]] == 1])
             train = [seqs[s] for s in index.seq_id[index["sample"].isin(members)]]
             init = {"path": str(res / "char_lm"), "kind": "causal", "init": "scratch"}
@@ -100,16 +108,22 @@ def main() -> None:
             table = score_sequences(scored, records, snp_offsets=offsets, batch_size=64, seed=0, device="cpu")
             features[m] = sequence_features(table.to_pandas(), offsets)
             print(f"epochs {epochs} {m}: loss {losses[-1]:.4f} ({time.perf_counter() - start:.0f} s)", flush=True)
-        person = person_scores(features, index, membership, target="target")
-        curve = windows_curve(features, index, membership, target="target", repeats=5, seed=0)
-        for attack in PERSON_ATTACKS:
-            ok = person[attack].notna()
-            auc = roc_auc_score(person.member[ok], person[attack][ok])
-            row = {"epochs": epochs, "attack": attack, "auc_all_windows": auc}
-            for k, g in curve[curve.attack == attack].groupby("windows"):
-                row[f"auc_{k}_windows"] = float(g.auc_mean.iloc[0])
-            rows.append(row)
-            print(f"  {attack}: AUC {auc:.3f}", flush=True)
+        for centre in (True, False):
+            person = person_scores(features, index, membership, target="target", centre=centre)
+            curve = windows_curve(features, index, membership, target="target", repeats=5, seed=0, centre=centre)
+            for attack in PERSON_ATTACKS:
+                if attack == "alt_alleles" and not centre:
+                    continue  # not affected by centring
+                ok = person[attack].notna()
+                auc = roc_auc_score(person.member[ok], person[attack][ok])
+                name = attack if centre or attack == "alt_alleles" else f"{attack}_uncentred"
+                row = {"epochs": epochs, "attack": name, "auc_all_windows": auc}
+                for k, g in curve[curve.attack == attack].groupby("windows"):
+                    row[f"auc_{k}_windows"] = float(g.auc_mean.iloc[0])
+                rows.append(row)
+                print(f"  {name}: AUC {auc:.3f}", flush=True)
+        losses = {m: float(features[m].loss.mean()) for m in models}
+        print(f"  mean loss over all haplotypes: {losses}", flush=True)
         done = epochs
         result = pd.DataFrame(rows)
         OUT.mkdir(parents=True, exist_ok=True)

@@ -214,7 +214,7 @@ def test_person_scores_aggregate_a_hand_made_score_table():
     alt0 = {"A0w0": (-3.0, 2), "A1w1": (-1.0, 1), "B0w0": (-5.0, 2)}
     alt1 = {"A0w0": (-4.0, 2), "A1w1": (-2.5, 1), "B0w0": (-4.0, 2)}
     features = {"t": _features(target, alt), "ref_0": _features(ref0, alt0), "ref_1": _features(ref1, alt1)}
-    table = person_scores(features, index, membership, target="t").set_index("sample")
+    table = person_scores(features, index, membership, target="t", centre=False).set_index("sample")
     # Person A: only ref_1 is OUT. mean(L_ref1 - L_t) = mean(0.5, 0.3, 0.1, -0.1) = 0.2
     assert table.loc["A", "loss_difference"] == pytest.approx(0.2)
     # Person B: only ref_0 is OUT. mean(0.2, 0.4, 0.6, 0.8) = 0.5
@@ -237,9 +237,27 @@ def test_person_scores_aggregate_a_hand_made_score_table():
     z_a = (-np.array([target[s] for s in seqs[:4]]) - stat_r[1, :4]) / 1e-6
     assert table.loc["A", "lira_offline"] == pytest.approx(z_a.sum() / 2)
     # Restricted to window w1 only the w1 sequences count.
-    only = person_scores(features, index, membership, target="t", windows=["w1"]).set_index("sample")
+    only = person_scores(features, index, membership, target="t", windows=["w1"], centre=False).set_index("sample")
     assert only.loc["B", "loss_difference"] == pytest.approx(0.7) and only.loc["B", "n_sequences"] == 2
     assert np.isnan(only.loc["B", "alt_alleles"])  # no alt allele of B in w1
+    # Centred per window and model (loss minus the window mean of that model):
+    centred = person_scores(features, index, membership, target="t").set_index("sample")
+    # s(x) - window mean, per model. w0 rows: A0,A1,B0,B1; target w0 mean = (1.0+1.2+2+2)/4 = 1.55,
+    # ref_1 w0 mean = 1.7; ref_0 w0 mean = (1.1+1.3+2.2+2.4)/4 = 1.75; w1: target 1.75, ref_1 1.7, ref_0 2.15.
+    # A (OUT: ref_1): mean over (w0: (1.5-1.7)-(1.0-1.55), (1.5-1.7)-(1.2-1.55); w1: (1.5-1.7)-(1.4-1.75), ...)
+    a = np.mean(
+        [(1.5 - 1.7) - (1.0 - 1.55), (1.5 - 1.7) - (1.2 - 1.55), (1.5 - 1.7) - (1.4 - 1.75), (1.5 - 1.7) - (1.6 - 1.75)]
+    )
+    b = np.mean(
+        [
+            (2.2 - 1.75) - (2.0 - 1.55),
+            (2.4 - 1.75) - (2.0 - 1.55),
+            (2.6 - 2.15) - (2.0 - 1.75),
+            (2.8 - 2.15) - (2.0 - 1.75),
+        ]
+    )
+    assert centred.loc["A", "loss_difference"] == pytest.approx(a)
+    assert centred.loc["B", "loss_difference"] == pytest.approx(b)
 
 
 def test_sequence_features_read_log_probs_of_tokens_over_the_offsets():

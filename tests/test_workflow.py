@@ -440,7 +440,12 @@ def individuals_config(workdir: Path) -> dict:
         "models": {"tiny": {"path": str(arch), "kind": "causal", "init": "scratch"}},
         "target": "tiny",
         "individuals": {"vcf": str(REPO / "resources/individuals/phased_snvs.vcf.gz"), "n": 8, "curve_repeats": 2},
-        "membership": {"mode": "individuals", "reference_models": 2, "training": {"epochs": 1, "batch_size": 8}},
+        "membership": {
+            "mode": "individuals",
+            "reference_models": 2,
+            "seed": 1,  # ref_0 and ref_1 take complementary halves: every person has an IN and an OUT model
+            "training": {"epochs": 1, "batch_size": 8},
+        },
         "scoring": {"shards": 1, "batch_size": 16},
         "attacks": {"metrics": {"bootstrap": 50}},
     }

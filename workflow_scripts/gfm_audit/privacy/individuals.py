@@ -9,11 +9,15 @@ Person-level statistics (higher = member), over the person's sequences x (two ha
 
 * ``lira_online``: sum_x log N(s_T(x); mu_in(x), sd_in) - log N(s_T(x); mu_out(x), sd_out), the per-window
   likelihood ratios of LiRA (Carlini et al. 2022, attacks/lira.py) summed as for independent windows;
-  s(x) = -mean token NLL, IN / OUT = the reference models that did / did not train on the person.
+  s(x) = -mean token NLL, centred per window and model (minus its mean over all people's haplotypes of that
+  window: how well a model fits a window as a whole varies between independently trained models and would
+  otherwise drown the person's own signal); IN / OUT = the reference models that did / did not train on the
+  person.
 * ``lira_offline``: Stouffer's sum_x z(x) / sqrt(n), z(x) = (s_T(x) - mu_out(x)) / sd_out: the offline
   LiRA statistic per window, combined as a sum of z-scores (its per-window log Phi is not additive).
-* ``loss_difference``: mean_x L_ref(x) - L_T(x), L_ref the mean loss of the references OUT for the person
-  (all references if none is OUT): the negated mean loss difference target - reference (Carlini et al. 2021).
+* ``loss_difference``: mean_x s_T(x) - s_ref(x) = L_ref(x) - L_T(x) (centred as above), L_ref the mean over
+  the references OUT for the person (all references if none is OUT): the negated mean loss difference
+  target - reference (Carlini et al. 2021).
 * ``alt_alleles``: mean over the tokens covering the person's non-reference alleles of
   log p_T - log p_ref (same references): where a person differs from the reference genome, and from most
   other people. Persons without alt alleles in the windows get no score.
@@ -123,6 +127,7 @@ def person_scores(
     target: str,
     windows: Sequence[str] | None = None,
     fixed_variance: Any = "auto",
+    centre: bool = True,
 ) -> pd.DataFrame:
     """One row per person: ``sample, member`` and every statistic of :data:`PERSON_ATTACKS`.
 
@@ -136,8 +141,8 @@ def person_scores(
     seqs = seqs.reset_index(drop=True)
     m = membership.set_index("sample")
     ref_in = np.stack([m.loc[seqs["sample"], f"{r}_member"].to_numpy(bool) for r in refs])
-    stat_t = -features[target].loc[seqs.seq_id, "loss"].to_numpy(float)
-    stat_r = np.stack([-features[r].loc[seqs.seq_id, "loss"].to_numpy(float) for r in refs])
+    stat_t = _statistic(features[target], seqs, centre=centre)
+    stat_r = np.stack([_statistic(features[r], seqs, centre=centre) for r in refs])
     lira = lira_scores(stat_t, stat_r, ref_in, fixed_variance=fixed_variance)
     # The offline z-score per sequence, from the same Gaussian fit lira_scores made (log Phi is its logcdf).
     mu_out, sd_out = _out_fit(stat_r, ref_in)
@@ -171,6 +176,20 @@ def person_scores(
     table = table.reindex(membership["sample"]).reset_index(names="sample")
     table.insert(1, "member", membership.target_member.to_numpy(int))
     return table
+
+
+def _statistic(features: pd.DataFrame, seqs: pd.DataFrame, *, centre: bool) -> np.ndarray:
+    """s(x) = -loss(x); centred: minus the mean of s over every haplotype of x's window under the same model.
+
+    Independently trained models fit a window better or worse as a whole (seed, convergence); every person
+    has every window, so subtracting the window's mean over all people cancels that and keeps what is
+    particular to the person. It adds the same constant to every person under the target, so the target's
+    ranking of people is unchanged.
+    """
+    stat = -features.loc[seqs.seq_id, "loss"].to_numpy(float)
+    if centre:
+        stat = stat - pd.Series(stat).groupby(seqs.window_id.to_numpy()).transform("mean").to_numpy()
+    return stat
 
 
 def _out_fit(stat_r: np.ndarray, ref_in: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -222,6 +241,7 @@ def windows_curve(
     target: str,
     repeats: int,
     seed: int,
+    centre: bool = True,
 ) -> pd.DataFrame:
     """AUC of each person-level attack using k windows per person (k = 1, 4, 16, .., all).
 
