@@ -232,8 +232,25 @@ def test_every_path_setting_of_the_schema_is_checked_at_start_up():
         "robustness.ga.classifiers.*.model",
         "robustness.ga.comparison.proposal_model",
     }
-    checked = {k.replace(".tiny.", ".*.").replace(".hf.", ".*.") for k in PATH_KEYS}
+    checked = {k.replace(".tiny.", ".*.").replace(".hf.", ".*.") for k in PATH_KEYS + INDIVIDUALS_PATH_KEYS}
     assert set(_string_keys(load_schema())) == checked | not_paths
+
+
+# Read in membership mode individuals only (never with regions), so checked in a config of their own.
+INDIVIDUALS_PATH_KEYS = ["individuals.vcf", "individuals.samples"]
+
+
+@pytest.mark.parametrize("key", INDIVIDUALS_PATH_KEYS)
+def test_missing_individuals_path_is_one_line_naming_its_config_key(key, tmp_path):
+    config = _every_path_used(tmp_path)
+    config["membership"] = {"mode": "individuals"}
+    (tmp_path / "people.vcf.gz").write_text("")
+    (tmp_path / "people.txt").write_text("")
+    config["individuals"] = {"vcf": str(tmp_path / "people.vcf.gz"), "samples": str(tmp_path / "people.txt")}
+    assert set(INDIVIDUALS_PATH_KEYS) <= {k for k, _, _ in input_paths(config)}
+    _set(config, key, str(tmp_path / "gone"))
+    with pytest.raises(InputError, match=rf"^config key {key}: .*gone does not exist"):
+        check_input_paths(config)
 
 
 def test_config_check_command_names_the_line_of_a_yaml_mistake(tmp_path, capsys):
