@@ -257,7 +257,8 @@ def windows_curve(
         aucs: dict[str, list[float]] = {a: [] for a in PERSON_ATTACKS}
         for _ in range(1 if k == len(window_ids) else repeats):
             chosen = rng.choice(len(window_ids), size=k, replace=False)
-            table = person_scores(features, index, membership, target=target, windows=[window_ids[i] for i in chosen])
+            subset = [window_ids[i] for i in chosen]
+            table = person_scores(features, index, membership, target=target, windows=subset, centre=centre)
             for attack in PERSON_ATTACKS:
                 ok = table[attack].notna()
                 if table.member[ok].nunique() == 2:
