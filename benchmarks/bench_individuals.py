@@ -5,8 +5,8 @@ long its target trains. This benchmark follows the same set-up further: the targ
 train on the haplotype windows of their member people in stages (from scratch, then continued from the
 previous stage's weights with a fresh optimizer: the epochs add up, AdamW's moments restart), and after
 each stage every haplotype window is scored and the person-level attacks are evaluated (AUC, and AUC with
-1, 4, 16 windows per person). Output: benchmarks/results/individuals_epochs.tsv and
-benchmarks/results/individuals_epochs.png (BENCHMARKS.md, Personal genomes).
+1, 4, 16 windows per person). Output: benchmarks/individuals/individuals_epochs.tsv and
+benchmarks/individuals/individuals_epochs.png (BENCHMARKS.md, Personal genomes).
 
 Usage: python benchmarks/bench_individuals.py [--people 40] [--windows 16] [--stages 1,2,4,8,16]
 """
@@ -20,7 +20,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow_scripts"))
-OUT = REPO / "benchmarks" / "results"
+OUT = REPO / "benchmarks" / "individuals"
+WORK = REPO / "benchmarks" / "results"  # checkpoints (ignored by git)
 
 
 def main() -> None:
@@ -73,7 +74,7 @@ def main() -> None:
     columns = {"target": "target_member", **{m: f"{m}_member" for m in models[1:]}}
     offsets = alt_offsets(alleles)
     records = [SeqRecord(s, s, "haplotype", None, None, t) for s, t in seqs.items()]
-    work = OUT / f"{args.tag}_models"
+    work = WORK / f"{args.tag}_models"
     stages = [int(s) for s in args.stages.split(",")]
     rows, done = [], 0
     start = time.perf_counter()
