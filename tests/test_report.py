@@ -341,6 +341,7 @@ def _run_report_script(tmp_path: Path, inputs: dict[str, str], config: dict) -> 
             "models": NAMES["privacy"],
             "classifiers": NAMES["ga"],
             "fimba_models": NAMES["fimba"],
+            "individuals": NAMES["individuals"],
         }
     )
     job = Snakemake(
