@@ -346,3 +346,52 @@ def test_genotype_inference_asks_a_tiny_model_whose_preference_is_known(tmp_path
     alt = summary[summary.truth == "alt"]
     assert set(alt.accuracy_model) == {1.0} and set(alt.accuracy_major_allele) == {0.0}
     assert alt.accuracy_af_sampling.tolist() == pytest.approx([0.3, 0.3])
+
+
+def test_masked_genotype_inference_masks_the_site_and_picks_the_likelier_base(tmp_path, tiny_masked):
+    """Masked model: the decision is the base with the highest p(base | site masked), computed here directly."""
+    import torch
+    from gfm_audit.models import ModelSpec, load_model, load_tokenizer
+    from gfm_audit.privacy.individuals import genotype_inference_stage
+    from gfm_audit.tokens import encode
+
+    torch.set_num_threads(1)
+    spec = ModelSpec.from_config("m", {"path": str(tiny_masked), "kind": "masked"})
+    seq = "ACGTTGCAACGGATCCATGCAAGT" * 2
+    people = [f"p{i}" for i in range(4)]
+    offsets = [3, 10, 17, 30]
+    rows, fasta = [], []
+    for i, p in enumerate(people):
+        sid = sequence_id(i, 0, "w0")
+        fasta.append(f">{sid}\n{seq}\n")
+        o = offsets[i]
+        alt = "A" if seq[o] != "A" else "C"
+        rows.append((sid, p, 0, "w0", o, o + 1, seq[o], alt, seq[o], 0.3))
+    (tmp_path / "h.fa").write_text("".join(fasta))
+    cols = ["seq_id", "sample", "haplotype", "window_id", "offset", "pos", "ref", "alts", "allele", "af"]
+    alleles = pd.DataFrame(rows, columns=cols)
+    alleles.to_csv(tmp_path / "a.tsv.gz", sep="\t", index=False)
+    pd.DataFrame({"sample": people, "target_member": [1, 1, 0, 0]}).to_csv(tmp_path / "m.tsv", sep="\t", index=False)
+    out = {"decisions": tmp_path / "d.tsv", "summary": tmp_path / "s.tsv"}
+    genotype_inference_stage(
+        spec,
+        fasta_path=str(tmp_path / "h.fa"),
+        alleles_path=str(tmp_path / "a.tsv.gz"),
+        membership_path=str(tmp_path / "m.tsv"),
+        params={"sites_per_person": 2, "seed": 0},
+        batch_size=4,
+        out=out,
+    )
+    decisions = pd.read_csv(out["decisions"], sep="\t")
+    tokenizer, model = load_tokenizer(spec), load_model(spec).eval()
+    expected = []
+    for r in alleles.itertuples():
+        enc = encode(tokenizer, seq)
+        t = int(np.flatnonzero((enc.start <= r.offset) & (r.offset < enc.end))[0])
+        ids = torch.tensor(enc.ids)[None].clone()
+        ids[0, t] = tokenizer.mask_token_id
+        with torch.no_grad():
+            logp = torch.log_softmax(model(input_ids=ids).logits[0, t].float(), -1)
+        score = {b: float(logp[tokenizer.convert_tokens_to_ids(b)]) for b in (r.ref, r.alts)}
+        expected.append(r.alts if score[r.alts] > score[r.ref] else r.ref)
+    assert decisions.sort_values("pos").predicted.tolist() == expected
