@@ -91,8 +91,8 @@ def individuals_vcf():
     vcf = INDIVIDUALS["vcf"]
     if not vcf:
         return []
-    index = next((vcf + s for s in (".tbi", ".csi") if os.path.exists(vcf + s)), vcf + ".tbi")
-    return [vcf, index]
+    indexes = [f"{vcf}.tbi", f"{vcf}.csi"]
+    return [vcf, next((i for i in indexes if os.path.exists(i)), indexes[0])]
 
 
 def individuals_spec(folder):
