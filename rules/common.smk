@@ -91,8 +91,8 @@ def individuals_vcf():
     vcf = INDIVIDUALS["vcf"]
     if not vcf:
         return []
-    indexes = [f"{vcf}.tbi", f"{vcf}.csi"]
-    return [vcf, next((i for i in indexes if os.path.exists(i)), indexes[0])]
+    # A missing index is the stage's one-line error, not Snakemake's missing-input message.
+    return [vcf, *[i for i in (f"{vcf}.tbi", f"{vcf}.csi") if os.path.exists(i)][:1]]
 
 
 def individuals_spec(folder):

@@ -395,3 +395,16 @@ def test_masked_genotype_inference_masks_the_site_and_picks_the_likelier_base(tm
         score = {b: float(logp[tokenizer.convert_tokens_to_ids(b)]) for b in (r.ref, r.alts)}
         expected.append(r.alts if score[r.alts] > score[r.ref] else r.ref)
     assert decisions.sort_values("pos").predicted.tolist() == expected
+
+
+def test_vcf_without_index_is_refused_with_one_line(tmp_path):
+    from gfm_audit.privacy.haplotypes import haplotypes_stage
+
+    vcf = write_vcf(tmp_path / "p.vcf.gz", _header(SAMPLES5), [], index=False)
+    (tmp_path / "w.tsv").write_text(ONE_WINDOW.to_csv(sep="\t", index=False))
+    out = {k: tmp_path / k for k in ("fasta", "tsv", "alleles", "samples", "counts")}
+    with pytest.raises(InputError, match=r"has no index .*tabix -p vcf"):
+        haplotypes_stage(
+            str(DEMO_FASTA), str(tmp_path / "w.tsv"), str(vcf), params=PARAMS, max_ref_mismatch_fraction=0.01, out=out
+        )
+    assert not any(p.exists() for p in out.values())

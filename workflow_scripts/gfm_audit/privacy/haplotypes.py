@@ -232,6 +232,10 @@ def haplotypes_stage(
     windows = pd.read_csv(windows_tsv, sep="\t", dtype={"window_id": str, "chrom": str})
     if not os.path.exists(vcf_path):
         raise InputError(f"individuals.vcf {vcf_path} does not exist")
+    if not any(os.path.exists(f"{vcf_path}.{ext}") for ext in ("tbi", "csi")):
+        raise InputError(
+            f"individuals.vcf {vcf_path} has no index ({vcf_path}.tbi or .csi); bgzip it and run tabix -p vcf on it"
+        )
     with pysam.FastaFile(fasta_path) as fasta:
         samples, seqs, alleles, counts = build_haplotypes(
             vcf_path, windows, fasta=fasta, params=params, max_ref_mismatch_fraction=max_ref_mismatch_fraction
