@@ -183,7 +183,7 @@ CANARIES_ON = MODE == "finetune" and CANARIES["n"] > 0
 CANARY_TABLE = "results/memorisation/canaries.tsv"
 # Canaries go into the target's training data only: exposure is measured on the target.
 EXPOSURE_MODELS = [TARGET] if CANARIES_ON else []
-EXTRACTION_MODELS = list(MODELS) if EXTRACTION["enabled"] and MODE != "none" else []
+EXTRACTION_MODELS = list(MODELS) if EXTRACTION["enabled"] and MODE in ("finetune", "regions") else []
 
 
 def canary_training_input(trained):
