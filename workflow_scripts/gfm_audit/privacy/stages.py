@@ -160,6 +160,7 @@ def score_shard_rule(job: Job) -> None:
         batch_size=scoring["batch_size"],
         seed=scoring["seed"],
         out_path=job.output[0],
+        max_excluded_share=scoring["max_excluded_share"],
     )
 
 
