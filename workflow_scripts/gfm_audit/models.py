@@ -114,12 +114,16 @@ def architecture_of(spec: ModelSpec, config: Mapping[str, Any]) -> str:
         return architecture
     if config.get("auto_map"):
         if not spec.trust_remote_code:
+            why = (
+                f"models.{spec.name}.architecture is transformers"
+                if spec.architecture == registry.TRANSFORMERS
+                else "none of the families gfm-audit reads natively claims it: "
+                + (", ".join(registry.available_families()) or "none installed")
+            )
             raise InputError(
-                f"model '{spec.name}': checkpoint {spec.path} needs its own Python code (config.json has auto_map, "
-                "and no family that gfm-audit reads natively claims it: "
-                f"{', '.join(registry.available_families()) or 'none installed'}); set "
-                f"models.{spec.name}.trust_remote_code to true only if you trust that code: it runs with your "
-                "permissions"
+                f"model '{spec.name}': checkpoint {spec.path} needs its own Python code (config.json has auto_map; "
+                f"{why}); set models.{spec.name}.trust_remote_code to true only if you trust that code: it runs "
+                "with your permissions"
             )
         return architecture
     from transformers import CONFIG_MAPPING, __version__
