@@ -135,3 +135,40 @@ def test_scores_through_score_sequences_equal_a_direct_computation(family):
                 expected.append(float(torch.log_softmax(out, -1)[ids[p]]))
             np.testing.assert_allclose(row["token_logprob"], expected, rtol=SCORE_TOL, atol=SCORE_TOL)
             assert row["loss"] == pytest.approx(-np.mean(expected), rel=1e-3, abs=1e-3)
+
+
+# --- the GA's gfm_head classifier on a native family -----------------------------------------------------
+
+
+@pytest.mark.parametrize("name", registry.FAMILIES)
+def test_gfm_head_on_a_native_family_trains_only_its_head_and_reloads_strictly(name, tmp_path):
+    from conftest import DEMO
+    from gfm_audit.robustness.ga import classifiers, data
+
+    _family(name)
+    torch.set_num_threads(1)
+    spec = {"kind": "gfm_head", "model": name, "num_labels": 2, "batch_size": 16, "seed": 0}
+    training = {"epochs": 1, "learning_rate": 1e-2, "batch_size": 8, "weight_decay": 0.0}
+    test = data.read_labelled_csv(DEMO / "gue_prom_300_all" / "test.csv").subset(range(16))
+    codes = data.encode(test.sequences)
+    clf = classifiers.new_classifier("head", spec, base_folder=str(FIXTURES / name), length=codes.shape[1], seed=0)
+    assert isinstance(clf, classifiers.NativeHeadClassifier)
+    before = {n: p.detach().clone() for n, p in clf.model.named_parameters()}
+    trainable = {n for n, p in clf.model.named_parameters() if p.requires_grad}
+    assert trainable == {"head.weight", "head.bias"}
+    clf.fit(codes, test.labels, training=training, seed=0)
+    after = dict(clf.model.named_parameters())
+    for key, value in before.items():
+        assert (not torch.equal(value, after[key].detach())) == (key in trainable), key
+    # The frozen encoder is the checkpoint's, loaded strictly: its LM still gives the golden logits.
+    seq, ids, logits = golden_rows(name)[0]
+    with torch.no_grad():
+        ours = clf.model["lm"](torch.as_tensor(ids).reshape(1, -1)).logits[0].float().numpy()
+    np.testing.assert_allclose(ours, logits, rtol=0, atol=LOGIT_ATOL * max(1.0, float(np.abs(logits).max())))
+
+    classifiers.save_classifier(clf, [0.0], tmp_path / "saved")
+    reloaded = classifiers.load_classifier("head", tmp_path / "saved", {"batch_size": 5})
+    assert isinstance(reloaded, classifiers.NativeHeadClassifier)
+    probs = reloaded.predict_proba(codes)
+    np.testing.assert_allclose(probs, clf.predict_proba(codes), atol=1e-5)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-6)
