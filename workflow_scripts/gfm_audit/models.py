@@ -188,7 +188,7 @@ def load_model(spec: ModelSpec):
     if architecture != registry.TRANSFORMERS:
         return loader.native_model(spec, config, architecture)
     quiet_transformers()
-    return loader.transformers_model(spec, config, _auto_class(spec.kind), torch_dtype(spec))
+    return loader.transformers_model(spec, config, auto_class=_auto_class(spec.kind), dtype=torch_dtype(spec))
 
 
 def model_from_scratch(spec: ModelSpec, seed: int):

@@ -160,7 +160,7 @@ def _ignored(keys, patterns) -> set[str]:
     return {k for k in keys if any(re.search(p, k) for p in patterns or ())}
 
 
-def transformers_model(spec: ModelSpec, config: Mapping[str, Any], auto_class, dtype):
+def transformers_model(spec: ModelSpec, config: Mapping[str, Any], *, auto_class, dtype):
     """``from_pretrained`` with its load report checked: no weight left random, no weight of the file unused."""
     fmt = weight_format(spec.path)
     if fmt is None:
