@@ -52,6 +52,7 @@ class _ToyLM(torch.nn.Module):
         self.embed = torch.nn.Embedding(vocab, hidden)
         self.mix = torch.nn.Linear(hidden, hidden)
         self.head = torch.nn.Linear(hidden, vocab, bias=False)
+        self.register_buffer("positions", torch.arange(4))  # fixed by the config alone
 
     def forward(self, input_ids):
         h = self.embed(input_ids)
@@ -65,6 +66,8 @@ def _toy_family():
     module.KINDS = ("masked",)
     module.ACCEPTS_ATTENTION_MASK = False
     module.TIED_WEIGHTS = {"head.weight": "embed.weight"}
+    module.DERIVED_BUFFERS = (r"positions",)
+    module.UNUSED_WEIGHT_PREFIXES = ("pooler.",)
     module.claims = lambda config: config.get("model_type") == "toyfam"
 
     def check_supported(config, *, name):
@@ -138,6 +141,36 @@ def test_native_weights_missing_extra_or_untied_stop_naming_the_keys(toy_family,
     shapes = _copy(toy_checkpoint, tmp_path / "shapes", hidden_size=4)
     with pytest.raises(InputError, match=r"do not fit the model that its config.json describes \(size mismatch"):
         load_model(ModelSpec("toy", str(shapes), "masked"))
+
+
+def test_derived_buffers_may_be_absent_and_a_pretraining_head_is_dropped(toy_family, toy_checkpoint, tmp_path):
+    state = load_file(toy_checkpoint / "model.safetensors")
+    folder = _copy(toy_checkpoint, tmp_path / "other")
+    _save_weights(
+        folder, {**{k: v for k, v in state.items() if k != "positions"}, "pooler.dense.weight": torch.ones(2)}
+    )
+    model = load_model(ModelSpec("toy", str(folder), "masked"))
+    assert torch.equal(model.positions, torch.arange(4)) and torch.equal(model.mix.weight, state["mix.weight"])
+    _save_weights(folder, {**state, "pooled.dense.weight": torch.ones(2)})
+    with pytest.raises(InputError, match=r"tensors the model does not \(pooled.dense.weight\)"):
+        load_model(ModelSpec("toy", str(folder), "masked"))
+
+
+class _SelfTiedLM(_ToyLM):
+    """Ties its head in the module itself, as the families do for their config."""
+
+    def __init__(self, vocab: int, hidden: int):
+        super().__init__(vocab, hidden)
+        self.head.weight = self.embed.weight
+
+
+def test_a_weight_the_module_itself_ties_is_taken_from_its_partner(toy_family, toy_checkpoint, monkeypatch):
+    monkeypatch.setattr(toy_family, "TIED_WEIGHTS", {})
+    with pytest.raises(InputError, match=r"lack 1 tensors \(head.weight\)"):
+        load_model(ModelSpec("toy", str(toy_checkpoint), "masked"))
+    monkeypatch.setattr(toy_family, "build_lm", lambda config, kind: _SelfTiedLM(config["vocab_size"], 8).eval())
+    model = load_model(ModelSpec("toy", str(toy_checkpoint), "masked"))
+    assert torch.equal(model.head.weight, load_file(toy_checkpoint / "model.safetensors")["embed.weight"])
 
 
 def test_native_family_rejects_its_unsupported_variant_and_the_wrong_kind(toy_family, toy_checkpoint, tmp_path):

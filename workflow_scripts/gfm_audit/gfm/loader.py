@@ -52,6 +52,14 @@ def tie_weights_on(config: Mapping[str, Any]) -> bool:
     return bool(config.get("tie_word_embeddings", True))
 
 
+def family_ties(family, config: Mapping[str, Any]) -> dict[str, str]:
+    """The family's tied weights for this config: its own ``tied_weights(config)`` where it has one, else
+    ``TIED_WEIGHTS`` when config.json ties word embeddings (ties the module makes itself are found there)."""
+    if hasattr(family, "tied_weights"):
+        return dict(family.tied_weights(dict(config)))
+    return dict(family.TIED_WEIGHTS) if tie_weights_on(config) else {}
+
+
 # --- native families -------------------------------------------------------------
 
 
@@ -79,14 +87,15 @@ def native_model(spec: ModelSpec, config: Mapping[str, Any], architecture: str, 
                 f"model '{spec.name}': {spec.path} holds no weights (model.safetensors); "
                 "for an architecture to train from scratch set init: scratch"
             )
-        tied = dict(family.TIED_WEIGHTS) if tie_weights_on(config) else {}
         left = load_weights(
             model,
             read_state_dict(spec.path, owner(spec)),
-            tied=tied,
+            tied=family_ties(family, config),
             name=spec.name,
             folder=spec.path,
             allow_missing=spec.allow_missing_weights,
+            derived=getattr(family, "DERIVED_BUFFERS", ()),
+            unused=getattr(family, "UNUSED_WEIGHT_PREFIXES", ()),
         )
         if left:
             log.warning("model '%s': %d weights are random (allow_missing_weights): %s", spec.name, len(left), left)

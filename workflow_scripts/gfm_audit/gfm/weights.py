@@ -163,24 +163,42 @@ def load_weights(
     name: str,
     folder: str | Path,
     allow_missing: bool = False,
+    derived: Iterable[str] = (),
+    unused: Iterable[str] = (),
 ) -> list[str]:
     """Load ``state`` into ``module`` by exact names; returns the keys left at their initial values.
 
-    ``tied`` maps a weight to the one it shares values with in the original model
-    (an LM head tied to the input embeddings): a file may lack such a weight, which
-    then gets its partner's values and is tied to it, never random ones.
+    A weight the file lacks is taken from the weight it is tied to: one the module
+    itself shares it with (the same parameter under two names, as the original ties
+    it for this config), or its partner in ``tied`` (which it is then tied to).
+    ``derived``: regular expressions of buffers that config.json alone fixes (the
+    module computes them; a file may lack them). ``unused``: prefixes of weights a
+    file may carry that this model never uses (a pretraining head), dropped.
     """
-    expected = set(module.state_dict())
-    state = dict(state)
-    filled = [k for k, t in tied.items() if k in expected and k not in state and t in state]
-    for key in filled:
-        state[key] = state[tied[key]]
-    missing = expected - set(state)
+    import torch
+
+    variables = module.state_dict(keep_vars=True)
+    expected = set(variables)
+    state = {k: v for k, v in state.items() if k in expected or not k.startswith(tuple(unused))}
+    shared: dict[int, list[str]] = {}
+    for key, value in variables.items():
+        shared.setdefault(id(value), []).append(key)
+    filled = []
+    for key in sorted(expected - set(state)):
+        partners = [k for k in shared[id(variables[key])] if k in state]
+        if partners:
+            state[key] = state[partners[0]]
+        elif key in tied and tied[key] in state:
+            state[key] = state[tied[key]]
+            filled.append(key)
+    patterns = [re.compile(p) for p in derived]
+    computed = {k for k in expected - set(state) if any(p.fullmatch(k) for p in patterns)}
+    missing = expected - set(state) - computed
     check_weight_names(
         missing=missing, unexpected=set(state) - expected, name=name, folder=folder, allow_missing=allow_missing
     )
     try:
-        module.load_state_dict(state, strict=not missing)
+        module.load_state_dict(state, strict=not (missing or computed))
     except RuntimeError as exc:
         detail = re.search(r"size mismatch for [^\n]*", str(exc))
         raise InputError(
@@ -188,9 +206,6 @@ def load_weights(
             f"({detail.group(0).rstrip('.') if detail else first_line(exc)})"
         ) from None
     for key in filled:
-        if tied[key] in expected:
-            try:
-                _tie(module, key, tied[key])
-            except AttributeError:  # a buffer, not a parameter: equal values are all that matters
-                pass
+        if isinstance(variables.get(tied[key]), torch.nn.Parameter):
+            _tie(module, key, tied[key])
     return sorted(missing)
