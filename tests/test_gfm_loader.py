@@ -281,6 +281,28 @@ def test_remote_code_that_fails_to_import_is_one_line_naming_transformers(tmp_pa
     assert "architecture" in message
 
 
+def test_remote_code_that_loads_but_fails_in_its_forward_pass_is_one_line(tmp_path, tiny_causal):
+    folder = tmp_path / "remote_forward"
+    shutil.copytree(tiny_causal, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["auto_map"] = {"AutoModelForCausalLM": "modeling_old.OldForCausalLM"}
+    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "modeling_old.py").write_text(
+        "from transformers import GPT2LMHeadModel\n\n\n"
+        "class OldForCausalLM(GPT2LMHeadModel):\n"
+        "    def forward(self, input_ids=None, **kwargs):\n"
+        "        raise AttributeError(\"'GPT2Config' object has no attribute 'is_decoder'\")\n"
+    )
+    spec = ModelSpec("old", str(folder), "causal", trust_remote_code=True)
+    with pytest.raises(InputError) as err:
+        score_sequences(spec, _records(demo_sequence(0, 20)), snp_offsets={}, batch_size=2, seed=0, device="cpu")
+    message = str(err.value)
+    assert (
+        "\n" not in message and "model 'old'" in message and "fails in the forward pass under transformers" in message
+    )
+    assert "is_decoder" in message
+
+
 def test_max_position_embeddings_shorter_than_the_window_stops(tmp_path, tiny_masked):
     folder = _copy(tiny_masked, tmp_path / "short", max_position_embeddings=22)  # ESM: 20 tokens
     spec = ModelSpec("short", str(folder), "masked", masking="exact")

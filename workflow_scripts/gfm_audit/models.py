@@ -215,7 +215,7 @@ def model_from_scratch(spec: ModelSpec, seed: int):
         raise
     except Exception as exc:
         if loader.runs_remote_code(spec, config):
-            raise loader.remote_code_error(spec, exc, "model") from None
+            raise loader.remote_code_error(spec, exc, "loading the model") from None
         raise
 
 

@@ -127,8 +127,8 @@ def remote_code_error(spec: ModelSpec, exc: BaseException, what: str) -> InputEr
 
     natives = ", ".join(registry.available_families()) or "none"
     return InputError(
-        f"model '{spec.name}': the checkpoint's own code (auto_map in {spec.path}/config.json) fails while loading "
-        f"its {what} under transformers {transformers.__version__}: {type(exc).__name__}: {first_line(exc)}; "
+        f"model '{spec.name}': the checkpoint's own code (auto_map in {spec.path}/config.json) fails in "
+        f"{what} under transformers {transformers.__version__}: {type(exc).__name__}: {first_line(exc)}; "
         f"if it is a family gfm-audit reads natively ({natives}), set models.{spec.name}.architecture to it, "
         "else run with the transformers version that code was written for"
     )
@@ -153,13 +153,13 @@ def transformers_tokenizer(spec: ModelSpec, config: Mapping[str, Any]):
         raise
     except (OSError, ValueError) as exc:
         if runs_remote_code(spec, config):
-            raise remote_code_error(spec, exc, "tokenizer") from None
+            raise remote_code_error(spec, exc, "loading the tokenizer") from None
         raise InputError(
             f"model '{spec.name}': cannot load the tokenizer from {spec.path}: {first_line(exc)}"
         ) from None
     except Exception as exc:
         if runs_remote_code(spec, config):
-            raise remote_code_error(spec, exc, "tokenizer") from None
+            raise remote_code_error(spec, exc, "loading the tokenizer") from None
         raise
 
 
@@ -198,25 +198,25 @@ def transformers_model(spec: ModelSpec, config: Mapping[str, Any], *, auto_class
         raise
     except ValueError as exc:
         if runs_remote_code(spec, config):
-            raise remote_code_error(spec, exc, "model") from None
+            raise remote_code_error(spec, exc, "loading the model") from None
         raise InputError(
             f"model '{spec.name}': {spec.path} cannot be loaded as a {spec.kind} LM: {first_line(exc)}; "
             f"check models.{spec.name}.kind"
         ) from None
     except OSError as exc:
         if runs_remote_code(spec, config):
-            raise remote_code_error(spec, exc, "model") from None
+            raise remote_code_error(spec, exc, "loading the model") from None
         raise InputError(f"model '{spec.name}': cannot load weights from {spec.path}: {first_line(exc)}") from None
     except RuntimeError as exc:
         if runs_remote_code(spec, config):
-            raise remote_code_error(spec, exc, "model") from None
+            raise remote_code_error(spec, exc, "loading the model") from None
         raise InputError(
             f"model '{spec.name}': the weights in {spec.path} do not fit the model that its config.json describes "
             f"({first_line(exc)})"
         ) from None
     except Exception as exc:
         if runs_remote_code(spec, config):
-            raise remote_code_error(spec, exc, "model") from None
+            raise remote_code_error(spec, exc, "loading the model") from None
         raise
     # transformers already leaves out the weights it ties and those its class declares optional.
     missing = set(info.get("missing_keys", ())) - _ignored(

@@ -38,8 +38,8 @@ import pysam
 from ..determinism import numeric_runtime
 from ..errors import InputError
 from ..fasta import read_fasta
-from ..gfm.loader import accepts_attention_mask
-from ..models import ModelSpec, load_model, load_tokenizer, max_tokens
+from ..gfm.loader import accepts_attention_mask, remote_code_error, runs_remote_code
+from ..models import ModelSpec, load_model, load_tokenizer, max_tokens, read_checkpoint_config
 from ..outputs import atomic_outputs
 from ..tokens import Encoded, encode_many, tokens_covering
 
@@ -380,7 +380,13 @@ def score_sequences(
     start = time.perf_counter()
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
-    stats = scorer.score(encodings, positions, bar)
+    try:
+        stats = scorer.score(encodings, positions, bar)
+    except (RuntimeError, TypeError, AttributeError, ValueError) as exc:
+        # A checkpoint's own code may load and still fail in its forward pass (written for another transformers).
+        if runs_remote_code(spec, read_checkpoint_config(spec)):
+            raise remote_code_error(spec, exc, "the forward pass") from None
+        raise
     elapsed = time.perf_counter() - start
     if bar is not None:
         bar.close()

@@ -235,13 +235,13 @@ class HFClassifier(Classifier):
             )
         except (OSError, ValueError, RuntimeError) as exc:
             if loader.runs_remote_code(spec, config):
-                raise loader.remote_code_error(spec, exc, "classifier") from None
+                raise loader.remote_code_error(spec, exc, "loading the classifier") from None
             raise InputError(
                 f"classifier '{name}': cannot load {folder} as a sequence classifier: {first_line(exc)}"
             ) from None
         except Exception as exc:
             if loader.runs_remote_code(spec, config):
-                raise loader.remote_code_error(spec, exc, "classifier") from None
+                raise loader.remote_code_error(spec, exc, "loading the classifier") from None
             raise
         _check_classifier_weights(model, info, name=name, folder=folder, new_head=bool(num_labels))
         return cls(name, model, tokenizer, train=train, batch_size=batch_size)
