@@ -173,6 +173,20 @@ def test_a_weight_the_module_itself_ties_is_taken_from_its_partner(toy_family, t
     assert torch.equal(model.head.weight, load_file(toy_checkpoint / "model.safetensors")["embed.weight"])
 
 
+def test_native_weights_from_a_plain_pickled_state_dict_load_and_pickled_code_is_refused(
+    toy_family, toy_checkpoint, tmp_path
+):
+    state = load_file(toy_checkpoint / "model.safetensors")
+    folder = _copy(toy_checkpoint, tmp_path / "bin")
+    (folder / "model.safetensors").unlink()
+    torch.save(state, folder / "pytorch_model.bin")
+    model = load_model(ModelSpec("toy", str(folder), "masked"))
+    assert torch.equal(model.mix.weight, state["mix.weight"]) and model.head.weight is model.embed.weight
+    torch.save({**state, "hook": print}, folder / "pytorch_model.bin")
+    with pytest.raises(InputError, match=r"pytorch_model.bin is not a plain state dict \(it pickles the Python object print\)"):
+        load_model(ModelSpec("toy", str(folder), "masked"))
+
+
 def test_native_family_rejects_its_unsupported_variant_and_the_wrong_kind(toy_family, toy_checkpoint, tmp_path):
     sparse = _copy(toy_checkpoint, tmp_path / "sparse", sparse=True)
     with pytest.raises(InputError, match=r"sparse variant is not implemented"):
