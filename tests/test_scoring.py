@@ -191,13 +191,14 @@ def test_masked_checkpoint_declared_causal_and_the_reverse_fail(tiny_causal, tin
 
 
 def test_checkpoint_with_remote_code_needs_trust_remote_code(tmp_path, tiny_causal):
-    folder = tmp_path / "hyena"
+    folder = tmp_path / "mystery"
     shutil.copytree(tiny_causal, folder)
     config = json.loads((folder / "config.json").read_text())
-    config["auto_map"] = {"AutoModelForCausalLM": "modeling_hyena.HyenaDNAForCausalLM"}
+    # Code of no family that gfm-audit reads natively (those never need it: tests/test_gfm_loader.py).
+    config["auto_map"] = {"AutoModelForCausalLM": "modeling_mystery.MysteryForCausalLM"}
     (folder / "config.json").write_text(json.dumps(config))
     with pytest.raises(InputError) as err:
-        load_model(ModelSpec("hyena", str(folder), "causal"))
+        load_model(ModelSpec("mystery", str(folder), "causal"))
     message = str(err.value)
     assert "needs its own Python code" in message and "trust_remote_code" in message and "\n" not in message
 
