@@ -222,3 +222,17 @@ def test_finetuning_a_native_family_saves_its_original_layout_that_loads_strictl
         encode(load_tokenizer(trained), sequences[0]).ids.tolist()
         == encode(load_tokenizer(spec), sequences[0]).ids.tolist()
     )
+
+
+def test_no_family_claims_a_transformers_class_checkpoint(tiny_causal, tiny_masked):
+    """GPT-2, ESM (the Nucleotide Transformer v1's class, model_type esm like NT v2), BERT, Llama (GENERator)."""
+    from transformers import BertConfig, LlamaConfig
+
+    configs = [
+        read_checkpoint_config(ModelSpec("c", str(tiny_causal), "causal")),
+        read_checkpoint_config(ModelSpec("m", str(tiny_masked), "masked")),
+        {**BertConfig().to_dict(), "architectures": ["BertForMaskedLM"]},
+        {**LlamaConfig().to_dict(), "architectures": ["LlamaForCausalLM"]},
+    ]
+    for config in configs:
+        assert registry.detect(config) == "transformers", config["model_type"]
