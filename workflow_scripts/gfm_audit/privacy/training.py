@@ -106,7 +106,7 @@ def _train(
                 labels = x.masked_fill(a == 0, -100)
             else:
                 x, labels = _mask_tokens(x, special[rows], tokenizer.mask_token_id, len(tokenizer), generator)
-            loss = lm_loss(model, x.to(device), a.to(device), labels.to(device), kind=spec.kind)
+            loss = lm_loss(model, x.to(device), a.to(device), labels=labels.to(device), kind=spec.kind)
             optimizer.zero_grad(set_to_none=True)
             backward(loss, model, spec)
             optimizer.step()
@@ -138,7 +138,7 @@ def backward(loss, model, spec: ModelSpec) -> None:
         ) from None
 
 
-def lm_loss(model, ids, attention, labels, *, kind: str):
+def lm_loss(model, ids, attention, *, labels, kind: str):
     """Mean cross-entropy over the labelled tokens (-100: none); a transformers model computes its own."""
     import torch
 
