@@ -81,7 +81,13 @@ def encode(tokenizer, seq: str, *, seq_id: str = "sequence", model: str = "model
 
 def encode_many(tokenizer, seqs: list[str], *, seq_ids: list[str], model: str = "model") -> list[Encoded]:
     """``encode`` for many sequences; a fast tokenizer gets them in one batched call (its Rust side
-    splits the batch over threads), which matters when the model itself is small."""
+    splits the batch over threads), which matters when the model itself is small. Character and fixed k-mer
+    tokenizers skip both: :mod:`gfm_audit.fast_tokens` computes the same from a lookup table."""
+    from .fast_tokens import encode_batch  # imported here: fast_tokens builds on this module
+
+    fast = encode_batch(tokenizer, seqs, seq_ids=seq_ids, model=model)
+    if fast is not None:
+        return fast
     if not getattr(tokenizer, "is_fast", False) or not seqs:
         return [encode(tokenizer, s, seq_id=i, model=model) for s, i in zip(seqs, seq_ids, strict=True)]
     batch = tokenizer(seqs, add_special_tokens=True, return_offsets_mapping=True, return_special_tokens_mask=True)
