@@ -42,6 +42,7 @@ from ..gfm.loader import accepts_attention_mask, remote_code_error, runs_remote_
 from ..models import ModelSpec, load_model, load_tokenizer, max_tokens, read_checkpoint_config
 from ..outputs import atomic_outputs
 from ..tokens import Encoded, encode_many, tokens_covering
+from .score_table import build_table
 
 log = logging.getLogger(__name__)
 
@@ -425,26 +426,7 @@ def check_excluded_share(enc: Encoded, record: SeqRecord, *, model: str, max_sha
 
 
 def _table(records, encodings, positions, stats, snp_offsets) -> pa.Table:
-    columns: dict[str, list] = {name: [] for name in SCHEMA.names}
-    empty = np.zeros(0, dtype=np.int64)
-    for r, enc, pos, s in zip(records, encodings, positions, stats, strict=True):
-        logp = s[0].astype(np.float64)
-        snp_tokens = tokens_covering(enc, snp_offsets.get(r.window_id, empty))[pos]
-        columns["sequence_id"].append(r.seq_id)
-        columns["window_id"].append(r.window_id)
-        columns["kind"].append(r.kind)
-        columns["prob"].append(r.prob)
-        columns["replicate"].append(r.replicate)
-        columns["n_tokens"].append(len(pos))
-        columns["n_excluded"].append(int(enc.excluded.sum()))
-        columns["loss"].append(float(-logp.mean()) if len(pos) else None)
-        columns["snp_loss"].append(float(-logp[snp_tokens].mean()) if snp_tokens.any() else None)
-        columns["token_logprob"].append(s[0].astype(np.float16))
-        columns["token_mean"].append(s[1].astype(np.float16))
-        columns["token_std"].append(s[2].astype(np.float16))
-        columns["token_start"].append(enc.start[pos])
-        columns["token_end"].append(enc.end[pos])
-    return pa.Table.from_pydict(columns, schema=SCHEMA)
+    return build_table(records, encodings, positions, stats=stats, snp_offsets=snp_offsets, schema=SCHEMA)
 
 
 def write_table(table: pa.Table, path: str | os.PathLike) -> None:
