@@ -41,6 +41,7 @@ from ..fasta import read_fasta
 from ..gfm.loader import accepts_attention_mask, remote_code_error, runs_remote_code
 from ..models import ModelSpec, load_model, load_tokenizer, max_tokens, read_checkpoint_config
 from ..outputs import atomic_outputs
+from ..prefetch import prefetch
 from ..tokens import Encoded, encode_many, tokens_covering
 from .score_table import build_table
 
@@ -160,7 +161,8 @@ class ScoringOptions:
     ``pad_multiple``: pad batch width to a multiple on CUDA (8 suits tensor cores);
     ``inference_mode``: ``torch.inference_mode`` rather than ``no_grad``;
     ``bf16_autocast``: bf16 autocast for float32 weights on CUDA;
-    ``pin_memory``: page-locked host batches for asynchronous copies to CUDA.
+    ``pin_memory``: page-locked host batches for asynchronous copies to CUDA;
+    ``prefetch``: batches padded (and pinned) this many ahead in a thread, overlapping the forward (0: off).
     """
 
     bucketing: bool = True
@@ -168,6 +170,7 @@ class ScoringOptions:
     inference_mode: bool = True
     bf16_autocast: bool = True
     pin_memory: bool = True
+    prefetch: int = 2
 
 
 class Scorer:
@@ -219,7 +222,8 @@ class Scorer:
         results = [np.zeros((3, len(p)), dtype=np.float32) for p in positions]
         grad_off = torch.inference_mode if self.options.inference_mode else torch.no_grad
         with grad_off():
-            for ids, attention, rows in self._batches(encodings, positions):
+            batches = prefetch(self._batches(encodings, positions), self.options.prefetch, self._pinned)
+            for ids, attention, rows in batches:
                 logits, x = self._forward(ids, attention)
                 if self.kind == "causal":
                     # Token t is predicted by the logits at t - 1.
@@ -236,6 +240,15 @@ class Scorer:
                 if progress is not None:
                     progress.update(len(rows))
         return results
+
+    def _pinned(self, batch):
+        # In the prefetch thread: page-locked arrays make _forward's pin_memory a no-op and its copy asynchronous.
+        if not (self.device.startswith("cuda") and self.options.pin_memory):
+            return batch
+        import torch
+
+        ids, attention, rows = batch
+        return torch.from_numpy(ids).pin_memory().numpy(), torch.from_numpy(attention).pin_memory().numpy(), rows
 
     def _batches(self, encodings, positions) -> Iterator[tuple[np.ndarray, np.ndarray, list]]:
         order = list(range(len(encodings)))
