@@ -31,9 +31,9 @@ def esm_6mer_tokenizer(tmp: Path):
     return EsmTokenizer(str(path))
 
 
-def generator_6mer_tokenizer():
-    """GENERator style: every 6 bases from the start one token (k-mers over A/C/G/T), the tail one token per
-    base, a BOS before; a chunk holding N is unknown."""
+def chunked_6mer_tokenizer():
+    """Every 6 bases from the start one token (k-mers over A/C/G/T), the tail one token per base, a BOS
+    before; a chunk holding N is unknown."""
     from tokenizers import Regex, Tokenizer, models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
@@ -46,13 +46,29 @@ def generator_6mer_tokenizer():
     )
 
 
+def generator_6mer_tokenizer():
+    """GENERator style: every 6 bases from the start one token, a tail of 1-5 bases (or a chunk with N) one
+    ``<oov>``, ``<s>`` before."""
+    from tokenizers import Regex, Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {t: i for i, t in enumerate(["<pad>", "<s>", "</s>", "<unk>", "<oov>", *_kmer_vocab(6)])}
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="<oov>"))
+    backend.pre_tokenizer = pre_tokenizers.Split(Regex(".{1,6}"), behavior="isolated")
+    backend.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend, bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>"
+    )
+
+
 EXPECTED = {  # family: (k, mode, folds lower case)
     "demo_char": (1, "runs", False),
     "hyenadna": (1, "runs", False),
     "caduceus": (1, "runs", True),
     "nt_v2": (6, "runs", False),
     "esm_6mer": (6, "runs", False),
-    "generator_6mer": (6, "chunks", False),
+    "chunked_6mer": (6, "chunks", False),
+    "generator_6mer": (6, "tail", False),
 }
 
 
@@ -64,6 +80,7 @@ def tokenizers(tmp_path_factory):
         "caduceus": caduceus.load_tokenizer(FIXTURES / "caduceus"),
         "nt_v2": nt_v2.load_tokenizer(FIXTURES / "nt_v2"),
         "esm_6mer": esm_6mer_tokenizer(tmp_path_factory.mktemp("esm")),
+        "chunked_6mer": chunked_6mer_tokenizer(),
         "generator_6mer": generator_6mer_tokenizer(),
     }
 
@@ -102,7 +119,8 @@ def test_layout_found_for_character_and_kmer_tokenizers(tokenizers, family):
     assert lay is not None
     k, mode, folds = EXPECTED[family]
     assert (lay.k, lay.mode) == (k, mode)
-    assert bool(lay.single[ord("a")] == lay.single[ord("A")]) is folds
+    table = lay.single if k == 1 else lay.code  # lower case reads as upper case where the tokenizer folds it
+    assert bool(table[ord("a")] == table[ord("A")]) is folds
 
 
 @pytest.mark.parametrize("family", list(EXPECTED))

@@ -14,6 +14,7 @@ from gfm_audit.gfm import dnabert2, nt_v2
 from gfm_audit.privacy.score_table import build_table
 from gfm_audit.privacy.scoring import SCHEMA, SeqRecord, _table, scored_positions
 from gfm_audit.tokens import encode_many, tokens_covering
+from test_fast_tokens import generator_6mer_tokenizer
 
 FIXTURES = Path(__file__).parent / "fixtures" / "gfm"
 
@@ -31,6 +32,8 @@ def loop_table(records, encodings, positions, stats, snp_offsets) -> pa.Table:
         columns["prob"].append(r.prob)
         columns["replicate"].append(r.replicate)
         columns["n_tokens"].append(len(pos))
+        if "n_excluded" in columns:
+            columns["n_excluded"].append(int(enc.excluded.sum()))
         columns["loss"].append(float(-logp.mean()) if len(pos) else None)
         columns["snp_loss"].append(float(-logp[snp_tokens].mean()) if snp_tokens.any() else None)
         columns["token_logprob"].append(s[0].astype(np.float16))
@@ -79,6 +82,7 @@ def _parquet_bytes(table: pa.Table) -> bytes:
         ("char", "masked", "sampled"),  # some sequences score no token at all
         ("nt_v2", "masked", "sampled"),
         ("dnabert2", "masked", "exact"),
+        ("generator", "causal", "exact"),  # a tail of 1-5 bases is one <oov> token
     ],
 )
 def test_table_from_offsets_equals_the_loop_table(tokenizer_name, kind, masking):
@@ -86,6 +90,7 @@ def test_table_from_offsets_equals_the_loop_table(tokenizer_name, kind, masking)
         "char": char_tokenizer,
         "nt_v2": lambda: nt_v2.load_tokenizer(FIXTURES / "nt_v2"),
         "dnabert2": lambda: dnabert2.load_tokenizer(FIXTURES / "dnabert2"),
+        "generator": generator_6mer_tokenizer,
     }[tokenizer_name]()
     inputs = _inputs(tokenizer, kind, masking, np.random.default_rng(3))
     want = loop_table(*inputs)

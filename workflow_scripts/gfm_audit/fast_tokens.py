@@ -12,10 +12,13 @@ The rules are not assumed from a tokenizer's class: a :class:`Layout` is
 derived from the tokenizer's own output (its special tokens around a sequence,
 the id of each base, of each k-mer) and then checked against the tokenizer on
 probe sequences with N runs, lower case and lengths that are not a multiple of
-k. Two k-mer layouts are tried: ``runs`` (k-mers over A/C/G/T, an N or any
+k. Three k-mer layouts are tried: ``runs`` (k-mers over A/C/G/T, an N or any
 other single-base token ends the run and the run's tail shorter than k is one
-token per base, as the Nucleotide Transformer) and ``chunks`` (every k bases
-are one token whatever they hold, the tail one token per base). A tokenizer
+token per base, as the Nucleotide Transformer), ``chunks`` (every k bases from
+the start are one token, the tail one token per base) and ``tail`` (the same,
+but the tail is one token, such as GENERator's ``<oov>``; where
+``tokens.Encoded`` flags tokens that stand for no DNA as ``excluded``, the
+tail is flagged as the tokenizer's own encoding flags it). A tokenizer
 that fits neither (BPE, say) gets no layout and keeps its own batched call, as
 does any sequence holding a byte the layout does not cover (the tokenizer then
 raises its own error for bases it cannot encode).
@@ -25,7 +28,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -36,6 +39,8 @@ log = logging.getLogger(__name__)
 _ATTR = "_gfm_audit_layout"  # cached on the tokenizer object: derived once per loaded tokenizer
 _BASES = "ACGT"
 _ALPHABET = "ACGTNacgtn"  # the bytes a genome FASTA holds; anything else goes through the tokenizer
+# Newer Encoded carries ``excluded`` (tokens over bases that stand for no DNA); the layout fills it when present.
+_HAS_EXCLUDED = "excluded" in {f.name for f in fields(Encoded)}
 _MAX_K = 6  # 4**6 k-mers are probed once per tokenizer; longer k would cost more than it saves
 
 
@@ -45,8 +50,9 @@ class Layout:
 
     ``single``: id of the one-base token for each byte (-1: not covered);
     ``code``: 0-3 for bytes that are A/C/G/T in a k-mer (case folded where the tokenizer folds), -1 otherwise;
-    ``kmer``: ids of the 4**k k-mers by base-4 code (``k`` > 1); ``mode``: ``runs`` or ``chunks``;
-    ``prefix`` / ``suffix``: special ids before and after every sequence.
+    ``kmer``: ids of the 4**k k-mers by base-4 code (``k`` > 1); ``mode``: ``runs``, ``chunks`` or ``tail``;
+    ``prefix`` / ``suffix``: special ids before and after every sequence; ``tail``: id of the one token over a
+    tail shorter than k (mode ``tail``) and whether the tokenizer flags it ``excluded``.
     """
 
     k: int
@@ -56,6 +62,16 @@ class Layout:
     mode: str
     prefix: np.ndarray
     suffix: np.ndarray
+    tail: int = -1
+    tail_excluded: bool = False
+
+    def covered(self, buf: np.ndarray) -> np.ndarray:
+        """Which bytes this layout encodes as the tokenizer would (the rest: the tokenizer's own call)."""
+        if self.mode == "runs":
+            return self.single[buf] >= 0
+        # Chunks: every base of a chunk is in a k-mer over A/C/G/T (or the tail); anything else is the tokenizer's.
+        ok = self.code[buf] >= 0
+        return ok & (self.single[buf] >= 0) if self.mode == "chunks" else ok
 
 
 def layout(tokenizer) -> Layout | None:
@@ -91,10 +107,7 @@ def _encode_with(lay: Layout, tokenizer, seqs, seq_ids, model) -> list[Encoded]:
     ok = np.fromiter((len(s) > 0 and s.isascii() for s in seqs), dtype=bool, count=len(seqs))
     lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))[ok]
     buf = np.frombuffer("".join(itertools.compress(seqs, ok)).encode("ascii"), dtype=np.uint8)
-    covered = lay.single[buf] >= 0
-    if lay.mode == "chunks":
-        # Every base of a chunk is part of a k-mer over A/C/G/T: anything else there is the tokenizer's to judge.
-        covered &= lay.code[buf] >= 0
+    covered = lay.covered(buf)
     if not covered.all():
         bounds = np.concatenate(([0], np.cumsum(lengths)))
         bad = np.zeros(len(lengths), dtype=bool)
@@ -104,12 +117,15 @@ def _encode_with(lay: Layout, tokenizer, seqs, seq_ids, model) -> list[Encoded]:
         ok[np.flatnonzero(ok)[bad]] = False
     if not ok.any():
         return [encode(tokenizer, s, seq_id=i, model=model) for s, i in zip(seqs, seq_ids, strict=True)]
-    ids, start, end, special, per_seq = _tokens(lay, buf, lengths)
+    ids, start, end, special, excluded, per_seq = _tokens(lay, buf, lengths)
     out: list[Encoded | None] = [None] * len(seqs)
     bounds = np.concatenate(([0], np.cumsum(per_seq)))
     for n, i in enumerate(np.flatnonzero(ok).tolist()):
         a, b = bounds[n], bounds[n + 1]
-        out[i] = Encoded(ids[a:b], start[a:b], end[a:b], special[a:b])
+        if _HAS_EXCLUDED:
+            out[i] = Encoded(ids[a:b], start[a:b], end[a:b], special[a:b], excluded[a:b])
+        else:
+            out[i] = Encoded(ids[a:b], start[a:b], end[a:b], special[a:b])
     for i in np.flatnonzero(~ok).tolist():
         out[i] = encode(tokenizer, seqs[i], seq_id=seq_ids[i], model=model)
     return out  # type: ignore[return-value]
@@ -123,8 +139,9 @@ def _tokens(lay: Layout, buf: np.ndarray, lengths: np.ndarray):
         core_start = np.arange(len(buf), dtype=np.int64) - np.repeat(seq_start, lengths)
         core_len = 1
         core_per_seq = lengths
+        core_excluded = np.zeros(len(buf), dtype=bool)
     else:
-        core_ids, core_start, core_len, core_per_seq = _kmer_tokens(lay, buf, lengths, seq_start)
+        core_ids, core_start, core_len, core_excluded, core_per_seq = _kmer_tokens(lay, buf, lengths, seq_start)
     p, s = len(lay.prefix), len(lay.suffix)
     per_seq = core_per_seq + p + s
     if p + s == 0:
@@ -133,6 +150,7 @@ def _tokens(lay: Layout, buf: np.ndarray, lengths: np.ndarray):
             core_start.astype(np.int32),
             (core_start + core_len).astype(np.int32),
             np.zeros(len(core_ids), dtype=bool),
+            core_excluded,
             per_seq,
         )
     # Each sequence is p specials, its own tokens, s specials: one mask of the whole batch from run lengths,
@@ -150,7 +168,9 @@ def _tokens(lay: Layout, buf: np.ndarray, lengths: np.ndarray):
     ids[special] = np.tile(np.concatenate((lay.prefix, lay.suffix)), n)
     start[real] = core_start
     end[real] = core_start + core_len
-    return ids, start, end, special, per_seq
+    excluded = np.zeros(total, dtype=bool)
+    excluded[real] = core_excluded
+    return ids, start, end, special, excluded, per_seq
 
 
 def _kmer_tokens(lay: Layout, buf: np.ndarray, lengths: np.ndarray, seq_start: np.ndarray):
@@ -174,21 +194,27 @@ def _kmer_tokens(lay: Layout, buf: np.ndarray, lengths: np.ndarray, seq_start: n
     r = idx - run_start
     whole = (run_len // k) * k
     in_kmer = in_run & (r < whole)
-    begins = np.where(in_kmer, r % k == 0, True)
+    # Outside k-mers: one token per base, or (``tail``) one token from the end of the last k-mer.
+    begins = np.where(in_kmer, r % k == 0, True if lay.mode != "tail" else r == whole)
     starts = np.flatnonzero(begins)
     is_kmer = in_kmer[starts]
-    ids = lay.single[buf[starts]]
+    ids = lay.single[buf[starts]] if lay.mode != "tail" else np.full(len(starts), lay.tail, dtype=np.int64)
     kstarts = starts[is_kmer]
     if len(kstarts):
         value = np.zeros(len(kstarts), dtype=np.int64)
         for t in range(k):
             value = value * 4 + code[kstarts + t]
         ids[is_kmer] = lay.kmer[value]
-    tok_len = np.where(is_kmer, k, 1)
+    if lay.mode == "tail":
+        tok_len = np.where(is_kmer, k, run_len[starts] - whole[starts])
+        excluded = ~is_kmer if lay.tail_excluded else np.zeros(len(starts), dtype=bool)
+    else:
+        tok_len = np.where(is_kmer, k, 1)
+        excluded = np.zeros(len(starts), dtype=bool)
     seq_of = np.searchsorted(seq_start, starts, side="right") - 1
     tok_start = starts - seq_start[seq_of]
     per_seq = np.bincount(seq_of, minlength=len(lengths)).astype(np.int64)
-    return ids, tok_start, tok_len, per_seq
+    return ids, tok_start, tok_len, excluded, per_seq
 
 
 # --- deriving and checking a layout ------------------------------------------------
@@ -222,11 +248,10 @@ def _derive(tokenizer) -> Layout | None:
         if (
             enc is not None
             and int((~enc.special).sum()) == 1
+            and not _excluded(enc).any()
             and np.array_equal(enc.ids[enc.special], np.concatenate((prefix, suffix)))
         ):
             single[ord(ch)] = int(enc.ids[~enc.special][0])
-    if (single[[ord(b) for b in _BASES]] < 0).any():
-        return None
     rng = np.random.default_rng(0)
     probe = "".join(rng.choice(list(_BASES), 60))
     enc = _reference(tokenizer, probe)
@@ -238,6 +263,8 @@ def _derive(tokenizer) -> Layout | None:
     for i, b in enumerate(_BASES):
         code[ord(b)] = i
     if k == 1:
+        if (single[[ord(b) for b in _BASES]] < 0).any():
+            return None
         candidates = [Layout(1, single, code, None, "runs", prefix, suffix)]
     elif 2 <= k <= _MAX_K:
         kmers = ["".join(p) for p in itertools.product(_BASES, repeat=k)]
@@ -247,7 +274,7 @@ def _derive(tokenizer) -> Layout | None:
             enc = _reference(tokenizer, "".join(kmers[i : i + step]))
             if enc is None or int((~enc.special).sum()) != len(kmers[i : i + step]):
                 return None
-            if not ((enc.end - enc.start)[~enc.special] == k).all():
+            if not ((enc.end - enc.start)[~enc.special] == k).all() or _excluded(enc).any():
                 return None
             kmer[i : i + step] = enc.ids[~enc.special]
         # Lower case joins k-mers only where the tokenizer folds it: ask with a lower-case k-mer.
@@ -255,7 +282,15 @@ def _derive(tokenizer) -> Layout | None:
         if low is not None and int((~low.special).sum()) == 1 and low.ids[~low.special][0] == kmer[27 % len(kmers)]:
             for i, b in enumerate(_BASES):
                 code[ord(b.lower())] = i
-        candidates = [Layout(k, single, code, kmer, mode, prefix, suffix) for mode in ("runs", "chunks")]
+        candidates = []
+        if (single[[ord(b) for b in _BASES]] >= 0).all():
+            candidates += [Layout(k, single, code, kmer, mode, prefix, suffix) for mode in ("runs", "chunks")]
+        short = _reference(tokenizer, probe[: k - 1])
+        if short is not None and int((~short.special).sum()) == 1:
+            at = int(np.flatnonzero(~short.special)[0])
+            if (short.start[at], short.end[at]) == (0, k - 1):
+                tail = int(short.ids[at]), bool(_excluded(short)[at])
+                candidates.append(Layout(k, single, code, kmer, "tail", prefix, suffix, *tail))
     else:
         return None
     probes = _probes(k, rng)
@@ -279,11 +314,14 @@ def _probes(k: int, rng: np.random.Generator) -> list[str]:
     return out
 
 
+def _excluded(enc: Encoded) -> np.ndarray:
+    return enc.excluded if _HAS_EXCLUDED else np.zeros(len(enc.ids), dtype=bool)
+
+
 def _covers(lay: Layout, seq: str) -> bool:
     if not seq or not seq.isascii():
         return False
-    buf = np.frombuffer(seq.encode("ascii"), dtype=np.uint8)
-    return bool((lay.single[buf] >= 0).all() and (lay.mode != "chunks" or (lay.code[buf] >= 0).all()))
+    return bool(lay.covered(np.frombuffer(seq.encode("ascii"), dtype=np.uint8)).all())
 
 
 def _agrees(lay: Layout, tokenizer, probes: list[str], refs: list[Encoded | None]) -> bool:
@@ -293,7 +331,7 @@ def _agrees(lay: Layout, tokenizer, probes: list[str], refs: list[Encoded | None
     accepted = [(seq, ref) for seq, ref in zip(probes, refs, strict=True) if ref is not None]
     mine = _encode_with(lay, tokenizer, [s for s, _ in accepted], [str(i) for i in range(len(accepted))], "probe")
     for (_, want), got in zip(accepted, mine, strict=True):
-        for field in ("ids", "start", "end", "special"):
+        for field in ("ids", "start", "end", "special", *(("excluded",) if _HAS_EXCLUDED else ())):
             a, b = getattr(got, field), getattr(want, field)
             if a.dtype != b.dtype or not np.array_equal(a, b):
                 return False

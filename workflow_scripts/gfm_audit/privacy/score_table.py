@@ -48,11 +48,14 @@ def build_table(
     flat = (np.concatenate(positions).astype(np.int64) if n else np.zeros(0, np.int64)) + np.repeat(first_id, counts)
     start = _cat([e.start for e in encodings], np.int32)[flat]
     end = _cat([e.end for e in encodings], np.int32)[flat]
-    special = _cat([e.special for e in encodings], bool)[flat]
+    special = _cat([e.special for e in encodings], bool)
+    # Tokens over bases that stand for no DNA (where Encoded flags them): counted, never SNP tokens.
+    excluded = _cat([e.excluded for e in encodings], bool) if n and hasattr(encodings[0], "excluded") else None
+    not_scorable = special[flat] if excluded is None else special[flat] | excluded[flat]
 
     seq_of = np.repeat(np.arange(n, dtype=np.int64), counts)
     loss = _segment_means(-logp, offsets, counts)
-    snp = _covers_snp(records, snp_offsets, seq_of, start, end) & ~special
+    snp = _covers_snp(records, snp_offsets, seq_of, start, end) & ~not_scorable
     snp_counts = np.bincount(seq_of[snp], minlength=n).astype(np.int64)
     snp_offsets_flat = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(snp_counts, out=snp_offsets_flat[1:])
@@ -67,6 +70,7 @@ def build_table(
         "prob": pa.array([r.prob for r in records], pa.float64()),
         "replicate": pa.array([r.replicate for r in records], pa.int32()),
         "n_tokens": pa.array(counts.astype(np.int32)),
+        "n_excluded": None,
         "loss": pa.array(loss, pa.float64(), mask=counts == 0),
         "snp_loss": pa.array(snp_loss, pa.float64(), mask=snp_counts == 0),
         "token_logprob": pa.ListArray.from_arrays(list_offsets, pa.array(half[0])),
@@ -75,6 +79,10 @@ def build_table(
         "token_start": pa.ListArray.from_arrays(list_offsets, pa.array(start)),
         "token_end": pa.ListArray.from_arrays(list_offsets, pa.array(end)),
     }
+    if "n_excluded" in schema.names:
+        token_seq = np.repeat(np.arange(n, dtype=np.int64), n_ids)
+        n_excluded = np.zeros(n, np.int64) if excluded is None else np.bincount(token_seq[excluded], minlength=n)
+        columns["n_excluded"] = pa.array(n_excluded.astype(np.int32))
     return pa.Table.from_arrays([columns[name] for name in schema.names], schema=schema)
 
 
