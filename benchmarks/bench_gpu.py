@@ -14,13 +14,20 @@ peak dense bf16 FLOP/s, and the bytes a forward pass must move (weights once
 per batch, plus logits written and read) against its memory bandwidth.
 Hyena itself is O(L log L); the stand-in's attention is O(L^2) and its FLOPs
 are counted as such.
+
+Issue 19: for the causal model, the scoring path's time against a bare bf16
+forward of the same model on the same batches (already tokenised, padded and
+on the device), and the GPU's utilisation (NVML, sampled every 20 ms) while
+the scoring path runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -92,6 +99,51 @@ def save_models(tmp: Path, quick: bool) -> dict[str, tuple[Path, str]]:
     return out
 
 
+def bare_forward_seconds(spec: ModelSpec, texts: list[str], batch: int, device: str) -> float:
+    """A bare forward of every batch, ids already on the device, bf16 autocast on CUDA: the ceiling."""
+    from gfm_audit.models import load_model, load_tokenizer
+
+    model, tok = load_model(spec).to(device), load_tokenizer(spec)
+    ids = torch.tensor([tok(t)["input_ids"] for t in texts])
+    batches = [ids[i : i + batch].to(device) for i in range(0, len(ids), batch)]
+    with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=device == "cuda"):
+        model(input_ids=batches[0][:1])  # warm-up
+        if device == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        for x in batches:
+            model(input_ids=x)
+        if device == "cuda":
+            torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+class Utilisation:
+    """Mean GPU utilisation (%) reported by NVML while the ``with`` block runs; nan without NVML."""
+
+    def __enter__(self):
+        self.samples: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.02):
+            try:
+                self.samples.append(float(torch.cuda.utilization()))
+            except Exception:  # no NVML (pynvml) or no GPU: nothing to report
+                return
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.samples) if self.samples else float("nan")
+
+
 def flops_per_token(n_params: int, n_layers: int, hidden: int, length: int) -> float:
     """Forward FLOPs per token: 2 x parameters (matmuls) + 4 x layers x length x hidden (QK^T and AV)."""
     return 2 * n_params + 4 * n_layers * length * hidden
@@ -141,13 +193,17 @@ def main() -> None:
                     if device == "cuda":
                         torch.cuda.synchronize()
                         torch.cuda.reset_peak_memory_stats()
-                    start = time.perf_counter()
-                    score_sequences(
-                        spec, recs, snp_offsets={}, batch_size=batch, seed=0, device=device, options=options
-                    )
-                    if device == "cuda":
-                        torch.cuda.synchronize()
-                    seconds = time.perf_counter() - start
+                    with Utilisation() as busy:
+                        start = time.perf_counter()
+                        score_sequences(
+                            spec, recs, snp_offsets={}, batch_size=batch, seed=0, device=device, options=options
+                        )
+                        if device == "cuda":
+                            torch.cuda.synchronize()
+                        seconds = time.perf_counter() - start
+                    ratio = float("nan")
+                    if kind == "causal" and label == "bf16 + pinned":
+                        ratio = bare_forward_seconds(spec, texts, batch, device) / seconds
                     # Tokens through the model: causal = every token once; masked = one pass per masked position.
                     n_tokens = n_seq * (length + 1) * (1 if kind == "causal" else round(0.15 * length))
                     rate = n_tokens / seconds
@@ -161,6 +217,8 @@ def main() -> None:
                         label,
                         f"{rate:,.0f}",
                         f"{peak_mem:.1f}",
+                        f"{ratio:.2f}x" if ratio == ratio else "",
+                        f"{busy.mean:.0f}%" if busy.samples else "n/a",
                     ]
                     if limits:
                         peak_flops, bandwidth = limits
@@ -172,7 +230,7 @@ def main() -> None:
                         ]
                     rows.append(row)
                     print(row, flush=True)
-    head = ["model", "params", "length", "batch", "mode", "tokens/s", "peak GiB"]
+    head = ["model", "params", "length", "batch", "mode", "tokens/s", "peak GiB", "vs bare forward", "GPU busy"]
     if limits:
         head += ["of peak bf16 FLOP/s", "of memory bandwidth"]
     print("\n| " + " | ".join(head) + " |\n|" + "---|" * len(head))
