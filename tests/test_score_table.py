@@ -107,3 +107,15 @@ def test_table_from_offsets_equals_the_loop_table(tokenizer_name, kind, masking)
 def test_empty_input_gives_an_empty_table():
     table = build_table([], [], [], stats=[], snp_offsets={}, schema=SCHEMA)
     assert table.num_rows == 0 and table.schema == SCHEMA
+
+
+def test_float16_conversion_is_numpys_bit_for_bit():
+    from gfm_audit.privacy.score_table import _float16
+
+    rng = np.random.default_rng(0)
+    special = [np.inf, -np.inf, np.nan, 65504.0, 65520.0, 1e-8, -0.0, 6.1e-5, 5.96e-8, 2.98e-8, -1e6]
+    values = np.concatenate([rng.normal(-2, 4, 30000), rng.uniform(-7e4, 7e4, 30000), special]).astype(np.float32)
+    values = values[: 3 * (len(values) // 3)].reshape(3, -1)
+    with np.errstate(over="ignore"):
+        want = values.astype(np.float16)
+    assert np.array_equal(_float16(values).view(np.uint16), want.view(np.uint16))

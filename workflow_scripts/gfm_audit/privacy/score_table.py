@@ -61,7 +61,7 @@ def build_table(
     np.cumsum(snp_counts, out=snp_offsets_flat[1:])
     snp_loss = _segment_means(-logp[snp], snp_offsets_flat, snp_counts)
 
-    half = values.astype(np.float16)
+    half = _float16(values)
     list_offsets = pa.array(offsets.astype(np.int32))
     columns = {
         "sequence_id": pa.array([r.seq_id for r in records], pa.string()),
@@ -84,6 +84,14 @@ def build_table(
         n_excluded = np.zeros(n, np.int64) if excluded is None else np.bincount(token_seq[excluded], minlength=n)
         columns["n_excluded"] = pa.array(n_excluded.astype(np.int32))
     return pa.Table.from_arrays([columns[name] for name in schema.names], schema=schema)
+
+
+def _float16(values: np.ndarray) -> np.ndarray:
+    """``values.astype(np.float16)``, through torch's vectorised conversion: the same IEEE round-to-nearest-even
+    halves bit for bit (a test compares them), about 20 times faster than NumPy's on x86."""
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32)).half().numpy()
 
 
 def _cat(arrays: list[np.ndarray], dtype) -> np.ndarray:
