@@ -133,12 +133,14 @@ class Replay(torch.nn.Module):
 
     def __init__(self, model, vocab: int) -> None:
         super().__init__()
-        self.config = model.config
-        self.stored = torch.randn(64, 1025, vocab)
+        self.config, self.vocab, self.stored = model.config, vocab, {}
 
     def forward(self, input_ids, attention_mask=None):
-        b, t = input_ids.shape
-        return type("Out", (), {"logits": self.stored[:b, :t]})
+        # Contiguous, as a real model's logits are; made once per batch shape.
+        shape = (*input_ids.shape, self.vocab)
+        if shape not in self.stored:
+            self.stored[shape] = torch.randn(shape)
+        return type("Out", (), {"logits": self.stored[shape]})
 
 
 def host_cost(folder: Path, texts: list[str], batch_size: int, repeats: int) -> list[tuple[str, float, str]]:
