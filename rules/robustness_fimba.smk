@@ -13,6 +13,8 @@ rule fimba_model:
         model="results/robustness/fimba/{fmodel}/model.joblib",
     log:
         "results/logs/robustness/fimba_{fmodel}.log",
+    benchmark:
+        "results/benchmarks/fimba_model/{fmodel}.tsv"
     conda:
         "../envs/models.yaml"
     threads: 2
@@ -33,6 +35,8 @@ rule fimba_detection:
         "results/robustness/fimba/detection.tsv",
     log:
         "results/logs/robustness/fimba_detection.log",
+    benchmark:
+        "results/benchmarks/fimba_detection.tsv"
     conda:
         "../envs/models.yaml"
     threads: 1
@@ -52,6 +56,8 @@ rule fimba_vae:
         "results/robustness/fimba/vae.tsv",
     log:
         "results/logs/robustness/fimba_vae.log",
+    benchmark:
+        "results/benchmarks/fimba_vae.tsv"
     conda:
         "../envs/models.yaml"
     threads: 2
@@ -75,6 +81,8 @@ rule plot_fimba:
         spectra=report_figure("spectra", category="Robustness: FIMBA", subcategory="{fmodel}"),
     log:
         "results/logs/robustness/fimba_{fmodel}.plots.log",
+    benchmark:
+        "results/benchmarks/plot_fimba/{fmodel}.tsv"
     conda:
         "../envs/report.yaml"
     threads: 1
