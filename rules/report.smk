@@ -72,8 +72,6 @@ rule report:
         runtime=20,
     params:
         config=config,
-        # Read when the report runs (not inputs: the report's own benchmark is written after it).
-        benchmarks="results/benchmarks",
         models=audited_models(),
         classifiers=list(GA_CLASSIFIERS),
         fimba_models=FIMBA_MODELS,

@@ -142,10 +142,18 @@ class ShardWriter:
 # --- reduce ----------------------------------------------------------------------------------------
 
 
-def neighbor_column(kind: str, prob: float | None, feature: str, stat: str) -> str:
+def _group(kind: str, prob: float | None) -> str:
+    return kind if prob is None else f"{kind}_p{prob:g}"
+
+
+def neighbor_column(kind: str, prob: float | None, feature: str, *, stat: str) -> str:
     """Column of the per-window table: ``stat`` (mean, std) of neighbor ``feature`` of ``kind`` (and ``prob``)."""
-    group = kind if prob is None else f"{kind}_p{prob:g}"
-    return f"nbr_{group}_n" if feature == "n" else f"nbr_{group}_{feature}_{stat}"
+    return f"nbr_{_group(kind, prob)}_{feature}_{stat}"
+
+
+def neighbor_count_column(kind: str, prob: float | None) -> str:
+    """Column of the per-window table: how many neighbors of ``kind`` (and ``prob``) the window has."""
+    return f"nbr_{_group(kind, prob)}_n"
 
 
 _NEIGHBOR = re.compile(r"^nbr_(?P<kind>[a-z]+)(?:_p(?P<p>[0-9.]+(?:e-?[0-9]+)?))?_n$")
@@ -170,13 +178,13 @@ def _aggregate(neighbors: pd.DataFrame, features: Sequence[str], window_ids) -> 
         groups = [(None, of_kind)] + [(p, of_kind[of_kind.prob == p]) for p in sorted(of_kind.prob.unique())]
         for prob, sub in groups:
             grouped = sub.groupby("window_id", sort=False)
-            out[neighbor_column(kind, prob, "n", "")] = (
-                grouped.size().reindex(window_ids, fill_value=0).to_numpy(np.int64)
-            )
+            out[neighbor_count_column(kind, prob)] = grouped.size().reindex(window_ids, fill_value=0).to_numpy(np.int64)
             for feature in features:
                 for stat in ("mean", "std"):
                     values = getattr(grouped[feature], stat)()
-                    out[neighbor_column(kind, prob, feature, stat)] = values.reindex(window_ids).to_numpy(np.float64)
+                    out[neighbor_column(kind, prob, feature, stat=stat)] = values.reindex(window_ids).to_numpy(
+                        np.float64
+                    )
     return out
 
 

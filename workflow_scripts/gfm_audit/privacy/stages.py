@@ -447,7 +447,8 @@ def report_rule(job: Job) -> None:
         skipped_paths=privacy.tables["skipped"],
         threshold_paths=privacy.tables["thresholds"],
         figures=privacy.figures,
-        benchmarks=job.params.benchmarks,
+        # Beside the logs, under a module's prefix too; read as they are (not inputs: the report's own comes after).
+        benchmarks=Path(job.log[0]).parents[2] / "benchmarks",
         out_path=job.output[0],
         robustness_html=robustness,
         memorisation_html=memorisation,

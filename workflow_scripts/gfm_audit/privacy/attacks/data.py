@@ -44,4 +44,4 @@ class AttackData:
 
     def neighbor_mean(self, model: str, group: tuple[str, float | None], feature: str) -> np.ndarray:
         """Per window, the mean of ``feature`` over its neighbors of ``group``."""
-        return self.windows(model)[neighbor_column(*group, feature, "mean")].to_numpy(np.float64)
+        return self.windows(model)[neighbor_column(*group, feature, stat="mean")].to_numpy(np.float64)
