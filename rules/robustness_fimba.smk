@@ -103,6 +103,8 @@ rule fimba_comparison:
         "results/robustness/fimba/{fmodel}/comparison.tsv",
     log:
         "results/logs/robustness/fimba_{fmodel}.comparison.log",
+    benchmark:
+        "results/benchmarks/fimba_comparison/{fmodel}.tsv"
     conda:
         "../envs/models.yaml"
     threads: 1
@@ -123,6 +125,8 @@ rule fimba_comparison_table:
         "results/robustness/fimba/comparison.tsv",
     log:
         "results/logs/robustness/fimba_comparison.log",
+    benchmark:
+        "results/benchmarks/fimba_comparison_table.tsv"
     conda:
         "../envs/models.yaml"
     threads: 1
@@ -141,6 +145,8 @@ rule plot_fimba_comparison:
         report_figure("fimba_comparison", category="Robustness: FIMBA", subcategory="{fmodel}"),
     log:
         "results/logs/robustness/fimba_{fmodel}.comparison_plot.log",
+    benchmark:
+        "results/benchmarks/plot_fimba_comparison/{fmodel}.tsv"
     conda:
         "../envs/report.yaml"
     threads: 1
