@@ -72,6 +72,8 @@ rule compare_attacks:
         comparison="results/robustness/ga/{classifier}/comparison.tsv",
     log:
         "results/logs/robustness/{classifier}.compare_attacks.log",
+    benchmark:
+        "results/benchmarks/compare_attacks/{classifier}.tsv"
     wildcard_constraints:
         classifier="|".join(GA_CLASSIFIERS) or "no-classifier",
     conda:
