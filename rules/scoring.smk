@@ -29,5 +29,6 @@ rule score_shard:
         batch_size=config["scoring"]["batch_size"],
         seed=config["scoring"]["seed"],
         chunk_size=config["scoring"]["chunk_size"],
+        max_excluded_share=config["scoring"]["max_excluded_share"],
     script:
         "../workflow_scripts/scripts/score_shard.py"

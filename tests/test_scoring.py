@@ -312,22 +312,28 @@ def test_masked_checkpoint_declared_causal_and_the_reverse_fail(tiny_causal, tin
 
 
 def test_checkpoint_with_remote_code_needs_trust_remote_code(tmp_path, tiny_causal):
-    folder = tmp_path / "hyena"
+    folder = tmp_path / "mystery"
     shutil.copytree(tiny_causal, folder)
     config = json.loads((folder / "config.json").read_text())
-    config["auto_map"] = {"AutoModelForCausalLM": "modeling_hyena.HyenaDNAForCausalLM"}
+    # Code of no family that gfm-audit reads natively (those never need it: tests/test_gfm_loader.py).
+    config["auto_map"] = {"AutoModelForCausalLM": "modeling_mystery.MysteryForCausalLM"}
     (folder / "config.json").write_text(json.dumps(config))
     with pytest.raises(InputError) as err:
-        load_model(ModelSpec("hyena", str(folder), "causal"))
+        load_model(ModelSpec("mystery", str(folder), "causal"))
     message = str(err.value)
     assert "needs its own Python code" in message and "trust_remote_code" in message and "\n" not in message
 
 
-def test_base_the_tokenizer_cannot_encode_fails_naming_sequence_and_offset(tiny_causal):
+def test_base_the_tokenizer_cannot_encode_is_excluded_and_counted_or_stops_above_the_share(tiny_causal):
     spec = ModelSpec("tiny", str(tiny_causal), "causal")
-    records = _records("ACGTNNACGT", "ACGTRACGT")  # N is in the vocabulary, the IUPAC code R is not
-    with pytest.raises(InputError, match=r"sequence s1 has bases .* cannot encode \('R' at offset 4\)"):
+    records = _records("ACGTNNACGT", "ACGTRACGT")  # N is in the vocabulary, the IUPAC code R is not: [UNK]
+    with pytest.raises(InputError, match=r"sequence s1: 1 of its 9 bases .* \('R' at offset 4 is \[UNK\]\)"):
         score_sequences(spec, records, snp_offsets={}, batch_size=2, seed=0, device="cpu")
+    rows = score_sequences(
+        spec, records, snp_offsets={}, batch_size=2, seed=0, device="cpu", max_excluded_share=0.2
+    ).to_pylist()
+    assert [r["n_excluded"] for r in rows] == [0, 1]
+    assert rows[1]["n_tokens"] == 8 and 4 not in rows[1]["token_start"]  # [UNK] is input, never a target
 
 
 def test_sequence_longer_than_the_model_fails_clearly(tiny_causal):

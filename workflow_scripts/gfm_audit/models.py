@@ -1,32 +1,51 @@
 """Loading DNA language models and their tokenizers from local checkpoint folders.
 
-Everything goes through ``AutoTokenizer`` and ``AutoModelForCausalLM`` /
-``AutoModelForMaskedLM`` with ``local_files_only=True``: nothing is fetched
-from a hub at run time. Remote code runs only where the config says
-``trust_remote_code: true`` for that model. Weights load from safetensors;
-a checkpoint with only a ``pytorch_model.bin`` is first opened here with
-``torch.load(weights_only=True)`` and must be a plain state dict (pickled code
-is refused in one line) before transformers reads it.
+A checkpoint is read by one of two paths, chosen by ``models.<name>.architecture``
+(``auto`` asks each native family module whether the folder's ``config.json`` is
+its own): a family gfm-audit implements natively (``gfm_audit.gfm``: HyenaDNA,
+Caduceus, DNABERT-2, Nucleotide Transformer v2, GENA-LM), whose original weight
+names load strictly into our PyTorch module and whose checkpoint's own code is
+never run; or transformers' own classes (``AutoModelForCausalLM`` /
+``AutoModelForMaskedLM``: GPT-2, Llama such as GENERator, ESM such as the
+Nucleotide Transformer v1, BERT, ModernBERT, Mamba, ...). Nothing is fetched from
+a hub at run time. A checkpoint's own code runs only where the config says
+``trust_remote_code: true`` for that model and no native family claims it.
+
+On both paths a weight missing from the file, or one in the file that the model
+does not have, stops the run in one line (``allow_missing_weights`` opts out of
+the first). Weights load from safetensors; a checkpoint with only a
+``pytorch_model.bin`` is first opened with ``torch.load(weights_only=True)`` and
+must be a plain state dict (pickled code is refused in one line).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import pickle
-import re
-import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import InputError
+from .gfm import loader, registry
+from .gfm.weights import PICKLES, SAFETENSORS, check_plain_state_dict, first_line
+
+__all__ = [
+    "PICKLES",
+    "SAFETENSORS",
+    "ModelSpec",
+    "architecture_of",
+    "check_plain_state_dict",
+    "first_line",
+    "load_model",
+    "load_tokenizer",
+    "max_tokens",
+    "model_from_scratch",
+    "read_checkpoint_config",
+]
 
 log = logging.getLogger(__name__)
-
-SAFETENSORS = ("model.safetensors", "model.safetensors.index.json")
-PICKLES = ("pytorch_model.bin", "pytorch_model.bin.index.json")
 
 
 @dataclass(frozen=True)
@@ -42,6 +61,8 @@ class ModelSpec:
     init: str = "pretrained"  # pretrained | scratch
     masking: str = "sampled"  # exact | sampled (masked models)
     mask_fraction: float = 0.15
+    architecture: str = "auto"  # auto | a native family | transformers
+    allow_missing_weights: bool = False
 
     @classmethod
     def from_config(cls, name: str, block: Mapping[str, Any]) -> ModelSpec:
@@ -50,7 +71,7 @@ class ModelSpec:
 
 
 def read_checkpoint_config(spec: ModelSpec) -> dict[str, Any]:
-    """Check the folder and its ``config.json`` before transformers sees them."""
+    """Check the folder and its ``config.json`` before any model code sees them."""
     path = Path(spec.path)
     if not path.is_dir():
         raise InputError(
@@ -68,12 +89,8 @@ def read_checkpoint_config(spec: ModelSpec) -> dict[str, Any]:
         raise InputError(
             f"model '{spec.name}': {config_file} is not valid JSON ({exc.msg}, line {exc.lineno})"
         ) from None
-    if config.get("auto_map") and not spec.trust_remote_code:
-        raise InputError(
-            f"model '{spec.name}': checkpoint {spec.path} needs its own Python code (config.json has auto_map) "
-            f"and models.{spec.name}.trust_remote_code is false; set it to true only if you trust that code: "
-            "it runs with your permissions"
-        )
+    if not isinstance(config, dict):
+        raise InputError(f"model '{spec.name}': {config_file} is not a JSON object of settings")
     architectures = config.get("architectures") or []
     masked = any(a.endswith("ForMaskedLM") for a in architectures)
     causal = any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in architectures)
@@ -90,8 +107,44 @@ def read_checkpoint_config(spec: ModelSpec) -> dict[str, Any]:
     return config
 
 
+def architecture_of(spec: ModelSpec, config: Mapping[str, Any]) -> str:
+    """The native family that reads this checkpoint, or ``transformers``; checks what the latter needs."""
+    architecture = registry.resolve(spec.architecture, config, name=spec.name)
+    if architecture != registry.TRANSFORMERS:
+        return architecture
+    if config.get("auto_map"):
+        if not spec.trust_remote_code:
+            why = (
+                f"models.{spec.name}.architecture is transformers"
+                if spec.architecture == registry.TRANSFORMERS
+                else "none of the families gfm-audit reads natively claims it: "
+                + (", ".join(registry.available_families()) or "none installed")
+            )
+            raise InputError(
+                f"model '{spec.name}': checkpoint {spec.path} needs its own Python code (config.json has auto_map; "
+                f"{why}); set models.{spec.name}.trust_remote_code to true only if you trust that code: it runs "
+                "with your permissions"
+            )
+        return architecture
+    from transformers import CONFIG_MAPPING, __version__
+
+    model_type = config.get("model_type")
+    if model_type not in CONFIG_MAPPING:
+        raise InputError(
+            f"model '{spec.name}': {spec.path}/config.json has model_type {model_type!r}, which is neither a family "
+            f"gfm-audit reads natively ({', '.join(registry.available_families()) or 'none installed'}) nor an "
+            f"architecture of transformers {__version__}; check that the folder is a complete checkpoint, or set "
+            f"models.{spec.name}.architecture"
+        )
+    return architecture
+
+
 def quiet_transformers() -> None:
-    """Loading bars and notices from transformers would flood the rule logs; our own logging reports progress."""
+    """Loading bars and notices from transformers would flood the rule logs.
+
+    Its load report is not lost: the loader checks the missing and unexpected
+    weights itself and stops, or warns under ``allow_missing_weights``.
+    """
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
@@ -99,16 +152,21 @@ def quiet_transformers() -> None:
 
 
 def load_tokenizer(spec: ModelSpec):
-    """The checkpoint's tokenizer, through ``AutoTokenizer``."""
-    from transformers import AutoTokenizer
-
-    read_checkpoint_config(spec)
-    try:
-        return AutoTokenizer.from_pretrained(spec.path, trust_remote_code=spec.trust_remote_code, local_files_only=True)
-    except (OSError, ValueError) as exc:
+    """The checkpoint's tokenizer: the native family's, else through ``AutoTokenizer``."""
+    config = read_checkpoint_config(spec)
+    architecture = architecture_of(spec, config)
+    if architecture == registry.TRANSFORMERS:
+        quiet_transformers()
+        tokenizer = loader.transformers_tokenizer(spec, config)
+    else:
+        tokenizer = loader.native_tokenizer(spec, architecture)
+    if spec.kind == "masked" and tokenizer.mask_token_id is None:
         raise InputError(
-            f"model '{spec.name}': cannot load the tokenizer from {spec.path}: {first_line(exc)}"
-        ) from None
+            f"model '{spec.name}' is masked (models.{spec.name}.kind) but the tokenizer in {spec.path} has no mask "
+            "token, which pseudo-log-likelihood scoring needs; check that the folder holds the model's own "
+            "tokenizer files (special_tokens_map.json / tokenizer_config.json with mask_token)"
+        )
+    return tokenizer
 
 
 def _auto_class(kind: str):
@@ -124,120 +182,53 @@ def torch_dtype(spec: ModelSpec):
 
 
 def load_model(spec: ModelSpec):
-    """The model in eval mode, from safetensors (or a weights-only ``.bin``)."""
-    read_checkpoint_config(spec)
+    """The model in eval mode, every weight from the checkpoint (safetensors, or a weights-only ``.bin``)."""
+    config = read_checkpoint_config(spec)
+    architecture = architecture_of(spec, config)
+    if architecture != registry.TRANSFORMERS:
+        return loader.native_model(spec, config, architecture)
     quiet_transformers()
-    path = Path(spec.path)
-    has_safetensors = any((path / f).exists() for f in SAFETENSORS)
-    has_pickle = any((path / f).exists() for f in PICKLES)
-    if not has_safetensors and not has_pickle:
-        raise InputError(
-            f"model '{spec.name}': {spec.path} holds no weights (model.safetensors); "
-            "for an architecture to train from scratch set init: scratch"
-        )
-    if not has_safetensors:
-        log.warning(
-            "model '%s': no safetensors in %s; reading pytorch_model.bin with weights_only=True", spec.name, path
-        )
-        for weights in _pickled_weight_files(spec):
-            check_plain_state_dict(weights, f"model '{spec.name}' (models.{spec.name}.path)")
-    try:
-        model = _auto_class(spec.kind).from_pretrained(
-            spec.path,
-            trust_remote_code=spec.trust_remote_code,
-            local_files_only=True,
-            use_safetensors=has_safetensors,
-            dtype=torch_dtype(spec),
-        )
-    except ValueError as exc:
-        raise InputError(
-            f"model '{spec.name}': {spec.path} cannot be loaded as a {spec.kind} LM: {first_line(exc)}; "
-            f"check models.{spec.name}.kind"
-        ) from None
-    except OSError as exc:
-        raise InputError(f"model '{spec.name}': cannot load weights from {spec.path}: {first_line(exc)}") from None
-    return model.eval()
-
-
-def _pickled_weight_files(spec: ModelSpec) -> list[Path]:
-    path = Path(spec.path)
-    if (path / PICKLES[0]).is_file():
-        return [path / PICKLES[0]]
-    index = path / PICKLES[1]
-    try:
-        shards = set(json.loads(index.read_text())["weight_map"].values())
-    except (json.JSONDecodeError, KeyError, AttributeError, TypeError):
-        raise InputError(
-            f"model '{spec.name}' (models.{spec.name}.path): {index} is not a shard index "
-            "(JSON with a weight_map of tensor name -> file); convert the checkpoint to model.safetensors"
-        ) from None
-    # A shard that is missing is left to transformers, which names it.
-    return [path / s for s in sorted(shards) if (path / s).is_file()]
-
-
-def check_plain_state_dict(file: Path, owner: str) -> None:
-    """Refuse, in one line, a pickled checkpoint that is anything but a mapping of names to tensors.
-
-    torch's own refusal spans many lines and advises ``weights_only=False``, i.e. running
-    whatever code the file carries. A mapping that nests the tensors one level down (say
-    under ``state_dict``) is refused too: transformers would find none of its keys and
-    silently start from random weights.
-    """
-    import torch
-
-    what_to_do = (
-        "convert the checkpoint to model.safetensors where you trust its origin, or re-save it as a plain "
-        "state dict: torch.save(model.state_dict(), path)"
-    )
-    try:
-        # Tensors on the meta device: only names, shapes and dtypes are read, not the data.
-        state = torch.load(file, map_location="meta", weights_only=True, mmap=zipfile.is_zipfile(file))
-    except pickle.UnpicklingError as exc:
-        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
-        reason = f"it pickles the Python object {found.group(1)}" if found else "it cannot be unpickled as tensors"
-        raise InputError(
-            f"{owner}: {file} is not a plain state dict ({reason}) and is not loaded; {what_to_do}"
-        ) from None
-    except (EOFError, RuntimeError) as exc:
-        raise InputError(f"{owner}: {file} is empty or damaged ({first_line(exc)}); {what_to_do}") from None
-    if not isinstance(state, Mapping):
-        raise InputError(
-            f"{owner}: {file} holds a {type(state).__name__}, not a state dict (tensor name -> tensor); {what_to_do}"
-        )
-    for key, value in state.items():
-        if not isinstance(value, torch.Tensor):
-            raise InputError(
-                f"{owner}: {file} is not a plain state dict: its entry {key!r} is a {type(value).__name__}, "
-                f"not a tensor; {what_to_do}"
-            )
+    return loader.transformers_model(spec, config, auto_class=_auto_class(spec.kind), dtype=torch_dtype(spec))
 
 
 def model_from_scratch(spec: ModelSpec, seed: int):
     """A freshly initialised model of the checkpoint folder's architecture (``init: scratch``)."""
     import torch
+
+    config = read_checkpoint_config(spec)
+    architecture = architecture_of(spec, config)
+    if architecture != registry.TRANSFORMERS:
+        raise InputError(
+            f"model '{spec.name}': init: scratch trains transformers-class architectures; {spec.path} is a "
+            f"{architecture} checkpoint, which gfm-audit audits as it is (membership.mode regions or none)"
+        )
     from transformers import AutoConfig
 
-    read_checkpoint_config(spec)
     quiet_transformers()
-    config = AutoConfig.from_pretrained(spec.path, trust_remote_code=spec.trust_remote_code, local_files_only=True)
-    torch.manual_seed(seed)
-    return _auto_class(spec.kind).from_config(config, trust_remote_code=spec.trust_remote_code)
+    try:
+        hf_config = AutoConfig.from_pretrained(
+            spec.path, trust_remote_code=spec.trust_remote_code, local_files_only=True
+        )
+        torch.manual_seed(seed)
+        return _auto_class(spec.kind).from_config(hf_config, trust_remote_code=spec.trust_remote_code)
+    except InputError:
+        raise
+    except Exception as exc:
+        if loader.runs_remote_code(spec, config):
+            raise loader.remote_code_error(spec, exc, "loading the model") from None
+        raise
 
 
 def max_tokens(spec: ModelSpec, model, tokenizer) -> int:
     """Longest input the model takes: the config's value, else the model's positions, else the tokenizer's."""
     if spec.max_length:
         return spec.max_length
-    config = model.config
+    config = getattr(model, "config", None)
+    settings = config.to_dict() if hasattr(config, "to_dict") else read_checkpoint_config(spec)
     for attr in ("max_position_embeddings", "n_positions", "max_seq_len"):
-        value = getattr(config, attr, None)
+        value = settings.get(attr)
         if isinstance(value, int) and value > 0:
-            # ESM reserves two positions beyond the tokens it is given.
-            return value - 2 if getattr(config, "model_type", "") == "esm" else value
+            # ESM (Nucleotide Transformer v1 and v2) reserves two positions beyond the tokens it is given.
+            return value - 2 if settings.get("model_type") == "esm" else value
     limit = getattr(tokenizer, "model_max_length", None)
     return limit if isinstance(limit, int) and limit < 10**9 else 10**9
-
-
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

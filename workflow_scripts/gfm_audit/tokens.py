@@ -4,27 +4,53 @@ Fast tokenizers give offsets directly (character, BPE). Slow ones, such as
 the Nucleotide Transformer's k-mer ``EsmTokenizer``, do not; for them the
 token strings are laid end to end over the sequence, which is exact for DNA
 vocabularies where every token is a run of bases.
+
+Some tokens cover bases but stand for no DNA: the unknown token, a k-mer
+tokenizer's ``<oov>`` for a tail shorter than k or a k-mer with N (GENERator),
+a special token inside the sequence. They are kept in the model's input, which
+is what the model was trained to see, but flagged ``excluded``: no score is
+ever taken at them, and scoring counts them per sequence.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from .errors import InputError
 
 _MARKERS = ("##", "Ġ", "▁")
+# IUPAC nucleotide codes: a token spelling a run of these (any case) stands for DNA.
+_BASES = frozenset("ACGTUNRYSWKMBDHV")
 
 
 @dataclass(frozen=True)
 class Encoded:
-    """Token ids with the base span ``[start, end)`` of each token; special tokens have ``special`` set."""
+    """Token ids with the base span ``[start, end)`` of each token.
+
+    ``special``: the tokenizer's special tokens (BOS, CLS, ...), which cover no
+    base; ``excluded``: tokens that cover bases but stand for no DNA (see the
+    module docstring). Neither is ever scored.
+    """
 
     ids: np.ndarray  # (T,) int64
     start: np.ndarray  # (T,) int32
     end: np.ndarray  # (T,) int32
     special: np.ndarray  # (T,) bool
+    excluded: np.ndarray = field(default=None)  # (T,) bool
+
+    def __post_init__(self) -> None:
+        if self.excluded is None:
+            object.__setattr__(self, "excluded", np.zeros(len(self.ids), dtype=bool))
+
+    @property
+    def scorable(self) -> np.ndarray:
+        """Tokens that stand for bases of DNA."""
+        return ~self.special & ~self.excluded
+
+    def excluded_bases(self) -> int:
+        return int((self.end[self.excluded] - self.start[self.excluded]).sum())
 
 
 def encode(tokenizer, seq: str, *, seq_id: str = "sequence", model: str = "model") -> Encoded:
@@ -48,8 +74,9 @@ def encode(tokenizer, seq: str, *, seq_id: str = "sequence", model: str = "model
         end = np.zeros(len(ids), dtype=np.int32)
         start[~special] = ends - lengths
         end[~special] = ends
-    _check_encoded(tokenizer, seq, ids, start, end, special, seq_id, model)
-    return Encoded(ids, start, end, special)
+    excluded = _not_dna(tokenizer, ids, start, end, special)
+    _check_encoded(seq, start, end, special, excluded, seq_id, model)
+    return Encoded(ids, start, end, special, excluded)
 
 
 def encode_many(tokenizer, seqs: list[str], *, seq_ids: list[str], model: str = "model") -> list[Encoded]:
@@ -64,8 +91,9 @@ def encode_many(tokenizer, seqs: list[str], *, seq_ids: list[str], model: str = 
         offsets = np.asarray(batch["offset_mapping"][k], dtype=np.int32).reshape(-1, 2)
         special = np.asarray(batch["special_tokens_mask"][k], dtype=bool)
         start, end = offsets[:, 0].copy(), offsets[:, 1].copy()
-        _check_encoded(tokenizer, seq, ids, start, end, special, seq_id, model)
-        out.append(Encoded(ids, start, end, special))
+        excluded = _not_dna(tokenizer, ids, start, end, special)
+        _check_encoded(seq, start, end, special, excluded, seq_id, model)
+        out.append(Encoded(ids, start, end, special, excluded))
     return out
 
 
@@ -76,20 +104,30 @@ def _strip_marker(piece: str) -> str:
     return piece
 
 
-def _check_encoded(tokenizer, seq, ids, start, end, special, seq_id, model) -> None:
+def _spells_dna(token: str | None) -> bool:
+    text = _strip_marker(token or "")
+    return bool(text) and set(text.upper()) <= _BASES
+
+
+def _not_dna(tokenizer, ids, start, end, special) -> np.ndarray:
+    """Tokens that cover bases but are the unknown token, a special token, or spell something other than bases."""
+    covers = end > start
+    excluded = covers & special
     unk = tokenizer.unk_token_id
     if unk is not None:
-        bad = np.flatnonzero((ids == unk) & ~special)
-        if bad.size:
-            i = int(bad[0])
-            bases = seq[start[i] : end[i]] or "?"
-            raise InputError(
-                f"sequence {seq_id} has bases that the tokenizer of model '{model}' cannot encode "
-                f"('{bases}' at offset {start[i]}); mask them out with windows.max_n_fraction: 0, "
-                "or use a tokenizer whose vocabulary has N"
-            )
-    covered = int((end[~special] - start[~special]).sum())
-    if covered != len(seq) or (len(seq) and end[~special].max() != len(seq)):
+        excluded |= covers & (ids == unk)
+    candidates = np.unique(ids[covers & ~excluded])
+    if candidates.size:
+        spelled = tokenizer.convert_ids_to_tokens([int(i) for i in candidates])
+        bad = candidates[[not _spells_dna(t) for t in spelled]]
+        excluded |= covers & np.isin(ids, bad)
+    return excluded
+
+
+def _check_encoded(seq, start, end, special, excluded, seq_id, model) -> None:
+    spans = ~special | excluded
+    covered = int((end[spans] - start[spans]).sum())
+    if covered != len(seq) or (len(seq) and end[spans].max() != len(seq)):
         raise InputError(
             f"model '{model}': its tokens cover {covered} of the {len(seq)} bases of {seq_id}; "
             "this tokenizer does not map tokens to bases one to one and is not supported"
@@ -103,4 +141,4 @@ def tokens_covering(enc: Encoded, offsets: np.ndarray) -> np.ndarray:
     offsets = np.sort(np.asarray(offsets))
     # A token covers an offset when start <= offset < end; count offsets below each bound.
     hits = np.searchsorted(offsets, enc.end, side="left") - np.searchsorted(offsets, enc.start, side="left")
-    return (hits > 0) & ~enc.special
+    return (hits > 0) & enc.scorable

@@ -12,6 +12,11 @@ For min-k%++ every scored token also gets the mean and standard deviation of
 log p under the model's predictive distribution at that position:
 mu = sum_v p(v) log p(v), sigma^2 = sum_v p(v) (log p(v))^2 - mu^2
 (Zhang et al. 2024).
+
+Tokens that stand for no DNA (``tokens.Encoded.excluded``: an ``<oov>`` or
+unknown token over a k-mer tail or N) are never scored; each row counts them
+(``n_excluded``), and a sequence where they cover more than
+``scoring.max_excluded_share`` of the bases stops the run.
 """
 
 from __future__ import annotations
@@ -34,7 +39,8 @@ import pysam
 from ..determinism import numeric_runtime
 from ..errors import InputError
 from ..fasta import read_fasta
-from ..models import ModelSpec, load_model, load_tokenizer, max_tokens
+from ..gfm.loader import accepts_attention_mask, remote_code_error, runs_remote_code
+from ..models import ModelSpec, load_model, load_tokenizer, max_tokens, read_checkpoint_config
 from ..outputs import atomic_outputs
 from ..tokens import Encoded, encode_many, tokens_covering
 from .features import BASE_FEATURES, ID_COLUMNS, ShardWriter, feature_schema, sequence_features
@@ -42,6 +48,7 @@ from .features import BASE_FEATURES, ID_COLUMNS, ShardWriter, feature_schema, se
 log = logging.getLogger(__name__)
 
 PAD_MULTIPLE = 8
+MAX_EXCLUDED_SHARE = 0.05
 
 SCHEMA = pa.schema(
     [
@@ -51,6 +58,7 @@ SCHEMA = pa.schema(
         ("prob", pa.float64()),  # null for the window itself
         ("replicate", pa.int32()),  # null for the window itself
         ("n_tokens", pa.int32()),  # scored tokens
+        ("n_excluded", pa.int32()),  # tokens that stand for no DNA (<oov>, unknown), not scored
         ("loss", pa.float64()),  # mean NLL over scored tokens
         ("snp_loss", pa.float64()),  # mean NLL over scored tokens covering SNP sites; null if none
         ("token_logprob", pa.list_(pa.float16())),
@@ -173,6 +181,9 @@ class Scorer:
         self.batch_size, self.device = batch_size, device
         self.options = options or ScoringOptions()
         self.tokens_seen = 0
+        # A model that takes no attention mask (HyenaDNA, Caduceus) is never given one, and a bidirectional one
+        # never sees padding: its batches hold sequences of one length.
+        self.accepts_mask = accepts_attention_mask(model)
 
     def _forward(self, ids: np.ndarray, attention: np.ndarray):
         import torch
@@ -188,8 +199,9 @@ class Scorer:
         # is on the right and attention looks only left, so real tokens never see it. Masked: only batches
         # with padding need the mask.
         needs_mask = self.kind != "causal" and not bool(attention.all())
+        inputs = {"input_ids": x, "attention_mask": a} if needs_mask and self.accepts_mask else {"input_ids": x}
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
-            logits = self.model(input_ids=x, attention_mask=a if needs_mask else None).logits
+            logits = self.model(**inputs).logits
         self.tokens_seen += int(attention.sum())
         return logits, x
 
@@ -229,16 +241,28 @@ class Scorer:
                 yield ids, attention, [(i, positions[i]) for i in chunk]
         else:
             rows = [(i, j, int(p)) for i in order for j, p in enumerate(positions[i])]
-            for k in range(0, len(rows), self.batch_size):
-                chunk = rows[k : k + self.batch_size]
+            for chunk in self._chunks(rows, [len(encodings[i].ids) for i, _, _ in rows]):
                 ids, attention = self._stack([encodings[i].ids for i, _, _ in chunk])
                 for b, (_, _, p) in enumerate(chunk):
                     ids[b, p] = self.mask_id
                 yield ids, attention, chunk
 
+    def _chunks(self, rows: list, lengths: list[int]) -> Iterator[list]:
+        start = 0
+        while start < len(rows):
+            stop = min(start + self.batch_size, len(rows))
+            if not self.accepts_mask:
+                same = start + 1
+                while same < stop and lengths[same] == lengths[start]:
+                    same += 1
+                stop = same
+            yield rows[start:stop]
+            start = stop
+
     def _stack(self, seqs: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         # Padding to a multiple of 8 feeds GPU tensor cores; on a CPU it would only add padding (and masks).
-        multiple = self.options.pad_multiple if self.device.startswith("cuda") else 1
+        # A model without an attention mask would see that padding (a bidirectional one, at every position).
+        multiple = self.options.pad_multiple if self.device.startswith("cuda") and self.accepts_mask else 1
         width = _pad_to(max(len(s) for s in seqs), multiple)
         ids = np.full((len(seqs), width), self.pad_id, dtype=np.int64)
         attention = np.zeros((len(seqs), width), dtype=np.int64)
@@ -251,10 +275,10 @@ class Scorer:
 def scored_positions(enc: Encoded, kind: str, *, masking: str, offsets: np.ndarray | None) -> np.ndarray:
     """Token indices that get a score.
 
-    Causal: every non-special token that has a token before it. Masked exact:
-    every non-special token. Masked sampled: those covering ``offsets``.
+    Causal: every token that stands for DNA and has a token before it. Masked
+    exact: every token that stands for DNA. Masked sampled: those covering ``offsets``.
     """
-    real = ~enc.special
+    real = enc.scorable
     if kind == "causal":
         real[0] = False
         return np.flatnonzero(real)
@@ -282,11 +306,18 @@ def score_sequences(
     device: str | None = None,
     progress: bool = False,
     options: ScoringOptions | None = None,
+    max_excluded_share: float = MAX_EXCLUDED_SHARE,
 ) -> pa.Table:
     """Score ``records`` with the model in ``spec.path``; one row per sequence, with its per-token arrays."""
     loaded = _load(spec, batch_size=batch_size, device=device, options=options)
     encodings, positions, stats = _score_loaded(
-        spec, loaded, records, snp_offsets=snp_offsets, seed=seed, progress=progress
+        spec,
+        loaded,
+        records,
+        snp_offsets=snp_offsets,
+        seed=seed,
+        progress=progress,
+        max_excluded_share=max_excluded_share,
     )
     return _table(records, encodings, positions, stats, snp_offsets)
 
@@ -322,7 +353,16 @@ def _load(spec: ModelSpec, *, batch_size: int, device: str | None, options: Scor
     return _Loaded(tokenizer, scorer, limit, device)
 
 
-def _score_loaded(spec: ModelSpec, loaded: _Loaded, records: Sequence[SeqRecord], *, snp_offsets, seed, progress):
+def _score_loaded(
+    spec: ModelSpec,
+    loaded: _Loaded,
+    records: Sequence[SeqRecord],
+    *,
+    snp_offsets,
+    seed,
+    progress,
+    max_excluded_share: float = MAX_EXCLUDED_SHARE,
+):
     """Encodings, scored positions and (3, n) statistics of ``records``."""
     import torch
 
@@ -333,6 +373,7 @@ def _score_loaded(spec: ModelSpec, loaded: _Loaded, records: Sequence[SeqRecord]
         tokenizer, [r.text for r in records], seq_ids=[r.seq_id for r in records], model=spec.name
     )
     for r, enc in zip(records, all_encodings, strict=True):
+        check_excluded_share(enc, r, model=spec.name, max_share=max_excluded_share, tokenizer=tokenizer)
         if len(enc.ids) > limit:
             raise InputError(
                 f"sequence {r.seq_id} is {len(enc.ids)} tokens, longer than model '{spec.name}' takes ({limit}); "
@@ -352,6 +393,16 @@ def _score_loaded(spec: ModelSpec, loaded: _Loaded, records: Sequence[SeqRecord]
         encodings.append(enc)
         positions.append(scored_positions(enc, spec.kind, masking=spec.masking, offsets=offsets))
 
+    excluded = [int(e.excluded.sum()) for e in encodings]
+    if any(excluded):
+        log.warning(
+            "model %s: %d tokens in %d of %d sequences stand for no DNA (<oov>, unknown or special tokens over "
+            "bases) and are not scored; column n_excluded counts them",
+            spec.name,
+            sum(excluded),
+            sum(n > 0 for n in excluded),
+            len(records),
+        )
     total = len(encodings) if spec.kind == "causal" else sum(len(p) for p in positions)
     bar = None
     if progress:
@@ -362,7 +413,13 @@ def _score_loaded(spec: ModelSpec, loaded: _Loaded, records: Sequence[SeqRecord]
     seen = scorer.tokens_seen
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
-    stats = scorer.score(encodings, positions, bar)
+    try:
+        stats = scorer.score(encodings, positions, bar)
+    except (RuntimeError, TypeError, AttributeError, ValueError) as exc:
+        # A checkpoint's own code may load and still fail in its forward pass (written for another transformers).
+        if runs_remote_code(spec, read_checkpoint_config(spec)):
+            raise remote_code_error(spec, exc, "the forward pass") from None
+        raise
     elapsed = time.perf_counter() - start
     if bar is not None:
         bar.close()
@@ -385,6 +442,22 @@ def _score_loaded(spec: ModelSpec, loaded: _Loaded, records: Sequence[SeqRecord]
     return encodings, positions, stats
 
 
+def check_excluded_share(enc: Encoded, record: SeqRecord, *, model: str, max_share: float, tokenizer) -> None:
+    """Stop when tokens that stand for no DNA cover more than ``max_share`` of a sequence's bases."""
+    bases = enc.excluded_bases()
+    if bases == 0 or bases <= max_share * len(record.text):
+        return
+    first = int(np.flatnonzero(enc.excluded)[0])
+    token = tokenizer.convert_ids_to_tokens(int(enc.ids[first]))
+    raise InputError(
+        f"sequence {record.seq_id}: {bases} of its {len(record.text)} bases fall in tokens of model '{model}' that "
+        f"stand for no DNA and are not scored ('{record.text[enc.start[first] : enc.end[first]]}' at offset "
+        f"{enc.start[first]} is {token}), more than scoring.max_excluded_share ({max_share}); for a k-mer "
+        "tokenizer choose windows.length a multiple of k, keep N out with windows.max_n_fraction: 0, or raise "
+        "scoring.max_excluded_share"
+    )
+
+
 def _table(records, encodings, positions, stats, snp_offsets) -> pa.Table:
     columns: dict[str, list] = {name: [] for name in SCHEMA.names}
     empty = np.zeros(0, dtype=np.int64)
@@ -397,6 +470,7 @@ def _table(records, encodings, positions, stats, snp_offsets) -> pa.Table:
         columns["prob"].append(r.prob)
         columns["replicate"].append(r.replicate)
         columns["n_tokens"].append(len(pos))
+        columns["n_excluded"].append(int(enc.excluded.sum()))
         columns["loss"].append(float(-logp.mean()) if len(pos) else None)
         columns["snp_loss"].append(float(-logp[snp_tokens].mean()) if snp_tokens.any() else None)
         columns["token_logprob"].append(s[0].astype(np.float16))
@@ -452,6 +526,7 @@ def score_shard(
     tokens_path: str | os.PathLike | None = None,
     chunk_size: int = 4096,
     progress: bool = True,
+    max_excluded_share: float = MAX_EXCLUDED_SHARE,
 ) -> int:
     """Score one shard's windows and neighbors (the shard's own files); returns its row count.
 
@@ -470,7 +545,13 @@ def score_shard(
         token_writer = stack.enter_context(ShardWriter(tokens_path, SCHEMA)) if tokens_path is not None else None
         for chunk in window_chunks(records, chunk_size):
             encodings, positions, stats = _score_loaded(
-                spec, loaded, chunk, snp_offsets=snp_offsets, seed=seed, progress=progress
+                spec,
+                loaded,
+                chunk,
+                snp_offsets=snp_offsets,
+                seed=seed,
+                progress=progress,
+                max_excluded_share=max_excluded_share,
             )
             feature_writer.write(_feature_rows(chunk, encodings, positions, stats, snp_offsets, features))
             if token_writer is not None:

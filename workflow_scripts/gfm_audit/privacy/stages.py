@@ -185,6 +185,7 @@ def score_shard_rule(job: Job) -> None:
         chunk_size=job.params.chunk_size,
         features_path=out.features,
         tokens_path=out.tokens if "tokens" in out.keys() else None,
+        max_excluded_share=job.params.max_excluded_share,
     )
 
 

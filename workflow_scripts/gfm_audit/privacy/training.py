@@ -1,7 +1,10 @@
 """Stage 3b: train the target (on member windows) and the reference models.
 
 Plain next-token (causal) or masked-token (15%, BERT's 80/10/10 rule) loss
-with AdamW, seeded; saved with ``save_pretrained`` as safetensors.
+with AdamW, seeded; saved with ``save_pretrained`` as safetensors. A natively
+read family (``gfm_audit.gfm``) gets the same losses computed here from its
+logits, and is saved as its original checkpoint layout: the source folder's
+config.json and tokenizer files, and its weights under their original names.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ from typing import Any
 
 from ..determinism import numeric_runtime, single_cpu_thread
 from ..errors import InputError
-from ..models import ModelSpec, load_model, load_tokenizer, max_tokens, model_from_scratch
+from ..gfm.loader import accepts_attention_mask
+from ..models import ModelSpec, first_line, load_model, load_tokenizer, max_tokens, model_from_scratch
 from ..outputs import atomic_directory, write_loss_log
 from ..tokens import encode
 
@@ -102,11 +106,11 @@ def _train(
                 labels = x.masked_fill(a == 0, -100)
             else:
                 x, labels = _mask_tokens(x, special[rows], tokenizer.mask_token_id, len(tokenizer), generator)
-            out = model(input_ids=x.to(device), attention_mask=a.to(device), labels=labels.to(device))
+            loss = lm_loss(model, x.to(device), a.to(device), labels=labels.to(device), kind=spec.kind)
             optimizer.zero_grad(set_to_none=True)
-            out.loss.backward()
+            backward(loss, model, spec)
             optimizer.step()
-            total += float(out.loss.detach())
+            total += float(loss.detach())
             batches += 1
         losses.append(total / max(batches, 1))
         log.info(
@@ -117,16 +121,66 @@ def _train(
             losses[-1],
             time.perf_counter() - start,
         )
-    save_model(model, tokenizer, losses=losses, out_dir=out_dir)
+    save_model(model, tokenizer, losses=losses, out_dir=out_dir, source=spec.path)
     return losses
 
 
-def save_model(model, tokenizer, *, losses: Sequence[float], out_dir: str | os.PathLike) -> None:
-    """Save with ``save_pretrained``; a killed job leaves no model folder behind."""
+def backward(loss, model, spec: ModelSpec) -> None:
+    try:
+        loss.backward()
+    except RuntimeError as exc:
+        architecture = getattr(model, "gfm_audit_architecture", None)
+        if not architecture:
+            raise
+        raise InputError(
+            f"model '{spec.name}': the native {architecture} implementation cannot be trained here "
+            f"({first_line(exc)}); audit it as it is with membership.mode regions or none"
+        ) from None
+
+
+def lm_loss(model, ids, attention, *, labels, kind: str):
+    """Mean cross-entropy over the labelled tokens (-100: none); a transformers model computes its own."""
+    import torch
+
+    if not getattr(model, "gfm_audit_architecture", None):
+        return model(input_ids=ids, attention_mask=attention, labels=labels).loss
+    inputs = {"input_ids": ids}
+    if accepts_attention_mask(model) and not bool(attention.all()):
+        inputs["attention_mask"] = attention
+    logits = model(**inputs).logits.float()
+    if kind == "causal":  # token t is predicted at t - 1
+        logits, labels = logits[:, :-1], labels[:, 1:]
+    return torch.nn.functional.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100
+    )
+
+
+def save_model(
+    model, tokenizer, *, losses: Sequence[float], out_dir: str | os.PathLike, source: str | None = None
+) -> None:
+    """Save with ``save_pretrained`` (a native family: in its original layout); a killed job leaves no folder."""
     with atomic_directory(out_dir) as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
+        if getattr(model, "gfm_audit_architecture", None):
+            save_native(model, source=source, out_dir=tmp)
+        else:
+            model.save_pretrained(tmp, safe_serialization=True)
+            tokenizer.save_pretrained(tmp)
         write_loss_log(tmp, losses)
+
+
+def save_native(model, *, source: str, out_dir: str | os.PathLike) -> None:
+    """Weights under their original names, and the source checkpoint's config.json and tokenizer files."""
+    import shutil
+    from pathlib import Path
+
+    from safetensors.torch import save_file
+
+    # Tied weights share storage, which safetensors refuses; each name gets its own copy (equal values).
+    state = {k: v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, Path(out_dir) / "model.safetensors", metadata={"format": "pt"})
+    for file in Path(source).iterdir():
+        if file.is_file() and file.suffix not in (".safetensors", ".bin", ".py") and "index.json" not in file.name:
+            shutil.copy(file, Path(out_dir) / file.name)
 
 
 def member_sequences(windows: Mapping[str, str], labels: Mapping[str, int]) -> list[str]:

@@ -4,8 +4,16 @@
 - ``huggingface``: a user's ``AutoModelForSequenceClassification`` checkpoint folder;
 - ``gfm_head``: a GFM from the ``models`` block with a new classification head,
   encoder frozen and head trained (the set-up of the earlier GA study this
-  attack follows); it is saved as a Hugging Face checkpoint and reloaded
-  through the ``huggingface`` path.
+  attack follows). A transformers-class GFM gets its
+  ``AutoModelForSequenceClassification`` head, is saved as a Hugging Face
+  checkpoint and reloaded through the ``huggingface`` path; a natively
+  implemented family (HyenaDNA, DNABERT-2, ...) gets a linear head on the mean
+  of its final hidden states (``output_hidden_states=True``) and is saved with
+  its own config and tokenizer files.
+
+Every path loads weights through the same checks as scoring: a weight missing
+from the file or one the model does not have stops in one line (only a new
+head's weights may be missing, and only an LM head may be left unused).
 
 Every classifier takes (N, L) uint8 codes (A=0, C=1, G=2, T=3) and returns
 (N, C) class probabilities, in micro-batches of ``batch_size`` so that one GA
@@ -25,13 +33,17 @@ import numpy as np
 
 from ...determinism import single_cpu_thread
 from ...errors import InputError
-from ...models import ModelSpec, first_line, quiet_transformers, read_checkpoint_config
+from ...gfm import loader, registry
+from ...gfm.weights import check_weight_names
+from ...models import ModelSpec, architecture_of, first_line, quiet_transformers, read_checkpoint_config
 from ...outputs import atomic_directory, write_loss_log
 from .data import decode
 
 log = logging.getLogger(__name__)
 
 CLASSIFIER_FILE = "gfm_audit_classifier.json"
+# The files of a native GFM folder a saved gfm_head classifier keeps: its config and tokenizer, not its weights.
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".py")
 
 
 def _device() -> str:
@@ -209,24 +221,148 @@ class HFClassifier(Classifier):
         num_labels: int | None = None,
         batch_size: int = 64,
     ) -> HFClassifier:
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import AutoModelForSequenceClassification
 
         spec = ModelSpec(name=name, path=str(folder), kind="classifier", trust_remote_code=trust_remote_code)
-        read_checkpoint_config(spec)
+        config = read_checkpoint_config(spec)
+        architecture_of(spec, config)  # auto_map without trust_remote_code, unknown model_type: one line each
         quiet_transformers()
         extra = {"num_labels": num_labels} if num_labels else {}
+        tokenizer = loader.transformers_tokenizer(spec, config)
         try:
-            tokenizer = AutoTokenizer.from_pretrained(
-                folder, trust_remote_code=trust_remote_code, local_files_only=True
+            model, info = AutoModelForSequenceClassification.from_pretrained(
+                folder, trust_remote_code=trust_remote_code, local_files_only=True, output_loading_info=True, **extra
             )
-            model = AutoModelForSequenceClassification.from_pretrained(
-                folder, trust_remote_code=trust_remote_code, local_files_only=True, **extra
-            )
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RuntimeError) as exc:
+            if loader.runs_remote_code(spec, config):
+                raise loader.remote_code_error(spec, exc, "loading the classifier") from None
             raise InputError(
                 f"classifier '{name}': cannot load {folder} as a sequence classifier: {first_line(exc)}"
             ) from None
+        except Exception as exc:
+            if loader.runs_remote_code(spec, config):
+                raise loader.remote_code_error(spec, exc, "loading the classifier") from None
+            raise
+        _check_classifier_weights(model, info, name=name, folder=folder, new_head=bool(num_labels))
         return cls(name, model, tokenizer, train=train, batch_size=batch_size)
+
+
+def _check_classifier_weights(model, info: dict, *, name: str, folder, new_head: bool) -> None:
+    """Every encoder weight from the file; a new head (gfm_head) may be missing and the LM head it replaces unused."""
+    prefix = getattr(model, "base_model_prefix", "") + "."
+    missing, unexpected = set(info.get("missing_keys", ())), set(info.get("unexpected_keys", ()))
+    if new_head:
+        missing = {k for k in missing if k.startswith(prefix)}
+        unexpected = {k for k in unexpected if k.startswith(prefix)}
+    check_weight_names(missing=missing, unexpected=unexpected, name=name, folder=folder, allow_missing=False)
+
+
+class NativeHeadClassifier(Classifier):
+    """A natively implemented GFM (gfm_audit.gfm) with a linear head on the mean of its final hidden states."""
+
+    def __init__(self, name: str, lm, tokenizer, *, architecture: str, num_labels: int, batch_size: int = 64):
+        import torch
+
+        self.name, self.lm, self.tokenizer, self.batch_size = name, lm, tokenizer, batch_size
+        self.architecture, self.num_labels = architecture, num_labels
+        self.device = _device()
+        self.accepts_mask = loader.accepts_attention_mask(lm)
+        hidden = self._hidden(torch.as_tensor([self._ids("ACGT")]), None).shape[-1]
+        self.model = torch.nn.ModuleDict({"lm": lm, "head": torch.nn.Linear(hidden, num_labels)})
+        self.model.to(self.device).eval()
+
+    def _ids(self, seq: str) -> list[int]:
+        return self.tokenizer(seq)["input_ids"]
+
+    def _hidden(self, ids, attention):
+        inputs = {"input_ids": ids}
+        if attention is not None and self.accepts_mask:
+            inputs["attention_mask"] = attention
+        return self.lm(**inputs, output_hidden_states=True).hidden_states[-1]
+
+    def logits(self, codes: np.ndarray):
+        import torch
+
+        encoded = [self._ids(s) for s in decode(codes)]
+        pooled = [None] * len(encoded)
+        # A model that takes no attention mask would see padding: one forward per token count.
+        groups = {}
+        for i, ids in enumerate(encoded):
+            groups.setdefault(len(ids) if not self.accepts_mask else 0, []).append(i)
+        pad = self.tokenizer.pad_token_id or 0
+        for rows in groups.values():
+            width = max(len(encoded[i]) for i in rows)
+            ids = torch.full((len(rows), width), pad, dtype=torch.long)
+            attention = torch.zeros_like(ids)
+            for b, i in enumerate(rows):
+                ids[b, : len(encoded[i])] = torch.as_tensor(encoded[i])
+                attention[b, : len(encoded[i])] = 1
+            ids, attention = ids.to(self.device), attention.to(self.device)
+            hidden = self._hidden(ids, attention if not bool(attention.all()) else None).float()
+            weights = attention.unsqueeze(-1).to(hidden.dtype)
+            means = (hidden * weights).sum(1) / weights.sum(1)
+            for b, i in enumerate(rows):
+                pooled[i] = means[b]
+        return self.model["head"](torch.stack(pooled))
+
+    def freeze_encoder(self, train: str) -> None:
+        for p in self.model["lm"].parameters():
+            p.requires_grad = train != "head"
+
+    def save(self, folder: str | os.PathLike) -> None:
+        import shutil
+
+        from safetensors.torch import save_file
+
+        folder = Path(folder)
+        state = {k: v.detach().contiguous().cpu() for k, v in self.model.state_dict().items()}
+        # Tied weights share storage; safetensors stores each tensor once.
+        save_file({k: v.clone() for k, v in state.items()}, folder / "model.safetensors")
+        for file in Path(self.source).iterdir():
+            if file.is_file() and not file.name.endswith(_WEIGHT_SUFFIXES) and "index.json" not in file.name:
+                shutil.copy(file, folder / file.name)
+        meta = {"kind": "gfm_head", "architecture": self.architecture, "num_labels": self.num_labels}
+        (folder / CLASSIFIER_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+
+    @classmethod
+    def from_gfm(
+        cls,
+        name: str,
+        folder: str | os.PathLike,
+        *,
+        architecture: str,
+        num_labels: int,
+        train: str = "head",
+        batch_size: int = 64,
+        saved: bool = False,
+    ) -> NativeHeadClassifier:
+        """The GFM in ``folder`` loaded strictly (a saved classifier: with its head) and a head on top."""
+        from ...gfm.weights import load_weights, read_state_dict
+
+        family = registry.family_module(architecture)
+        spec = ModelSpec(name=name, path=str(folder), kind=family.KINDS[0], architecture=architecture)
+        config = read_checkpoint_config(spec)
+        lm = loader.native_model(spec, config, architecture, weights=not saved)
+        clf = cls(
+            name,
+            lm,
+            loader.native_tokenizer(spec, architecture),
+            architecture=architecture,
+            num_labels=num_labels,
+            batch_size=batch_size,
+        )
+        clf.source = str(folder)
+        if saved:
+            tied = (
+                {f"lm.{k}": f"lm.{v}" for k, v in family.TIED_WEIGHTS.items()} if loader.tie_weights_on(config) else {}
+            )
+            load_weights(
+                clf.model, read_state_dict(folder, f"classifier '{name}'"), tied=tied, name=name, folder=folder
+            )
+            clf.model.to(clf.device)
+        clf.freeze_encoder(train)
+        clf.model.eval()
+        return clf
 
 
 def load_classifier(name: str, folder: str | os.PathLike, spec: dict[str, Any]) -> Classifier:
@@ -236,6 +372,17 @@ def load_classifier(name: str, folder: str | os.PathLike, spec: dict[str, Any]) 
     batch = spec.get("batch_size", 256)
     if kind == "cnn":
         return CNNClassifier.load(name, folder, batch_size=batch)
+    if kind == "gfm_head":
+        meta = json.loads(meta_file.read_text())
+        return NativeHeadClassifier.from_gfm(
+            name,
+            folder,
+            architecture=meta["architecture"],
+            num_labels=meta["num_labels"],
+            train=spec.get("train", "head"),
+            batch_size=batch,
+            saved=True,
+        )
     return HFClassifier.load(
         name,
         folder,
@@ -262,6 +409,16 @@ def new_classifier(name: str, spec: dict[str, Any], *, base_folder: str | None, 
         import torch
 
         torch.manual_seed(seed)  # the new head's initial weights
+        gfm = ModelSpec(name=name, path=str(base_folder), kind="classifier")
+        architecture = registry.resolve("auto", read_checkpoint_config(gfm), name=name)
+        if architecture != registry.TRANSFORMERS:
+            return NativeHeadClassifier.from_gfm(
+                name,
+                base_folder,
+                architecture=architecture,
+                num_labels=spec.get("num_labels", 2),
+                batch_size=spec.get("batch_size", 64),
+            )
         return HFClassifier.load(
             name,
             base_folder,

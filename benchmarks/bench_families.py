@@ -1,0 +1,123 @@
+"""P1 per native family: gfm-audit's scoring path against a bare batched forward of the same module.
+
+Run: .venv/bin/python benchmarks/bench_families.py [--windows N] [--length BP]
+
+Each family's tiny golden checkpoint (tests/fixtures/gfm/<family>/) scores the same real demo windows twice,
+one CPU thread: through ``Scorer.score`` (what ``score_sequences`` runs once the model is loaded: batching,
+masking, log-softmax statistics, bookkeeping) and through a bare loop that only calls the module's forward on
+the very same batches (for a masked model: the same masked copies). The ratio bare / ours is the share of
+the time that is the model itself; 1.0 means no overhead. The fixtures are tiny (hidden 16-64, 2 layers), so
+this is the worst case for the ratio: real checkpoints spend far more time in the forward pass.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "workflow_scripts"))
+
+import gfm_audit  # noqa: E402,F401  (MKL settings before torch)
+import numpy as np  # noqa: E402
+import pysam  # noqa: E402
+import torch  # noqa: E402
+from gfm_audit.gfm import registry  # noqa: E402
+from gfm_audit.gfm.loader import accepts_attention_mask  # noqa: E402
+from gfm_audit.models import ModelSpec, load_model, load_tokenizer  # noqa: E402
+from gfm_audit.privacy.scoring import Scorer, sampled_offsets, scored_positions  # noqa: E402
+from gfm_audit.tokens import encode_many  # noqa: E402
+
+FIXTURES = REPO / "tests" / "fixtures" / "gfm"
+
+
+def windows(n: int, length: int, seed: int = 0) -> list[str]:
+    with pysam.FastaFile(str(REPO / "resources/demo/z.fa")) as fa:
+        seq = fa.fetch("z").upper()
+    starts = np.random.default_rng(seed).integers(0, len(seq) - length, n * 4)
+    out = [seq[s : s + length] for s in starts if "N" not in seq[s : s + length]]
+    return out[:n]
+
+
+def best_of(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def bench(family: str, seqs: list[str], *, batch_size: int, repeat: int) -> dict:
+    kind = registry.family_module(family).KINDS[0]
+    spec = ModelSpec(family, str(FIXTURES / family), kind, masking="sampled", mask_fraction=0.15)
+    model, tokenizer = load_model(spec), load_tokenizer(spec)
+    ids = [f"w{i}" for i in range(len(seqs))]
+    encodings = encode_many(tokenizer, seqs, seq_ids=ids, model=family)
+    empty = np.zeros(0, dtype=np.int64)
+    positions = [
+        scored_positions(
+            e,
+            kind,
+            masking="sampled",
+            offsets=sampled_offsets(w, len(s), snp_offsets=empty, fraction=0.15, seed=0) if kind == "masked" else None,
+        )
+        for e, w, s in zip(encodings, ids, seqs, strict=True)
+    ]
+    scorer = Scorer(
+        model,
+        kind,
+        pad_id=tokenizer.pad_token_id or 0,
+        mask_id=tokenizer.mask_token_id,
+        batch_size=batch_size,
+        device="cpu",
+    )
+    batches = list(scorer._batches(encodings, positions))
+    mask = accepts_attention_mask(model)
+
+    def bare() -> None:
+        with torch.inference_mode():
+            for x, a, _ in batches:
+                inputs = {"input_ids": torch.from_numpy(x)}
+                if mask and kind != "causal" and not a.all():
+                    inputs["attention_mask"] = torch.from_numpy(a)
+                model(**inputs).logits  # noqa: B018
+
+    ours = best_of(lambda: scorer.score(encodings, positions), repeat)
+    plain = best_of(bare, repeat)
+    tokens = sum(int(a.sum()) for _, a, _ in batches)
+    return {
+        "family": family,
+        "kind": kind,
+        "forwards": sum(len(x) for x, _, _ in batches),
+        "tokens": tokens,
+        "ours_s": ours,
+        "bare_s": plain,
+        "ratio": plain / ours,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--windows", type=int, default=32)
+    parser.add_argument("--length", type=int, default=498, help="bp per window (498 = 83 six-mers)")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    seqs = windows(args.windows, args.length)
+    print(f"{len(seqs)} windows of {args.length} bp, batch {args.batch_size}, 1 CPU thread, best of {args.repeat}\n")
+    print("| family | kind | sequences through the model | tokens | ours (s) | bare forward (s) | bare / ours |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for family in registry.available_families():
+        r = bench(family, seqs, batch_size=args.batch_size, repeat=args.repeat)
+        print(
+            f"| {r['family']} | {r['kind']} | {r['forwards']} | {r['tokens']} | {r['ours_s']:.3f} | "
+            f"{r['bare_s']:.3f} | {r['ratio']:.2f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
