@@ -21,13 +21,14 @@ demo: $(STAMP)
 	@echo
 	@echo "Demo finished. Outputs are under $(CURDIR)/results/:"
 	@echo "  windows:    results/windows/windows.tsv, windows.fa, snps.tsv.gz"
-	@echo "  neighbors: results/neighbors/neighbors.tsv, neighbors.fa"
+	@echo "  neighbors:  results/neighbors/neighbors.tsv, shard-<i>.fa"
 	@echo "  membership: results/membership.tsv"
 	@echo "  models:     results/models/<name>/"
-	@echo "  scores:     results/scores/<model>.parquet"
+	@echo "  features:   results/features/<model>.parquet (per window), <model>/shard-<i>.parquet (per sequence)"
+	@echo "  scores:     results/scores/<model>/shard-<i>.parquet (per token)"
 	@echo "  attacks:    results/attacks/<model>/metrics.tsv"
 	@echo "  robustness: results/robustness/ga/<classifier>/, adv_training/<classifier>/, fimba/"
-	@echo "  logs:       results/logs/"
+	@echo "  logs:       results/logs/, benchmarks: results/benchmarks/"
 	@echo
 	@echo "Report: $(CURDIR)/results/report/report.html"
 

@@ -1,14 +1,15 @@
 rule run_attacks:
     """Membership-inference attack scores, one column per attack variant."""
     input:
-        unpack(attack_score_inputs),
+        unpack(attack_feature_inputs),
         membership="results/membership.tsv",
-        windows="results/windows/windows.fa",
     output:
         scores="results/attacks/{model}/scores.tsv",
         skipped="results/attacks/{model}/skipped.tsv",
     log:
         "results/logs/attacks/{model}.log",
+    benchmark:
+        "results/benchmarks/run_attacks/{model}.tsv"
     wildcard_constraints:
         model="|".join(MODELS) or "no-model-is-audited",
     conda:
@@ -39,6 +40,8 @@ rule evaluate_attacks:
         thresholds="results/attacks/{model}/neighborhood_thresholds.tsv",
     log:
         "results/logs/attacks/{model}.metrics.log",
+    benchmark:
+        "results/benchmarks/evaluate_attacks/{model}.tsv"
     wildcard_constraints:
         model="|".join(MODELS) or "no-model-is-audited",
     conda:

@@ -57,7 +57,29 @@ REFERENCES = reference_names(MEMBERSHIP["reference_models"]) if MODE == "finetun
 TRAINED = [TARGET, *REFERENCES] if MODE == "finetune" else []
 # Mode individuals trains and scores on people's haplotypes (rules/individuals.smk), not on the windows.
 SCORED = [*MODELS, *REFERENCES] if MODE != "individuals" else []
-SHARDS = list(range(config["scoring"]["shards"]))
+SCORING = config["scoring"]
+SHARDS = list(range(SCORING["shards"]))
+
+from gfm_audit.privacy.attacks import required_features  # noqa: E402
+
+# The per-sequence features the configured attacks read: what every scoring job computes (a parameter of an
+# attack that is not run asks for none).
+FEATURES = required_features(config["attacks"]["names"], config["attacks"]) if MODE in ("finetune", "regions") else []
+# Figures drawn from per-token scores: they need scoring.keep_tokens.
+TOKEN_FIGURES = config["report"]["token_figures"] if MODE in ("finetune", "regions") else []
+if TOKEN_FIGURES and not SCORING["keep_tokens"]:
+    sys.exit(
+        f"gfm-audit: figure {TOKEN_FIGURES[0]} (report.token_figures) needs per-token scores, which "
+        "scoring.keep_tokens: false does not keep; set scoring.keep_tokens: true or remove the figure"
+    )
+
+
+def score_shard_outputs():
+    """The per-sequence features of a shard, and its per-token table when scoring.keep_tokens is on."""
+    outputs = {"features": "results/features/{model}/shard-{shard}.parquet"}
+    if SCORING["keep_tokens"]:
+        outputs["tokens"] = "results/scores/{model}/shard-{shard}.parquet"
+    return outputs
 
 
 def model_folder(name):
@@ -234,20 +256,22 @@ def final_targets():
         "results/windows/windows.tsv",
         "results/windows/snps.tsv.gz",
         "results/neighbors/neighbors.tsv",
-        "results/neighbors/neighbors.fa",
     ]
     if MODE in ("finetune", "regions"):
         targets.append("results/membership.tsv")
     if MODE == "individuals":
         targets.append("results/membership_individuals.tsv")
         targets += [f for files in report_layout.section_outputs("individuals", [TARGET]).values() for f in files]
-    targets += [f"results/scores/{m}.parquet" for m in SCORED]
+    targets += [f"results/features/{m}.parquet" for m in SCORED]
     targets += [f for files in ga_outputs().values() for f in files]
     targets += [f for files in fimba_outputs().values() for f in files]
     targets += [f for files in memorisation_outputs().values() for f in files]
     targets += ["results/report/report.html"] if report_wanted() else []
-    # Shards are targets too, so that deleting one re-runs just that shard (and the cheap merge).
-    targets += [f"results/scores/{m}/shard-{i}.parquet" for m in SCORED for i in SHARDS]
+    targets += [f"results/report/{m}/{figure}.png" for m in audited_models() for figure in TOKEN_FIGURES]
+    # Shards are targets too, so that deleting one re-runs just that shard (and the cheap reduce).
+    targets += [
+        path.format(model=m, shard=i) for path in score_shard_outputs().values() for m in SCORED for i in SHARDS
+    ]
     return targets
 
 
@@ -256,6 +280,6 @@ def audited_models():
     return list(MODELS) if MODE in ("finetune", "regions") else []
 
 
-def attack_score_inputs(wildcards):
-    """Scores of the attacked model and of every model an attack may compare it with."""
-    return {m: f"results/scores/{m}.parquet" for m in SCORED}
+def attack_feature_inputs(wildcards):
+    """Per-window features of the attacked model and of every model an attack may compare it with."""
+    return {m: f"results/features/{m}.parquet" for m in SCORED}

@@ -17,6 +17,8 @@ rule individual_haplotypes:
         counts="results/individuals/counts.tsv",
     log:
         "results/logs/individuals/haplotypes.log",
+    benchmark:
+        "results/benchmarks/individual_haplotypes.tsv"
     conda:
         "../envs/data.yaml"
     threads: 1
@@ -39,6 +41,8 @@ rule individuals_membership:
         "results/membership_individuals.tsv",
     log:
         "results/logs/individuals/membership.log",
+    benchmark:
+        "results/benchmarks/individuals_membership.tsv"
     conda:
         "../envs/data.yaml"
     threads: 1
@@ -62,6 +66,8 @@ rule train_individual_model:
         directory("results/individuals/models/{imodel}"),
     log:
         "results/logs/individuals/train/{imodel}.log",
+    benchmark:
+        "results/benchmarks/train_individual_model/{imodel}.tsv"
     wildcard_constraints:
         imodel="|".join(IND_MODELS) or "no-individuals-model",
     conda:
@@ -90,6 +96,8 @@ rule score_individuals:
         "results/individuals/scores/{imodel}.parquet",
     log:
         "results/logs/individuals/score/{imodel}.log",
+    benchmark:
+        "results/benchmarks/score_individuals/{imodel}.tsv"
     wildcard_constraints:
         imodel="|".join(IND_MODELS) or "no-individuals-model",
     conda:
@@ -119,6 +127,8 @@ rule individual_attacks:
         curve="results/individuals/attacks/{model}/windows_curve.tsv",
     log:
         "results/logs/individuals/attacks/{model}.log",
+    benchmark:
+        "results/benchmarks/individual_attacks/{model}.tsv"
     wildcard_constraints:
         model=TARGET or "no-target",
     conda:
@@ -147,6 +157,8 @@ rule genotype_inference:
         summary="results/individuals/genotypes/{model}/summary.tsv",
     log:
         "results/logs/individuals/genotypes/{model}.log",
+    benchmark:
+        "results/benchmarks/genotype_inference/{model}.tsv"
     wildcard_constraints:
         model=TARGET or "no-target",
     conda:
@@ -176,6 +188,8 @@ rule plot_individuals:
         genotypes=report_figure("genotype_accuracy", category="Individuals", subcategory="{model}"),
     log:
         "results/logs/individuals/plots/{model}.log",
+    benchmark:
+        "results/benchmarks/plot_individuals/{model}.tsv"
     wildcard_constraints:
         model=TARGET or "no-target",
     conda:

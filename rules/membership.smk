@@ -8,6 +8,8 @@ rule membership_labels:
         "results/membership.tsv",
     log:
         "results/logs/membership_labels.log",
+    benchmark:
+        "results/benchmarks/membership_labels.tsv"
     conda:
         "../envs/data.yaml"
     threads: 1

@@ -12,6 +12,8 @@ rule make_canaries:
         CANARY_TABLE,
     log:
         "results/logs/memorisation/make_canaries.log",
+    benchmark:
+        "results/benchmarks/make_canaries.tsv"
     conda:
         "../envs/data.yaml"
     threads: 1
@@ -34,6 +36,8 @@ rule canary_exposure:
         "results/memorisation/{model}/exposure.tsv",
     log:
         "results/logs/memorisation/{model}.exposure.log",
+    benchmark:
+        "results/benchmarks/canary_exposure/{model}.tsv"
     wildcard_constraints:
         model="|".join(EXPOSURE_MODELS) or "no-model-has-canaries",
     conda:
@@ -62,6 +66,8 @@ rule extraction:
         "results/memorisation/{model}/extraction.tsv",
     log:
         "results/logs/memorisation/{model}.extraction.log",
+    benchmark:
+        "results/benchmarks/extraction/{model}.tsv"
     wildcard_constraints:
         model="|".join(EXTRACTION_MODELS) or "no-model-is-extracted",
     conda:
@@ -87,6 +93,8 @@ rule plot_exposure:
         report_figure("exposure_vs_repeats", category="Memorisation", subcategory="{model}"),
     log:
         "results/logs/memorisation/{model}.plot_exposure.log",
+    benchmark:
+        "results/benchmarks/plot_exposure/{model}.tsv"
     wildcard_constraints:
         model="|".join(EXPOSURE_MODELS) or "no-model-has-canaries",
     conda:
@@ -107,6 +115,8 @@ rule plot_extraction:
         report_figure("extraction_vs_prefix", category="Memorisation", subcategory="{model}"),
     log:
         "results/logs/memorisation/{model}.plot_extraction.log",
+    benchmark:
+        "results/benchmarks/plot_extraction/{model}.tsv"
     wildcard_constraints:
         model="|".join(EXTRACTION_MODELS) or "no-model-is-extracted",
     conda:

@@ -7,6 +7,8 @@ rule prepare_reference:
         **staged_reference(),
     log:
         "results/logs/prepare_reference.log",
+    benchmark:
+        "results/benchmarks/prepare_reference.tsv"
     conda:
         "../envs/data.yaml"
     threads: 1

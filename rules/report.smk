@@ -2,7 +2,8 @@ rule plot_attacks:
     """ROC (linear and log-log), score histograms, the neighbor-loss figure of the original HyenaDNA membership-inference benchmark, SNP-site signal."""
     input:
         scores="results/attacks/{model}/scores.tsv",
-        target_scores="results/scores/{model}.parquet",
+        # Per-sequence features (the neighbor-loss figure draws each neighbor), never per-token data.
+        sequences=expand("results/features/{{model}}/shard-{shard}.parquet", shard=SHARDS),
     output:
         roc=report_figure("roc", category="Figures", subcategory="{model}"),
         histograms=report_figure("histograms", category="Figures", subcategory="{model}"),
@@ -10,6 +11,8 @@ rule plot_attacks:
         snp_sites=report_figure("snp_sites", category="Figures", subcategory="{model}"),
     log:
         "results/logs/report/{model}.plots.log",
+    benchmark:
+        "results/benchmarks/plot_attacks/{model}.tsv"
     wildcard_constraints:
         model="|".join(MODELS) or "no-model-is-audited",
     conda:
@@ -22,6 +25,34 @@ rule plot_attacks:
         "../workflow_scripts/scripts/plot_attacks.py"
 
 
+rule plot_token_profile:
+    """Per-token figure (report.token_figures): mean log p by position, members vs non-members (needs keep_tokens)."""
+    input:
+        tokens=expand("results/scores/{{model}}/shard-{shard}.parquet", shard=SHARDS),
+        membership="results/membership.tsv",
+    output:
+        report(
+            "results/report/{model}/token_profile.png",
+            caption="../report/token_profile.rst",
+            category="Figures",
+            subcategory="{model}",
+        ),
+    log:
+        "results/logs/report/{model}.token_profile.log",
+    benchmark:
+        "results/benchmarks/plot_token_profile/{model}.tsv"
+    wildcard_constraints:
+        model="|".join(MODELS) or "no-model-is-audited",
+    conda:
+        "../envs/report.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    script:
+        "../workflow_scripts/scripts/plot_token_profile.py"
+
+
 rule report:
     """One self-contained HTML page: privacy verdicts, metrics and figures per model; robustness results."""
     input:
@@ -31,6 +62,8 @@ rule report:
         report("results/report/report.html", caption="../report/report.rst", category="Report"),
     log:
         "results/logs/report/report.log",
+    benchmark:
+        "results/benchmarks/report.tsv"
     conda:
         "../envs/report.yaml"
     threads: 1

@@ -13,6 +13,8 @@ rule fimba_model:
         model="results/robustness/fimba/{fmodel}/model.joblib",
     log:
         "results/logs/robustness/fimba_{fmodel}.log",
+    benchmark:
+        "results/benchmarks/fimba_model/{fmodel}.tsv"
     conda:
         "../envs/models.yaml"
     threads: 2
@@ -33,6 +35,8 @@ rule fimba_detection:
         "results/robustness/fimba/detection.tsv",
     log:
         "results/logs/robustness/fimba_detection.log",
+    benchmark:
+        "results/benchmarks/fimba_detection.tsv"
     conda:
         "../envs/models.yaml"
     threads: 1
@@ -52,6 +56,8 @@ rule fimba_vae:
         "results/robustness/fimba/vae.tsv",
     log:
         "results/logs/robustness/fimba_vae.log",
+    benchmark:
+        "results/benchmarks/fimba_vae.tsv"
     conda:
         "../envs/models.yaml"
     threads: 2
@@ -75,6 +81,8 @@ rule plot_fimba:
         spectra=report_figure("spectra", category="Robustness: FIMBA", subcategory="{fmodel}"),
     log:
         "results/logs/robustness/fimba_{fmodel}.plots.log",
+    benchmark:
+        "results/benchmarks/plot_fimba/{fmodel}.tsv"
     conda:
         "../envs/report.yaml"
     threads: 1
@@ -95,6 +103,8 @@ rule fimba_comparison:
         "results/robustness/fimba/{fmodel}/comparison.tsv",
     log:
         "results/logs/robustness/fimba_{fmodel}.comparison.log",
+    benchmark:
+        "results/benchmarks/fimba_comparison/{fmodel}.tsv"
     conda:
         "../envs/models.yaml"
     threads: 1
@@ -115,6 +125,8 @@ rule fimba_comparison_table:
         "results/robustness/fimba/comparison.tsv",
     log:
         "results/logs/robustness/fimba_comparison.log",
+    benchmark:
+        "results/benchmarks/fimba_comparison_table.tsv"
     conda:
         "../envs/models.yaml"
     threads: 1
@@ -133,6 +145,8 @@ rule plot_fimba_comparison:
         report_figure("fimba_comparison", category="Robustness: FIMBA", subcategory="{fmodel}"),
     log:
         "results/logs/robustness/fimba_{fmodel}.comparison_plot.log",
+    benchmark:
+        "results/benchmarks/plot_fimba_comparison/{fmodel}.tsv"
     conda:
         "../envs/report.yaml"
     threads: 1

@@ -13,6 +13,8 @@ rule train_classifier:
         directory("results/robustness/classifiers/{classifier}"),
     log:
         "results/logs/robustness/{classifier}.train.log",
+    benchmark:
+        "results/benchmarks/train_classifier/{classifier}.tsv"
     wildcard_constraints:
         classifier="|".join(GA_TRAINED) or "no-classifier-is-trained",
     conda:
@@ -39,6 +41,8 @@ rule ga_attack:
         summary="results/robustness/ga/{classifier}/summary.tsv",
     log:
         "results/logs/robustness/{classifier}.ga_attack.log",
+    benchmark:
+        "results/benchmarks/ga_attack/{classifier}.tsv"
     wildcard_constraints:
         classifier="|".join(GA_CLASSIFIERS) or "no-classifier",
     conda:
@@ -68,6 +72,8 @@ rule compare_attacks:
         comparison="results/robustness/ga/{classifier}/comparison.tsv",
     log:
         "results/logs/robustness/{classifier}.compare_attacks.log",
+    benchmark:
+        "results/benchmarks/compare_attacks/{classifier}.tsv"
     wildcard_constraints:
         classifier="|".join(GA_CLASSIFIERS) or "no-classifier",
     conda:
@@ -101,6 +107,8 @@ rule adversarial_training:
         model=directory("results/robustness/adv_training/{classifier}/model"),
     log:
         "results/logs/robustness/{classifier}.adversarial_training.log",
+    benchmark:
+        "results/benchmarks/adversarial_training/{classifier}.tsv"
     wildcard_constraints:
         classifier="|".join(GA_CLASSIFIERS) or "no-classifier",
     conda:
@@ -134,6 +142,8 @@ rule plot_ga:
         progress=report_figure("training_progress", category="Robustness: GA", subcategory="{classifier}"),
     log:
         "results/logs/robustness/{classifier}.plots.log",
+    benchmark:
+        "results/benchmarks/plot_ga/{classifier}.tsv"
     wildcard_constraints:
         classifier="|".join(GA_CLASSIFIERS) or "no-classifier",
     conda:

@@ -1,15 +1,17 @@
 rule score_shard:
-    """Per-token log-probabilities of one shard of windows and their neighbors (one GPU job)."""
+    """Score one shard of windows and their neighbors (one GPU job): per-sequence features, per-token table if kept."""
     input:
         model=lambda w: model_folder(w.model),
-        windows="results/windows/windows.fa",
-        neighbors_fasta="results/neighbors/neighbors.fa",
-        neighbors_tsv="results/neighbors/neighbors.tsv",
-        snps="results/windows/snps.tsv.gz",
+        windows="results/windows/shard-{shard}.fa",
+        neighbors_fasta="results/neighbors/shard-{shard}.fa",
+        neighbors_tsv="results/neighbors/shard-{shard}.tsv",
+        snps="results/windows/shard-{shard}.snps.tsv.gz",
     output:
-        "results/scores/{model}/shard-{shard}.parquet",
+        **score_shard_outputs(),
     log:
         "results/logs/score/{model}/shard-{shard}.log",
+    benchmark:
+        "results/benchmarks/score_shard/{model}/shard-{shard}.tsv"
     wildcard_constraints:
         model="|".join(SCORED) or "no-model-is-scored",
     conda:
@@ -22,26 +24,11 @@ rule score_shard:
     params:
         # The folder as Snakemake gives the input: a trained model's is prefixed when used as a module.
         spec=lambda w, input: model_spec(w.model, input.model),
-        scoring=config["scoring"],
+        # Only what changes the numbers: a new attack parameter re-scores only when it needs a new feature.
+        features=FEATURES,
+        batch_size=config["scoring"]["batch_size"],
+        seed=config["scoring"]["seed"],
+        chunk_size=config["scoring"]["chunk_size"],
+        max_excluded_share=config["scoring"]["max_excluded_share"],
     script:
         "../workflow_scripts/scripts/score_shard.py"
-
-
-rule merge_scores:
-    """One table per model: the shards in order."""
-    input:
-        expand("results/scores/{{model}}/shard-{shard}.parquet", shard=SHARDS),
-    output:
-        "results/scores/{model}.parquet",
-    log:
-        "results/logs/score/{model}/merge.log",
-    wildcard_constraints:
-        model="|".join(SCORED) or "no-model-is-scored",
-    conda:
-        "../envs/models.yaml"
-    threads: 1
-    resources:
-        mem_mb=4000,
-        runtime=30,
-    script:
-        "../workflow_scripts/scripts/merge_scores.py"

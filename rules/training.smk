@@ -9,6 +9,8 @@ rule train_model:
         directory("results/models/{trained}"),
     log:
         "results/logs/train_model/{trained}.log",
+    benchmark:
+        "results/benchmarks/train_model/{trained}.tsv"
     conda:
         "../envs/models.yaml"
     threads: 2

@@ -7,10 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from gfm_audit.errors import InputError
-from gfm_audit.privacy.attacks import AttackData, registry
+from gfm_audit.privacy.attacks import AttackData, registry, required_features
 from gfm_audit.privacy.attacks.lira import lira_scores
 from gfm_audit.privacy.attacks.rmia import population_mask, rmia_scores
 from gfm_audit.privacy.attacks.runner import run_attacks
+from gfm_audit.privacy.features import min_k_feature, min_k_pp_feature, sequence_features, window_table
 from gfm_audit.privacy.metrics import tpr_at_fpr
 from scipy.stats import norm
 from sklearn.metrics import roc_curve
@@ -26,17 +27,80 @@ def _window(wid, loss, lp=(-1.0,), mu=(-1.0,), sd=(1.0,), snp_loss=None):
     return (wid, wid, "window", None, loss, snp_loss, list(lp), list(mu), list(sd))
 
 
+KS = (0.1, 0.2)  # the min-k fractions the tests' feature tables hold
+FEATURES = ["n_tokens", "loss", "snp_loss", "zlib_bytes"] + [
+    f(k) for k in KS for f in (min_k_feature, min_k_pp_feature)
+]
+
+
+def _window_features(table: pd.DataFrame, seqs) -> pd.DataFrame:
+    """The per-window table the workflow would build from these sequences: the map, then the reduce.
+
+    Loss and SNP-site loss are given (as the scoring job measures them); the min-k features come from the
+    token arrays through the scoring job's own reduction.
+    """
+    rows = []
+    for r in table.itertuples(index=False):
+        lp = np.asarray(r.token_logprob, np.float32)
+        stats = np.stack(
+            [lp, *(np.broadcast_to(np.asarray(v, np.float32), lp.shape) for v in (r.token_mean, r.token_std))]
+        )
+        minks = [f for f in FEATURES if f.startswith("min_k")]
+        values = sequence_features(stats, np.zeros(stats.shape[1], bool), minks)
+        rows.append(
+            {
+                "sequence_id": r.sequence_id,
+                "window_id": r.window_id,
+                "kind": r.kind,
+                "prob": r.prob,
+                "replicate": 0,
+                "n_tokens": stats.shape[1],
+                "loss": r.loss,
+                "snp_loss": r.snp_loss,
+                "zlib_bytes": len(zlib.compress(seqs[r.window_id].encode(), 9)) if r.kind == "window" else None,
+                **values,
+            }
+        )
+    return window_table(pd.DataFrame(rows)).set_index("window_id").loc[["a", "b"]]
+
+
 def _data(scores, member=(1, 0), references=(), ref_member=None, params=None, seqs=None):
+    seqs = seqs or {"a": "ACGT" * 10, "b": "AAAA" * 10}
     return AttackData(
         target="t",
         window_ids=["a", "b"],
         member=np.array(member),
-        sequences=seqs or {"a": "ACGT" * 10, "b": "AAAA" * 10},
-        scores=scores,
+        features={name: _window_features(table, seqs) for name, table in scores.items()},
         references=list(references),
         ref_member=ref_member or {},
         params=params or {},
     )
+
+
+def test_each_attack_declares_the_features_it_reads_and_unused_parameters_ask_for_none():
+    every = list(registry())
+    assert required_features(every, {}) == ["loss", "min_k_k0.2", "min_k_pp_k0.2", "snp_loss", "zlib_bytes"]
+    assert required_features(every, {"min_k": {"k": [0.1, 0.5]}}) == [
+        "loss",
+        "min_k_k0.1",
+        "min_k_k0.5",
+        "min_k_pp_k0.1",
+        "min_k_pp_k0.5",
+        "snp_loss",
+        "zlib_bytes",
+    ]
+    # min_k.k configured but no min-k attack run: no min-k feature, the scoring jobs are unchanged.
+    assert required_features(["loss", "rmia"], {"min_k": {"k": 0.7}}) == required_features(["loss", "rmia"], {})
+
+
+def test_several_min_k_fractions_give_one_column_each():
+    lp = [-0.1, -2.0, -0.5, -3.0, -0.2, -0.4, -0.3, -1.0, -0.6, -0.7]
+    t = _table([_window("a", 0.9, lp=lp, mu=[0.0] * 10, sd=[2.0] * 10), _window("b", 1.5, lp=[-1.5] * 10)])
+    data = _data({"t": t}, params={"min_k": {"k": [0.1, 0.2]}})
+    out = registry()["min_k"].run(data)
+    np.testing.assert_allclose(out["min_k_k0.1"], [-3.0, -1.5])
+    np.testing.assert_allclose(out["min_k_k0.2"], [-2.5, -1.5])
+    assert set(registry()["min_k_plus_plus"].run(data)) == {"min_k_plus_plus_k0.1", "min_k_plus_plus_k0.2"}
 
 
 def test_registry_has_every_attack_of_the_config_schema():

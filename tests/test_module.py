@@ -84,9 +84,11 @@ def test_every_output_lands_under_the_prefix_and_the_report_names_the_model(modu
     assert "tiny" in page and "Verdict" in page and page.count("<img") >= 4
     for name in ("tiny", "ref_0", "ref_1"):
         assert (audit / f"models/{name}/model.safetensors").exists()
-        assert len(pd.read_parquet(audit / f"scores/{name}.parquet")) == 16 * 3
+        assert len(pd.read_parquet(audit / f"features/{name}.parquet")) == 16  # one row per window
+        assert sum(len(pd.read_parquet(audit / f"features/{name}/shard-{i}.parquet")) for i in (0, 1)) == 16 * 3
     assert (audit / "reference/contigs.tsv").exists()
     assert (audit / "logs/score/ref_1/shard-1.log").exists()
+    assert (audit / "benchmarks/score_shard/ref_1/shard-1.tsv").exists() and "<h2>Run</h2><p>Per rule" in page
     # Rules run under their prefixed names.
     assert "rule gfm_score_shard" in result.stderr and "rule gfm_report" in result.stderr
 

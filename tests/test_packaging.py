@@ -41,13 +41,13 @@ def test_conda_envs_pin_the_same_versions_as_pyproject():
         assert {k: wanted.get(k) for k in pinned} == pinned, env.name
 
 
-def test_every_rule_but_all_has_log_conda_threads_and_resources():
+def test_every_rule_but_all_has_log_benchmark_conda_threads_and_resources():
     for smk in sorted((REPO / "rules").glob("*.smk")):
         text = smk.read_text()
         starts = [m.start() for m in re.finditer(r"^rule \w+:", text, re.M)] + [len(text)]
         for begin, end in zip(starts, starts[1:], strict=False):
             block = text[begin:end]
-            for directive in ("log:", "conda:", "threads:", "resources:"):
+            for directive in ("log:", "benchmark:", "conda:", "threads:", "resources:"):
                 assert f"\n    {directive}" in block, f"{smk.name}: {block.splitlines()[0]} lacks {directive}"
 
 

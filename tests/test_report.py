@@ -15,7 +15,7 @@ from conftest import REPO
 from gfm_audit import report_layout
 from gfm_audit.privacy import plots
 from gfm_audit.privacy.metrics import evaluate, threshold_table
-from gfm_audit.privacy.report import build_report
+from gfm_audit.privacy.report import benchmark_summary, build_report
 
 
 class _Collector(HTMLParser):
@@ -413,3 +413,40 @@ def test_each_model_and_classifier_section_shows_its_own_tables_and_figures_only
     assert "<td>cnn2</td><td>5</td><td>33</td><td>0.500</td><td>0.600</td>" in page
     # The comparison's wide table: one row per (model, m, budget), a column per attack, the clean accuracy beside.
     assert "<td>cnn</td><td>5</td><td>2.500</td><td>0.850</td>" in page
+
+
+def test_run_section_sums_each_rules_benchmark_records(tmp_path):
+    header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+    records = {"score_shard/m/shard-0.tsv": (12.0, 300.5), "score_shard/m/shard-1.tsv": (10.0, 310.0)}
+    records |= {"select_windows.tsv": (2.5, 80.0), "report.tsv": (1.0, "-")}
+    for rel, (s, rss) in records.items():
+        path = tmp_path / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(header + f"{s}\t0:00:{int(s):02d}\t{rss}\t1\t1\t1\t0\t0\t0\t{s}\n")
+    summary = benchmark_summary(tmp_path).set_index("rule")
+    assert summary.loc["score_shard", "jobs"] == 2 and summary.loc["score_shard", "total time (s)"] == 22.0
+    assert summary.loc["score_shard", "longest job (s)"] == 12.0 and summary.loc["score_shard", "max RSS (MiB)"] == 310
+    assert summary.loc["select_windows", "max RSS (MiB)"] == 80 and np.isnan(summary.loc["report", "max RSS (MiB)"])
+
+
+def test_token_profile_is_the_mean_log_p_per_position_of_members_and_non_members(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [("a", "window", [-1.0, -2.0, -3.0]), ("a", "snp", [-9.0]), ("b", "window", [-3.0, -4.0])]
+    rows2 = [("c", "window", [-2.0, -2.0, -1.0])]
+    for name, part in (("0", rows), ("1", rows2)):
+        table = pa.table(
+            {
+                "window_id": [r[0] for r in part],
+                "kind": [r[1] for r in part],
+                "token_logprob": pa.array([r[2] for r in part], pa.list_(pa.float16())),
+            }
+        )
+        pq.write_table(table, tmp_path / f"{name}.parquet")
+    membership = pd.DataFrame({"window_id": ["a", "b", "c"], "target_member": [1, 0, 1]})
+    profile = plots.token_profile([tmp_path / "0.parquet", tmp_path / "1.parquet"], membership)
+    np.testing.assert_allclose(profile.members, [-1.5, -2.0, -2.0])  # a and c; the snp neighbor is left out
+    np.testing.assert_allclose(profile.nonmembers, [-3.0, -4.0, np.nan])
+    plots.token_profile_figure(profile, tmp_path / "token_profile.png")
+    assert (tmp_path / "token_profile.png").stat().st_size > 0

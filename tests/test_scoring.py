@@ -1,19 +1,27 @@
 """Scoring: per-token log-probs against hand computation, offsets, shards, bad models."""
 
+import gzip
 import json
 import math
 import shutil
+import signal
+import subprocess
+import sys
+import zlib
 
 import numpy as np
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import torch
-from conftest import NEIGHBOR_PARAMS, demo_sequence, run_windows, save_bpe_tokenizer, save_kmer_tokenizer
+from conftest import NEIGHBOR_PARAMS, REPO, demo_sequence, run_windows, save_bpe_tokenizer, save_kmer_tokenizer
 from gfm_audit.char_lm import char_tokenizer
 from gfm_audit.errors import InputError
+from gfm_audit.fasta import read_fasta
 from gfm_audit.models import ModelSpec, load_model, load_tokenizer
 from gfm_audit.privacy.neighbors import make_neighbors
-from gfm_audit.privacy.scoring import ScoringOptions, SeqRecord, merge_shards, score_sequences, score_shard
+from gfm_audit.privacy.scoring import ScoringOptions, SeqRecord, score_sequences, score_shard
+from gfm_audit.privacy.windows import shard_of, split_windows
 from gfm_audit.tokens import encode, tokens_covering
 
 
@@ -135,46 +143,159 @@ def test_every_token_maps_to_the_bases_it_spells(kind, tmp_path):
 
 @pytest.fixture
 def shard_inputs(tmp_path, small_reference):
+    """7 windows with one snp and one control neighbor each: whole (shard 0 of 1) and split into 3 shards."""
     fasta, vcf, _ = small_reference
     _, out, _ = run_windows(tmp_path, fasta, vcf, n=7, length=120)
     params = {**NEIGHBOR_PARAMS, "probs": [0.5], "per_prob": 1}
-    make_neighbors(
-        str(out / "windows.fa"), str(out / "snps.tsv.gz"), params=params, out_fasta=out / "n.fa", out_tsv=out / "n.tsv"
-    )
+    for n in (1, 3):
+        folder = out / f"of{n}"
+        folder.mkdir()
+        split_windows(
+            out / "windows.fa",
+            out / "snps.tsv.gz",
+            n_shards=n,
+            out_fastas=[folder / f"{i}.fa" for i in range(n)],
+            out_snps=[folder / f"{i}.snps.tsv.gz" for i in range(n)],
+        )
+        for i in range(n):
+            make_neighbors(
+                str(folder / f"{i}.fa"),
+                str(folder / f"{i}.snps.tsv.gz"),
+                params=params,
+                out_fasta=folder / f"{i}.n.fa",
+                out_tsv=folder / f"{i}.n.tsv",
+            )
     return out
 
 
-def _score(spec, out, shard, n_shards, path):
+def _score(spec, folder, shard, stem, **kwargs):
     return score_shard(
         spec,
-        windows_fasta=str(out / "windows.fa"),
-        neighbors_fasta=str(out / "n.fa"),
-        neighbors_tsv=str(out / "n.tsv"),
-        snps_path=str(out / "snps.tsv.gz"),
-        shard=shard,
-        n_shards=n_shards,
+        windows_fasta=str(folder / f"{shard}.fa"),
+        neighbors_fasta=str(folder / f"{shard}.n.fa"),
+        neighbors_tsv=str(folder / f"{shard}.n.tsv"),
+        snps_path=str(folder / f"{shard}.snps.tsv.gz"),
+        features=["min_k_k0.2", "min_k_pp_k0.2", "zlib_bytes"],
         batch_size=4,
         seed=0,
-        out_path=path,
+        features_path=folder / f"{stem}.features.parquet",
+        tokens_path=folder / f"{stem}.tokens.parquet",
         progress=False,
+        **kwargs,
     )
 
 
-def test_merged_shards_equal_unsharded_scoring_and_reruns_are_identical(tiny_causal, shard_inputs):
+def test_shards_hold_every_window_once_and_give_the_unsharded_numbers_and_reruns_are_identical(
+    tiny_causal, shard_inputs
+):
     out = shard_inputs
     spec = ModelSpec("tiny", str(tiny_causal), "causal")
-    _score(spec, out, 0, 1, out / "whole.parquet")
-    shards = [out / f"shard-{i}.parquet" for i in range(3)]
-    sizes = [_score(spec, out, i, 3, shards[i]) for i in range(3)]
-    assert sizes == [6, 9, 6]  # 7 windows in blocks of 2, 3, 2; each with one snp and one control neighbor
-    merge_shards(shards, out / "merged.parquet")
-    whole, merged = pq.read_table(out / "whole.parquet"), pq.read_table(out / "merged.parquet")
-    assert merged.equals(whole)
-    _score(spec, out, 0, 1, out / "again.parquet")
-    assert (out / "again.parquet").read_bytes() == (out / "whole.parquet").read_bytes()
-    kinds = whole.column("kind").to_pylist()
-    assert kinds[:3] == ["window", "snp", "control"]
-    assert not list(out.glob(".*partial*"))
+    whole = out / "of1"
+    assert _score(spec, whole, 0, "whole") == 21
+    sizes = [_score(spec, out / "of3", i, f"s{i}", chunk_size=4) for i in range(3)]
+    assert sum(sizes) == 21 and all(n % 3 == 0 for n in sizes)  # each window with its snp and control neighbor
+    for kind in ("features", "tokens"):
+        merged = pd.concat([pd.read_parquet(out / "of3" / f"s{i}.{kind}.parquet") for i in range(3)])
+        reference = pd.read_parquet(whole / f"whole.{kind}.parquet")
+        key = "sequence_id"
+        pd.testing.assert_frame_equal(
+            merged.sort_values(key).reset_index(drop=True), reference.sort_values(key).reset_index(drop=True)
+        )
+    tokens = pq.read_table(whole / "whole.tokens.parquet")
+    assert tokens.column("kind").to_pylist()[:3] == ["window", "snp", "control"]
+    _score(spec, whole, 0, "again")
+    for kind in ("features", "tokens"):
+        assert (whole / f"again.{kind}.parquet").read_bytes() == (whole / f"whole.{kind}.parquet").read_bytes()
+    assert not list(out.rglob(".*partial*"))
+    # Row groups are written chunk by chunk: a chunk of 4 sequences rounds up to whole windows (3 rows each).
+    assert pq.ParquetFile(out / "of3" / "s0.features.parquet").metadata.num_row_groups == -(-sizes[0] // 6)
+
+
+def test_features_are_the_per_token_tables_reduction(tiny_causal, shard_inputs):
+    """loss and snp_loss as the token table's own columns; min-k from its float16 arrays, recomputed by hand."""
+    folder = shard_inputs / "of1"
+    _score(ModelSpec("tiny", str(tiny_causal), "causal"), folder, 0, "f")
+    features = pd.read_parquet(folder / "f.features.parquet")
+    tokens = pd.read_parquet(folder / "f.tokens.parquet")
+    windows = dict(read_fasta(str(folder / "0.fa")))
+    rows = zip(features.to_dict("records"), tokens.to_dict("records"), strict=True)
+    for f, t in rows:
+        assert f["sequence_id"] == t["sequence_id"] and f["n_tokens"] == t["n_tokens"]
+        assert f["loss"] == t["loss"]
+        assert f["snp_loss"] == t["snp_loss"] or (np.isnan(f["snp_loss"]) and np.isnan(t["snp_loss"]))
+        lp = np.asarray(t["token_logprob"], float)
+        z = (lp - np.asarray(t["token_mean"], float)) / np.maximum(np.asarray(t["token_std"], float), 1e-6)
+        lowest = max(1, int(0.2 * len(lp)))
+        assert f["min_k_k0.2"] == np.sort(lp)[:lowest].mean()
+        assert f["min_k_pp_k0.2"] == np.sort(z)[:lowest].mean()
+        if t["kind"] == "window":
+            assert f["zlib_bytes"] == len(zlib.compress(windows[t["window_id"]].encode(), 9))
+        else:
+            assert pd.isna(f["zlib_bytes"])
+
+
+def test_a_shard_killed_mid_write_leaves_no_output_and_the_rerun_writes_it_whole(tiny_causal, shard_inputs, tmp_path):
+    folder = shard_inputs / "of1"
+    script = tmp_path / "kill.py"
+    script.write_text(
+        f"""
+import os, signal, sys
+sys.path.insert(0, {str(REPO / "workflow_scripts")!r})
+from pathlib import Path
+from gfm_audit.models import ModelSpec
+from gfm_audit.privacy import features, scoring
+written = features.ShardWriter.write
+def write_then_die(self, columns):
+    written(self, columns)
+    os.kill(os.getpid(), signal.SIGKILL)  # after the first row group: the file is half written
+features.ShardWriter.write = write_then_die
+folder = Path({str(folder)!r})
+scoring.score_shard(
+    ModelSpec("tiny", {str(tiny_causal)!r}, "causal"),
+    windows_fasta=str(folder / "0.fa"), neighbors_fasta=str(folder / "0.n.fa"),
+    neighbors_tsv=str(folder / "0.n.tsv"), snps_path=str(folder / "0.snps.tsv.gz"),
+    features=[], batch_size=4, seed=0, chunk_size=3,
+    features_path=folder / "k.features.parquet", tokens_path=folder / "k.tokens.parquet", progress=False,
+)
+"""
+    )
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == -signal.SIGKILL
+    assert not (folder / "k.features.parquet").exists() and not (folder / "k.tokens.parquet").exists()
+    assert list(folder.glob(".k.features.parquet.partial-*"))  # what the killed job had written, under a temp name
+    _score(ModelSpec("tiny", str(tiny_causal), "causal"), folder, 0, "k")
+    assert pq.read_table(folder / "k.features.parquet").num_rows == 21
+
+
+def _split(tmp_path, name, ids, n_shards):
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / "w.fa").write_text("".join(f">{w}\nACGT\n" for w in ids))
+    snps = "window_id\toffset\n" + "".join(f"{w}\t1\n" for w in ids)
+    with gzip.open(folder / "s.tsv.gz", "wt") as fh:
+        fh.write(snps)
+    fastas = [folder / f"{i}.fa" for i in range(n_shards)]
+    split_windows(
+        folder / "w.fa",
+        folder / "s.tsv.gz",
+        n_shards=n_shards,
+        out_fastas=fastas,
+        out_snps=[folder / f"{i}.tsv.gz" for i in range(n_shards)],
+    )
+    return [list(read_fasta(str(f))) for f in fastas], [
+        gzip.open(folder / f"{i}.tsv.gz", "rt").read().splitlines()[1:] for i in range(n_shards)
+    ]
+
+
+def test_adding_windows_moves_no_window_to_another_shard(tmp_path):
+    before = sorted(f"z:{i * 100}-{i * 100 + 50}" for i in range(40))
+    after = sorted(before + [f"z:{i * 100 + 50}-{i * 100 + 100}" for i in range(40)])  # new windows in between
+    (old, old_snps), (new, _) = _split(tmp_path, "a", before, 4), _split(tmp_path, "b", after, 4)
+    assert sorted(w for shard in old for w in shard) == sorted(before) and all(old)
+    for shard in range(4):
+        assert [w for w in new[shard] if w in before] == old[shard]
+        assert old_snps[shard] == [f"{w}\t1" for w in old[shard]]  # each window's SNPs go with it
+        assert all(shard_of(w, 4) == shard for w in new[shard])
 
 
 def test_missing_model_folder_is_named(tmp_path):

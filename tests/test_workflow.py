@@ -20,7 +20,10 @@ OUTPUTS = (
     "results/windows/windows.tsv",
     "results/windows/windows.fa",
     "results/windows/snps.tsv.gz",
-    "results/neighbors/neighbors.fa",
+    "results/windows/shard-0.fa",
+    "results/windows/shard-1.snps.tsv.gz",
+    "results/neighbors/shard-0.fa",
+    "results/neighbors/shard-1.fa",
     "results/neighbors/neighbors.tsv",
 )
 
@@ -164,23 +167,32 @@ def test_finetune_mode_trains_target_and_references_and_scores_every_sequence(mo
     assert membership.target_member.sum() == 8
     for name in ("tiny", "ref_0", "ref_1"):
         assert (workdir / f"results/models/{name}/model.safetensors").exists()
-        scores = pd.read_parquet(workdir / f"results/scores/{name}.parquet")
-        assert len(scores) == 16 * 3 and scores.window_id.nunique() == 16
-        assert (scores.n_tokens == 64).all() and scores.token_logprob.map(len).eq(64).all()
+        shards = [pd.read_parquet(workdir / f"results/features/{name}/shard-{i}.parquet") for i in (0, 1)]
+        sequences = pd.concat(shards)
+        assert len(sequences) == 16 * 3 and sequences.window_id.nunique() == 16 and (sequences.n_tokens == 64).all()
+        # A window and its neighbors share a shard, and no window is in both.
+        assert not set(shards[0].window_id) & set(shards[1].window_id)
+        windows = pd.read_parquet(workdir / f"results/features/{name}.parquet")
+        assert len(windows) == 16 and {"loss", "min_k_k0.2", "nbr_snp_p0.5_loss_mean", "nbr_control_n"} <= set(
+            windows.columns
+        )
         for shard in (0, 1):
             log = (workdir / f"results/logs/score/{name}/shard-{shard}.log").read_text()
             assert "tokens/s" in log and "peak memory" in log
+            assert (workdir / f"results/benchmarks/score_shard/{name}/shard-{shard}.tsv").exists()
+    # keep_tokens is off by default: no per-token table anywhere.
+    assert not (workdir / "results/scores").exists()
 
 
 def test_deleting_one_score_shard_reruns_only_that_shard(model_run):
     workdir, config = model_run
-    (workdir / "results/scores/ref_1/shard-1.parquet").unlink()
+    (workdir / "results/features/ref_1/shard-1.parquet").unlink()
     plan = snakemake(workdir, "--dry-run", config=config)
     text = plan.stdout + plan.stderr
     assert "rule score_shard" in text and "train_model" not in text
-    assert text.count("rule score_shard") == 1 and "shard-1.parquet" in text
+    assert text.count("rule score_shard") == 1 and "ref_1/shard-1.parquet" in text
     rerun = snakemake(workdir, config=config)
-    assert rerun.returncode == 0 and (workdir / "results/scores/ref_1/shard-1.parquet").exists()
+    assert rerun.returncode == 0 and (workdir / "results/features/ref_1/shard-1.parquet").exists()
 
 
 def test_attack_metrics_and_report_are_built_for_the_audited_model(model_run):
@@ -201,16 +213,55 @@ def test_attack_metrics_and_report_are_built_for_the_audited_model(model_run):
     assert list(scores.columns[:2]) == ["window_id", "member"] and len(scores) == 16
     page = (workdir / "results/report/report.html").read_text()
     assert page.count("<img") == 4 and "Verdict" in page
+    assert "<h2>Run</h2>" in page and "score_shard" in page.split("<h2>Run</h2>")[1]
+
+
+SCORING_RULES = ("score_shard", "window_features", "train_model", "make_neighbors", "select_windows")
 
 
 def test_changing_an_attack_parameter_reruns_attacks_and_report_but_no_scoring(model_run):
     workdir, config = model_run
-    changed = {**config, "attacks": {"min_k": {"k": 0.5}}}
+    changed = {**config, "attacks": {"rmia": {"gamma": 2.0}, "lira": {"fixed_variance": True}}}
     plan = snakemake(workdir, "--dry-run", config=changed)
     text = plan.stdout + plan.stderr
     assert plan.returncode == 0 and "rule run_attacks" in text and "rule report" in text
-    for rule in ("score_shard", "merge_scores", "train_model", "make_neighbors", "select_windows"):
+    for rule in SCORING_RULES:
         assert f"rule {rule}" not in text
+
+
+def test_a_parameter_asking_for_a_feature_no_configured_attack_uses_is_ignored(model_run):
+    workdir, config = model_run
+    names = ["loss", "zlib", "neighborhood", "reference", "rmia", "lira"]  # no min-k attack
+    without = {**config, "attacks": {"names": names}}
+    base = snakemake(workdir, "--dry-run", config=without)
+    changed = snakemake(workdir, "--dry-run", config={**config, "attacks": {"names": names, "min_k": {"k": 0.5}}})
+    assert base.returncode == 0 and changed.returncode == 0
+    # Dropping the min-k attacks changes the features the scoring jobs compute; min_k.k then changes nothing more.
+    plan = lambda r: sorted(re.findall(r"rule (\w+):", r.stdout + r.stderr))  # noqa: E731
+    assert plan(changed) == plan(base) and "run_attacks" in plan(base)
+
+
+def test_an_attack_needing_a_new_feature_rescores_but_trains_nothing(model_run):
+    workdir, config = model_run
+    changed = {**config, "attacks": {"min_k": {"k": [0.2, 0.5]}}}
+    plan = snakemake(workdir, "--dry-run", config=changed)
+    text = plan.stdout + plan.stderr
+    assert plan.returncode == 0 and text.count("rule score_shard") == 6 and "rule window_features" in text
+    for rule in ("train_model", "make_neighbors", "select_windows", "shard_windows"):
+        assert f"rule {rule}" not in text
+
+
+def test_a_per_token_figure_without_kept_tokens_stops_with_one_line_naming_it(model_run, tmp_path):
+    _, config = model_run
+    asked = {**config, "report": {"token_figures": ["token_profile"]}}
+    result = snakemake(tmp_path, "--dry-run", config=asked)
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("gfm-audit: figure token_profile") and "scoring.keep_tokens" in last
+    assert "Traceback" not in result.stderr
+    kept = {**asked, "scoring": {**config["scoring"], "keep_tokens": True}}
+    plan = snakemake(tmp_path, "--dry-run", config=kept)
+    assert plan.returncode == 0 and "rule plot_token_profile" in plan.stdout + plan.stderr
 
 
 def test_adding_a_model_scores_only_that_model(model_run):
@@ -222,7 +273,7 @@ def test_adding_a_model_scores_only_that_model(model_run):
     plan = snakemake(workdir, "--dry-run", config=more)
     text = plan.stdout + plan.stderr
     assert plan.returncode == 0, text[-2000:]
-    scored = re.findall(r"output: results/scores/(\w+)/shard-\d+\.parquet", text)
+    scored = re.findall(r"output: results/features/(\w+)/shard-\d+\.parquet", text)
     assert scored and set(scored) == {"base"}
     assert "rule train_model" not in text and "rule select_windows" not in text
 

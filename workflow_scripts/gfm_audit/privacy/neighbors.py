@@ -151,7 +151,10 @@ def make_neighbors(
     out_fasta: str | os.PathLike,
     out_tsv: str | os.PathLike,
 ) -> Counter[str]:
-    """Write ``neighbors.fa`` and ``neighbors.tsv`` for every window; return counts."""
+    """Write the neighbor FASTA and TSV of every window of ``windows_fasta`` (one shard's); return counts.
+
+    A shard may hold no window (few windows, many shards): its outputs are then empty but for the TSV header.
+    """
     by_window = read_snps(snps_path)
     probs, per_prob, seed = params["probs"], params["per_prob"], params["seed"]
     kinds = ("snp", "control") if params["control"] else ("snp",)
@@ -195,6 +198,32 @@ def make_neighbors(
                             counts[f"{kind}_neighbors"] += 1
                             counts[f"{kind}_substitutions"] += len(ch)
                 counts["windows"] += 1
-        if counts["windows"] == 0:
-            raise InputError(f"{windows_fasta} holds no windows; re-run select_windows")
     return counts
+
+
+def merge_neighbor_tables(paths: Sequence[str | os.PathLike], out_path: str | os.PathLike) -> int:
+    """Concatenate the shards' neighbor TSVs (one header), streaming line by line; returns the neighbor count."""
+    rows = 0
+    with atomic_outputs(out_path) as (tmp,), open(tmp, "w") as out:
+        out.write("\t".join(NEIGHBOR_COLUMNS) + "\n")
+        for path in paths:
+            with open(path) as fh:
+                header = fh.readline().rstrip("\n").split("\t")
+                if header != list(NEIGHBOR_COLUMNS):
+                    raise InputError(f"{path} is not a neighbor table (columns {header}); re-run make_neighbors")
+                for line in fh:
+                    out.write(line)
+                    rows += 1
+    return rows
+
+
+def neighbor_summary(path: str | os.PathLike, chunksize: int = 1_000_000) -> pd.DataFrame:
+    """Per (kind, prob): neighbor count and total substitutions, read in chunks (memory flat in the genome)."""
+    parts = [
+        chunk.groupby(["kind", "prob"]).n_changed.agg(["size", "sum"])
+        for chunk in pd.read_csv(path, sep="\t", usecols=["kind", "prob", "n_changed"], chunksize=chunksize)
+    ]
+    if not parts:
+        return pd.DataFrame(columns=["kind", "prob", "n", "n_changed"])
+    total = pd.concat(parts).groupby(level=[0, 1]).sum()
+    return total.rename(columns={"size": "n", "sum": "n_changed"}).reset_index()

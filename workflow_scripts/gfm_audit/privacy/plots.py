@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 from sklearn.metrics import roc_curve
 
 from ..plotting import plt, save_figure
@@ -73,6 +75,58 @@ def neighbor_loss_figure(target_scores: pd.DataFrame, path: str | os.PathLike) -
         ax.set(title=f"SNP neighbors, p = {p:g}", ylabel="loss (nats/token)")
     axes[-1, 0].set_xlabel("windows, sorted by their own loss")
     axes[0, 0].legend(fontsize=8, markerscale=3)
+    save_figure(fig, path)
+
+
+def read_snp_neighbor_losses(paths: Sequence[str | os.PathLike]) -> pd.DataFrame:
+    """The loss of every window and SNP neighbor from per-sequence feature shards (four columns, shard by shard)."""
+    columns = ["window_id", "kind", "prob", "loss"]
+    parts = []
+    for path in paths:
+        table = pq.read_table(path, columns=columns, filters=[("kind", "in", ["window", "snp"])])
+        parts.append(table.to_pandas())
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+
+
+def token_profile(paths: Sequence[str | os.PathLike], membership: pd.DataFrame) -> pd.DataFrame:
+    """Mean log p of the windows' i-th scored token, members vs non-members, from per-token shards.
+
+    Each shard is read and added to running sums before the next, so memory is one shard's windows.
+    """
+    member = membership.set_index("window_id").target_member
+    sums: dict[int, np.ndarray] = {0: np.zeros(0), 1: np.zeros(0)}
+    counts: dict[int, np.ndarray] = {0: np.zeros(0), 1: np.zeros(0)}
+    for path in paths:
+        table = pq.read_table(path, columns=["window_id", "kind", "token_logprob"], filters=[("kind", "==", "window")])
+        for window_id, values in zip(
+            table.column("window_id").to_pylist(), table.column("token_logprob").to_pylist(), strict=True
+        ):
+            if window_id not in member.index:
+                continue
+            label = int(member[window_id])
+            lp = np.asarray(values, dtype=np.float64)
+            if len(lp) > len(sums[label]):
+                sums[label] = np.pad(sums[label], (0, len(lp) - len(sums[label])))
+                counts[label] = np.pad(counts[label], (0, len(lp) - len(counts[label])))
+            sums[label][: len(lp)] += lp
+            counts[label][: len(lp)] += 1
+    width = max(len(sums[0]), len(sums[1]))
+    out = {"position": np.arange(width)}
+    for label, name in ((1, "members"), (0, "nonmembers")):
+        s = np.pad(sums[label], (0, width - len(sums[label])))
+        c = np.pad(counts[label], (0, width - len(counts[label])))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[name] = np.where(c > 0, s / np.maximum(c, 1), np.nan)
+    return pd.DataFrame(out)
+
+
+def token_profile_figure(profile: pd.DataFrame, path: str | os.PathLike) -> None:
+    """Mean log p by token position for members and non-members (needs the per-token tables)."""
+    fig, ax = plt.subplots(figsize=(9, 3.5))
+    ax.plot(profile.position, profile.nonmembers, lw=0.8, color="tab:gray", label="non-members")
+    ax.plot(profile.position, profile.members, lw=0.8, color="tab:red", label="members")
+    ax.set(xlabel="scored token", ylabel="mean log p (nats)", title="Per-token log-likelihood along the window")
+    ax.legend(fontsize=8)
     save_figure(fig, path)
 
 

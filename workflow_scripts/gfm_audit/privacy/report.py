@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -14,6 +15,7 @@ from ..outputs import atomic_outputs
 from ..report_html import html_image
 from ..report_html import html_table as report_table
 from .metrics import TOO_FEW
+from .neighbors import neighbor_summary
 
 STYLE = """
 body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
@@ -68,6 +70,8 @@ def html_table(df: pd.DataFrame, digits: int = 3) -> str:
 
 
 def data_summary(windows: pd.DataFrame, neighbors: pd.DataFrame, membership: pd.DataFrame | None) -> pd.DataFrame:
+    """The data table of the report; ``neighbors`` is :func:`.neighbors.neighbor_summary` (counts per kind, p)."""
+    snp = neighbors[neighbors.kind == "snp"]
     rows = [
         ("windows", len(windows)),
         ("window length (bp)", int((windows.end - windows.start).iloc[0]) if len(windows) else 0),
@@ -75,10 +79,10 @@ def data_summary(windows: pd.DataFrame, neighbors: pd.DataFrame, membership: pd.
         ("SNP sites per window (mean)", f"{windows.n_snps.mean():.1f}"),
         ("SNP fraction (mean)", f"{windows.snp_fraction.mean():.4f}"),
         ("GC fraction (mean)", f"{windows.gc_fraction.mean():.3f}"),
-        ("neighbors", len(neighbors)),
+        ("neighbors", int(neighbors.n.sum())),
         ("neighbor kinds", ", ".join(sorted(neighbors.kind.unique()))),
         ("replacement probabilities", ", ".join(f"{p:g}" for p in sorted(neighbors.prob.unique()))),
-        ("substitutions per SNP neighbor (mean)", f"{neighbors[neighbors.kind == 'snp'].n_changed.mean():.1f}"),
+        ("substitutions per SNP neighbor (mean)", f"{snp.n_changed.sum() / max(snp.n.sum(), 1):.1f}"),
     ]
     if membership is not None:
         rows += [
@@ -86,6 +90,43 @@ def data_summary(windows: pd.DataFrame, neighbors: pd.DataFrame, membership: pd.
             ("non-members (target)", int((membership.target_member == 0).sum())),
         ]
     return pd.DataFrame(rows, columns=["item", "value"])
+
+
+def benchmark_summary(folder: str | os.PathLike) -> pd.DataFrame:
+    """Per rule, from Snakemake's ``benchmark:`` files under ``folder/<rule>[/...].tsv``: jobs, time and max RSS."""
+    rows = []
+    root = Path(folder)
+    for path in sorted(root.rglob("*.tsv")) if root.is_dir() else []:
+        rule = path.relative_to(root).parts[0].removesuffix(".tsv")
+        table = pd.read_csv(path, sep="\t")
+        for _, row in table.iterrows():
+            rss = pd.to_numeric(row.get("max_rss"), errors="coerce")
+            rows.append({"rule": rule, "s": float(row["s"]), "max_rss": rss})
+    if not rows:
+        return pd.DataFrame(columns=["rule", "jobs", "total time (s)", "longest job (s)", "max RSS (MiB)"])
+    df = pd.DataFrame(rows)
+    grouped = df.groupby("rule", sort=False)
+    return pd.DataFrame(
+        {
+            "rule": list(grouped.groups),
+            "jobs": grouped.size().to_numpy(),
+            "total time (s)": grouped.s.sum().round(1).to_numpy(),
+            "longest job (s)": grouped.s.max().round(1).to_numpy(),
+            "max RSS (MiB)": grouped.max_rss.max().round(0).to_numpy(),
+        }
+    )
+
+
+def run_section(folder: str | os.PathLike) -> str:
+    """The run section: each rule's jobs, time and peak memory, as Snakemake measured them."""
+    summary = benchmark_summary(folder)
+    if summary.empty:
+        return "<h2>Run</h2><p>No benchmark records (results/benchmarks/) were found.</p>"
+    return (
+        "<h2>Run</h2><p>Per rule, from Snakemake's benchmark records in results/benchmarks/ (the report's own is "
+        "written after it): jobs, wall-clock time and the largest resident memory of one job.</p>"
+        + html_table(summary, digits=1)
+    )
 
 
 def build_report(
@@ -102,6 +143,7 @@ def build_report(
     out_path: str | os.PathLike,
     robustness_html: str = "",
     memorisation_html: str = "",
+    benchmarks: str | os.PathLike | None = None,
 ) -> dict[str, bool]:
     """Write the report; return {model: leaks}. With no audited model only the robustness part is written."""
     parts = [
@@ -126,6 +168,8 @@ def build_report(
     )
     parts.append(memorisation_html)
     parts.append(robustness_html)
+    if benchmarks is not None:
+        parts.append(run_section(benchmarks))
     parts.append(
         "<h2>Configuration of this run</h2><pre>"
         + html.escape(yaml.safe_dump(dict(config), sort_keys=False))
@@ -151,7 +195,7 @@ def _privacy_part(
     parts: list[str],
 ) -> dict[str, bool]:
     windows = pd.read_csv(windows_path, sep="\t")
-    neighbors = pd.read_csv(neighbors_path, sep="\t")
+    neighbors = neighbor_summary(neighbors_path)
     membership = pd.read_csv(membership_path, sep="\t") if membership_path else None
     target, mode = config.get("target"), config.get("membership", {}).get("mode", "none")
     leaks = {}

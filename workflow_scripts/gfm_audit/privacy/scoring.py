@@ -21,6 +21,7 @@ unknown token over a k-mer tail or N) are never scored; each row counts them
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import resource
@@ -43,6 +44,7 @@ from ..models import ModelSpec, load_model, load_tokenizer, max_tokens, read_che
 from ..outputs import atomic_outputs
 from ..prefetch import prefetch
 from ..tokens import Encoded, encode_many, tokens_covering
+from .features import BASE_FEATURES, ID_COLUMNS, ShardWriter, feature_schema, sequence_features
 from .score_table import build_table
 
 log = logging.getLogger(__name__)
@@ -86,14 +88,6 @@ class SeqRecord:
 def read_window_ids(windows_fasta: str) -> list[str]:
     with pysam.FastxFile(windows_fasta) as fh:
         return [r.name for r in fh]
-
-
-def shard_window_ids(window_ids: Sequence[str], n_shards: int, shard: int) -> list[str]:
-    """Contiguous blocks of windows; a window and its neighbors always share a shard."""
-    if not 0 <= shard < n_shards:
-        raise InputError(f"shard {shard} is outside 0..{n_shards - 1}")
-    bounds = np.linspace(0, len(window_ids), n_shards + 1).round().astype(int)
-    return list(window_ids[bounds[shard] : bounds[shard + 1]])
 
 
 def load_sequences(
@@ -328,9 +322,31 @@ def score_sequences(
     options: ScoringOptions | None = None,
     max_excluded_share: float = MAX_EXCLUDED_SHARE,
 ) -> pa.Table:
-    """Score ``records`` with the model in ``spec.path``; one row per sequence."""
-    import torch
+    """Score ``records`` with the model in ``spec.path``; one row per sequence, with its per-token arrays."""
+    loaded = _load(spec, batch_size=batch_size, device=device, options=options)
+    encodings, positions, stats = _score_loaded(
+        spec,
+        loaded,
+        records,
+        snp_offsets=snp_offsets,
+        seed=seed,
+        progress=progress,
+        max_excluded_share=max_excluded_share,
+    )
+    return _table(records, encodings, positions, stats, snp_offsets)
 
+
+@dataclass
+class _Loaded:
+    """A model ready to score: loaded once per job, used for every chunk of its shard."""
+
+    tokenizer: object
+    scorer: Scorer
+    limit: int
+    device: str
+
+
+def _load(spec: ModelSpec, *, batch_size: int, device: str | None, options: ScoringOptions | None) -> _Loaded:
     device = device or _device()
     log.info("numerics: %s", numeric_runtime())
     tokenizer = load_tokenizer(spec)
@@ -339,7 +355,32 @@ def score_sequences(
     if spec.kind == "masked" and tokenizer.mask_token_id is None:
         raise InputError(f"model '{spec.name}' is masked but its tokenizer has no mask token")
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    scorer = Scorer(
+        model,
+        spec.kind,
+        pad_id=pad_id,
+        mask_id=tokenizer.mask_token_id,
+        batch_size=batch_size,
+        device=device,
+        options=options,
+    )
+    return _Loaded(tokenizer, scorer, limit, device)
 
+
+def _score_loaded(
+    spec: ModelSpec,
+    loaded: _Loaded,
+    records: Sequence[SeqRecord],
+    *,
+    snp_offsets,
+    seed,
+    progress,
+    max_excluded_share: float = MAX_EXCLUDED_SHARE,
+):
+    """Encodings, scored positions and (3, n) statistics of ``records``."""
+    import torch
+
+    tokenizer, limit, device, scorer = loaded.tokenizer, loaded.limit, loaded.device, loaded.scorer
     encodings, positions, sample_cache = [], [], {}
     empty = np.zeros(0, dtype=np.int64)
     all_encodings = encode_many(
@@ -376,15 +417,6 @@ def score_sequences(
             sum(n > 0 for n in excluded),
             len(records),
         )
-    scorer = Scorer(
-        model,
-        spec.kind,
-        pad_id=pad_id,
-        mask_id=tokenizer.mask_token_id,
-        batch_size=batch_size,
-        device=device,
-        options=options,
-    )
     total = len(encodings) if spec.kind == "causal" else sum(len(p) for p in positions)
     bar = None
     if progress:
@@ -392,6 +424,7 @@ def score_sequences(
 
         bar = tqdm(total=total, desc=f"score {spec.name}", unit="seq" if spec.kind == "causal" else "mask")
     start = time.perf_counter()
+    seen = scorer.tokens_seen
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     try:
@@ -409,17 +442,18 @@ def score_sequences(
         if device.startswith("cuda")
         else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     )
+    tokens = scorer.tokens_seen - seen
     log.info(
         "model %s on %s: %d sequences, %d tokens through the model in %.1f s (%.0f tokens/s), peak memory %.0f MiB",
         spec.name,
         device,
         len(records),
-        scorer.tokens_seen,
+        tokens,
         elapsed,
-        scorer.tokens_seen / max(elapsed, 1e-9),
+        tokens / max(elapsed, 1e-9),
         peak,
     )
-    return _table(records, encodings, positions, stats, snp_offsets)
+    return encodings, positions, stats
 
 
 def check_excluded_share(enc: Encoded, record: SeqRecord, *, model: str, max_share: float, tokenizer) -> None:
@@ -447,6 +481,32 @@ def write_table(table: pa.Table, path: str | os.PathLike) -> None:
         pq.write_table(table, tmp, compression="zstd")
 
 
+def window_chunks(records: Sequence[SeqRecord], size: int) -> Iterator[list[SeqRecord]]:
+    """Consecutive runs of whole windows (a window with all its neighbors), each of at least ``size`` sequences
+    (the last one shorter): the unit that is scored, reduced and written before the next is read."""
+    chunk: list[SeqRecord] = []
+    for r in records:
+        if r.kind == "window" and len(chunk) >= size:
+            yield chunk
+            chunk = []
+        chunk.append(r)
+    if chunk:
+        yield chunk
+
+
+def _feature_rows(records, encodings, positions, stats, snp_offsets, features) -> dict[str, list]:
+    columns: dict[str, list] = {name: [] for name in (*ID_COLUMNS, *features)}
+    empty = np.zeros(0, dtype=np.int64)
+    for r, enc, pos, s in zip(records, encodings, positions, stats, strict=True):
+        snp_tokens = tokens_covering(enc, snp_offsets.get(r.window_id, empty))[pos]
+        values = sequence_features(s, snp_tokens, features, text=r.text if r.kind == "window" else None)
+        for name, value in zip(ID_COLUMNS, (r.seq_id, r.window_id, r.kind, r.prob, r.replicate), strict=True):
+            columns[name].append(value)
+        for name in features:
+            columns[name].append(values[name])
+    return columns
+
+
 def score_shard(
     spec: ModelSpec,
     *,
@@ -454,33 +514,42 @@ def score_shard(
     neighbors_fasta: str,
     neighbors_tsv: str,
     snps_path: str,
-    shard: int,
-    n_shards: int,
+    features: Sequence[str],
     batch_size: int,
     seed: int,
-    out_path: str | os.PathLike,
+    features_path: str | os.PathLike,
+    tokens_path: str | os.PathLike | None = None,
+    chunk_size: int = 4096,
     progress: bool = True,
     max_excluded_share: float = MAX_EXCLUDED_SHARE,
 ) -> int:
-    """Score one shard's windows and their neighbors; write its parquet file. Returns its row count."""
-    window_ids = shard_window_ids(read_window_ids(windows_fasta), n_shards, shard)
+    """Score one shard's windows and neighbors (the shard's own files); returns its row count.
+
+    Writes the per-sequence ``features`` (the map step, :mod:`.features`) to ``features_path`` and, when
+    ``tokens_path`` is given, the per-token table there too. Both are written a chunk of whole windows at a time
+    (Parquet row groups) under temporary names renamed at the end: per-token memory is that of one chunk, and a
+    killed job leaves no file under either final name.
+    """
+    features = [*BASE_FEATURES, *(f for f in features if f not in BASE_FEATURES)]
+    window_ids = read_window_ids(windows_fasta)
     records = load_sequences(windows_fasta, neighbors_fasta, neighbors_tsv, window_ids=window_ids)
-    table = score_sequences(
-        spec,
-        records,
-        snp_offsets=read_snp_offsets(snps_path),
-        batch_size=batch_size,
-        seed=seed,
-        progress=progress,
-        max_excluded_share=max_excluded_share,
-    )
-    write_table(table, out_path)
-    return table.num_rows
-
-
-def merge_shards(paths: Sequence[str | os.PathLike], out_path: str | os.PathLike) -> int:
-    """Concatenate shard tables in shard order into one file."""
-    tables = [pq.read_table(p) for p in paths]
-    table = pa.concat_tables(tables).cast(SCHEMA)
-    write_table(table, out_path)
-    return table.num_rows
+    snp_offsets = read_snp_offsets(snps_path)
+    loaded = _load(spec, batch_size=batch_size, device=None, options=None)
+    with contextlib.ExitStack() as stack:
+        feature_writer = stack.enter_context(ShardWriter(features_path, feature_schema(features)))
+        token_writer = stack.enter_context(ShardWriter(tokens_path, SCHEMA)) if tokens_path is not None else None
+        for chunk in window_chunks(records, chunk_size):
+            encodings, positions, stats = _score_loaded(
+                spec,
+                loaded,
+                chunk,
+                snp_offsets=snp_offsets,
+                seed=seed,
+                progress=progress,
+                max_excluded_share=max_excluded_share,
+            )
+            feature_writer.write(_feature_rows(chunk, encodings, positions, stats, snp_offsets, features))
+            if token_writer is not None:
+                token_writer.write(_table(chunk, encodings, positions, stats, snp_offsets).to_pydict())
+            del encodings, positions, stats
+    return feature_writer.rows

@@ -53,8 +53,24 @@ def select_windows_rule(job: Job) -> None:
         log.info("%s: %d", key, counts[key])
 
 
+def shard_windows_rule(job: Job) -> None:
+    """One windows FASTA and one SNP table per shard."""
+    from .windows import split_windows
+
+    counts = split_windows(
+        job.input.fasta,
+        job.input.snps,
+        n_shards=job.params.shards,
+        out_fastas=list(job.output.fasta),
+        out_snps=list(job.output.snps),
+    )
+    log = logging.getLogger("gfm_audit.shard_windows")
+    for shard in sorted(counts):
+        log.info("shard %d: %d windows", shard, counts[shard])
+
+
 def make_neighbors_rule(job: Job) -> None:
-    """The SNP neighbors and controls of every window."""
+    """The SNP neighbors and controls of one shard's windows."""
     from .neighbors import make_neighbors
 
     counts = make_neighbors(
@@ -67,6 +83,14 @@ def make_neighbors_rule(job: Job) -> None:
     log = logging.getLogger("gfm_audit.make_neighbors")
     for key in sorted(counts):
         log.info("%s: %d", key, counts[key])
+
+
+def merge_neighbors_rule(job: Job) -> None:
+    """neighbors.tsv: the shards' neighbor tables, one after the other."""
+    from .neighbors import merge_neighbor_tables
+
+    rows = merge_neighbor_tables(list(job.input), job.output[0])
+    logging.getLogger("gfm_audit.make_neighbors").info("merged %d shards: %d neighbors", len(job.input), rows)
 
 
 def membership_labels_rule(job: Job) -> None:
@@ -140,7 +164,7 @@ def _optional_input(job: Job, key: str) -> str | None:
 
 
 def score_shard_rule(job: Job) -> None:
-    """Score one shard of windows and neighbors with one model."""
+    """Score one shard of windows and neighbors with one model: its features (and per-token table if kept)."""
     import torch
 
     from ..models import ModelSpec
@@ -148,40 +172,40 @@ def score_shard_rule(job: Job) -> None:
 
     torch.set_num_threads(job.threads)
     spec = ModelSpec.from_config(job.wildcards.model, job.params.spec)
-    scoring = job.params.scoring
+    out = job.output
     score_shard(
         spec,
         windows_fasta=job.input.windows,
         neighbors_fasta=job.input.neighbors_fasta,
         neighbors_tsv=job.input.neighbors_tsv,
         snps_path=job.input.snps,
-        shard=int(job.wildcards.shard),
-        n_shards=scoring["shards"],
-        batch_size=scoring["batch_size"],
-        seed=scoring["seed"],
-        out_path=job.output[0],
-        max_excluded_share=scoring["max_excluded_share"],
+        features=job.params.features,
+        batch_size=job.params.batch_size,
+        seed=job.params.seed,
+        chunk_size=job.params.chunk_size,
+        features_path=out.features,
+        tokens_path=out.tokens if "tokens" in out.keys() else None,
+        max_excluded_share=job.params.max_excluded_share,
     )
 
 
-def merge_scores_rule(job: Job) -> None:
-    """Concatenate a model's score shards."""
-    from .scoring import merge_shards
+def window_features_rule(job: Job) -> None:
+    """The per-window feature table of one model, from its shards (the reduce step)."""
+    from .features import reduce_shards
 
-    rows = merge_shards(list(job.input), job.output[0])
-    logging.getLogger("gfm_audit.privacy.scoring").info("merged %d shards: %d sequences", len(job.input), rows)
+    rows = reduce_shards(list(job.input), job.output[0])
+    logging.getLogger("gfm_audit.privacy.features").info("reduced %d shards: %d windows", len(job.input), rows)
 
 
 def run_attacks_rule(job: Job) -> None:
-    """Every configured attack on one model."""
+    """Every configured attack on one model, from per-window feature tables only."""
     from .attacks.runner import load_attack_data, run_attacks, write_attack_outputs
 
     params = job.params
     data = load_attack_data(
         job.wildcards.model,
-        score_paths={m: job.input[m] for m in params.scored},
+        feature_paths={m: job.input[m] for m in params.scored},
         membership_path=job.input.membership,
-        windows_fasta=job.input.windows,
         references=params.references,
         params=params.attacks,
     )
@@ -203,8 +227,6 @@ def evaluate_attacks_rule(job: Job) -> None:
 
 def plot_attacks_rule(job: Job) -> None:
     """The figures of one audited model."""
-    import pandas as pd
-
     from . import plots
     from .metrics import read_scores
 
@@ -212,7 +234,7 @@ def plot_attacks_rule(job: Job) -> None:
     out = job.output
     plots.roc_figure(scores, out.roc)
     plots.histogram_figure(scores, out.histograms)
-    plots.neighbor_loss_figure(pd.read_parquet(job.input.target_scores), out.neighbors)
+    plots.neighbor_loss_figure(plots.read_snp_neighbor_losses(list(job.input.sequences)), out.neighbors)
     plots.snp_site_figure(scores, out.snp_sites)
 
 
@@ -352,6 +374,16 @@ def plot_individuals_rule(job: Job) -> None:
     plots.genotype_accuracy_figure(pd.read_csv(job.input.genotypes, sep="\t"), job.output.genotypes)
 
 
+def plot_token_profile_rule(job: Job) -> None:
+    """Mean per-token log p by position, members vs non-members, from the kept per-token tables."""
+    from . import plots
+    from .membership import read_membership
+
+    membership = read_membership(job.input.membership)
+    profile = plots.token_profile(list(job.input.tokens), membership)
+    plots.token_profile_figure(profile, job.output[0])
+
+
 def report_rule(job: Job) -> None:
     """results/report/report.html: the privacy part, then the GA and FIMBA sections."""
     from .. import report_layout
@@ -416,6 +448,8 @@ def report_rule(job: Job) -> None:
         skipped_paths=privacy.tables["skipped"],
         threshold_paths=privacy.tables["thresholds"],
         figures=privacy.figures,
+        # Beside the logs, under a module's prefix too; read as they are (not inputs: the report's own comes after).
+        benchmarks=Path(job.log[0]).parents[2] / "benchmarks",
         out_path=job.output[0],
         robustness_html=robustness,
         memorisation_html=memorisation,

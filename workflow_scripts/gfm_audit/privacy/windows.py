@@ -7,9 +7,12 @@ VCF positions, as the file formats themselves use them.
 from __future__ import annotations
 
 import bisect
+import contextlib
+import gzip
 import logging
 import math
 import os
+import zlib
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -561,4 +564,52 @@ def select_windows(
         write_text_gz(snps, "\t".join(SNP_COLUMNS) + "\n" + "".join(r + "\n" for r in snp_lines))
     counts["windows"] = len(windows)
     counts["snp_sites"] = len(snp_lines)
+    return counts
+
+
+# --- shards ----------------------------------------------------------------------------------------
+
+
+def shard_of(window_id: str, n_shards: int) -> int:
+    """The shard of a window: CRC-32 of its id modulo the shard count.
+
+    A window's shard depends on its id alone, so adding or removing other windows never moves it (a re-run with
+    more windows re-scores only the shards that gained some).
+    """
+    return zlib.crc32(window_id.encode()) % n_shards
+
+
+def split_windows(
+    windows_fasta: str | os.PathLike,
+    snps_path: str | os.PathLike,
+    *,
+    n_shards: int,
+    out_fastas: Sequence[str | os.PathLike],
+    out_snps: Sequence[str | os.PathLike],
+) -> Counter[int]:
+    """Stream ``windows.fa`` and ``snps.tsv.gz`` once into one FASTA and one SNP table per shard.
+
+    Memory is one record at a time: the only job that reads the whole windows file, so that no scoring or
+    neighbor job reads more than its shard. Returns the window count per shard.
+    """
+    if len(out_fastas) != n_shards or len(out_snps) != n_shards:
+        raise InputError(f"split_windows needs {n_shards} FASTA and SNP outputs, one per shard")
+    counts: Counter[int] = Counter({i: 0 for i in range(n_shards)})
+    with atomic_outputs(*out_fastas, *out_snps) as temps, contextlib.ExitStack() as stack:
+        fastas = [stack.enter_context(open(t, "w")) for t in temps[:n_shards]]
+        # No file name and a zero time in the gzip header: identical runs give identical bytes.
+        raw = [stack.enter_context(open(t, "wb")) for t in temps[n_shards:]]
+        snps = [stack.enter_context(gzip.GzipFile(filename="", mode="wb", fileobj=f, mtime=0)) for f in raw]
+        with pysam.FastxFile(str(windows_fasta)) as fh:
+            for record in fh:
+                shard = shard_of(record.name, n_shards)
+                header = f">{record.name} {record.comment}" if record.comment else f">{record.name}"
+                fastas[shard].write(f"{header}\n{record.sequence}\n")
+                counts[shard] += 1
+        with gzip.open(snps_path, "rb") as fh:
+            header = fh.readline()
+            for out in snps:
+                out.write(header)
+            for line in fh:
+                snps[shard_of(line.split(b"\t", 1)[0].decode(), n_shards)].write(line)
     return counts

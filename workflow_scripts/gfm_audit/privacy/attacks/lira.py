@@ -14,9 +14,12 @@ IN-OUT shift of the windows that have both. Higher score = member.
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import norm
 
 NAME = "lira"
+
+
+def features(params):
+    return {"loss"}
 
 
 def missing(data):
@@ -44,6 +47,9 @@ def _spread(values: np.ndarray, mask: np.ndarray, mean: np.ndarray, pooled: bool
 
 def lira_scores(target_stat: np.ndarray, ref_stat: np.ndarray, ref_in: np.ndarray, *, fixed_variance) -> dict:
     """Online and offline LiRA scores from (n,) target and (K, n) reference statistics."""
+    # Imported here: the workflow imports every attack module to collect their features, before any conda env.
+    from scipy.stats import norm
+
     mu_in, mu_out = _masked_mean(ref_stat, ref_in), _masked_mean(ref_stat, ~ref_in)
     both = ~np.isnan(mu_in) & ~np.isnan(mu_out)
     shift = float(np.mean(mu_in[both] - mu_out[both])) if both.any() else np.nan

@@ -7,6 +7,10 @@ Members were fitted, so their loss is lower: higher score = member.
 NAME = "loss"
 
 
+def features(params):
+    return {"loss"}
+
+
 def missing(data):
     return None
 

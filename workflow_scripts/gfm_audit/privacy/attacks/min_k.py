@@ -1,19 +1,31 @@
 """Min-k% prob (Shi et al. 2024, "Detecting pretraining data from large language models").
 
 score(x) = mean of the lowest k-fraction of per-token log p(x_t | context)
-(k = attacks.min_k.k, default 0.2). Members lack very unlikely tokens:
-higher score = member.
+(k = attacks.min_k.k, default 0.2; a list gives one variant per k). Members
+lack very unlikely tokens: higher score = member. The mean is computed per
+sequence in the scoring job (feature ``min_k_k<k>``, :mod:`..features`).
 """
 
-import numpy as np
+from ..features import lowest_fraction_mean, min_k_feature
+
+__all__ = ["lowest_fraction_mean"]
 
 NAME = "min_k"
 
 
-def lowest_fraction_mean(values: np.ndarray, k: float) -> float:
-    """Mean of the ceil-free count max(1, floor(k * n)) smallest values."""
-    n = max(1, int(k * len(values)))
-    return float(np.sort(values)[:n].mean()) if len(values) else float("nan")
+def ks(params) -> list[float]:
+    """The configured k values (attacks.min_k.k: one number or a list)."""
+    k = params.get("min_k", {}).get("k", 0.2)
+    return [float(v) for v in (k if isinstance(k, list | tuple) else [k])]
+
+
+def column(name: str, k: float, n_ks: int) -> str:
+    """``name`` for one k (the published attack's column), ``name_k<k>`` per k when there are several."""
+    return name if n_ks == 1 else f"{name}_k{k:g}"
+
+
+def features(params):
+    return {min_k_feature(k) for k in ks(params)}
 
 
 def missing(data):
@@ -21,6 +33,6 @@ def missing(data):
 
 
 def run(data):
-    k = data.params.get("min_k", {}).get("k", 0.2)
-    rows = data.windows(data.target)["token_logprob"]
-    return {"min_k": np.array([lowest_fraction_mean(np.asarray(lp, float), k) for lp in rows])}
+    values = ks(data.params)
+    table = data.windows(data.target)
+    return {column(NAME, k, len(values)): table[min_k_feature(k)].to_numpy(float) for k in values}

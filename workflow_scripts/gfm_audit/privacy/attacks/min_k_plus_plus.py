@@ -3,14 +3,18 @@
 Each token's log-prob is z-normalised by the predictive distribution at its
 position: z_t = (log p(x_t) - mu_t) / sigma_t, mu_t = E_{v~p}[log p(v)],
 sigma_t^2 = Var_{v~p}[log p(v)]; score(x) = mean of the lowest k-fraction of
-z_t. Training points sit at local maxima of the likelihood: higher = member.
+z_t (k as for min_k). Training points sit at local maxima of the likelihood:
+higher = member. Computed per sequence in the scoring job (``min_k_pp_k<k>``).
 """
 
-import numpy as np
-
-from .min_k import lowest_fraction_mean
+from ..features import min_k_pp_feature
+from .min_k import column, ks
 
 NAME = "min_k_plus_plus"
+
+
+def features(params):
+    return {min_k_pp_feature(k) for k in ks(params)}
 
 
 def missing(data):
@@ -18,10 +22,6 @@ def missing(data):
 
 
 def run(data):
-    k = data.params.get("min_k", {}).get("k", 0.2)
-    rows = data.windows(data.target)
-    out = []
-    for lp, mu, sd in zip(rows["token_logprob"], rows["token_mean"], rows["token_std"], strict=True):
-        z = (np.asarray(lp, float) - np.asarray(mu, float)) / np.maximum(np.asarray(sd, float), 1e-6)
-        out.append(lowest_fraction_mean(z, k))
-    return {"min_k_plus_plus": np.array(out)}
+    values = ks(data.params)
+    table = data.windows(data.target)
+    return {column(NAME, k, len(values)): table[min_k_pp_feature(k)].to_numpy(float) for k in values}

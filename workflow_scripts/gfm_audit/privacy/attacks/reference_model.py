@@ -10,9 +10,13 @@ attacks.reference.models (default: every other scored model), and
 NAME = "reference"
 
 
+def features(params):
+    return {"loss"}
+
+
 def _reference_models(data):
     chosen = data.params.get("reference", {}).get("models") or [
-        m for m in data.scores if m != data.target and m not in data.references
+        m for m in data.features if m != data.target and m not in data.references
     ]
     return [m for m in chosen if m != data.target]
 

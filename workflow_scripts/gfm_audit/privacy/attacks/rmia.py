@@ -24,10 +24,14 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-from scipy.special import expit
-from sklearn.metrics import roc_auc_score
 
 NAME = "rmia"
+
+
+def features(params):
+    return {"loss"}
+
+
 log = logging.getLogger(__name__)
 
 DEFAULTS = {
@@ -62,6 +66,9 @@ def rmia_scores(
     ``target_lik``: (n,) p(x|target); ``ref_lik``: (K, n) p(x|ref); ``ref_in``: (K, n) bool.
     score = share of z with LR(x, z) >= gamma + sigmoid(mean_z ln(LR(x, z) / gamma)) / |Z| (module docstring).
     """
+    # Imported here: the workflow imports every attack module to collect their features, before any conda env.
+    from scipy.special import expit
+
     out_models = ~ref_in
     counts = out_models.sum(axis=0)
     p_out = np.where(counts > 0, (ref_lik * out_models).sum(axis=0) / np.maximum(counts, 1), ref_lik.mean(axis=0))
@@ -79,6 +86,8 @@ def rmia_scores(
 
 def tune_a(ref_lik: np.ndarray, ref_in: np.ndarray, *, grid, gamma: float, fraction: float, seed: int) -> float:
     """The ``a`` that maximises the mean AUC of attacking each reference with the others."""
+    from sklearn.metrics import roc_auc_score
+
     k = len(ref_lik)
     best, best_auc = 0.5, -1.0
     for a in grid:

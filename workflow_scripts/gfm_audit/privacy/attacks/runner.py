@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 
 from ...errors import InputError
-from ...fasta import read_fasta
 from ...outputs import atomic_outputs
+from ..features import read_window_features
 from ..membership import read_membership
 from . import registry
 from .data import AttackData
@@ -23,30 +23,27 @@ log = logging.getLogger(__name__)
 def load_attack_data(
     target: str,
     *,
-    score_paths: Mapping[str, str],
+    feature_paths: Mapping[str, str],
     membership_path: str,
-    windows_fasta: str,
     references: Sequence[str],
     params: Mapping[str, Any],
 ) -> AttackData:
-    """Everything the attacks need; windows without a membership label are left out."""
+    """Everything the attacks need: per-window tables only; windows without a membership label are left out."""
     membership = read_membership(membership_path)
     if membership.target_member.nunique() < 2:
         raise InputError(
             f"{membership_path} labels only {'members' if membership.target_member.iloc[0] else 'non-members'}; "
             "attacks need both members and non-members (membership ground truth)"
         )
-    sequences = read_fasta(windows_fasta)
-    scores = {name: pd.read_parquet(path) for name, path in score_paths.items()}
     window_ids = membership.window_id.tolist()
+    features = {name: read_window_features(path, window_ids) for name, path in feature_paths.items()}
     ref_member = {r: membership[f"{r}_member"].to_numpy() for r in references if f"{r}_member" in membership}
     return AttackData(
         target=target,
         window_ids=window_ids,
         member=membership.target_member.to_numpy(),
-        sequences=sequences,
-        scores=scores,
-        references=[r for r in references if r in ref_member and r in scores],
+        features=features,
+        references=[r for r in references if r in ref_member and r in features],
         ref_member=ref_member,
         params=params,
     )

@@ -5,11 +5,11 @@ length in bytes of the zlib-compressed sequence: the loss is judged against
 how compressible (repetitive) the sequence is. Higher score = member.
 """
 
-import zlib
-
-import numpy as np
-
 NAME = "zlib"
+
+
+def features(params):
+    return {"loss", "zlib_bytes"}
 
 
 def missing(data):
@@ -18,5 +18,5 @@ def missing(data):
 
 def run(data):
     loss = data.windows(data.target)["loss"].to_numpy(float)
-    size = np.array([len(zlib.compress(data.sequences[w].encode(), 9)) for w in data.window_ids], dtype=float)
+    size = data.windows(data.target)["zlib_bytes"].to_numpy(float)
     return {"zlib": -loss / size}
