@@ -165,3 +165,14 @@ def test_torch_classifiers_learn_a_separable_task_and_give_probabilities(toy, cl
     assert proba.shape == (len(X), 2)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
     assert (proba.argmax(axis=1) == y).mean() >= 0.9
+
+
+@pytest.mark.parametrize("cls", [CNN1D, ResNet1D, GeneViT])
+def test_trained_torch_classifiers_pickle_and_predict_the_same_after_loading(toy, cls, tmp_path):
+    import joblib
+
+    _, X, y = toy
+    clf = cls(seed=0, epochs=1).fit(X, y)
+    joblib.dump({"model": clf}, tmp_path / "model.joblib")
+    again = joblib.load(tmp_path / "model.joblib")["model"]
+    np.testing.assert_array_equal(again.predict_proba(X), clf.predict_proba(X))

@@ -92,14 +92,7 @@ class ResNet1D(TorchTabular):
     def _net(self, n_features: int):
         from torch import nn
 
-        class Residual(nn.Module):
-            def __init__(self, channels: int):
-                super().__init__()
-                self.conv1 = nn.Conv1d(channels, channels, 5, padding=2)
-                self.conv2 = nn.Conv1d(channels, channels, 5, padding=2)
-
-            def forward(self, x):
-                return nn.functional.relu(x + self.conv2(nn.functional.relu(self.conv1(x))))
+        from .torch_nets import Residual
 
         return nn.Sequential(
             nn.Unflatten(1, (1, n_features)),
@@ -126,31 +119,9 @@ class GeneViT(TorchTabular):
         self.patch, self.dim, self.depth = patch, dim, depth
 
     def _net(self, n_features: int):
-        import torch
-        from torch import nn
+        from .torch_nets import GenePatchViT
 
-        patch, dim = self.patch, self.dim
-        n_tokens = -(-n_features // patch)
-
-        class ViT(nn.Module):
-            def __init__(self, depth: int):
-                super().__init__()
-                self.embed = nn.Linear(patch, dim)
-                self.cls = nn.Parameter(torch.zeros(1, 1, dim))
-                self.pos = nn.Parameter(0.02 * torch.randn(1, n_tokens + 1, dim))
-                layer = nn.TransformerEncoderLayer(
-                    dim, nhead=4, dim_feedforward=2 * dim, dropout=0.0, batch_first=True, norm_first=True
-                )
-                self.encoder = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
-                self.norm = nn.LayerNorm(dim)
-                self.head = nn.Linear(dim, 2)
-
-            def forward(self, x):
-                x = nn.functional.pad(x, (0, n_tokens * patch - x.shape[1])).reshape(len(x), n_tokens, patch)
-                tokens = torch.cat([self.cls.expand(len(x), -1, -1), self.embed(x)], dim=1) + self.pos
-                return self.head(self.norm(self.encoder(tokens)[:, 0]))
-
-        return ViT(self.depth)
+        return GenePatchViT(n_features, patch=self.patch, dim=self.dim, depth=self.depth)
 
 
 def make_classifier(name: str, seed: int, threads: int = 1):
