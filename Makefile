@@ -27,6 +27,7 @@ demo: $(STAMP)
 	@echo "  features:   results/features/<model>.parquet (per window), <model>/shard-<i>.parquet (per sequence)"
 	@echo "  scores:     results/scores/<model>/shard-<i>.parquet (per token)"
 	@echo "  attacks:    results/attacks/<model>/metrics.tsv"
+	@echo "  memorisation: results/memorisation/<model>/exposure.tsv, extraction.tsv"
 	@echo "  robustness: results/robustness/ga/<classifier>/, adv_training/<classifier>/, fimba/"
 	@echo "  logs:       results/logs/, benchmarks: results/benchmarks/"
 	@echo
