@@ -390,3 +390,17 @@ def test_kmer_tail_that_becomes_oov_is_excluded_and_counted_or_stops_above_the_s
     short = demo_sequence(1000, 1040)  # 6 six-mers and a tail of 4: 10% of the bases
     with pytest.raises(InputError, match=r"sequence s0: 4 of its 40 bases .* is <oov>.* windows.length a multiple"):
         score_sequences(spec, _records(short), snp_offsets={}, batch_size=2, seed=0, device="cpu")
+
+
+@pytest.mark.parametrize("family", ["hyenadna", "caduceus", "nt_v2", "gena_lm"])
+def test_a_malformed_special_tokens_map_stops_in_one_line_naming_the_file(family, tmp_path):
+    import importlib
+    from pathlib import Path
+
+    folder = tmp_path / family
+    source = Path(__file__).parent / "fixtures" / "gfm" / family
+    shutil.copytree(source, folder, ignore=shutil.ignore_patterns("*.npz", "*.safetensors", "ph", "ps_*"))
+    (folder / "special_tokens_map.json").write_text('{"pad_token": ')
+    module = importlib.import_module(f"gfm_audit.gfm.{family}")
+    with pytest.raises(InputError, match=r"special_tokens_map.json: not valid JSON"):
+        module.load_tokenizer(folder)

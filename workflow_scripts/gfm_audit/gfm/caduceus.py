@@ -32,6 +32,7 @@ from torch import nn
 
 from gfm_audit.errors import InputError
 from gfm_audit.gfm.caduceus_scan import selective_scan
+from gfm_audit.gfm.checkpoint_files import read_json
 
 ARCHITECTURE = "caduceus"
 KINDS = ("masked",)
@@ -457,9 +458,7 @@ def load_tokenizer(folder: pathlib.Path):
     special_map = {}
     special_path = folder / "special_tokens_map.json"
     if special_path.is_file():
-        special_map = {
-            k: v if isinstance(v, str) else v.get("content") for k, v in json.loads(special_path.read_text()).items()
-        }
+        special_map = {k: v if isinstance(v, str) else v.get("content") for k, v in read_json(special_path).items()}
     characters = list(tok_cfg.get("characters") or ("A", "C", "G", "T", "N"))
     vocab = {t: i for i, t in enumerate(_SPECIALS)} | {ch: i + len(_SPECIALS) for i, ch in enumerate(characters)}
     tok = Tokenizer(WordLevel(vocab, unk_token="[UNK]"))

@@ -17,7 +17,6 @@ Weight names are the original's, so the hub weights load strictly. Checkpoints w
 
 from __future__ import annotations
 
-import json
 import pathlib
 from types import SimpleNamespace
 
@@ -26,6 +25,7 @@ from torch import nn
 from transformers import PreTrainedTokenizerFast
 
 from ..errors import InputError
+from .checkpoint_files import read_json
 
 ARCHITECTURE = "gena_lm"
 KINDS = ("masked",)
@@ -258,17 +258,6 @@ def build_lm(config: dict, *, kind: str) -> GenaLMForMaskedLM:
     return GenaLMForMaskedLM(cfg).float().eval()
 
 
-def _read_json(path: pathlib.Path) -> dict:
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise InputError(
-            f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}); restore the file from the hub"
-        ) from None
-
-
 class GenaTokenizer(PreTrainedTokenizerFast):
     """The hub's fast BPE tokenizer, with offsets that tile the sequence.
 
@@ -310,12 +299,12 @@ def load_tokenizer(folder: pathlib.Path) -> GenaTokenizer:
     if not tokenizer_file.is_file():
         raise InputError(f"{tokenizer_file}: missing; the GENA-LM tokenizer needs the hub's tokenizer.json")
     specials = {}
-    for source in (_read_json(folder / "tokenizer_config.json"), _read_json(folder / "special_tokens_map.json")):
+    for source in (read_json(folder / "tokenizer_config.json"), read_json(folder / "special_tokens_map.json")):
         for key in ("unk_token", "sep_token", "pad_token", "cls_token", "mask_token", "bos_token", "eos_token"):
             if key in source and source[key] is not None:
                 value = source[key]
                 specials[key] = value.get("content") if isinstance(value, dict) else value
-    limit = _read_json(folder / "tokenizer_config.json").get("model_max_length")
+    limit = read_json(folder / "tokenizer_config.json").get("model_max_length")
     kwargs = {"model_max_length": int(limit)} if limit else {}
     try:
         return GenaTokenizer(tokenizer_file=str(tokenizer_file), **specials, **kwargs)

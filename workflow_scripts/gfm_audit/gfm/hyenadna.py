@@ -33,6 +33,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..errors import InputError
+from .checkpoint_files import read_json
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerFast
@@ -374,7 +375,7 @@ def load_tokenizer(folder: pathlib.Path) -> PreTrainedTokenizerFast:
         raise InputError(f"{path} is not valid JSON ({exc}); download it again") from None
     roles = dict(_SPECIAL_ROLES)
     special_map = folder / "special_tokens_map.json"
-    for source in (tok_config, json.loads(special_map.read_text()) if special_map.is_file() else {}):
+    for source in (tok_config, read_json(special_map)):
         for role in roles:
             value = source.get(role)
             if isinstance(value, dict):

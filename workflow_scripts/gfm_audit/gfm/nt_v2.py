@@ -17,7 +17,6 @@ NT v1 (plain ESM, no ``auto_map``) is not claimed: transformers' own ``EsmForMas
 
 from __future__ import annotations
 
-import json
 import math
 import pathlib
 import re
@@ -28,6 +27,7 @@ import torch
 from torch import nn
 
 from ..errors import InputError
+from .checkpoint_files import read_json
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerFast
@@ -312,17 +312,6 @@ _ESM_DEFAULT_SPECIALS = {
 }
 
 
-def _read_json(path: pathlib.Path) -> dict:
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise InputError(
-            f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}); restore the file from the hub"
-        ) from None
-
-
 def _content(value):
     return value.get("content") if isinstance(value, dict) else value
 
@@ -345,8 +334,8 @@ def load_tokenizer(folder: pathlib.Path) -> PreTrainedTokenizerFast:
         raise InputError(f"{vocab_file}: missing; the Nucleotide Transformer tokenizer needs the hub's vocab.txt")
     tokens = [line.strip() for line in vocab_file.read_text().splitlines()]
     vocab = {tok: i for i, tok in enumerate(tokens)}
-    tok_config = _read_json(folder / "tokenizer_config.json")
-    specials_map = _read_json(folder / "special_tokens_map.json")
+    tok_config = read_json(folder / "tokenizer_config.json")
+    specials_map = read_json(folder / "special_tokens_map.json")
     # from_pretrained's precedence: class defaults, then tokenizer_config.json, then special_tokens_map.json.
     specials = dict(_ESM_DEFAULT_SPECIALS)
     for source in (tok_config, specials_map):
