@@ -284,18 +284,10 @@ def test_canaries_outside_finetune_mode_fail_naming_the_setting(tiny_causal):
 @pytest.fixture(scope="module")
 def memorisation_run(tmp_path_factory):
     """The whole chain with canaries and extraction on a tiny from-scratch causal LM."""
-    from gfm_audit.char_lm import save_char_causal_lm
-    from test_workflow import demo_config, snakemake
+    from test_workflow import snakemake, tiny_model_config
 
     workdir = tmp_path_factory.mktemp("memorisation")
-    arch = save_char_causal_lm(workdir / "arch", hidden=32, layers=1, heads=2, max_positions=128)
-    config = demo_config()
-    config["windows"].update(n=16, length=64)
-    config["neighbors"] = {"probs": [0.5], "per_prob": 1}
-    config["models"] = {"tiny": {"path": str(arch), "kind": "causal", "init": "scratch"}}
-    config["target"] = "tiny"
-    config["membership"] = {"reference_models": 2, "training": {"epochs": 2, "batch_size": 4}}
-    config["scoring"] = {"shards": 1, "batch_size": 8}
+    config = tiny_model_config(workdir, shards=1)
     config["attacks"] = {"metrics": {"bootstrap": 50}}
     config["memorisation"] = {
         "canaries": {"n": 1, "length": 24, "repeats": [1, 2], "candidates": 100},

@@ -141,12 +141,10 @@ def test_bad_vcf_fails_its_rule_with_one_line_and_leaves_no_partial_output(tmp_p
     assert [p.name for p in leftovers] == ["prepare_reference.log"]
 
 
-@pytest.fixture(scope="module")
-def model_run(tmp_path_factory):
-    """The whole chain with a tiny from-scratch causal LM, two references and two shards."""
+def tiny_model_config(workdir: Path, *, shards: int) -> dict:
+    """The demo data with a tiny from-scratch causal LM (saved under workdir) as target and two references."""
     from gfm_audit.char_lm import save_char_causal_lm
 
-    workdir = tmp_path_factory.mktemp("models")
     arch = save_char_causal_lm(workdir / "arch", hidden=32, layers=1, heads=2, max_positions=128)
     config = demo_config()
     config["windows"].update(n=16, length=64)
@@ -154,7 +152,15 @@ def model_run(tmp_path_factory):
     config["models"] = {"tiny": {"path": str(arch), "kind": "causal", "init": "scratch"}}
     config["target"] = "tiny"
     config["membership"] = {"reference_models": 2, "training": {"epochs": 2, "batch_size": 4}}
-    config["scoring"] = {"shards": 2, "batch_size": 8}
+    config["scoring"] = {"shards": shards, "batch_size": 8}
+    return config
+
+
+@pytest.fixture(scope="module")
+def model_run(tmp_path_factory):
+    """The whole chain with a tiny from-scratch causal LM, two references and two shards."""
+    workdir = tmp_path_factory.mktemp("models")
+    config = tiny_model_config(workdir, shards=2)
     result = snakemake(workdir, config=config)
     assert result.returncode == 0, result.stderr[-3000:]
     return workdir, config
