@@ -450,3 +450,28 @@ def test_token_profile_is_the_mean_log_p_per_position_of_members_and_non_members
     np.testing.assert_allclose(profile.nonmembers, [-3.0, -4.0, np.nan])
     plots.token_profile_figure(profile, tmp_path / "token_profile.png")
     assert (tmp_path / "token_profile.png").stat().st_size > 0
+
+
+def test_neighbor_loss_reader_keeps_a_fixed_bottom_k_sample_of_windows_across_shards(tmp_path):
+    import zlib
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    ids = [f"w{i}" for i in range(12)]
+    paths = []
+    for shard in range(3):
+        rows = []
+        for w in ids[shard::3]:
+            rows.append({"window_id": w, "kind": "window", "prob": None, "loss": 1.0})
+            rows.append({"window_id": w, "kind": "snp", "prob": 0.1, "loss": 1.1})
+            rows.append({"window_id": w, "kind": "control", "prob": 0.1, "loss": 1.2})
+        path = tmp_path / f"shard-{shard}.parquet"
+        pq.write_table(pa.Table.from_pylist(rows), path)
+        paths.append(path)
+    expected = sorted(ids, key=lambda w: zlib.crc32(w.encode()))[:5]
+    sample = plots.read_snp_neighbor_losses(paths, max_windows=5)
+    assert sorted(sample.window_id.unique()) == sorted(expected)
+    assert len(sample) == 10 and set(sample.kind) == {"window", "snp"}
+    everything = plots.read_snp_neighbor_losses(paths)
+    assert sorted(everything.window_id.unique()) == sorted(ids) and len(everything) == 24

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import zlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -73,19 +74,28 @@ def neighbor_loss_figure(target_scores: pd.DataFrame, path: str | os.PathLike) -
         ax.plot(range(len(windows)), mean.to_numpy(), ".", ms=2.5, color="tab:blue", label="mean neighbor")
         ax.plot(range(len(windows)), windows.to_numpy(), ".", ms=2.5, color="tab:red", label="original")
         ax.set(title=f"SNP neighbors, p = {p:g}", ylabel="loss (nats/token)")
-    axes[-1, 0].set_xlabel("windows, sorted by their own loss")
+    axes[-1, 0].set_xlabel(f"{len(windows)} windows, sorted by their own loss")
     axes[0, 0].legend(fontsize=8, markerscale=3)
     save_figure(fig, path)
 
 
-def read_snp_neighbor_losses(paths: Sequence[str | os.PathLike]) -> pd.DataFrame:
-    """The loss of every window and SNP neighbor from per-sequence feature shards (four columns, shard by shard)."""
+def read_snp_neighbor_losses(paths: Sequence[str | os.PathLike], *, max_windows: int = 2000) -> pd.DataFrame:
+    """The loss of windows and their SNP neighbors from per-sequence feature shards (four columns, shard by shard).
+
+    At most ``max_windows`` windows are kept: those with the smallest CRC-32 of their id (bottom-k sampling), so
+    the figure's memory is one shard plus the sample whatever the genome's size, and every run draws the same
+    windows. A scatter of millions of windows would show nothing more than a few thousand do.
+    """
     columns = ["window_id", "kind", "prob", "loss"]
-    parts = []
+    kept = pd.DataFrame(columns=columns)
     for path in paths:
-        table = pq.read_table(path, columns=columns, filters=[("kind", "in", ["window", "snp"])])
-        parts.append(table.to_pandas())
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+        part = pq.read_table(path, columns=columns, filters=[("kind", "in", ["window", "snp"])]).to_pandas()
+        kept = pd.concat([kept, part], ignore_index=True) if len(kept) else part
+        ids = kept.window_id.unique()
+        if len(ids) > max_windows:
+            chosen = [w for _, w in sorted((zlib.crc32(str(w).encode()), str(w)) for w in ids)[:max_windows]]
+            kept = kept[kept.window_id.isin(chosen)].reset_index(drop=True)
+    return kept
 
 
 def token_profile(paths: Sequence[str | os.PathLike], membership: pd.DataFrame) -> pd.DataFrame:
