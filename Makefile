@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CORES ?= 2
 
-.PHONY: demo demo-individuals test lint install clean bench
+.PHONY: demo demo-individuals test lint install clean bench bench-slurm
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,10 +48,16 @@ demo-individuals: $(STAMP)
 test: $(STAMP)
 	$(BIN)/pytest
 
-bench: $(STAMP)
+bench: $(STAMP) bench-slurm
 	$(BIN)/python benchmarks/bench_scoring.py
 	$(BIN)/python benchmarks/bench_data.py
 	$(BIN)/python benchmarks/bench_rerun.py
+
+# The scale benchmark's 10k-window genome once through profiles/slurm on the CI's one-node SLURM
+# (.ci/slurm_cluster.sh: needs root, installs the SLURM packages when missing), then the same run locally:
+# jobs per rule and their states, per-rule time and peak RSS, and the outputs compared byte for byte.
+bench-slurm: $(STAMP)
+	$(BIN)/python benchmarks/bench_scale.py --slurm --compare-local --sizes 10000
 
 # Python: ruff lint and format; Snakefile and rules/*.smk: snakefmt (line length in pyproject.toml), then Snakemake's lint.
 lint: $(STAMP)
