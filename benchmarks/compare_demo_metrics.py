@@ -49,15 +49,28 @@ def read_scores(run: Path, model: str) -> pd.DataFrame:
 
 
 def max_abs_diff(a: pd.DataFrame, b: pd.DataFrame) -> float:
-    """Largest |a - b| over the numeric cells both tables have (NaN in both counts as equal)."""
-    rows = a.index.intersection(b.index)
-    columns = [c for c in a.columns.intersection(b.columns) if pd.api.types.is_numeric_dtype(a[c])]
-    x = a.loc[rows, columns].to_numpy(float)
-    y = b.loc[rows, columns].to_numpy(float)
-    if np.any(np.isnan(x) != np.isnan(y)):
-        return float("inf")
-    diff = np.abs(x - y)
-    return float(np.nanmax(diff)) if diff.size and not np.all(np.isnan(diff)) else 0.0
+    """Largest |a - b| over the cells both tables have; a text cell (e.g. insufficient_nonmembers) must be equal.
+
+    Empty in both counts as equal; a number in one and text or empty in the other is an infinite difference.
+    """
+    rows, columns = a.index.intersection(b.index), a.columns.intersection(b.columns)
+    worst = 0.0
+    for column in columns:
+        x, y = a.loc[rows, column], b.loc[rows, column]
+        xn, yn = pd.to_numeric(x, errors="coerce").to_numpy(float), pd.to_numeric(y, errors="coerce").to_numpy(float)
+        if np.any(np.isnan(xn) != np.isnan(yn)):
+            return float("inf")
+        text = np.isnan(xn)
+        if not x[text].fillna("").astype(str).equals(y[text].fillna("").astype(str)):
+            return float("inf")
+        if (~text).any():
+            worst = max(worst, float(np.max(np.abs(xn[~text] - yn[~text]))))
+    return worst
+
+
+def cell(value: object) -> str:
+    number = pd.to_numeric(value, errors="coerce")
+    return f"{number:.6g}" if pd.notna(number) else str(value)
 
 
 def weights_digest(run: Path, model: str) -> str | None:
@@ -87,12 +100,12 @@ def main(argv: list[str] | None = None) -> int:
     print("| attack | " + " | ".join(f"{c} before | {c} after" for c in SHOWN) + " |")
     print("|---|" + "---|---|" * len(SHOWN))
     for attack in common:
-        cells = " | ".join(f"{before.at[attack, c]:.6g} | {after.at[attack, c]:.6g}" for c in SHOWN)
+        cells = " | ".join(f"{cell(before.at[attack, c])} | {cell(after.at[attack, c])}" for c in SHOWN)
         print(f"| {attack} | {cells} |")
     print()
     metric_diff = max_abs_diff(before.loc[common], after.loc[common])
-    columns = [c for c in before.columns.intersection(after.columns) if pd.api.types.is_numeric_dtype(before[c])]
-    print(f"attacks compared: {len(common)}; numeric metric columns: {', '.join(columns)}")
+    columns = list(before.columns.intersection(after.columns))
+    print(f"attacks compared: {len(common)}; metric columns: {', '.join(columns)}")
     print(f"max |diff| over every metric: {metric_diff:.3g}")
     shown_diff = max_abs_diff(before.loc[common, list(SHOWN)], after.loc[common, list(SHOWN)])
     print(f"max |diff| over AUC and TPR at low FPR: {shown_diff:.3g}")
