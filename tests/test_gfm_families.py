@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import torch
 from gfm_audit.config import validate_config
-from gfm_audit.errors import InputError
 from gfm_audit.gfm import registry
 from gfm_audit.models import ModelSpec, architecture_of, load_model, load_tokenizer, read_checkpoint_config
 from gfm_audit.privacy.scoring import SeqRecord, score_sequences
@@ -189,20 +188,7 @@ def test_gfm_head_on_a_native_family_trains_only_its_head_and_reloads_strictly(n
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-6)
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(
-            f,
-            marks=pytest.mark.xfail(
-                strict=True, raises=InputError, reason="the pure-PyTorch Mamba scan updates tensors in place"
-            ),
-        )
-        if f == "caduceus"
-        else f
-        for f in registry.FAMILIES
-    ],
-)
+@pytest.mark.parametrize("name", registry.FAMILIES)
 def test_finetuning_a_native_family_saves_its_original_layout_that_loads_strictly(name, tmp_path):
     from conftest import demo_sequence
     from gfm_audit.privacy.training import train_model

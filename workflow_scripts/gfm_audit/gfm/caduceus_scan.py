@@ -11,6 +11,13 @@ zero-order-hold discretisation of A and the simplified Euler step for B), per ch
 `selective_scan` evaluates it by blocks of positions: inside a block either a plain loop over positions (cheapest
 on CPU, where each step is one small fused multiply-add) or a Hillis-Steele doubling scan (log2(block) vectorised
 steps, cheapest on GPU); the state is carried from block to block, so memory stays O(batch * d * block * n).
+
+Both update their buffers in place, which autograd cannot differentiate through. When a gradient is needed the
+block's recurrence runs inside `_LinearRecurrence`, whose backward is the same recurrence run backwards in time
+(for h_t = a_t * h_{t-1} + x_t and upstream gradient g_t = dL/dh_t, the adjoint is
+lambda_t = g_t + a_{t+1} * lambda_{t+1}; then dL/dx_t = lambda_t, dL/da_t = lambda_t * h_{t-1} and
+dL/dh_{-1} = a_0 * lambda_0), so training uses the same forward numbers and the same scan code, and
+saves only the block's decays and states. Without a gradient nothing changes: the in-place scan runs as it is.
 """
 
 from __future__ import annotations
@@ -67,14 +74,52 @@ def linear_recurrence(
     method "loop" runs one fused multiply-add per position (time-major, so each step reads and writes one
     contiguous slab); "doubling" runs log2(length) vectorised steps.
     """
-    if method == "doubling":
-        cum, h = _doubling_scan(decay, inp)
-        if state is not None:
-            h = torch.addcmul(h, cum, state.unsqueeze(0))
-        return h
-    if method != "loop":
+    if method not in ("loop", "doubling"):
         raise ValueError(f"unknown scan method {method!r}: use 'loop' or 'doubling'")
-    return _loop_inplace(decay, inp.clone(), state)
+    if _needs_grad(decay, inp, state):
+        return _LinearRecurrence.apply(decay, inp, state, method)
+    return _recurrence_inplace(decay, inp.clone() if method == "loop" else inp, state, method)
+
+
+def _needs_grad(*tensors: torch.Tensor | None) -> bool:
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
+def _recurrence_inplace(
+    decay: torch.Tensor, inp: torch.Tensor, state: torch.Tensor | None, method: str
+) -> torch.Tensor:
+    """The states of a block, not differentiable; "loop" overwrites inp (pass a tensor that may be consumed)."""
+    if method == "loop":
+        return _loop_inplace(decay, inp, state)
+    cum, h = _doubling_scan(decay, inp)
+    if state is not None:
+        h = torch.addcmul(h, cum, state.unsqueeze(0))
+    return h
+
+
+class _LinearRecurrence(torch.autograd.Function):
+    """h_t = decay_t * h_{t-1} + inp_t with the in-place scan forward and its adjoint scan backward (module doc)."""
+
+    @staticmethod
+    def forward(ctx, decay, inp, state, method):
+        # Grad mode is off in here, so the in-place scan is allowed; inp is cloned because it is the caller's.
+        h = _recurrence_inplace(decay, inp.clone() if method == "loop" else inp, state, method)
+        ctx.method = method
+        ctx.has_state = state is not None
+        ctx.save_for_backward(decay, h, state if state is not None else h.new_zeros(()))
+        return h
+
+    @staticmethod
+    def backward(ctx, grad_h):
+        decay, h, state = ctx.saved_tensors
+        # Adjoint, reversed in time: lambda_t = g_t + decay_{t+1} * lambda_{t+1}, i.e. the same recurrence on the
+        # flipped sequences with decays shifted by one (the first reversed decay multiplies a zero state: unused).
+        rev_decay = torch.cat((torch.ones_like(decay[:1]), decay[1:].flip(0)))
+        adj = _recurrence_inplace(rev_decay, grad_h.flip(0).contiguous(), None, ctx.method).flip(0)
+        prev = torch.cat(((state if ctx.has_state else torch.zeros_like(h[0])).unsqueeze(0), h[:-1]))
+        grad_decay = adj * prev if ctx.needs_input_grad[0] else None
+        grad_state = decay[0] * adj[0] if ctx.has_state and ctx.needs_input_grad[2] else None
+        return grad_decay, adj, grad_state, None
 
 
 def _loop_inplace(decay: torch.Tensor, h: torch.Tensor, state: torch.Tensor | None) -> torch.Tensor:
@@ -116,6 +161,8 @@ def selective_scan(
         if kernel is None:
             raise RuntimeError("the fused selective scan needs mamba_ssm, which is not importable here")
         return kernel(u, delta, A, B, C, D, z=z, delta_bias=delta_bias, delta_softplus=delta_softplus)
+    if method not in ("loop", "doubling"):
+        raise ValueError(f"unknown scan method {method!r}: use 'auto', 'fused', 'loop' or 'doubling'")
     dtype_in = u.dtype
     u = u.float()
     delta = delta.float()
@@ -142,10 +189,10 @@ def selective_scan(
         sl = slice(start, min(start + block, length))
         decay = torch.exp(delta_t[sl].unsqueeze(-1) * A)  # (l, b, d, n)
         inp = du_t[sl].unsqueeze(-1) * B_t[sl].unsqueeze(2)  # (l, b, d, n)
-        if method == "loop":
-            h = _loop_inplace(decay, inp, state)  # inp is a fresh tensor of this block
+        if _needs_grad(decay, inp, state):
+            h = _LinearRecurrence.apply(decay, inp, state, method)
         else:
-            h = linear_recurrence(decay, inp, state=state, method=method)
+            h = _recurrence_inplace(decay, inp, state, method)  # inp is a fresh tensor of this block
         state = h[-1]
         ys.append(torch.matmul(h, C_t[sl].unsqueeze(-1)).squeeze(-1).permute(1, 2, 0))
     y = torch.cat(ys, dim=2)
