@@ -1,18 +1,26 @@
 """P1 per native family: gfm-audit's scoring path against a bare batched forward of the same module.
 
-Run: .venv/bin/python benchmarks/bench_families.py [--windows N] [--length BP]
+Run: .venv/bin/python benchmarks/bench_families.py [--tokens 60000] [--length 498] [--repeat 3]
 
-Each family's tiny golden checkpoint (tests/fixtures/gfm/<family>/) scores the same real demo windows twice,
-one CPU thread: through ``Scorer.score`` (what ``score_sequences`` runs once the model is loaded: batching,
-masking, log-softmax statistics, bookkeeping) and through a bare loop that only calls the module's forward on
-the very same batches (for a masked model: the same masked copies). The ratio bare / ours is the share of
-the time that is the model itself; 1.0 means no overhead. The fixtures are tiny (hidden 16-64, 2 layers), so
-this is the worst case for the ratio: real checkpoints spend far more time in the forward pass.
+Each family's tiny golden checkpoint (tests/fixtures/gfm/<family>/) scores real demo windows twice, one CPU
+thread: through ``Scorer.score`` (what ``score_sequences`` runs once the model is loaded: batching, masking,
+log-softmax statistics, bookkeeping) and through a bare loop that only calls the module's forward on the very
+same batches (for a masked model: the same masked copies, ``sampled`` masking of 15% of the bases). The ratio
+bare / ours is the share of the time that is the model itself; 1.0 means no overhead. The fixtures are tiny
+(hidden 16-64, 2 layers), so this is the worst case for the ratio: real checkpoints spend far more time in the
+forward pass.
+
+Workload: every family gets the same budget of tokens through the model (``--tokens``; a masked model forwards
+one copy of the window per masked token, so a character-level masked model such as Caduceus uses its budget on
+few windows, a causal one on many), taking windows in a fixed order until the budget is reached (at least
+one). Timings are the median of ``--repeat`` runs of each path (wall time; ours and bare alternate, so a load
+change hits both).
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -41,16 +49,23 @@ def windows(n: int, length: int, seed: int = 0) -> list[str]:
     return out[:n]
 
 
-def best_of(fn, repeat: int) -> float:
-    times = []
+def median_times(fns: list, repeat: int) -> list[float]:
+    """Median wall time of each function over ``repeat`` rounds; the functions alternate within a round."""
+    times: list[list[float]] = [[] for _ in fns]
     for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+        for fn, out in zip(fns, times, strict=True):
+            start = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - start)
+    return [statistics.median(t) for t in times]
 
 
-def bench(family: str, seqs: list[str], *, batch_size: int, repeat: int) -> dict:
+def through_model(enc, kind: str, positions: np.ndarray) -> int:
+    """Tokens one window sends through the model: once if causal, once per masked copy if masked."""
+    return len(enc.ids) * (1 if kind == "causal" else len(positions))
+
+
+def bench(family: str, seqs: list[str], *, batch_size: int, repeat: int, tokens: int) -> dict:
     kind = registry.family_module(family).KINDS[0]
     spec = ModelSpec(family, str(FIXTURES / family), kind, masking="sampled", mask_fraction=0.15)
     model, tokenizer = load_model(spec), load_tokenizer(spec)
@@ -66,6 +81,10 @@ def bench(family: str, seqs: list[str], *, batch_size: int, repeat: int) -> dict
         )
         for e, w, s in zip(encodings, ids, seqs, strict=True)
     ]
+    # The same budget of tokens through the model for every family: the first windows that reach it.
+    budget = np.cumsum([through_model(e, kind, p) for e, p in zip(encodings, positions, strict=True)])
+    n = min(len(seqs), int(np.searchsorted(budget, tokens)) + 1)
+    encodings, positions = encodings[:n], positions[:n]
     scorer = Scorer(
         model,
         kind,
@@ -85,37 +104,47 @@ def bench(family: str, seqs: list[str], *, batch_size: int, repeat: int) -> dict
                     inputs["attention_mask"] = torch.from_numpy(a)
                 model(**inputs).logits  # noqa: B018
 
-    ours = best_of(lambda: scorer.score(encodings, positions), repeat)
-    plain = best_of(bare, repeat)
-    tokens = sum(int(a.sum()) for _, a, _ in batches)
+    ours, plain = median_times([lambda: scorer.score(encodings, positions), bare], repeat)
+    n_tokens = sum(int(a.sum()) for _, a, _ in batches)
     return {
         "family": family,
         "kind": kind,
+        "windows": n,
         "forwards": sum(len(x) for x, _, _ in batches),
-        "tokens": tokens,
+        "tokens": n_tokens,
         "ours_s": ours,
         "bare_s": plain,
+        "us_per_token": ours / n_tokens * 1e6,
         "ratio": plain / ours,
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--windows", type=int, default=32)
+    parser.add_argument("--tokens", type=int, default=60_000, help="tokens through the model per family")
+    parser.add_argument("--windows", type=int, default=200, help="windows drawn (the budget takes a prefix)")
     parser.add_argument("--length", type=int, default=498, help="bp per window (498 = 83 six-mers)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--families", nargs="*", default=None, help="default: every available family")
     args = parser.parse_args()
     torch.set_num_threads(1)
     seqs = windows(args.windows, args.length)
-    print(f"{len(seqs)} windows of {args.length} bp, batch {args.batch_size}, 1 CPU thread, best of {args.repeat}\n")
-    print("| family | kind | sequences through the model | tokens | ours (s) | bare forward (s) | bare / ours |")
-    print("|---|---|---:|---:|---:|---:|---:|")
-    for family in registry.available_families():
-        r = bench(family, seqs, batch_size=args.batch_size, repeat=args.repeat)
+    print(
+        f"windows of {args.length} bp, about {args.tokens} tokens through the model per family, batch "
+        f"{args.batch_size}, 1 CPU thread, median of {args.repeat}\n"
+    )
+    print(
+        "| family | kind | windows | sequences through the model | tokens | ours (s) | bare forward (s) | "
+        "ours (us/token) | bare / ours |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    for family in args.families or registry.available_families():
+        r = bench(family, seqs, batch_size=args.batch_size, repeat=args.repeat, tokens=args.tokens)
         print(
-            f"| {r['family']} | {r['kind']} | {r['forwards']} | {r['tokens']} | {r['ours_s']:.3f} | "
-            f"{r['bare_s']:.3f} | {r['ratio']:.2f} |"
+            f"| {r['family']} | {r['kind']} | {r['windows']} | {r['forwards']} | {r['tokens']} | {r['ours_s']:.3f} | "
+            f"{r['bare_s']:.3f} | {r['us_per_token']:.1f} | {r['ratio']:.2f} |",
+            flush=True,
         )
 
 
