@@ -310,13 +310,14 @@ def model_rows(args, device: str, limits, tmp: Path) -> list[list]:
                     torch.cuda.reset_peak_memory_stats()
                 with Utilisation() as busy:
                     seconds, n_tokens = scoring_seconds(spec, loaded, records, device)
+                # Read before the bare forward, whose batches all sit on the device at once.
+                peak_mem = torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else float("nan")
                 ratio = float("nan")
                 if label == "bf16 + pinned":
                     ratio = bare_forward_seconds(spec, loaded, records, device) / seconds
                 rate = n_tokens / seconds
                 tokens_per_seq = len(encode_many(loaded.tokenizer, [records[0].text], seq_ids=["x"])[0].ids)
                 fpt = flops_per_token(family, config, n_params, tokens_per_seq)
-                peak_mem = torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else float("nan")
                 row = [
                     f"{name} (smoke sizes)" if args.smoke else name,
                     f"{n_params / 1e6:.1f} M",
@@ -328,10 +329,10 @@ def model_rows(args, device: str, limits, tmp: Path) -> list[list]:
                     f"{ratio:.2f}x" if ratio == ratio else "",
                     f"{busy.mean:.0f}%" if busy.samples else "n/a",
                 ]
+                with torch.inference_mode():
+                    probe = loaded.scorer.model(input_ids=torch.ones(1, 4, dtype=torch.long, device=device))
                 if limits:
                     peak_flops, bandwidth = limits
-                    with torch.inference_mode():
-                        probe = loaded.scorer.model(input_ids=torch.ones(1, 4, dtype=torch.long, device=device))
                     n_batches = n_tokens / (batch * tokens_per_seq)
                     bytes_moved = n_batches * 2 * n_params + n_tokens * probe.logits.shape[-1] * 2 * 2
                     row += [
@@ -340,6 +341,9 @@ def model_rows(args, device: str, limits, tmp: Path) -> list[list]:
                     ]
                 rows.append(row)
                 print(row, flush=True)
+                del loaded, probe
+                if device == "cuda":
+                    torch.cuda.empty_cache()
     return rows
 
 
