@@ -4,7 +4,9 @@ Run: .venv/bin/python benchmarks/bench_caduceus_scan.py [--length 1024] [--batch
 Sizes are the hub checkpoints' (caduceus-ps_seqlen-131k_d_model-256_n_layer-16: d_inner 512, d_state 16). One
 scan = one direction of one strand of one layer; a PS forward runs 4 per layer (fwd + rev Mamba on both strands).
 CPU figures are process CPU time on one thread (robust to a shared machine); GPU figures are wall time after a
-synchronise. The fused kernel row appears only where mamba_ssm imports and a GPU is present.
+synchronise. The fused kernel row appears only where mamba_ssm imports and a GPU is present. The "fwd+bwd" rows
+are a training step of the scan (forward, then backward through the adjoint scan) with every input needing a
+gradient.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ def main() -> None:
         "delta_bias": torch.randn(D_INNER, generator=g),
     }
     print(f"selective scan, d_inner {D_INNER}, d_state {D_STATE}, batch {b}, length {length}")
-    print(f"{'device':8} {'method':9} {'us/token':>9}")
+    print(f"{'device':8} {'method':16} {'us/token':>9}")
     for device in devices:
         t = {k: v.to(device) for k, v in cpu.items()}
         methods = ["loop", "doubling"] + (["fused"] if device.type == "cuda" and fused_scan_available() else [])
@@ -72,7 +74,17 @@ def main() -> None:
             seconds = best_time(
                 lambda m=method, t=t, kw=kw: selective_scan(t["u"], t["delta"], t["A"], method=m, **kw), device
             )
-            print(f"{device.type:8} {method:9} {seconds / (b * length) * 1e6:9.1f}")
+            print(f"{device.type:8} {method:16} {seconds / (b * length) * 1e6:9.1f}")
+        # Training: forward and backward (the adjoint scan of _LinearRecurrence) with every input needing a gradient.
+        for method in ("loop", "doubling"):
+            grad = {k: v.clone().requires_grad_() for k, v in t.items()}
+            kw = {k: grad[k] for k in ("B", "C", "D", "z", "delta_bias")}
+
+            def step(m=method, grad=grad, kw=kw) -> None:
+                selective_scan(grad["u"], grad["delta"], grad["A"], method=m, **kw).sum().backward()
+
+            seconds = best_time(step, device)
+            print(f"{device.type:8} {method + ' fwd+bwd':16} {seconds / (b * length) * 1e6:9.1f}")
     config = json.loads((REPO / "tests/fixtures/gfm/caduceus/config.json").read_text()) | {
         "d_model": 256,
         "n_layer": 16,
