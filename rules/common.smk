@@ -155,9 +155,19 @@ def classifier_folder(name):
 
 
 def gfm_head_base(wildcards):
-    """The GFM folder a gfm_head classifier starts from (none for other kinds)."""
+    """The GFM folder a gfm_head classifier starts from: its path, or its models-block model (none for other kinds)."""
     spec = GA_CLASSIFIERS[wildcards.classifier]
-    return [model_folder(spec["model"])] if spec["kind"] == "gfm_head" else []
+    if spec["kind"] != "gfm_head":
+        return []
+    return [spec["path"] if "path" in spec else model_folder(spec["model"])]
+
+
+from gfm_audit.config import classifier_blocks  # noqa: E402
+
+
+def ga_block(block):
+    """A params function: the GA block ``block`` as the job's classifier runs it (its own sample size...)."""
+    return lambda wildcards: classifier_blocks(GA, wildcards.classifier)[block]
 
 
 def classifier_gpu(wildcards):

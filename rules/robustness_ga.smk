@@ -55,7 +55,7 @@ rule ga_attack:
     params:
         spec=lambda w: GA_CLASSIFIERS[w.classifier],
         non_acgt=GA["non_acgt"],
-        attack=GA["attack"],
+        attack=ga_block("attack"),
     script:
         "../workflow_scripts/scripts/ga_attack.py"
 
@@ -86,8 +86,8 @@ rule compare_attacks:
     params:
         spec=lambda w: GA_CLASSIFIERS[w.classifier],
         non_acgt=GA["non_acgt"],
-        attack=GA["attack"],
-        comparison=GA["comparison"],
+        attack=ga_block("attack"),
+        comparison=ga_block("comparison"),
         proposal_name=GA["comparison"]["proposal_model"],
         proposal_block=proposal_model_block(),
     script:
@@ -121,10 +121,34 @@ rule adversarial_training:
     params:
         spec=lambda w: GA_CLASSIFIERS[w.classifier],
         non_acgt=GA["non_acgt"],
-        attack=GA["attack"],
-        settings=GA["adversarial_training"],
+        attack=ga_block("attack"),
+        settings=ga_block("adversarial_training"),
     script:
         "../workflow_scripts/scripts/adversarial_training.py"
+
+
+rule ga_attack_table:
+    """The GenoArmory-style table: one row per classifier, one column per attack, ASR at the full budget."""
+    input:
+        comparisons=expand("results/robustness/ga/{c}/comparison.tsv", c=GA_CLASSIFIERS),
+        classifiers=[classifier_folder(c) for c in GA_CLASSIFIERS],
+    output:
+        "results/robustness/attack_table.tsv",
+    log:
+        "results/logs/robustness/attack_table.log",
+    benchmark:
+        "results/benchmarks/ga_attack_table.tsv"
+    conda:
+        "../envs/models.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        names=list(GA_CLASSIFIERS),
+        specs=GA_CLASSIFIERS,
+    script:
+        "../workflow_scripts/scripts/ga_attack_table.py"
 
 
 rule plot_ga:

@@ -82,6 +82,24 @@ def test_bundled_demo_config_is_valid():
         (_cfg(attacks={"names": ["loss", "gradient_ascent"]}), "key attacks.names.1: 'gradient_ascent' is not one of"),
         (_cfg(models={"ref_0": {"path": "x", "kind": "causal"}}), "key models"),
         (_cfg(models={"m": {"path": "x", "kind": "causal"}}, target="other"), "target 'other' is not a key of models"),
+        (
+            _cfg(models={}, robustness={"ga": {"train": "a", "test": "b", "classifiers": {"g": {"kind": "gfm_head"}}}}),
+            "robustness.ga.classifiers.g: kind gfm_head needs model, one of the models block (have: none), or path",
+        ),
+        (
+            _cfg(
+                models={"m": {"path": "x", "kind": "causal"}},
+                target="m",
+                robustness={
+                    "ga": {
+                        "train": "a",
+                        "test": "b",
+                        "classifiers": {"g": {"kind": "gfm_head", "model": "m", "path": "y"}},
+                    }
+                },
+            ),
+            "robustness.ga.classifiers.g: kind gfm_head takes model or path, not both",
+        ),
     ],
 )
 def test_schema_violation_is_one_line_naming_the_key(config, expected):
@@ -112,6 +130,7 @@ PATH_KEYS = [
     "robustness.ga.train",
     "robustness.ga.test",
     "robustness.ga.classifiers.hf.path",
+    "robustness.ga.classifiers.gfm.path",
     "robustness.fimba.data",
     "robustness.fimba.test_data",
 ]
@@ -121,7 +140,7 @@ def _every_path_used(root: Path) -> dict:
     """A config that reads every kind of input path, all of them existing under root."""
     for name in ("ref.fa", "snps.vcf.gz", "w.bed", "in.bed", "out.bed", "train.csv", "test.csv", "x.h5ad", "y.h5ad"):
         (root / name).write_text("")
-    for folder in ("tiny", "hf"):
+    for folder in ("tiny", "hf", "gfm"):
         (root / folder).mkdir()
         (root / folder / "config.json").write_text("{}")  # what is inside is the model loader's to check
     config = {
@@ -134,7 +153,11 @@ def _every_path_used(root: Path) -> dict:
             "ga": {
                 "train": str(root / "train.csv"),
                 "test": str(root / "test.csv"),
-                "classifiers": {"hf": {"kind": "huggingface", "path": str(root / "hf")}, "c": {"kind": "cnn"}},
+                "classifiers": {
+                    "hf": {"kind": "huggingface", "path": str(root / "hf")},
+                    "c": {"kind": "cnn"},
+                    "gfm": {"kind": "gfm_head", "path": str(root / "gfm")},
+                },
             },
             "fimba": {"data": str(root / "x.h5ad"), "test_data": str(root / "y.h5ad")},
         },
@@ -206,7 +229,7 @@ def test_paths_of_switched_off_stages_are_not_required(tmp_path):
     config["robustness"]["ga"]["classifiers"] = {}
     config["robustness"]["fimba"]["data"] = None
     for key in PATH_KEYS[2:]:
-        if key != "models.tiny.path" and not key.endswith(".hf.path") and not key.endswith("data"):
+        if key != "models.tiny.path" and not key.endswith(("hf.path", "gfm.path", "data")):
             _set(config, key, str(tmp_path / "gone"))
     config["robustness"]["fimba"]["test_data"] = str(tmp_path / "gone")
     check_input_paths(config)
@@ -232,7 +255,10 @@ def test_every_path_setting_of_the_schema_is_checked_at_start_up():
         "robustness.ga.classifiers.*.model",
         "robustness.ga.comparison.proposal_model",
     }
-    checked = {k.replace(".tiny.", ".*.").replace(".hf.", ".*.") for k in PATH_KEYS + INDIVIDUALS_PATH_KEYS}
+    checked = {
+        k.replace(".tiny.", ".*.").replace(".hf.", ".*.").replace(".gfm.", ".*.")
+        for k in PATH_KEYS + INDIVIDUALS_PATH_KEYS
+    }
     assert set(_string_keys(load_schema())) == checked | not_paths
 
 

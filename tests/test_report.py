@@ -16,6 +16,7 @@ from gfm_audit import report_layout
 from gfm_audit.privacy import plots
 from gfm_audit.privacy.metrics import evaluate, threshold_table
 from gfm_audit.privacy.report import benchmark_summary, build_report
+from gfm_audit.robustness.ga.report import attack_table
 
 
 class _Collector(HTMLParser):
@@ -142,7 +143,7 @@ def test_report_inputs_give_every_name_the_files_of_its_own_templates_at_todays_
         f"results/report/report/{figure}.png" for figure in ("roc", "histograms", "neighbor_loss", "snp_sites")
     ]
     ga = report_layout.collect(inputs, "ga", NAMES["ga"])
-    assert ga.shared == {}
+    assert ga.shared == {"attack_table": "results/robustness/attack_table.tsv"}
     assert ga.tables["summary"] == {name: f"results/robustness/ga/{name}/summary.tsv" for name in NAMES["ga"]}
     assert ga.tables["adversarial"]["ga"] == "results/robustness/ga/ga/adversarial.tsv"
     assert ga.tables["progress"]["cnn"] == "results/robustness/adv_training/cnn/progress.tsv"
@@ -172,8 +173,9 @@ def test_report_inputs_give_every_name_the_files_of_its_own_templates_at_todays_
         "results/report/robustness/fimba/cnn/spectra.png",
         "results/report/robustness/fimba/cnn/comparison.png",
     ]
-    # Every file once, under one key: 7 per model + 3 shared, 9 per classifier, 4 per FIMBA model + 3 shared.
-    assert len(inputs) == len(set(inputs.values())) == 2 * 7 + 3 + 3 * 9 + 2 * 4 + 3
+    # Every file once, under one key: 7 per model + 3 shared, 9 per classifier + 1 shared, 4 per FIMBA model + 3
+    # shared.
+    assert len(inputs) == len(set(inputs.values())) == 2 * 7 + 3 + 3 * 9 + 1 + 2 * 4 + 3
 
 
 def test_no_two_report_files_share_a_kind():
@@ -299,6 +301,7 @@ def _write_report_inputs(root: Path) -> dict[str, str]:
             key("training_cost", name),
             pd.DataFrame({"iteration": [0], "robust_accuracy": [0.5], "note": [f"cost_of_{name}"]}),
         )
+    write("attack_table", attack_table({n: inputs[key("ga_comparison", n)] for n in NAMES["ga"]}))
     for clean, name in zip((0.811, 0.722), NAMES["fimba"], strict=True):
         write(
             key("curve", name),
@@ -409,8 +412,11 @@ def test_each_model_and_classifier_section_shows_its_own_tables_and_figures_only
             data = base64.b64encode(_png(kind, name)).decode()
             assert f'<h3>{name}: {caption}</h3><figure><img alt="{caption}" src="data:image/png;base64,{data}">' in page
     assert len(_images(page)) == 2 * 4 + 3 * 4 + 2 * 3
-    # The GenoArmory-style table: one row per classifier, ASR per attack at the full budget.
+    # The GenoArmory-style table: one row per classifier, ASR per attack at the full budget; GenoArmory's quoted
+    # BERT-Attack figure beside our LM-proposal attack, which did not run here (no column: empty cells).
     assert "<td>cnn2</td><td>5</td><td>33</td><td>0.500</td><td>0.600</td>" in page
+    assert "<td>DNABERT-2</td><td>not stated</td><td>BERT-Attack</td><td>0.960</td><td>lm_proposal</td>" in page
+    assert "not read from the paper (arXiv:2505.10983)" in page
     # The comparison's wide table: one row per (model, m, budget), a column per attack, the clean accuracy beside.
     assert "<td>cnn</td><td>5</td><td>2.500</td><td>0.850</td>" in page
 

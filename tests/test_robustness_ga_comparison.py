@@ -338,6 +338,72 @@ def test_the_per_classifier_table_shows_each_attacks_asr_at_the_full_budget(tmp_
     assert table.iloc[1].tolist()[:5] == ["head", 3, 7, 0.5, 0.6]
 
 
+def test_genoarmorys_quoted_figures_sit_beside_our_attack_of_the_same_kind_on_each_classifier(tmp_path):
+    from gfm_audit.robustness.ga.report import attack_table, published_beside, read_quoted
+
+    def write(name, attacks, asr, n):
+        frame = pd.DataFrame({"attack": attacks, "budget": 5, "asr": asr, "mean_edits": 1.0, "mean_queries": 5.0})
+        frame["n_attacked"] = n
+        frame.to_csv(tmp_path / name, sep="\t", index=False)
+        return str(tmp_path / name)
+
+    paths = {
+        "cnn": write("a.tsv", ["ga", "lm_proposal", "pgd"], [0.25, 0.5, 0.75], 8),
+        "hyena": write("b.tsv", ["ga", "lm_proposal"], [0.1, 0.2], 4),
+    }
+    table = attack_table(paths, models={"cnn": "CNN", "hyena": "hyenadna (causal)"})
+    assert table.columns.tolist() == ["classifier", "model", "budget", "n_attacked", "ga", "lm_proposal", "pgd"]
+    assert table.model.tolist() == ["CNN", "hyenadna (causal)"]
+    quoted = pd.DataFrame(
+        {
+            "model": ["M1", "M2", "M3"],
+            "task": ["t", "t", "prom"],
+            "attack": ["BERT-Attack", "PGD", "other"],
+            "asr": [0.9, 0.3, 0.8],
+            "counterpart": ["lm_proposal", "pgd", "none"],
+            "note": "",
+        }
+    )
+    beside = published_beside(table, quoted)
+    assert beside.columns.tolist() == [
+        "GenoArmory model",
+        "task",
+        "GenoArmory attack",
+        "GenoArmory ASR",
+        "our attack",
+        "ours: cnn",
+        "ours: hyena",
+    ]
+    assert beside["GenoArmory ASR"].tolist() == [0.9, 0.3, 0.8]
+    assert beside["ours: cnn"].tolist()[:2] == [0.5, 0.75] and np.isnan(beside["ours: cnn"].iloc[2])
+    # PGD did not run on the GFM head: no number beside GenoArmory's.
+    assert beside["ours: hyena"].iloc[0] == 0.2 and np.isnan(beside["ours: hyena"].iloc[1:]).all()
+    # The bundled file holds the four figures, each with a counterpart we have (or none).
+    bundled = read_quoted()
+    assert sorted(bundled.asr.tolist()) == [0.38, 0.40, 0.84, 0.96]
+    assert set(bundled.counterpart) <= {*comparison.ATTACKS, "none"}
+
+
+def test_a_classifiers_own_sample_size_and_iterations_replace_the_blocks_values():
+    from gfm_audit.config import classifier_blocks
+
+    ga = {
+        "classifiers": {
+            "cnn": {"kind": "cnn"},
+            "head": {"kind": "gfm_head", "n_sequences": 7, "adversarial_iterations": 0},
+        },
+        "attack": {"n_sequences": 200, "max_edits": 5},
+        "comparison": {"n_sequences": 40, "top_k": 1},
+        "adversarial_training": {"iterations": 3, "holdout": 100, "train_sample": 200},
+    }
+    cnn, head = classifier_blocks(ga, "cnn"), classifier_blocks(ga, "head")
+    assert (cnn["attack"]["n_sequences"], cnn["comparison"]["n_sequences"]) == (200, 40)
+    assert (cnn["adversarial_training"]["iterations"], cnn["adversarial_training"]["holdout"]) == (3, 100)
+    assert head["attack"] == {"n_sequences": 7, "max_edits": 5} and head["comparison"]["n_sequences"] == 7
+    assert head["adversarial_training"] == {"iterations": 0, "holdout": 7, "train_sample": 200}
+    assert ga["attack"]["n_sequences"] == 200  # the config itself is left alone
+
+
 def test_on_the_gas_own_sample_the_ga_rows_read_from_summary_equal_a_fresh_run(small_cnn, tmp_path):
     from gfm_audit.robustness.ga.stages import ga_attack_stage
 

@@ -118,10 +118,15 @@ def _check_ga(config: dict[str, Any], where: str) -> None:
     for name, spec in classifiers.items():
         if spec["kind"] == "huggingface" and not spec.get("path"):
             raise InputError(f"{where} robustness.ga.classifiers.{name}: kind huggingface needs path (a local folder)")
-        if spec["kind"] == "gfm_head" and spec.get("model") not in models:
+        if spec["kind"] == "gfm_head" and "model" in spec and "path" in spec:
+            raise InputError(
+                f"{where} robustness.ga.classifiers.{name}: kind gfm_head takes model or path, not both; "
+                "remove one of them"
+            )
+        if spec["kind"] == "gfm_head" and "path" not in spec and spec.get("model") not in models:
             raise InputError(
                 f"{where} robustness.ga.classifiers.{name}: kind gfm_head needs model, one of the models block "
-                f"(have: {', '.join(models) or 'none'})"
+                f"(have: {', '.join(models) or 'none'}), or path, a GFM checkpoint folder"
             )
     proposal = ga.get("comparison", {}).get("proposal_model")
     if proposal is not None and proposal not in models:
@@ -132,6 +137,20 @@ def _check_ga(config: dict[str, Any], where: str) -> None:
     attack = ga.get("attack", {})
     if attack.get("elitism", 0) >= attack.get("population", 2):
         raise InputError(f"{where} robustness.ga.attack.elitism must be smaller than population")
+
+
+def classifier_blocks(ga: dict[str, Any], name: str) -> dict[str, dict[str, Any]]:
+    """The ``attack``, ``comparison`` and ``adversarial_training`` blocks of a validated ``robustness.ga`` as
+    classifier ``name`` runs them: its own ``n_sequences`` (attack and comparison sample, adversarial-training
+    holdout) and ``adversarial_iterations`` in place of the blocks' values when set."""
+    spec = ga["classifiers"][name]
+    attack, comparison = dict(ga["attack"]), dict(ga["comparison"])
+    training = dict(ga["adversarial_training"])
+    if spec.get("n_sequences") is not None:
+        attack["n_sequences"] = comparison["n_sequences"] = training["holdout"] = spec["n_sequences"]
+    if spec.get("adversarial_iterations") is not None:
+        training["iterations"] = spec["adversarial_iterations"]
+    return {"attack": attack, "comparison": comparison, "adversarial_training": training}
 
 
 def _check_fimba(config: dict[str, Any], where: str) -> None:
@@ -198,7 +217,7 @@ def _path_slots(config: dict[str, Any]) -> list[tuple[str, dict[str, Any], str, 
         slots += [
             (f"robustness.ga.classifiers.{name}.path", spec, "path", "folder")
             for name, spec in ga["classifiers"].items()
-            if spec["kind"] == "huggingface"
+            if spec["kind"] == "huggingface" or (spec["kind"] == "gfm_head" and "path" in spec)
         ]
     fimba = config.get("robustness", {}).get("fimba", {})
     if fimba.get("data"):

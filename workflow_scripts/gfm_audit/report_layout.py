@@ -45,6 +45,8 @@ SHARED = {
     "detection": ReportFile("fimba", "results/robustness/fimba/detection.tsv"),
     "vae": ReportFile("fimba", "results/robustness/fimba/vae.tsv"),
     "comparison": ReportFile("fimba", "results/robustness/fimba/comparison.tsv"),
+    # Not under results/robustness/ga/, where each classifier has a folder of its own name.
+    "attack_table": ReportFile("ga", "results/robustness/attack_table.tsv"),
     "haplotype_counts": ReportFile("individuals", "results/individuals/counts.tsv"),
     "membership_individuals": ReportFile("individuals", "results/membership_individuals.tsv"),
 }

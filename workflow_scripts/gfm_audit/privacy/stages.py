@@ -407,6 +407,7 @@ def report_rule(job: Job) -> None:
             figures=ga.figures,
             comparison_paths=ga.tables["ga_comparison"],
             cost_paths=ga.tables["training_cost"],
+            attack_table_path=ga.shared["attack_table"],
         )
     if fimba_models:
         fimba = report_layout.collect(inputs, "fimba", fimba_models)

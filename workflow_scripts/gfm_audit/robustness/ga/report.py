@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import html
+import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ...report_html import html_image, html_table
@@ -65,8 +68,10 @@ def comparison_html(comparison: pd.DataFrame) -> str:
     )
 
 
-def attack_table(comparison_paths: Mapping[str, str]) -> pd.DataFrame:
-    """GenoArmory-style table: one row per classifier, one column per attack, ASR at the full edit budget."""
+def attack_table(comparison_paths: Mapping[str, str], *, models: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """GenoArmory-style table: one row per classifier, one column per attack, ASR at the full edit budget
+    (successes within ``max_edits`` substitutions / correctly classified sequences attacked); an attack that did
+    not run on a classifier is NaN. ``models`` adds a column describing each classifier."""
     rows = []
     for name, path in comparison_paths.items():
         table = pd.read_csv(path, sep="\t")
@@ -78,7 +83,65 @@ def attack_table(comparison_paths: Mapping[str, str]) -> pd.DataFrame:
             | dict(zip(top.attack, top.asr, strict=True))
         )
     columns = ["classifier", "budget", "n_attacked", *[a for a in ATTACK_NAMES if any(a in r for r in rows)]]
-    return pd.DataFrame(rows, columns=columns)
+    table = pd.DataFrame(rows, columns=columns)
+    if models is not None:
+        table.insert(1, "model", table.classifier.map(lambda n: models.get(n, "")))
+    return table
+
+
+QUOTED_FILE = Path(__file__).with_name("genoarmory_quoted.tsv")
+
+
+def read_quoted(path: str | os.PathLike = QUOTED_FILE) -> pd.DataFrame:
+    """GenoArmory's figures as quoted in issue 18, with their provenance in the file's ``#`` header."""
+    return pd.read_csv(path, sep="\t", comment="#")
+
+
+def published_beside(table: pd.DataFrame, quoted: pd.DataFrame) -> pd.DataFrame:
+    """One row per published figure: GenoArmory's model, task, attack and ASR, our attack of the same kind, and
+    that attack's ASR on each of our classifiers (column ``ours: <classifier>``; NaN where it has no counterpart
+    or did not run)."""
+    out = quoted[["model", "task", "attack", "asr", "counterpart"]].rename(
+        columns={"model": "GenoArmory model", "attack": "GenoArmory attack", "asr": "GenoArmory ASR"}
+    )
+    ours = table.set_index("classifier")
+    for name in ours.index:
+        out[f"ours: {name}"] = [
+            float(ours.at[name, c]) if c in ours.columns and pd.notna(ours.at[name, c]) else np.nan
+            for c in quoted.counterpart
+        ]
+    return out.rename(columns={"counterpart": "our attack"})
+
+
+NOT_COMPARABLE = (
+    "GenoArmory's figures are quoted beside ours, not compared: (1) they are the figures quoted in issue 18, not "
+    "read from the paper (arXiv:2505.10983), whose tables were not found; the task of three of them is not "
+    "stated; (2) GenoArmory attacks fine-tuned full-size GFMs (DNABERT-2 117M, ...) edited in their own "
+    "tokens, while our GFM rows are tiny checkpoints with random weights, a frozen encoder and a linear head "
+    "trained here, and our CNN is trained here from scratch; (3) every attack here edits single bases under "
+    "hard constraints GenoArmory does not impose (at most k substitutions, GC content within a tolerance, "
+    "protected motifs, no new stop codon) and needs the true-class probability to drop by delta besides the "
+    "flip; (4) our LM-proposal attack takes its bases from a small character-level LM, BERT-Attack from the "
+    "attacked model's own masked LM over its tokens; our PGD runs on the CNN's one-hot input only, GenoArmory's "
+    "on token embeddings; (5) budgets, query limits and sample sizes differ (here a few dozen sequences)."
+)
+
+
+def attack_table_html(table: pd.DataFrame, quoted: pd.DataFrame | None = None) -> str:
+    """The GenoArmory-style table, then GenoArmory's quoted figures beside ours with why they are not comparable."""
+    parts = [
+        "<h3>Attack success rate per classifier and attack (GenoArmory-style)</h3><p>ASR at the full edit budget, "
+        "every attack under the same constraints on the same sequences of each classifier (n_attacked: the "
+        "correctly classified ones of its sample); empty: the attack does not apply (PGD needs one-hot input) "
+        "or was not configured.</p>" + html_table(table)
+    ]
+    if quoted is not None and not quoted.empty:
+        parts.append(
+            "<h4>GenoArmory's figures beside ours</h4>"
+            + html_table(published_beside(table, quoted))
+            + f"<p>{html.escape(NOT_COMPARABLE)}</p>"
+        )
+    return "".join(parts)
 
 
 def ga_section(
@@ -90,6 +153,7 @@ def ga_section(
     figures: Mapping[str, Sequence[tuple[str, str]]],
     comparison_paths: Mapping[str, str] | None = None,
     cost_paths: Mapping[str, str] | None = None,
+    attack_table_path: str | None = None,
 ) -> str:
     """HTML for every classifier: headline GA vs random, ASR by budget, the attack comparison, edits, examples,
     adversarial training with its robust-accuracy intervals and cost."""
@@ -101,15 +165,8 @@ def ga_section(
         "model classified correctly are attacked. The random baseline gets the same constraints and, per "
         "sequence, the GA's number of queries.</p>",
     ]
-    if comparison_paths and len(classifiers) > 1:
-        parts.append(
-            "<h3>Attack success rate per classifier and attack (GenoArmory-style)</h3><p>ASR at the full edit "
-            "budget, every attack under the same constraints on the same sequences of each classifier. "
-            "GenoArmory's published figures are not placed beside these: its attacks edit tokens of each "
-            "model's own tokenizer without our GC, motif and stop-codon constraints or the delta on the "
-            "true-class drop, and count successes differently, so the numbers would not be comparable.</p>"
-            + html_table(attack_table({n: comparison_paths[n] for n in classifiers if n in comparison_paths}))
-        )
+    if attack_table_path:
+        parts.append(attack_table_html(pd.read_csv(attack_table_path, sep="\t"), read_quoted()))
     for name in classifiers:
         summary = pd.read_csv(summary_paths[name], sep="\t")
         adversarial = pd.read_csv(adversarial_paths[name], sep="\t")

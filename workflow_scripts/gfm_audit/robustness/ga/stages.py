@@ -155,6 +155,41 @@ def adversarial_training_stage(
         save_classifier(clf, [], model_dir)
 
 
+def describe_classifier(spec: Mapping[str, Any], folder: str | os.PathLike) -> str:
+    """What a classifier is, for the attack table: the CNN, or the GFM family (masked / causal) under a head."""
+    import json
+    from pathlib import Path
+
+    from ...gfm import registry
+    from .classifiers import CLASSIFIER_FILE
+
+    meta_file = Path(folder) / CLASSIFIER_FILE
+    meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {"kind": "huggingface"}
+    if meta["kind"] == "cnn":
+        return "CNN on one-hot bases, trained here"
+    if meta["kind"] == "gfm_head":
+        family = registry.family_module(meta["architecture"])
+        return f"{meta['architecture']} ({family.KINDS[0]}) + linear head, encoder frozen"
+    if spec["kind"] == "gfm_head":
+        return "transformers GFM + sequence-classification head, encoder frozen"
+    return "Hugging Face sequence classifier (user's)"
+
+
+def attack_table_stage(
+    comparison_paths: Mapping[str, str],
+    *,
+    folders: Mapping[str, str],
+    specs: Mapping[str, Mapping[str, Any]],
+    out_tsv: str,
+) -> None:
+    """results/robustness/attack_table.tsv: one row per classifier, one ASR column per attack."""
+    from .report import attack_table
+
+    models = {name: describe_classifier(specs[name], folders[name]) for name in comparison_paths}
+    with atomic_outputs(out_tsv) as (tmp,):
+        write_tsv(attack_table(comparison_paths, models=models), tmp)
+
+
 def train_classifier_rule(job: Job) -> None:
     """results/robustness/classifiers/<classifier>/."""
     base = job.input.base
@@ -214,6 +249,17 @@ def adversarial_training_rule(job: Job) -> None:
         progress_tsv=job.output.progress,
         cost_tsv=job.output.cost,
         model_dir=job.output.model,
+    )
+
+
+def ga_attack_table_rule(job: Job) -> None:
+    """results/robustness/attack_table.tsv."""
+    names = list(job.params.names)
+    attack_table_stage(
+        dict(zip(names, job.input.comparisons, strict=True)),
+        folders=dict(zip(names, job.input.classifiers, strict=True)),
+        specs=job.params.specs,
+        out_tsv=job.output[0],
     )
 
 
