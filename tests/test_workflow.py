@@ -360,6 +360,7 @@ def test_ga_stage_writes_its_tables_figures_and_report_section(tmp_path):
     html = (tmp_path / "results/report/report.html").read_text()
     assert "Robustness: genetic-algorithm attack" in html and "Adversarial training" in html
     assert "Attacks compared on the same sequences" in html and "Wilson score interval" in html
+    assert "(GenoArmory-style)" in html and "GenoArmory's figures beside ours" in html
     assert "Attacks on" not in html  # no model audited for privacy in this config
     rerun = snakemake(tmp_path, "--dry-run", config=ga_config(tmp_path))
     assert "Nothing to be done" in rerun.stdout + rerun.stderr
