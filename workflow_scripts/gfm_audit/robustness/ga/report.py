@@ -132,7 +132,7 @@ def attack_table_html(table: pd.DataFrame, quoted: pd.DataFrame | None = None) -
     parts = [
         "<h3>Attack success rate per classifier and attack (GenoArmory-style)</h3><p>ASR at the full edit budget, "
         "every attack under the same constraints on the same sequences of each classifier (n_attacked: the "
-        "correctly classified ones of its sample); empty: the attack does not apply (PGD needs one-hot input) "
+        "correctly classified ones of its sample); nan: the attack does not apply (PGD needs one-hot input) "
         "or was not configured.</p>" + html_table(table)
     ]
     if quoted is not None and not quoted.empty:
