@@ -28,7 +28,7 @@ demo: $(STAMP)
 	@echo "  scores:     results/scores/<model>/shard-<i>.parquet (per token)"
 	@echo "  attacks:    results/attacks/<model>/metrics.tsv"
 	@echo "  memorisation: results/memorisation/<model>/exposure.tsv, extraction.tsv"
-	@echo "  robustness: results/robustness/ga/<classifier>/, adv_training/<classifier>/, fimba/"
+	@echo "  robustness: results/robustness/ga/<classifier>/, adv_training/<classifier>/, fimba/, attack_table.tsv"
 	@echo "  logs:       results/logs/, benchmarks: results/benchmarks/"
 	@echo
 	@echo "Report: $(CURDIR)/results/report/report.html"
