@@ -111,6 +111,30 @@ def test_sampled_masking_scores_the_same_bases_for_a_window_and_its_neighbors(ti
     assert other_seed[0]["token_start"] != rows[0]["token_start"]
 
 
+def test_sampled_masking_gives_the_exact_scores_of_the_bases_it_picks(tiny_masked):
+    """Each masked pass masks one token, so sampled mode is a subset of exact mode's numbers (what
+    benchmarks/bench_masked_cost.py relies on to evaluate several mask fractions from one exact run)."""
+    texts = [demo_sequence(0, 60), demo_sequence(400, 437)]
+    snps = {"w0": np.array([5, 33])}
+    exact, sampled = (
+        score_sequences(
+            ModelSpec("tiny", str(tiny_masked), "masked", masking=mode, mask_fraction=0.2),
+            _records(*texts),
+            snp_offsets=snps,
+            batch_size=5,
+            seed=3,
+            device="cpu",
+        ).to_pylist()
+        for mode in ("exact", "sampled")
+    )
+    for e, s in zip(exact, sampled, strict=True):
+        assert e["n_tokens"] == len(e["token_start"]) and 0 < s["n_tokens"] < e["n_tokens"]
+        where = [e["token_start"].index(start) for start in s["token_start"]]
+        for column in ("token_logprob", "token_mean", "token_std"):
+            np.testing.assert_allclose(s[column], np.array(e[column])[where], rtol=1e-3, atol=1e-3)
+        assert s["loss"] == pytest.approx(-np.mean(np.array(e["token_logprob"], dtype=float)[where]), abs=2e-3)
+
+
 @pytest.mark.parametrize("kind", ["char", "kmer", "bpe"])
 def test_every_token_maps_to_the_bases_it_spells(kind, tmp_path):
     if kind == "char":
