@@ -174,3 +174,28 @@ def tiny_masked(tmp_path_factory) -> Path:
     from gfm_audit.char_lm import save_char_masked_lm
 
     return save_char_masked_lm(tmp_path_factory.mktemp("masked"), hidden=32, layers=2, heads=2, weights_seed=0)
+
+
+# --- one Snakemake run of the whole privacy chain, shared by test_workflow and test_memorisation ------------------
+
+
+@pytest.fixture(scope="session")
+def model_run(tmp_path_factory):
+    """The whole chain with a tiny from-scratch causal LM, two references, two score shards, canaries and extraction.
+
+    One run serves the tests of every stage it contains (each chain costs minutes of Python processes); the tests
+    that change the config only dry-run, or rerun what they deleted.
+    """
+    from test_workflow import snakemake, tiny_model_config
+
+    workdir = tmp_path_factory.mktemp("models")
+    config = tiny_model_config(workdir, shards=2)
+    config["attacks"] = {"metrics": {"bootstrap": 50}}
+    config["memorisation"] = {
+        "canaries": {"n": 1, "length": 24, "repeats": [1, 2], "candidates": 100},
+        "extraction": {"enabled": True, "prefix_lengths": [16, 32], "suffix_length": 8, "windows": 4, "samples": 1},
+    }
+    # Two runs' worth of jobs: the same 20-minute limit as the families run (tests/test_gfm_workflow.py).
+    result = snakemake(workdir, config=config, timeout=1200)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return workdir, config

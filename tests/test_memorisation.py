@@ -281,29 +281,14 @@ def test_canaries_outside_finetune_mode_fail_naming_the_setting(tiny_causal):
         validate_config(config)
 
 
-@pytest.fixture(scope="module")
-def memorisation_run(tmp_path_factory):
-    """The whole chain with canaries and extraction on a tiny from-scratch causal LM."""
-    from test_workflow import snakemake, tiny_model_config
-
-    workdir = tmp_path_factory.mktemp("memorisation")
-    config = tiny_model_config(workdir, shards=1)
-    config["attacks"] = {"metrics": {"bootstrap": 50}}
-    config["memorisation"] = {
-        "canaries": {"n": 1, "length": 24, "repeats": [1, 2], "candidates": 100},
-        "extraction": {"enabled": True, "prefix_lengths": [16, 32], "suffix_length": 8, "windows": 4, "samples": 1},
-    }
-    result = snakemake(workdir, config=config)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return workdir, config, snakemake
-
-
 @pytest.mark.workflow
-def test_memorisation_rules_write_exposure_extraction_figures_and_report_section(memorisation_run):
+def test_memorisation_rules_write_exposure_extraction_figures_and_report_section(model_run):
+    """On the shared tiny-model run (conftest.model_run): canaries in the target, extraction on every model."""
     from gfm_audit.fasta import read_fasta
     from gfm_audit.privacy.memorisation import exposure, extraction
+    from test_workflow import snakemake
 
-    workdir, config, snakemake = memorisation_run
+    workdir, config = model_run
     out = workdir / "results/memorisation/tiny"
     table = pd.read_csv(out / "exposure.tsv", sep="\t")
     assert list(table.columns) == list(exposure.COLUMNS)
