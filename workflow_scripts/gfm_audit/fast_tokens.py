@@ -28,19 +28,18 @@ from __future__ import annotations
 
 import itertools
 import logging
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 
-from .tokens import Encoded, encode
+from .ragged import offsets_of
+from .tokens import Encoded, EncodedBatch, encode
 
 log = logging.getLogger(__name__)
 
 _ATTR = "_gfm_audit_layout"  # cached on the tokenizer object: derived once per loaded tokenizer
 _BASES = "ACGT"
 _ALPHABET = "ACGTNacgtn"  # the bytes a genome FASTA holds; anything else goes through the tokenizer
-# Newer Encoded carries ``excluded`` (tokens over bases that stand for no DNA); the layout fills it when present.
-_HAS_EXCLUDED = "excluded" in {f.name for f in fields(Encoded)}
 _MAX_K = 6  # 4**6 k-mers are probed once per tokenizer; longer k would cost more than it saves
 
 
@@ -91,7 +90,7 @@ def layout(tokenizer) -> Layout | None:
     return found
 
 
-def encode_batch(tokenizer, seqs: list[str], *, seq_ids: list[str], model: str = "model") -> list[Encoded] | None:
+def encode_batch(tokenizer, seqs: list[str], *, seq_ids: list[str], model: str = "model") -> EncodedBatch | None:
     """``tokens.encode_many``'s output computed from a lookup table, or None when the tokenizer has no layout.
 
     Sequences the layout does not cover (bytes outside A/C/G/T/N in either case, or lower case where the
@@ -103,7 +102,7 @@ def encode_batch(tokenizer, seqs: list[str], *, seq_ids: list[str], model: str =
     return _encode_with(lay, tokenizer, seqs, seq_ids, model)
 
 
-def _encode_with(lay: Layout, tokenizer, seqs, seq_ids, model) -> list[Encoded]:
+def _encode_with(lay: Layout, tokenizer, seqs, seq_ids, model) -> EncodedBatch:
     ok = np.fromiter((len(s) > 0 and s.isascii() for s in seqs), dtype=bool, count=len(seqs))
     lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))[ok]
     buf = np.frombuffer("".join(itertools.compress(seqs, ok)).encode("ascii"), dtype=np.uint8)
@@ -116,19 +115,20 @@ def _encode_with(lay: Layout, tokenizer, seqs, seq_ids, model) -> list[Encoded]:
         lengths = lengths[~bad]
         ok[np.flatnonzero(ok)[bad]] = False
     if not ok.any():
-        return [encode(tokenizer, s, seq_id=i, model=model) for s, i in zip(seqs, seq_ids, strict=True)]
+        return EncodedBatch.of(
+            [encode(tokenizer, s, seq_id=i, model=model) for s, i in zip(seqs, seq_ids, strict=True)]
+        )
     ids, start, end, special, excluded, per_seq = _tokens(lay, buf, lengths)
+    if ok.all():
+        # The common case: every sequence from the table, already laid end to end.
+        return EncodedBatch(ids, start, end, special, excluded, offsets_of(per_seq))
+    table = EncodedBatch(ids, start, end, special, excluded, offsets_of(per_seq))
     out: list[Encoded | None] = [None] * len(seqs)
-    bounds = np.concatenate(([0], np.cumsum(per_seq)))
     for n, i in enumerate(np.flatnonzero(ok).tolist()):
-        a, b = bounds[n], bounds[n + 1]
-        if _HAS_EXCLUDED:
-            out[i] = Encoded(ids[a:b], start[a:b], end[a:b], special[a:b], excluded[a:b])
-        else:
-            out[i] = Encoded(ids[a:b], start[a:b], end[a:b], special[a:b])
+        out[i] = table[n]
     for i in np.flatnonzero(~ok).tolist():
         out[i] = encode(tokenizer, seqs[i], seq_id=seq_ids[i], model=model)
-    return out  # type: ignore[return-value]
+    return EncodedBatch.of(out)  # type: ignore[arg-type]
 
 
 def _tokens(lay: Layout, buf: np.ndarray, lengths: np.ndarray):
@@ -315,7 +315,7 @@ def _probes(k: int, rng: np.random.Generator) -> list[str]:
 
 
 def _excluded(enc: Encoded) -> np.ndarray:
-    return enc.excluded if _HAS_EXCLUDED else np.zeros(len(enc.ids), dtype=bool)
+    return enc.excluded
 
 
 def _covers(lay: Layout, seq: str) -> bool:
@@ -331,7 +331,7 @@ def _agrees(lay: Layout, tokenizer, probes: list[str], refs: list[Encoded | None
     accepted = [(seq, ref) for seq, ref in zip(probes, refs, strict=True) if ref is not None]
     mine = _encode_with(lay, tokenizer, [s for s, _ in accepted], [str(i) for i in range(len(accepted))], "probe")
     for (_, want), got in zip(accepted, mine, strict=True):
-        for field in ("ids", "start", "end", "special", *(("excluded",) if _HAS_EXCLUDED else ())):
+        for field in ("ids", "start", "end", "special", "excluded"):
             a, b = getattr(got, field), getattr(want, field)
             if a.dtype != b.dtype or not np.array_equal(a, b):
                 return False

@@ -14,11 +14,13 @@ ever taken at them, and scoring counts them per sequence.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .errors import InputError
+from .ragged import offsets_of, segment_sums
 
 _MARKERS = ("##", "Ġ", "▁")
 # IUPAC nucleotide codes: a token spelling a run of these (any case) stands for DNA.
@@ -53,6 +55,62 @@ class Encoded:
         return int((self.end[self.excluded] - self.start[self.excluded]).sum())
 
 
+class EncodedBatch(Sequence):
+    """The encodings of many sequences laid end to end: sequence ``i``'s tokens are ``offsets[i]:offsets[i+1]``
+    of each flat field (the fields of :class:`Encoded`). Indexing gives an :class:`Encoded` of views."""
+
+    __slots__ = ("ids", "start", "end", "special", "excluded", "offsets")
+
+    def __init__(self, ids, start, end, special, excluded, offsets) -> None:
+        self.ids, self.start, self.end, self.special, self.excluded = ids, start, end, special, excluded
+        self.offsets = offsets
+
+    @classmethod
+    def of(cls, encodings: Sequence[Encoded]) -> EncodedBatch:
+        """``encodings`` laid end to end (itself if it is an EncodedBatch)."""
+        if isinstance(encodings, EncodedBatch):
+            return encodings
+        counts = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
+
+        def cat(name, dtype):
+            arrays = [getattr(e, name) for e in encodings]
+            return np.concatenate(arrays).astype(dtype, copy=False) if arrays else np.zeros(0, dtype=dtype)
+
+        return cls(
+            cat("ids", np.int64),
+            cat("start", np.int32),
+            cat("end", np.int32),
+            cat("special", bool),
+            cat("excluded", bool),
+            offsets_of(counts),
+        )
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """Tokens per sequence."""
+        return np.diff(self.offsets)
+
+    @property
+    def scorable(self) -> np.ndarray:
+        """Flat: tokens that stand for bases of DNA."""
+        return ~self.special & ~self.excluded
+
+    def excluded_bases(self) -> np.ndarray:
+        """Per sequence, the bases under excluded tokens (``Encoded.excluded_bases`` of each)."""
+        covered = np.where(self.excluded, self.end.astype(np.int64) - self.start, 0)
+        return segment_sums(covered, self.offsets)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(len(self))[i]]
+        i = range(len(self))[i]  # negative indices; IndexError past the end ends iteration
+        a, b = self.offsets[i], self.offsets[i + 1]
+        return Encoded(self.ids[a:b], self.start[a:b], self.end[a:b], self.special[a:b], self.excluded[a:b])
+
+
 def encode(tokenizer, seq: str, *, seq_id: str = "sequence", model: str = "model") -> Encoded:
     """Tokenise ``seq`` with the model's own special tokens and recover base offsets."""
     if getattr(tokenizer, "is_fast", False):
@@ -79,9 +137,9 @@ def encode(tokenizer, seq: str, *, seq_id: str = "sequence", model: str = "model
     return Encoded(ids, start, end, special, excluded)
 
 
-def encode_many(tokenizer, seqs: list[str], *, seq_ids: list[str], model: str = "model") -> list[Encoded]:
-    """``encode`` for many sequences; a fast tokenizer gets them in one batched call (its Rust side
-    splits the batch over threads), which matters when the model itself is small. Character and fixed k-mer
+def encode_many(tokenizer, seqs: list[str], *, seq_ids: list[str], model: str = "model") -> EncodedBatch:
+    """``encode`` for many sequences, laid end to end; a fast tokenizer gets them in one batched call (its Rust
+    side splits the batch over threads), which matters when the model itself is small. Character and fixed k-mer
     tokenizers skip both: :mod:`gfm_audit.fast_tokens` computes the same from a lookup table."""
     from .fast_tokens import encode_batch  # imported here: fast_tokens builds on this module
 
@@ -89,7 +147,9 @@ def encode_many(tokenizer, seqs: list[str], *, seq_ids: list[str], model: str = 
     if fast is not None:
         return fast
     if not getattr(tokenizer, "is_fast", False) or not seqs:
-        return [encode(tokenizer, s, seq_id=i, model=model) for s, i in zip(seqs, seq_ids, strict=True)]
+        return EncodedBatch.of(
+            [encode(tokenizer, s, seq_id=i, model=model) for s, i in zip(seqs, seq_ids, strict=True)]
+        )
     batch = tokenizer(seqs, add_special_tokens=True, return_offsets_mapping=True, return_special_tokens_mask=True)
     out = []
     for k, (seq, seq_id) in enumerate(zip(seqs, seq_ids, strict=True)):
@@ -100,7 +160,7 @@ def encode_many(tokenizer, seqs: list[str], *, seq_ids: list[str], model: str = 
         excluded = _not_dna(tokenizer, ids, start, end, special)
         _check_encoded(seq, start, end, special, excluded, seq_id, model)
         out.append(Encoded(ids, start, end, special, excluded))
-    return out
+    return EncodedBatch.of(out)
 
 
 def _strip_marker(piece: str) -> str:
@@ -148,3 +208,19 @@ def tokens_covering(enc: Encoded, offsets: np.ndarray) -> np.ndarray:
     # A token covers an offset when start <= offset < end; count offsets below each bound.
     hits = np.searchsorted(offsets, enc.end, side="left") - np.searchsorted(offsets, enc.start, side="left")
     return (hits > 0) & enc.scorable
+
+
+def covering_many(batch: EncodedBatch, offsets: Sequence[np.ndarray]) -> np.ndarray:
+    """Flat over ``batch``: :func:`tokens_covering` of each sequence with its own base ``offsets``.
+
+    Every sequence's offsets are keyed by (sequence index, offset) in one sorted array, so that one
+    ``searchsorted`` counts, per token, the offsets below its end minus those below its start."""
+    counts = np.fromiter((len(o) for o in offsets), dtype=np.int64, count=len(offsets))
+    if not counts.any():
+        return np.zeros(len(batch.ids), dtype=bool)
+    shift = np.int64(1) << np.int64(32)  # base offsets within a sequence are far below 2**32
+    keys = np.concatenate([np.asarray(o, dtype=np.int64) for o in offsets])
+    keys = np.sort(keys + np.repeat(np.arange(len(offsets), dtype=np.int64) * shift, counts))
+    base = np.repeat(np.arange(len(batch), dtype=np.int64) * shift, batch.lengths)
+    hits = np.searchsorted(keys, base + batch.end, side="left") - np.searchsorted(keys, base + batch.start, side="left")
+    return (hits > 0) & batch.scorable

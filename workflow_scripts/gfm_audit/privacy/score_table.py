@@ -16,11 +16,58 @@ tokens that cover a SNP site of the sequence's window (null if none).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 
-from ..tokens import Encoded
+from ..ragged import Ragged, segment_ids, segment_means
+from ..tokens import Encoded, EncodedBatch, covering_many
+
+
+@dataclass(frozen=True)
+class ScoredTokens:
+    """The scored tokens of many sequences laid end to end: what the score table and the per-sequence features
+    are built from. Sequence ``i`` holds ``offsets[i]:offsets[i+1]`` of the flat arrays."""
+
+    offsets: np.ndarray  # (n + 1,) int64
+    values: np.ndarray  # (3, N) float32: log p, mean, std
+    start: np.ndarray  # (N,) int32 base span of each scored token
+    end: np.ndarray  # (N,) int32
+    snp: np.ndarray  # (N,) bool: the token covers a SNP site of its sequence's window
+    n_excluded: np.ndarray  # (n,) int64 tokens that stand for no DNA
+
+    @property
+    def counts(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    @property
+    def logp(self) -> np.ndarray:
+        return self.values[0].astype(np.float64)
+
+
+def scored_tokens(
+    records: Sequence,
+    encodings: Sequence[Encoded],
+    positions: Sequence[np.ndarray],
+    *,
+    stats: Sequence[np.ndarray],
+    snp_offsets: Mapping[str, np.ndarray],
+) -> ScoredTokens:
+    """Lay ``stats`` (log p, mean, std at token ``positions``) of ``records`` end to end with their token spans,
+    SNP flags and excluded counts."""
+    batch = EncodedBatch.of(encodings)
+    positions = Ragged.of(positions, empty=np.zeros(0, dtype=np.int64))
+    values = Ragged.of(stats, empty=np.zeros((3, 0), dtype=np.float32)).flat
+    offsets = positions.offsets
+    # Token indices of the scored positions within the flat encodings.
+    flat = positions.flat.astype(np.int64, copy=False) + np.repeat(batch.offsets[:-1], positions.counts)
+    empty = np.zeros(0, dtype=np.int64)
+    snp_of = [snp_offsets.get(r.window_id, empty) for r in records]
+    # Tokens over bases that stand for no DNA are counted, never SNP tokens (covering_many keeps scorable ones).
+    snp = covering_many(batch, snp_of)[flat]
+    n_excluded = np.bincount(segment_ids(batch.offsets)[batch.excluded], minlength=len(batch)).astype(np.int64)
+    return ScoredTokens(offsets, values, batch.start[flat], batch.end[flat], snp, n_excluded)
 
 
 def build_table(
@@ -31,37 +78,20 @@ def build_table(
     stats: Sequence[np.ndarray],
     snp_offsets: Mapping[str, np.ndarray],
     schema: pa.Schema,
+    scored: ScoredTokens | None = None,
 ) -> pa.Table:
-    """Rows of ``records`` (``SeqRecord``) with the (3, n) ``stats`` (log p, mean, std) at token ``positions``."""
+    """Rows of ``records`` (``SeqRecord``) with the (3, n) ``stats`` (log p, mean, std) at token ``positions``
+    (``scored``: the same laid end to end, when the caller has it already)."""
+    if scored is None:
+        scored = scored_tokens(records, encodings, positions, stats=stats, snp_offsets=snp_offsets)
     n = len(records)
-    counts = np.fromiter((len(p) for p in positions), dtype=np.int64, count=n)
-    offsets = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(counts, out=offsets[1:])
-    values = np.concatenate([np.asarray(s, dtype=np.float32).reshape(3, -1) for s in stats], axis=1) if n else None
-    if values is None:
-        values = np.zeros((3, 0), dtype=np.float32)
-    logp = values[0].astype(np.float64)
+    counts, offsets = scored.counts, scored.offsets
+    logp = scored.logp
+    loss = segment_means(-logp, offsets)
+    snp_counts = np.bincount(segment_ids(offsets)[scored.snp], minlength=n).astype(np.int64)
+    snp_loss = segment_means(-logp[scored.snp], np.concatenate(([0], np.cumsum(snp_counts))))
 
-    # Token spans at the scored positions, from the encodings laid end to end.
-    n_ids = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=n)
-    first_id = np.cumsum(n_ids) - n_ids
-    flat = (np.concatenate(positions).astype(np.int64) if n else np.zeros(0, np.int64)) + np.repeat(first_id, counts)
-    start = _cat([e.start for e in encodings], np.int32)[flat]
-    end = _cat([e.end for e in encodings], np.int32)[flat]
-    special = _cat([e.special for e in encodings], bool)
-    # Tokens over bases that stand for no DNA (where Encoded flags them): counted, never SNP tokens.
-    excluded = _cat([e.excluded for e in encodings], bool) if n and hasattr(encodings[0], "excluded") else None
-    not_scorable = special[flat] if excluded is None else special[flat] | excluded[flat]
-
-    seq_of = np.repeat(np.arange(n, dtype=np.int64), counts)
-    loss = _segment_means(-logp, offsets, counts)
-    snp = _covers_snp(records, snp_offsets, seq_of, start, end) & ~not_scorable
-    snp_counts = np.bincount(seq_of[snp], minlength=n).astype(np.int64)
-    snp_offsets_flat = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(snp_counts, out=snp_offsets_flat[1:])
-    snp_loss = _segment_means(-logp[snp], snp_offsets_flat, snp_counts)
-
-    half = _float16(values)
+    half = _float16(scored.values)
     list_offsets = pa.array(offsets.astype(np.int32))
     columns = {
         "sequence_id": pa.array([r.seq_id for r in records], pa.string()),
@@ -70,19 +100,15 @@ def build_table(
         "prob": pa.array([r.prob for r in records], pa.float64()),
         "replicate": pa.array([r.replicate for r in records], pa.int32()),
         "n_tokens": pa.array(counts.astype(np.int32)),
-        "n_excluded": None,
+        "n_excluded": pa.array(scored.n_excluded.astype(np.int32)),
         "loss": pa.array(loss, pa.float64(), mask=counts == 0),
         "snp_loss": pa.array(snp_loss, pa.float64(), mask=snp_counts == 0),
         "token_logprob": pa.ListArray.from_arrays(list_offsets, pa.array(half[0])),
         "token_mean": pa.ListArray.from_arrays(list_offsets, pa.array(half[1])),
         "token_std": pa.ListArray.from_arrays(list_offsets, pa.array(half[2])),
-        "token_start": pa.ListArray.from_arrays(list_offsets, pa.array(start)),
-        "token_end": pa.ListArray.from_arrays(list_offsets, pa.array(end)),
+        "token_start": pa.ListArray.from_arrays(list_offsets, pa.array(scored.start)),
+        "token_end": pa.ListArray.from_arrays(list_offsets, pa.array(scored.end)),
     }
-    if "n_excluded" in schema.names:
-        token_seq = np.repeat(np.arange(n, dtype=np.int64), n_ids)
-        n_excluded = np.zeros(n, np.int64) if excluded is None else np.bincount(token_seq[excluded], minlength=n)
-        columns["n_excluded"] = pa.array(n_excluded.astype(np.int32))
     return pa.Table.from_arrays([columns[name] for name in schema.names], schema=schema)
 
 
@@ -92,37 +118,3 @@ def _float16(values: np.ndarray) -> np.ndarray:
     import torch
 
     return torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32)).half().numpy()
-
-
-def _cat(arrays: list[np.ndarray], dtype) -> np.ndarray:
-    return np.concatenate(arrays).astype(dtype, copy=False) if arrays else np.zeros(0, dtype=dtype)
-
-
-def _segment_means(x: np.ndarray, offsets: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Mean of each segment ``x[offsets[i]:offsets[i+1]]``; 0 where a segment is empty (masked by the caller).
-
-    ``np.add.reduceat`` sums each segment with the same pairwise summation as ``x[a:b].mean()``, so the means
-    are bit for bit those of a loop over segments."""
-    out = np.zeros(len(counts), dtype=np.float64)
-    full = counts > 0
-    if full.any():
-        out[full] = np.add.reduceat(x, offsets[:-1][full]) / counts[full]
-    return out
-
-
-def _covers_snp(records, snp_offsets, seq_of, start, end) -> np.ndarray:
-    """Whether each token's span ``[start, end)`` holds a SNP site of its sequence's window.
-
-    Offsets of every sequence are keyed by (sequence index, offset) in one sorted array, so that one
-    ``searchsorted`` counts, per token, the sites below its end minus those below its start."""
-    empty = np.zeros(0, dtype=np.int64)
-    per_seq = [np.asarray(snp_offsets.get(r.window_id, empty), dtype=np.int64) for r in records]
-    if not per_seq or not any(len(o) for o in per_seq):
-        return np.zeros(len(start), dtype=bool)
-    shift = np.int64(1) << np.int64(32)  # window offsets are far below 2**32
-    keys = np.sort(
-        np.concatenate(per_seq) + np.repeat(np.arange(len(per_seq), dtype=np.int64) * shift, [len(o) for o in per_seq])
-    )
-    base = seq_of * shift
-    hits = np.searchsorted(keys, base + end, side="left") - np.searchsorted(keys, base + start, side="left")
-    return hits > 0

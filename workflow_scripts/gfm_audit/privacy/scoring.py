@@ -43,9 +43,10 @@ from ..gfm.loader import accepts_attention_mask, remote_code_error, runs_remote_
 from ..models import ModelSpec, load_model, load_tokenizer, max_tokens, read_checkpoint_config
 from ..outputs import atomic_outputs
 from ..prefetch import prefetch
-from ..tokens import Encoded, encode_many, tokens_covering
-from .features import BASE_FEATURES, ID_COLUMNS, ShardWriter, feature_schema, sequence_features
-from .score_table import build_table
+from ..ragged import Ragged, offsets_of, ranges, segment_ids, segment_sums
+from ..tokens import Encoded, EncodedBatch, covering_many, encode_many, tokens_covering
+from .features import BASE_FEATURES, ShardWriter, feature_schema, features_many
+from .score_table import ScoredTokens, build_table, scored_tokens
 
 log = logging.getLogger(__name__)
 
@@ -209,31 +210,37 @@ class Scorer:
         self.tokens_seen += int(attention.sum())
         return logits, x
 
-    def score(self, encodings: Sequence[Encoded], positions: Sequence[np.ndarray], progress=None) -> list[np.ndarray]:
-        """For each sequence, a (3, len(positions)) array: log p, mean, std at those token positions."""
+    def score(self, encodings: Sequence[Encoded], positions: Sequence[np.ndarray], progress=None) -> Ragged:
+        """For each sequence, a (3, len(positions)) array: log p, mean, std at those token positions.
+
+        The arrays come laid end to end (:class:`gfm_audit.ragged.Ragged`, offsets those of ``positions``):
+        each batch's statistics are gathered at its scored positions on the device and written into the flat
+        result in one indexed copy, with no Python loop over sequences.
+        """
         import torch
 
-        results = [np.zeros((3, len(p)), dtype=np.float32) for p in positions]
+        batch = EncodedBatch.of(encodings)
+        positions = Ragged.of(positions, empty=np.zeros(0, dtype=np.int64))
+        results = np.zeros((3, len(positions.flat)), dtype=np.float32)
         grad_off = torch.inference_mode if self.options.inference_mode else torch.no_grad
         with grad_off():
-            batches = prefetch(self._batches(encodings, positions), self.options.prefetch, self._pinned)
+            batches = prefetch(self._batches(batch, positions), self.options.prefetch, self._pinned)
             for ids, attention, rows in batches:
                 logits, x = self._forward(ids, attention)
                 if self.kind == "causal":
                     # Token t is predicted by the logits at t - 1.
-                    stats = torch.stack(token_statistics(logits[:, :-1], x[:, 1:])).cpu().numpy()
-                    for b, (i, pos) in enumerate(rows):
-                        results[i][:] = stats[:, b, pos - 1]
+                    stats = torch.stack(token_statistics(logits[:, :-1], x[:, 1:]))
+                    stats = stats.reshape(3, -1)[:, torch.from_numpy(rows.source).to(stats.device)]
                 else:
-                    where = torch.tensor([p for _, _, p in rows], device=x.device)
-                    targets = torch.tensor([encodings[i].ids[p] for i, _, p in rows], device=x.device)
-                    picked = logits[torch.arange(len(rows), device=x.device), where]
-                    stats = torch.stack(token_statistics(picked, targets)).cpu().numpy()
-                    for b, (i, j, _) in enumerate(rows):
-                        results[i][:, j] = stats[:, b]
+                    n = len(rows.source)
+                    where = torch.from_numpy(rows.source).to(x.device)
+                    targets = torch.from_numpy(rows.targets).to(x.device)
+                    picked = logits[torch.arange(n, device=x.device), where]
+                    stats = torch.stack(token_statistics(picked, targets))
+                results[:, rows.dest] = stats.cpu().numpy()
                 if progress is not None:
-                    progress.update(len(rows))
-        return results
+                    progress.update(rows.n)
+        return Ragged(results, positions.offsets)
 
     def _pinned(self, batch):
         # In the prefetch thread: page-locked arrays make _forward's pin_memory a no-op and its copy asynchronous.
@@ -244,46 +251,72 @@ class Scorer:
         ids, attention, rows = batch
         return torch.from_numpy(ids).pin_memory().numpy(), torch.from_numpy(attention).pin_memory().numpy(), rows
 
-    def _batches(self, encodings, positions) -> Iterator[tuple[np.ndarray, np.ndarray, list]]:
-        order = list(range(len(encodings)))
-        if self.options.bucketing:
-            order.sort(key=lambda i: len(encodings[i].ids))
+    def _batches(self, batch: EncodedBatch, positions: Ragged) -> Iterator[tuple[np.ndarray, np.ndarray, _Rows]]:
+        # Everything a batch needs besides the forward is computed here, in the prefetch thread: the padded ids,
+        # and the index arrays that move its statistics into the flat result.
+        lengths = batch.lengths
+        order = np.argsort(lengths, kind="stable") if self.options.bucketing else np.arange(len(lengths))
+        counts = positions.counts
         if self.kind == "causal":
             for k in range(0, len(order), self.batch_size):
                 chunk = order[k : k + self.batch_size]
-                ids, attention = self._stack([encodings[i].ids for i in chunk])
-                yield ids, attention, [(i, positions[i]) for i in chunk]
+                ids, attention = self._stack(batch, chunk)
+                dest = ranges(positions.offsets[chunk], counts[chunk])
+                # Statistics of row b at token t sit at b * (width - 1) + t - 1 of the flattened batch.
+                row = np.repeat(np.arange(len(chunk), dtype=np.int64) * (ids.shape[1] - 1), counts[chunk])
+                yield ids, attention, _Rows(len(chunk), dest, row + positions.flat[dest] - 1)
         else:
-            rows = [(i, j, int(p)) for i in order for j, p in enumerate(positions[i])]
-            for chunk in self._chunks(rows, [len(encodings[i].ids) for i, _, _ in rows]):
-                ids, attention = self._stack([encodings[i].ids for i, _, _ in chunk])
-                for b, (_, _, p) in enumerate(chunk):
-                    ids[b, p] = self.mask_id
-                yield ids, attention, chunk
+            # One row per masked token, sequences in bucketed order, positions in order within each.
+            dest = ranges(positions.offsets[order], counts[order])
+            seq = np.repeat(order, counts[order])
+            where = positions.flat[dest]
+            row_lengths = lengths[seq]
+            for start, stop in self._chunks(row_lengths):
+                chunk = seq[start:stop]
+                ids, attention = self._stack(batch, chunk)
+                p = where[start:stop]
+                targets = ids[np.arange(len(chunk)), p]
+                ids[np.arange(len(chunk)), p] = self.mask_id
+                yield ids, attention, _Rows(len(chunk), dest[start:stop], p, targets)
 
-    def _chunks(self, rows: list, lengths: list[int]) -> Iterator[list]:
+    def _chunks(self, lengths: np.ndarray) -> Iterator[tuple[int, int]]:
+        """(start, stop) of each batch of rows: ``batch_size`` rows, and for a model that takes no attention mask
+        only rows of one length (it would see the padding)."""
+        changes = np.flatnonzero(np.diff(lengths)) + 1
         start = 0
-        while start < len(rows):
-            stop = min(start + self.batch_size, len(rows))
+        while start < len(lengths):
+            stop = min(start + self.batch_size, len(lengths))
             if not self.accepts_mask:
-                same = start + 1
-                while same < stop and lengths[same] == lengths[start]:
-                    same += 1
-                stop = same
-            yield rows[start:stop]
+                after = changes[np.searchsorted(changes, start, side="right") :]
+                if len(after):
+                    stop = min(stop, int(after[0]))
+            yield start, stop
             start = stop
 
-    def _stack(self, seqs: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    def _stack(self, batch: EncodedBatch, chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Ids of the sequences ``chunk``, padded on the right, and their attention mask."""
         # Padding to a multiple of 8 feeds GPU tensor cores; on a CPU it would only add padding (and masks).
         # A model without an attention mask would see that padding (a bidirectional one, at every position).
         multiple = self.options.pad_multiple if self.device.startswith("cuda") and self.accepts_mask else 1
-        width = _pad_to(max(len(s) for s in seqs), multiple)
-        ids = np.full((len(seqs), width), self.pad_id, dtype=np.int64)
-        attention = np.zeros((len(seqs), width), dtype=np.int64)
-        for b, s in enumerate(seqs):
-            ids[b, : len(s)] = s
-            attention[b, : len(s)] = 1
-        return ids, attention
+        lengths = batch.lengths[chunk]
+        width = _pad_to(int(lengths.max()), multiple)
+        cols = np.arange(width, dtype=np.int64)
+        real = cols < lengths[:, None]
+        ids = np.full((len(chunk), width), self.pad_id, dtype=np.int64)
+        ids[real] = batch.ids[ranges(batch.offsets[chunk], lengths)]
+        return ids, real.astype(np.int64)
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """Where a batch's statistics go: ``n`` sequences (causal) or masked tokens; ``dest``: indices into the flat
+    result; ``source``: causal, indices into the batch's flattened (B, width - 1) statistics; masked, the masked
+    position of each row, whose true id is ``targets``."""
+
+    n: int
+    dest: np.ndarray
+    source: np.ndarray
+    targets: np.ndarray | None = None
 
 
 def scored_positions(enc: Encoded, kind: str, *, masking: str, offsets: np.ndarray | None) -> np.ndarray:
@@ -299,6 +332,23 @@ def scored_positions(enc: Encoded, kind: str, *, masking: str, offsets: np.ndarr
     if masking == "exact":
         return np.flatnonzero(real)
     return np.flatnonzero(tokens_covering(enc, offsets))
+
+
+def scored_positions_many(
+    batch: EncodedBatch, kind: str, *, masking: str, offsets: Sequence[np.ndarray] | None = None
+) -> Ragged:
+    """:func:`scored_positions` of every sequence of ``batch`` (``offsets``: each one's, masked sampled only),
+    laid end to end, from whole-array passes."""
+    if kind != "causal" and masking != "exact":
+        real = covering_many(batch, offsets)
+    else:
+        real = batch.scorable
+        if kind == "causal":
+            real[batch.offsets[:-1][batch.lengths > 0]] = False
+    flat = np.flatnonzero(real)
+    seq = segment_ids(batch.offsets)[flat]
+    counts = np.bincount(seq, minlength=len(batch)).astype(np.int64)
+    return Ragged(flat - batch.offsets[seq], offsets_of(counts))
 
 
 # --- the stage -----------------------------------------------------------------
@@ -381,20 +431,12 @@ def _score_loaded(
     import torch
 
     tokenizer, limit, device, scorer = loaded.tokenizer, loaded.limit, loaded.device, loaded.scorer
-    encodings, positions, sample_cache = [], [], {}
-    empty = np.zeros(0, dtype=np.int64)
-    all_encodings = encode_many(
-        tokenizer, [r.text for r in records], seq_ids=[r.seq_id for r in records], model=spec.name
-    )
-    for r, enc in zip(records, all_encodings, strict=True):
-        check_excluded_share(enc, r, model=spec.name, max_share=max_excluded_share, tokenizer=tokenizer)
-        if len(enc.ids) > limit:
-            raise InputError(
-                f"sequence {r.seq_id} is {len(enc.ids)} tokens, longer than model '{spec.name}' takes ({limit}); "
-                f"lower windows.length or set models.{spec.name}.max_length if the model allows more"
-            )
-        offsets = None
-        if spec.kind == "masked" and spec.masking == "sampled":
+    encodings = encode_many(tokenizer, [r.text for r in records], seq_ids=[r.seq_id for r in records], model=spec.name)
+    _check_many(encodings, records, model=spec.name, max_share=max_excluded_share, tokenizer=tokenizer, limit=limit)
+    offsets = None
+    if spec.kind == "masked" and spec.masking == "sampled":
+        offsets, sample_cache, empty = [], {}, np.zeros(0, dtype=np.int64)
+        for r in records:
             if r.window_id not in sample_cache:
                 sample_cache[r.window_id] = sampled_offsets(
                     r.window_id,
@@ -403,21 +445,20 @@ def _score_loaded(
                     fraction=spec.mask_fraction,
                     seed=seed,
                 )
-            offsets = sample_cache[r.window_id]
-        encodings.append(enc)
-        positions.append(scored_positions(enc, spec.kind, masking=spec.masking, offsets=offsets))
+            offsets.append(sample_cache[r.window_id])
+    positions = scored_positions_many(encodings, spec.kind, masking=spec.masking, offsets=offsets)
 
-    excluded = [int(e.excluded.sum()) for e in encodings]
-    if any(excluded):
+    excluded = segment_sums(encodings.excluded.astype(np.int64), encodings.offsets)
+    if excluded.any():
         log.warning(
             "model %s: %d tokens in %d of %d sequences stand for no DNA (<oov>, unknown or special tokens over "
             "bases) and are not scored; column n_excluded counts them",
             spec.name,
-            sum(excluded),
-            sum(n > 0 for n in excluded),
+            int(excluded.sum()),
+            int((excluded > 0).sum()),
             len(records),
         )
-    total = len(encodings) if spec.kind == "causal" else sum(len(p) for p in positions)
+    total = len(encodings) if spec.kind == "causal" else len(positions.flat)
     bar = None
     if progress:
         from tqdm import tqdm
@@ -456,6 +497,23 @@ def _score_loaded(
     return encodings, positions, stats
 
 
+def _check_many(batch: EncodedBatch, records: Sequence[SeqRecord], *, model: str, max_share, tokenizer, limit) -> None:
+    """:func:`check_excluded_share` and the length limit for every sequence, in whole-array passes; the first
+    sequence that fails either gets the per-sequence checks, which raise their own message."""
+    bases = batch.excluded_bases()
+    text_lengths = np.fromiter((len(r.text) for r in records), dtype=np.int64, count=len(records))
+    failing = ((bases > 0) & (bases > max_share * text_lengths)) | (batch.lengths > limit)
+    if not failing.any():
+        return
+    i = int(np.flatnonzero(failing)[0])
+    enc, r = batch[i], records[i]
+    check_excluded_share(enc, r, model=model, max_share=max_share, tokenizer=tokenizer)
+    raise InputError(
+        f"sequence {r.seq_id} is {len(enc.ids)} tokens, longer than model '{model}' takes ({limit}); "
+        f"lower windows.length or set models.{model}.max_length if the model allows more"
+    )
+
+
 def check_excluded_share(enc: Encoded, record: SeqRecord, *, model: str, max_share: float, tokenizer) -> None:
     """Stop when tokens that stand for no DNA cover more than ``max_share`` of a sequence's bases."""
     bases = enc.excluded_bases()
@@ -472,8 +530,10 @@ def check_excluded_share(enc: Encoded, record: SeqRecord, *, model: str, max_sha
     )
 
 
-def _table(records, encodings, positions, stats, snp_offsets) -> pa.Table:
-    return build_table(records, encodings, positions, stats=stats, snp_offsets=snp_offsets, schema=SCHEMA)
+def _table(records, encodings, positions, stats, snp_offsets, scored: ScoredTokens | None = None) -> pa.Table:
+    return build_table(
+        records, encodings, positions, stats=stats, snp_offsets=snp_offsets, schema=SCHEMA, scored=scored
+    )
 
 
 def write_table(table: pa.Table, path: str | os.PathLike) -> None:
@@ -494,17 +554,16 @@ def window_chunks(records: Sequence[SeqRecord], size: int) -> Iterator[list[SeqR
         yield chunk
 
 
-def _feature_rows(records, encodings, positions, stats, snp_offsets, features) -> dict[str, list]:
-    columns: dict[str, list] = {name: [] for name in (*ID_COLUMNS, *features)}
-    empty = np.zeros(0, dtype=np.int64)
-    for r, enc, pos, s in zip(records, encodings, positions, stats, strict=True):
-        snp_tokens = tokens_covering(enc, snp_offsets.get(r.window_id, empty))[pos]
-        values = sequence_features(s, snp_tokens, features, text=r.text if r.kind == "window" else None)
-        for name, value in zip(ID_COLUMNS, (r.seq_id, r.window_id, r.kind, r.prob, r.replicate), strict=True):
-            columns[name].append(value)
-        for name in features:
-            columns[name].append(values[name])
-    return columns
+def _feature_rows(records, scored: ScoredTokens, features) -> dict[str, list]:
+    columns: dict[str, list] = {
+        "sequence_id": [r.seq_id for r in records],
+        "window_id": [r.window_id for r in records],
+        "kind": [r.kind for r in records],
+        "prob": [r.prob for r in records],
+        "replicate": [r.replicate for r in records],
+    }
+    texts = [r.text if r.kind == "window" else None for r in records]
+    return columns | features_many(scored.values, scored.offsets, scored.snp, features, texts=texts)
 
 
 def score_shard(
@@ -548,8 +607,9 @@ def score_shard(
                 progress=progress,
                 max_excluded_share=max_excluded_share,
             )
-            feature_writer.write(_feature_rows(chunk, encodings, positions, stats, snp_offsets, features))
+            scored = scored_tokens(chunk, encodings, positions, stats=stats, snp_offsets=snp_offsets)
+            feature_writer.write(_feature_rows(chunk, scored, features))
             if token_writer is not None:
-                token_writer.write(_table(chunk, encodings, positions, stats, snp_offsets).to_pydict())
-            del encodings, positions, stats
+                token_writer.write(_table(chunk, encodings, positions, stats, snp_offsets, scored))
+            del encodings, positions, stats, scored
     return feature_writer.rows
