@@ -59,8 +59,13 @@ def length_groups(counts: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
 
 
 def segment_rows(x: np.ndarray, offsets: np.ndarray, rows: np.ndarray, length: int) -> np.ndarray:
-    """The segments ``rows`` (each ``length`` long) of ``x`` as a C-contiguous (len(rows), length) array."""
-    return x[offsets[rows][:, None] + np.arange(length, dtype=np.int64)]
+    """The segments ``rows`` (each ``length`` long) of ``x`` as a C-contiguous (len(rows), length) array (a copy
+    when they are not one after the other in ``x``)."""
+    first = offsets[rows]
+    if int(first[-1] - first[0]) == (len(rows) - 1) * length and (np.diff(first) == length).all():
+        # Consecutive segments of one length (sequences of one window length, in order): a reshaped view.
+        return x[first[0] : first[0] + len(rows) * length].reshape(len(rows), length)
+    return x[first[:, None] + np.arange(length, dtype=np.int64)]
 
 
 def segment_means(x: np.ndarray, offsets: np.ndarray) -> np.ndarray:

@@ -97,6 +97,8 @@ class EncodedBatch(Sequence):
 
     def excluded_bases(self) -> np.ndarray:
         """Per sequence, the bases under excluded tokens (``Encoded.excluded_bases`` of each)."""
+        if not self.excluded.any():
+            return np.zeros(len(self), dtype=np.int64)
         covered = np.where(self.excluded, self.end.astype(np.int64) - self.start, 0)
         return segment_sums(covered, self.offsets)
 

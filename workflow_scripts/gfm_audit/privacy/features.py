@@ -83,8 +83,7 @@ def lowest_fraction_means(values: np.ndarray, offsets: np.ndarray, k: float) -> 
     out = np.full(len(counts), np.nan)
     for length, rows in length_groups(counts):
         take = max(1, int(k * length))
-        block = segment_rows(values, offsets, rows, length)
-        block.sort(axis=1)
+        block = np.sort(segment_rows(values, offsets, rows, length), axis=1)  # a copy: values may be a view
         out[rows] = np.ascontiguousarray(block[:, :take]).sum(axis=1) / take
     return out
 

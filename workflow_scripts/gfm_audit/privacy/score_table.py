@@ -66,7 +66,9 @@ def scored_tokens(
     snp_of = [snp_offsets.get(r.window_id, empty) for r in records]
     # Tokens over bases that stand for no DNA are counted, never SNP tokens (covering_many keeps scorable ones).
     snp = covering_many(batch, snp_of)[flat]
-    n_excluded = np.bincount(segment_ids(batch.offsets)[batch.excluded], minlength=len(batch)).astype(np.int64)
+    n_excluded = np.zeros(len(batch), dtype=np.int64)
+    if batch.excluded.any():
+        n_excluded = np.bincount(segment_ids(batch.offsets)[batch.excluded], minlength=len(batch)).astype(np.int64)
     return ScoredTokens(offsets, values, batch.start[flat], batch.end[flat], snp, n_excluded)
 
 

@@ -448,8 +448,9 @@ def _score_loaded(
             offsets.append(sample_cache[r.window_id])
     positions = scored_positions_many(encodings, spec.kind, masking=spec.masking, offsets=offsets)
 
-    excluded = segment_sums(encodings.excluded.astype(np.int64), encodings.offsets)
+    excluded = encodings.excluded
     if excluded.any():
+        excluded = segment_sums(excluded.astype(np.int64), encodings.offsets)
         log.warning(
             "model %s: %d tokens in %d of %d sequences stand for no DNA (<oov>, unknown or special tokens over "
             "bases) and are not scored; column n_excluded counts them",
