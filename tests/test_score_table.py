@@ -1,8 +1,10 @@
-"""The score table from concatenated arrays and offsets equals the one built sequence by sequence."""
+"""The score table and the per-sequence features from concatenated arrays and offsets equal those built
+sequence by sequence."""
 
 from __future__ import annotations
 
 import io
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +13,10 @@ import pyarrow.parquet as pq
 import pytest
 from gfm_audit.char_lm import char_tokenizer
 from gfm_audit.gfm import dnabert2, nt_v2
-from gfm_audit.privacy.score_table import build_table
-from gfm_audit.privacy.scoring import SCHEMA, SeqRecord, _table, scored_positions
+from gfm_audit.privacy.features import features_many, sequence_features
+from gfm_audit.privacy.score_table import build_table, scored_tokens
+from gfm_audit.privacy.scoring import SCHEMA, SeqRecord, _table, scored_positions, scored_positions_many
+from gfm_audit.ragged import offsets_of, segment_means
 from gfm_audit.tokens import encode_many, tokens_covering
 from test_fast_tokens import generator_6mer_tokenizer
 
@@ -119,3 +123,87 @@ def test_float16_conversion_is_numpys_bit_for_bit():
     with np.errstate(over="ignore"):
         want = values.astype(np.float16)
     assert np.array_equal(_float16(values).view(np.uint16), want.view(np.uint16))
+
+
+def loop_features(stats, snp_tokens, features, text=None) -> dict:
+    """The per-sequence features as the scoring job computed them before, one sequence at a time."""
+    logp = stats[0].astype(np.float64)
+    stored = stats.astype(np.float16).astype(np.float64)
+    out = {}
+    for name in features:
+        if name == "n_tokens":
+            out[name] = int(stats.shape[1])
+        elif name == "loss":
+            out[name] = float(-logp.mean()) if len(logp) else None
+        elif name == "snp_loss":
+            out[name] = float(-logp[snp_tokens].mean()) if snp_tokens.any() else None
+        elif name == "zlib_bytes":
+            out[name] = len(zlib.compress(text.encode(), 9)) if text is not None else None
+        else:
+            k = float(name.rsplit("_k", 1)[1])
+            values = (stored[0] - stored[1]) / np.maximum(stored[2], 1e-6) if "_pp_" in name else stored[0]
+            n = max(1, int(k * len(values)))
+            out[name] = float(np.sort(values)[:n].mean()) if len(values) else float("nan")
+    return out
+
+
+FEATURES = ["n_tokens", "loss", "snp_loss", "zlib_bytes", "min_k_k0.001", "min_k_k0.2", "min_k_pp_k0.2", "min_k_pp_k1"]
+
+
+def _same(a, b) -> bool:
+    return a == b or (a is not None and b is not None and np.isnan(a) and np.isnan(b))
+
+
+@pytest.mark.parametrize(
+    ("tokenizer_name", "kind", "masking"),
+    [("char", "causal", "exact"), ("char", "masked", "sampled"), ("generator", "causal", "exact")],
+)
+def test_features_of_all_sequences_at_once_equal_the_loop_bit_for_bit(tokenizer_name, kind, masking):
+    """Real demo bases, sequences with no scored token (sampled), excluded <oov> tails, k% of n below one token;
+    log p spread over magnitudes, so that the sums' rounding depends on the order of additions."""
+    tokenizer = {"char": char_tokenizer, "generator": generator_6mer_tokenizer}[tokenizer_name]()
+    rng = np.random.default_rng(5)
+    records, encodings, positions, stats, snp_offsets = _inputs(tokenizer, kind, masking, rng)
+    stats = [(s * np.exp(rng.normal(0, 2, s.shape))).astype(np.float32) for s in stats]
+    # A sequence of one scored token, and one whose values hold NaN and infinities (a model masking logits).
+    stats[0] = stats[0][:, :1]
+    positions[0] = positions[0][:1]
+    stats[1][:, :3] = np.array([[np.nan], [-np.inf], [np.inf]], dtype=np.float32)
+    scored = scored_tokens(records, encodings, positions, stats=stats, snp_offsets=snp_offsets)
+    texts = [r.text if r.kind == "window" else None for r in records]
+    got = features_many(scored.values, scored.offsets, scored.snp, FEATURES, texts=texts)
+    empty = np.zeros(0, dtype=np.int64)
+    for i, (r, enc, pos, s) in enumerate(zip(records, encodings, positions, stats, strict=True)):
+        snp_tokens = tokens_covering(enc, snp_offsets.get(r.window_id, empty))[pos]
+        want = loop_features(s, snp_tokens, FEATURES, texts[i])
+        one = sequence_features(s, snp_tokens, FEATURES, text=texts[i])
+        for name in FEATURES:
+            assert _same(got[name][i], want[name]), (r.seq_id, name, got[name][i], want[name])
+            assert _same(one[name], want[name]), (r.seq_id, name)
+    assert min(got["n_tokens"]) == (0 if masking == "sampled" else 1)
+
+
+def test_segment_means_equal_numpys_mean_of_each_segment():
+    rng = np.random.default_rng(1)
+    counts = rng.choice([0, 1, 7, 8, 9, 129, 300], 200)
+    x = rng.normal(0, 1, int(counts.sum())) * np.exp(rng.normal(0, 5, int(counts.sum())))
+    offsets = offsets_of(counts)
+    got = segment_means(x, offsets)
+    want = [x[a:b].mean() if b > a else 0.0 for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
+    assert np.array_equal(got, want)
+    # The comparison can fail: np.add.reduceat sums in another order and gives other last bits here.
+    full = counts > 0
+    assert not np.array_equal(np.add.reduceat(x, offsets[:-1][full]) / counts[full], got[full])
+    same_length = offsets_of(np.full(5, 9))  # consecutive segments of one length: a reshaped view
+    assert np.array_equal(segment_means(x[:45], same_length), [x[i : i + 9].mean() for i in range(0, 45, 9)])
+
+
+@pytest.mark.parametrize(("kind", "masking"), [("causal", "exact"), ("masked", "exact"), ("masked", "sampled")])
+def test_scored_positions_of_a_batch_equal_each_sequences(kind, masking):
+    tokenizer = generator_6mer_tokenizer()
+    rng = np.random.default_rng(2)
+    records, encodings, *_ = _inputs(tokenizer, kind, "exact", rng)
+    offsets = [rng.choice(len(r.text), int(rng.integers(0, 4)), replace=False) for r in records]
+    got = scored_positions_many(encodings, kind, masking=masking, offsets=offsets)
+    for enc, off, pos in zip(encodings, offsets, got, strict=True):
+        np.testing.assert_array_equal(pos, scored_positions(enc, kind, masking=masking, offsets=off))
