@@ -5,7 +5,12 @@ Every figure is a ratio of two timings taken in this one run on the same inputs.
 
 Host-side cost (issue 19): the tiny model's scoring path with the model and tokenizer loaded once (what a
 shard of millions of tokens amortises) against the bare batched forward, in R interleaved repetitions (the
-order rotates), medians; host-side cost per token = (scoring path - bare forward) / tokens.
+order rotates), medians; host-side cost per token = (scoring path - bare forward) / tokens, and directly: the
+scoring path with a stand-in forward that costs nothing, in wall time and in CPU time of the process (all its
+threads: the cost on one core, and less sensitive than wall time to other processes on a shared machine).
+Only that section, on one torch thread, in about a minute:
+
+    .venv/bin/python benchmarks/bench_scoring.py --host-only --sequences 512 --repeats 11
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ from gfm_audit import fast_tokens, tokens  # noqa: E402
 from gfm_audit.char_lm import save_char_causal_lm, save_char_masked_lm  # noqa: E402
 from gfm_audit.models import ModelSpec, load_model, load_tokenizer  # noqa: E402
 from gfm_audit.privacy import scoring  # noqa: E402
+from gfm_audit.privacy.features import BASE_FEATURES  # noqa: E402
+from gfm_audit.privacy.score_table import scored_tokens  # noqa: E402
 from gfm_audit.privacy.scoring import ScoringOptions, SeqRecord, sampled_offsets, score_sequences  # noqa: E402
 
 
@@ -114,17 +121,22 @@ def float_storage(table, tmp: str) -> tuple[float, float, float]:
     return wide.nbytes / table.nbytes, sizes[0] / sizes[1], times[0] / times[1]
 
 
-def interleaved(runs: dict, repeats: int) -> dict[str, float]:
-    """Median time of each callable over ``repeats`` rounds that run them all, in a rotating order, so that
-    load from other processes falls on all of them alike."""
+def interleaved(runs: dict, repeats: int) -> tuple[dict[str, float], dict[str, float]]:
+    """Median wall time and median process CPU time of each callable over ``repeats`` rounds that run them all,
+    in a rotating order, so that load from other processes falls on all of them alike."""
     times: dict[str, list[float]] = {name: [] for name in runs}
+    cpu: dict[str, list[float]] = {name: [] for name in runs}
     names = list(runs)
     for r in range(repeats):
         for name in names[r % len(names) :] + names[: r % len(names)]:
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             runs[name]()
             times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
+            cpu[name].append(time.process_time() - start_cpu)
+    return (
+        {name: statistics.median(t) for name, t in times.items()},
+        {name: statistics.median(t) for name, t in cpu.items()},
+    )
 
 
 class Replay(torch.nn.Module):
@@ -144,7 +156,10 @@ class Replay(torch.nn.Module):
 
 
 def host_cost(folder: Path, texts: list[str], batch_size: int, repeats: int) -> list[tuple[str, float, str]]:
-    """The tiny model's host-side cost per token, model and tokenizer loaded once, against the bare forward."""
+    """The tiny model's host-side cost per token, model and tokenizer loaded once, against the bare forward.
+
+    The scoring path is score_sequences less its one-off model loading: tokenising with base offsets, the
+    checks, scored positions, batching (prefetched in a thread), the forward, the statistics and the table."""
     spec = ModelSpec("tiny", str(folder), "causal")
     model, tok = load_model(spec), load_tokenizer(spec)
     start = time.perf_counter()
@@ -165,8 +180,16 @@ def host_cost(folder: Path, texts: list[str], batch_size: int, repeats: int) -> 
         finally:
             loaded["model"] = model
 
+    jobs: dict = {}
+
     def score(options=None):
-        return score_sequences(spec, recs, snp_offsets={}, batch_size=batch_size, seed=0, device="cpu", options=options)
+        # What score_shard does for each chunk of a shard: the model loaded once per job (_load), then the
+        # chunk tokenised, scored and tabled (score_sequences = _load + this).
+        key = (id(loaded["model"]), id(loaded["tokenizer"]), options)
+        if key not in jobs:
+            jobs[key] = scoring._load(spec, batch_size=batch_size, device="cpu", options=options)
+        enc, pos, stats = scoring._score_loaded(spec, jobs[key], recs, snp_offsets={}, seed=0, progress=False)
+        return scoring._table(recs, enc, pos, stats, {})
 
     original = scoring.load_model, scoring.load_tokenizer
     scoring.load_model, scoring.load_tokenizer = (lambda s: loaded["model"]), (lambda s: loaded["tokenizer"])
@@ -180,10 +203,16 @@ def host_cost(folder: Path, texts: list[str], batch_size: int, repeats: int) -> 
                 loaded["tokenizer"] = tok
 
         table = score()
+        assert table.equals(score_sequences(spec, recs, snp_offsets={}, batch_size=batch_size, seed=0, device="cpu"))
         enc = tokens.encode_many(tok, texts, seq_ids=ids)
-        pos = [scoring.scored_positions(e, "causal", masking="exact", offsets=None) for e in enc]
-        stats = [np.zeros((3, len(p)), np.float32) for p in pos]
-        t = interleaved(
+        pos = scoring.scored_positions_many(enc, "causal", masking="exact")
+        scorer = scoring.Scorer(
+            replay, "causal", pad_id=tok.pad_token_id or 0, mask_id=None, batch_size=batch_size, device="cpu"
+        )
+        stats = scorer.score(enc, pos)
+        # The features the default attacks read; zlib_bytes (one zlib call per window) is left out.
+        features = [*BASE_FEATURES, "min_k_k0.2", "min_k_pp_k0.2"]
+        t, cpu = interleaved(
             {
                 "bare": bare_forward(model, tok, texts, batch_size),
                 "score": score,
@@ -192,7 +221,11 @@ def host_cost(folder: Path, texts: list[str], batch_size: int, repeats: int) -> 
                 "score_tokenizer_call": with_plain_tokenizer,
                 "tokenise": lambda: tokens.encode_many(tok, texts, seq_ids=ids),
                 "tokenise_tokenizer_call": lambda: tokens.encode_many(plain_tok, texts, seq_ids=ids),
+                "scorer": lambda: scorer.score(enc, pos),
                 "table": lambda: scoring._table(recs, enc, pos, stats, {}),
+                "features": lambda: scoring._feature_rows(
+                    recs, scored_tokens(recs, enc, pos, stats=stats, snp_offsets={}), features
+                ),
             },
             repeats,
         )
@@ -208,7 +241,8 @@ def host_cost(folder: Path, texts: list[str], batch_size: int, repeats: int) -> 
         f"tokenisation {t['tokenise'] * us:.3f} us/token "
         f"(tokenizer's own batched call {t['tokenise_tokenizer_call'] * us:.3f}); "
         f"table {t['table'] * us:.3f} us/token; scoring path with a forward that costs nothing "
-        f"{t['host_only'] * us:.3f} us/token; layout derived once in {derive * 1e3:.0f} ms"
+        f"{t['host_only'] * us:.3f} us/token (CPU time {cpu['host_only'] * us:.3f}); "
+        f"layout derived once in {derive * 1e3:.0f} ms"
     )
     return [
         (
@@ -219,6 +253,11 @@ def host_cost(folder: Path, texts: list[str], batch_size: int, repeats: int) -> 
         (
             "tiny causal LM: host-side cost per token, the scoring path with a forward that costs nothing, in us",
             t["host_only"] * us,
+            "<= 0.2",
+        ),
+        (
+            "  the same in CPU time of the process (all threads), in us",
+            cpu["host_only"] * us,
             "<= 0.2",
         ),
         (
@@ -237,7 +276,17 @@ def host_cost(folder: Path, texts: list[str], batch_size: int, repeats: int) -> 
             "",
         ),
         ("  of which tokenisation with offsets (lookup table), in us per token", t["tokenise"] * us, ""),
+        (
+            "  of which batching, the statistics over the vocabulary and their gather (Scorer.score), in us per token",
+            t["scorer"] * us,
+            "",
+        ),
         ("  of which the Arrow table from offsets, in us per token", t["table"] * us, ""),
+        (
+            "  score_shard's per-sequence features (loss, snp_loss, min-k, min-k++; not in the path above), us/token",
+            t["features"] * us,
+            "",
+        ),
     ]
 
 
@@ -246,11 +295,11 @@ def main() -> None:
     parser.add_argument("--sequences", type=int, default=512)
     parser.add_argument("--length", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default 2; 1 with --host-only)")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--host-only", action="store_true", help="only the host-side cost section")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads or (1 if args.host_only else 2))
     rng = np.random.default_rng(0)
     texts = demo_sequences(args.sequences, args.length, rng)
     tokens = args.sequences * args.length
