@@ -171,7 +171,7 @@ def test_features_of_all_sequences_at_once_equal_the_loop_bit_for_bit(tokenizer_
     stats[1][:, :3] = np.array([[np.nan], [-np.inf], [np.inf]], dtype=np.float32)
     scored = scored_tokens(records, encodings, positions, stats=stats, snp_offsets=snp_offsets)
     texts = [r.text if r.kind == "window" else None for r in records]
-    got = features_many(scored.values, scored.offsets, scored.snp, FEATURES, texts=texts)
+    got = features_many(scored.values, scored.offsets, scored.snp, features=FEATURES, texts=texts)
     empty = np.zeros(0, dtype=np.int64)
     for i, (r, enc, pos, s) in enumerate(zip(records, encodings, positions, stats, strict=True)):
         snp_tokens = tokens_covering(enc, snp_offsets.get(r.window_id, empty))[pos]

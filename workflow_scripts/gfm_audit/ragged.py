@@ -58,7 +58,7 @@ def length_groups(counts: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
             yield int(counts[rows[0]]), rows
 
 
-def segment_rows(x: np.ndarray, offsets: np.ndarray, rows: np.ndarray, length: int) -> np.ndarray:
+def segment_rows(x: np.ndarray, offsets: np.ndarray, rows: np.ndarray, *, length: int) -> np.ndarray:
     """The segments ``rows`` (each ``length`` long) of ``x`` as a C-contiguous (len(rows), length) array (a copy
     when they are not one after the other in ``x``)."""
     first = offsets[rows]
@@ -78,7 +78,7 @@ def segment_means(x: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     counts = np.diff(offsets)
     out = np.zeros(len(counts), dtype=np.float64)
     for length, rows in length_groups(counts):
-        out[rows] = segment_rows(x, offsets, rows, length).sum(axis=1) / length
+        out[rows] = segment_rows(x, offsets, rows, length=length).sum(axis=1) / length
     return out
 
 

@@ -55,15 +55,17 @@ class Encoded:
         return int((self.end[self.excluded] - self.start[self.excluded]).sum())
 
 
+@dataclass(frozen=True, eq=False)
 class EncodedBatch(Sequence):
     """The encodings of many sequences laid end to end: sequence ``i``'s tokens are ``offsets[i]:offsets[i+1]``
     of each flat field (the fields of :class:`Encoded`). Indexing gives an :class:`Encoded` of views."""
 
-    __slots__ = ("ids", "start", "end", "special", "excluded", "offsets")
-
-    def __init__(self, ids, start, end, special, excluded, offsets) -> None:
-        self.ids, self.start, self.end, self.special, self.excluded = ids, start, end, special, excluded
-        self.offsets = offsets
+    ids: np.ndarray  # (T,) int64
+    start: np.ndarray  # (T,) int32
+    end: np.ndarray  # (T,) int32
+    special: np.ndarray  # (T,) bool
+    excluded: np.ndarray  # (T,) bool
+    offsets: np.ndarray  # (n + 1,) int64
 
     @classmethod
     def of(cls, encodings: Sequence[Encoded]) -> EncodedBatch:

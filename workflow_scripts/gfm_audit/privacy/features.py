@@ -83,7 +83,7 @@ def lowest_fraction_means(values: np.ndarray, offsets: np.ndarray, k: float) -> 
     out = np.full(len(counts), np.nan)
     for length, rows in length_groups(counts):
         take = max(1, int(k * length))
-        block = np.sort(segment_rows(values, offsets, rows, length), axis=1)  # a copy: values may be a view
+        block = np.sort(segment_rows(values, offsets, rows, length=length), axis=1)  # a copy: values may be a view
         out[rows] = np.ascontiguousarray(block[:, :take]).sum(axis=1) / take
     return out
 
@@ -97,12 +97,14 @@ def sequence_features(
     (None for a neighbor, whose zlib_bytes is null). :func:`features_many` for one sequence.
     """
     offsets = np.array([0, stats.shape[1]], dtype=np.int64)
-    columns = features_many(np.asarray(stats), offsets, np.asarray(snp_tokens, dtype=bool), features, texts=[text])
+    columns = features_many(
+        np.asarray(stats), offsets, np.asarray(snp_tokens, dtype=bool), features=features, texts=[text]
+    )
     return {name: values[0] for name, values in columns.items()}
 
 
 def features_many(
-    values: np.ndarray, offsets: np.ndarray, snp: np.ndarray, features: Sequence[str], *, texts: Sequence[str | None]
+    values: np.ndarray, offsets: np.ndarray, snp: np.ndarray, *, features: Sequence[str], texts: Sequence[str | None]
 ) -> dict[str, list]:
     """The ``features`` of many sequences, as columns of Python values (None where null), in whole-array passes.
 

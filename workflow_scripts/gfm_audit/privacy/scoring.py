@@ -564,7 +564,7 @@ def _feature_rows(records, scored: ScoredTokens, features) -> dict[str, list]:
         "replicate": [r.replicate for r in records],
     }
     texts = [r.text if r.kind == "window" else None for r in records]
-    return columns | features_many(scored.values, scored.offsets, scored.snp, features, texts=texts)
+    return columns | features_many(scored.values, scored.offsets, scored.snp, features=features, texts=texts)
 
 
 def score_shard(
