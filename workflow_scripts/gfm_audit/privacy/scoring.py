@@ -251,9 +251,13 @@ class Scorer:
         ids, attention, rows = batch
         return torch.from_numpy(ids).pin_memory().numpy(), torch.from_numpy(attention).pin_memory().numpy(), rows
 
-    def _batches(self, batch: EncodedBatch, positions: Ragged) -> Iterator[tuple[np.ndarray, np.ndarray, _Rows]]:
+    def _batches(
+        self, batch: Sequence[Encoded], positions: Sequence[np.ndarray]
+    ) -> Iterator[tuple[np.ndarray, np.ndarray, _Rows]]:
         # Everything a batch needs besides the forward is computed here, in the prefetch thread: the padded ids,
         # and the index arrays that move its statistics into the flat result.
+        batch = EncodedBatch.of(batch)
+        positions = Ragged.of(positions, empty=np.zeros(0, dtype=np.int64))
         lengths = batch.lengths
         order = np.argsort(lengths, kind="stable") if self.options.bucketing else np.arange(len(lengths))
         counts = positions.counts
