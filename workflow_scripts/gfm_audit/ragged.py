@@ -82,7 +82,25 @@ def segment_means(x: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     return out
 
 
-class Ragged(Sequence):
+class Segmented(Sequence):
+    """A sequence of segments of flat arrays cut at ``offsets``; ``_segment(a, b)`` gives one segment."""
+
+    offsets: np.ndarray
+
+    def _segment(self, a: int, b: int):
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(len(self))[i]]
+        i = range(len(self))[i]  # negative indices; IndexError past the end ends iteration
+        return self._segment(self.offsets[i], self.offsets[i + 1])
+
+
+class Ragged(Segmented):
     """Arrays of different lengths along their last axis, stored as one ``flat`` array and ``offsets``.
 
     Indexing gives sequence ``i``'s array, a view of ``flat``; code that knows the layout uses ``flat`` and
@@ -107,11 +125,5 @@ class Ragged(Sequence):
     def counts(self) -> np.ndarray:
         return np.diff(self.offsets)
 
-    def __len__(self) -> int:
-        return len(self.offsets) - 1
-
-    def __getitem__(self, i):
-        if isinstance(i, slice):
-            return [self[j] for j in range(len(self))[i]]
-        i = range(len(self))[i]  # negative indices; IndexError past the end ends iteration
-        return self.flat[..., self.offsets[i] : self.offsets[i + 1]]
+    def _segment(self, a: int, b: int) -> np.ndarray:
+        return self.flat[..., a:b]

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import InputError
-from .ragged import offsets_of, segment_sums
+from .ragged import Segmented, offsets_of, segment_sums
 
 _MARKERS = ("##", "Ġ", "▁")
 # IUPAC nucleotide codes: a token spelling a run of these (any case) stands for DNA.
@@ -56,7 +56,7 @@ class Encoded:
 
 
 @dataclass(frozen=True, eq=False)
-class EncodedBatch(Sequence):
+class EncodedBatch(Segmented):
     """The encodings of many sequences laid end to end: sequence ``i``'s tokens are ``offsets[i]:offsets[i+1]``
     of each flat field (the fields of :class:`Encoded`). Indexing gives an :class:`Encoded` of views."""
 
@@ -104,14 +104,7 @@ class EncodedBatch(Sequence):
         covered = np.where(self.excluded, self.end.astype(np.int64) - self.start, 0)
         return segment_sums(covered, self.offsets)
 
-    def __len__(self) -> int:
-        return len(self.offsets) - 1
-
-    def __getitem__(self, i):
-        if isinstance(i, slice):
-            return [self[j] for j in range(len(self))[i]]
-        i = range(len(self))[i]  # negative indices; IndexError past the end ends iteration
-        a, b = self.offsets[i], self.offsets[i + 1]
+    def _segment(self, a: int, b: int) -> Encoded:
         return Encoded(self.ids[a:b], self.start[a:b], self.end[a:b], self.special[a:b], self.excluded[a:b])
 
 
