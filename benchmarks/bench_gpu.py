@@ -22,9 +22,11 @@ and loaded through ``architecture: auto`` exactly as a downloaded checkpoint wou
   tests/fixtures/gfm/nt_v2/config.json (the 50M checkpoint's keys). Inputs of 1 and 6 kb (167 and 1,001 tokens),
   ``sampled`` masking of 15% of the bases: one forward of a masked copy per masked token.
 
-Each is scored through gfm-audit's scoring path (what ``score_sequences`` runs once the model is loaded:
-tokenisation, scored positions, batching, masking, statistics) in bf16 autocast, and again with bf16 off, with
-pinned memory off and with padding to a multiple of 8 off (the GPU-only ablations). Reported: tokens through the
+Each is scored through gfm-audit's scoring path (what a ``score_shard`` job runs once the model is loaded, less
+the file writes: chunks tokenised, scored positions, batching, masking, statistics, the reduction to per-window
+features, with the next chunk's tokenisation and the last one's reduction in threads as on any GPU) in bf16
+autocast, and again with bf16 off, with pinned memory off and with padding to a multiple of 8 off (the GPU-only
+ablations). Reported: tokens through the
 model per second, peak GPU memory, the time of a bare bf16 forward of the very same batches (already tokenised,
 padded, masked and on the device) against the scoring path's (>= 0.9 is the target), the GPU's utilisation
 (NVML, sampled every 20 ms) while the scoring path runs, achieved FLOP/s against the GPU's peak dense bf16
@@ -63,18 +65,24 @@ import torch  # noqa: E402
 from gfm_audit.gfm import registry  # noqa: E402
 from gfm_audit.gfm.caduceus_scan import fused_scan_available, selective_scan  # noqa: E402
 from gfm_audit.models import ModelSpec, load_tokenizer  # noqa: E402
+from gfm_audit.prefetch import InOrder  # noqa: E402
+from gfm_audit.privacy.features import BASE_FEATURES  # noqa: E402
+from gfm_audit.privacy.score_table import scored_tokens  # noqa: E402
 from gfm_audit.privacy.scoring import (  # noqa: E402
     ScoringOptions,
     SeqRecord,
+    _feature_rows,
     _load,
-    _score_loaded,
     sampled_offsets,
+    score_chunks,
     scored_positions,
+    window_chunks,
 )
 from gfm_audit.tokens import encode_many  # noqa: E402
 from safetensors.torch import save_file  # noqa: E402
 
 FIXTURES = REPO / "tests" / "fixtures" / "gfm"
+FEATURES = [*BASE_FEATURES, "min_k_k0.2", "min_k_pp_k0.2"]
 
 # Dense bf16 tensor-core peak (FLOP/s) and memory bandwidth (B/s) from the vendors' data sheets.
 DEVICES = {
@@ -171,12 +179,21 @@ def through_model(spec: ModelSpec, tokenizer, records: list[SeqRecord]) -> list[
     return out
 
 
-def scoring_seconds(spec: ModelSpec, loaded, records: list[SeqRecord], device: str) -> tuple[float, int]:
-    """Wall time of the scoring path on ``records`` (model already loaded) and the tokens it sent through."""
+def scoring_seconds(spec: ModelSpec, loaded, records: list[SeqRecord], device: str, chunk: int) -> tuple[float, int]:
+    """Wall time of what a ``score_shard`` job does with ``records`` once the model is loaded, less the file
+    writes: chunks of ``chunk`` sequences tokenised, scored and reduced to the per-window features (on CUDA,
+    overlapped as the job overlaps them), and the tokens it sent through the model."""
     seen = loaded.scorer.tokens_seen
     synchronize(device)
     start = time.perf_counter()
-    _score_loaded(spec, loaded, records, snp_offsets={}, seed=0, progress=False)
+
+    def reduce(part, encodings, positions, stats):
+        _feature_rows(part, scored_tokens(part, encodings, positions, stats=stats, snp_offsets={}), FEATURES)
+
+    with InOrder(enabled=device == "cuda") as background:
+        parts = window_chunks(records, chunk)
+        for scored in score_chunks(spec, loaded, parts, snp_offsets={}, seed=0, progress=False):
+            background.submit(reduce, *scored)
     synchronize(device)
     return time.perf_counter() - start, loaded.scorer.tokens_seen - seen
 
@@ -288,13 +305,18 @@ def model_rows(args, device: str, limits, tmp: Path) -> list[list]:
         for length in smoke_lengths if args.smoke else lengths:
             if kind == "causal":
                 batch = max(1, tokens_per_batch // length)
-                records = windows(max(2, (4 if args.smoke else 16) * tokens_per_batch // length), length, rng)
+                # A job's chunk is 1,024 sequences (scoring.chunk_size); about 1 M tokens at any length here, and
+                # 8 chunks, so the first chunk's tokenisation and the last one's reduction (which nothing can
+                # overlap) weigh as in a shard of 8 chunks.
+                chunk = max(batch, (4_000 if args.smoke else 1_048_576) // length)
+                records = windows(8 * chunk, length, rng)
             else:
                 batch = 64 if args.smoke else 256
                 pool = windows(64, length, rng)
                 cost = np.cumsum(through_model(spec, load_tokenizer(spec), pool))
                 n = int(np.searchsorted(cost, masked_budget)) + 1
                 records = windows(n, length, rng) if n > len(pool) else pool[:n]
+                chunk = -(-len(records) // 8)
             for label, options in (
                 ("bf16 + pinned", ScoringOptions()),
                 ("fp32", replace(ScoringOptions(), bf16_autocast=False)),
@@ -305,11 +327,12 @@ def model_rows(args, device: str, limits, tmp: Path) -> list[list]:
                     continue  # the options differ only on CUDA
                 loaded = _load(spec, batch_size=batch, device=device, options=options)
                 n_params = sum(p.numel() for p in loaded.scorer.model.parameters())
-                scoring_seconds(spec, loaded, records[:1], device)  # warm-up (kernels, allocator)
+                # Warm-up at full batch size: kernels, the allocator and cuFFT's plans for these shapes.
+                scoring_seconds(spec, loaded, records[: batch if kind == "causal" else 4], device, chunk)
                 if device == "cuda":
                     torch.cuda.reset_peak_memory_stats()
                 with Utilisation() as busy:
-                    seconds, n_tokens = scoring_seconds(spec, loaded, records, device)
+                    seconds, n_tokens = scoring_seconds(spec, loaded, records, device, chunk)
                 # Read before the bare forward, whose batches all sit on the device at once.
                 peak_mem = torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else float("nan")
                 ratio = float("nan")

@@ -235,6 +235,21 @@ def test_shards_hold_every_window_once_and_give_the_unsharded_numbers_and_reruns
     assert pq.ParquetFile(out / "of3" / "s0.features.parquet").metadata.num_row_groups == -(-sizes[0] // 6)
 
 
+@pytest.mark.parametrize("kind", ["causal", "masked"])
+def test_overlapped_chunks_write_byte_identical_files(kind, tiny_causal, tiny_masked, shard_inputs):
+    # What a GPU job does by default (next chunk tokenised, last chunk reduced and written, in threads), forced
+    # here on the CPU: the same files as the one-thing-at-a-time loop, chunk by chunk.
+    folder = shard_inputs / "of1"
+    spec = ModelSpec("tiny", str(tiny_causal if kind == "causal" else tiny_masked), kind, mask_fraction=0.3)
+    plain = _score(spec, folder, 0, f"plain-{kind}", chunk_size=4, overlap=False)
+    overlapped = _score(spec, folder, 0, f"overlapped-{kind}", chunk_size=4, overlap=True)
+    assert plain == overlapped == 21
+    for part in ("features", "tokens"):
+        a, b = (folder / f"{stem}-{kind}.{part}.parquet" for stem in ("plain", "overlapped"))
+        assert pq.ParquetFile(a).metadata.num_row_groups > 1
+        assert a.read_bytes() == b.read_bytes()
+
+
 def test_features_are_the_per_token_tables_reduction(tiny_causal, shard_inputs):
     """loss and snp_loss as the token table's own columns; min-k from its float16 arrays, recomputed by hand."""
     folder = shard_inputs / "of1"

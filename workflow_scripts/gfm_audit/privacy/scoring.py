@@ -27,8 +27,8 @@ import os
 import resource
 import time
 import zlib
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -42,7 +42,7 @@ from ..fasta import read_fasta
 from ..gfm.loader import accepts_attention_mask, remote_code_error, runs_remote_code
 from ..models import ModelSpec, load_model, load_tokenizer, max_tokens, read_checkpoint_config
 from ..outputs import atomic_outputs
-from ..prefetch import prefetch
+from ..prefetch import InOrder, prefetch
 from ..ragged import Ragged, offsets_of, ranges, segment_ids, segment_sums
 from ..tokens import Encoded, EncodedBatch, covering_many, encode_many, tokens_covering
 from .features import BASE_FEATURES, ShardWriter, feature_schema, features_many
@@ -223,33 +223,66 @@ class Scorer:
         positions = Ragged.of(positions, empty=np.zeros(0, dtype=np.int64))
         results = np.zeros((3, len(positions.flat)), dtype=np.float32)
         grad_off = torch.inference_mode if self.options.inference_mode else torch.no_grad
+        on_gpu = self.device.startswith("cuda")
+        # On a CPU whose forward runs on one thread, a prefetch thread only takes turns with it on the same core.
+        depth = self.options.prefetch if on_gpu or torch.get_num_threads() > 1 else 0
+        pending = None
         with grad_off():
-            batches = prefetch(self._batches(batch, positions), self.options.prefetch, self._pinned)
-            for ids, attention, rows in batches:
-                logits, x = self._forward(ids, attention)
-                if self.kind == "causal":
-                    # Token t is predicted by the logits at t - 1.
-                    stats = torch.stack(token_statistics(logits[:, :-1], x[:, 1:]))
-                    stats = stats.reshape(3, -1)[:, torch.from_numpy(rows.source).to(stats.device)]
-                else:
-                    n = len(rows.source)
-                    where = torch.from_numpy(rows.source).to(x.device)
-                    targets = torch.from_numpy(rows.targets).to(x.device)
-                    picked = logits[torch.arange(n, device=x.device), where]
-                    stats = torch.stack(token_statistics(picked, targets))
-                results[:, rows.dest] = stats.cpu().numpy()
-                if progress is not None:
-                    progress.update(rows.n)
+            for ids, attention, rows in prefetch(self._batches(batch, positions), depth, self._pinned):
+                stats = self._statistics(ids, attention, rows)
+                # On a GPU the statistics come back asynchronously: batch i's are stored once batch i+1's forward
+                # is queued, so the device never waits for the host's bookkeeping (nor the host for the device).
+                # Its host arrays stay referenced until then: their asynchronous copies may still be queued.
+                if pending is not None:
+                    self._store(results, *pending, progress)
+                pending = (*(self._to_host(stats) if on_gpu else (stats, None)), rows, (ids, attention))
+            if pending is not None:
+                self._store(results, *pending, progress)
         return Ragged(results, positions.offsets)
 
+    def _statistics(self, ids: np.ndarray, attention: np.ndarray, rows: _Rows):
+        """(3, n) statistics of one batch at its scored rows, on the device."""
+        import torch
+
+        logits, x = self._forward(ids, attention)
+        source = torch.from_numpy(rows.source).to(x.device, non_blocking=True)
+        if self.kind == "causal":
+            # Token t is predicted by the logits at t - 1.
+            stats = torch.stack(token_statistics(logits[:, :-1], x[:, 1:]))
+            return stats.reshape(3, -1)[:, source]
+        targets = torch.from_numpy(rows.targets).to(x.device, non_blocking=True)
+        picked = logits[torch.arange(len(rows.source), device=x.device), source]
+        return torch.stack(token_statistics(picked, targets))
+
+    @staticmethod
+    def _to_host(stats):
+        import torch
+
+        host = torch.empty(stats.shape, dtype=stats.dtype, pin_memory=True)
+        host.copy_(stats, non_blocking=True)
+        done = torch.cuda.Event()
+        done.record()
+        return host, done
+
+    @staticmethod
+    def _store(results: np.ndarray, stats, done, rows: _Rows, _inputs, progress) -> None:
+        if done is not None:
+            done.synchronize()
+        results[:, rows.dest] = stats.cpu().numpy() if done is None else stats.numpy()
+        if progress is not None:
+            progress.update(rows.n)
+
     def _pinned(self, batch):
-        # In the prefetch thread: page-locked arrays make _forward's pin_memory a no-op and its copy asynchronous.
+        # In the prefetch thread: page-locked arrays make the copies to the device asynchronous (non_blocking).
         if not (self.device.startswith("cuda") and self.options.pin_memory):
             return batch
         import torch
 
+        def pin(a):
+            return None if a is None else torch.from_numpy(a).pin_memory().numpy()
+
         ids, attention, rows = batch
-        return torch.from_numpy(ids).pin_memory().numpy(), torch.from_numpy(attention).pin_memory().numpy(), rows
+        return pin(ids), pin(attention), replace(rows, source=pin(rows.source), targets=pin(rows.targets))
 
     def _batches(
         self, batch: Sequence[Encoded], positions: Sequence[np.ndarray]
@@ -268,7 +301,7 @@ class Scorer:
                 dest = ranges(positions.offsets[chunk], counts[chunk])
                 # Statistics of row b at token t sit at b * (width - 1) + t - 1 of the flattened batch.
                 row = np.repeat(np.arange(len(chunk), dtype=np.int64) * (ids.shape[1] - 1), counts[chunk])
-                yield ids, attention, _Rows(len(chunk), dest, row + positions.flat[dest] - 1)
+                yield ids, attention, _Rows(len(chunk), _as_slice(dest), row + positions.flat[dest] - 1)
         else:
             # One row per masked token, sequences in bucketed order, positions in order within each.
             dest = ranges(positions.offsets[order], counts[order])
@@ -281,7 +314,7 @@ class Scorer:
                 p = where[start:stop]
                 targets = ids[np.arange(len(chunk)), p]
                 ids[np.arange(len(chunk)), p] = self.mask_id
-                yield ids, attention, _Rows(len(chunk), dest[start:stop], p, targets)
+                yield ids, attention, _Rows(len(chunk), _as_slice(dest[start:stop]), p, targets)
 
     def _chunks(self, lengths: np.ndarray) -> Iterator[tuple[int, int]]:
         """(start, stop) of each batch of rows: ``batch_size`` rows, and for a model that takes no attention mask
@@ -311,11 +344,19 @@ class Scorer:
         return ids, real.astype(np.int64)
 
 
+def _as_slice(dest: np.ndarray) -> np.ndarray | slice:
+    """``dest`` as a slice when it is one run of consecutive indices (equal-length sequences in order): storing a
+    batch's statistics is then one block copy instead of a scatter."""
+    if len(dest) and dest[-1] - dest[0] + 1 == len(dest) and bool((np.diff(dest) == 1).all()):
+        return slice(int(dest[0]), int(dest[-1]) + 1)
+    return dest
+
+
 @dataclass(frozen=True)
 class _Rows:
-    """Where a batch's statistics go: ``n`` sequences (causal) or masked tokens; ``dest``: indices into the flat
-    result; ``source``: causal, indices into the batch's flattened (B, width - 1) statistics; masked, the masked
-    position of each row, whose true id is ``targets``."""
+    """Where a batch's statistics go: ``n`` sequences (causal) or masked tokens; ``dest``: indices (or a slice)
+    into the flat result; ``source``: causal, indices into the batch's flattened (B, width - 1) statistics;
+    masked, the masked position of each row, whose true id is ``targets``."""
 
     n: int
     dest: np.ndarray
@@ -432,9 +473,46 @@ def _score_loaded(
     max_excluded_share: float = MAX_EXCLUDED_SHARE,
 ):
     """Encodings, scored positions and (3, n) statistics of ``records``."""
-    import torch
+    encodings, positions = _prepare(
+        spec, loaded, records, snp_offsets=snp_offsets, seed=seed, max_excluded_share=max_excluded_share
+    )
+    return encodings, positions, _run(spec, loaded, records, encodings, positions, progress=progress)
 
-    tokenizer, limit, device, scorer = loaded.tokenizer, loaded.limit, loaded.device, loaded.scorer
+
+def score_chunks(
+    spec: ModelSpec,
+    loaded: _Loaded,
+    chunks: Iterable[Sequence[SeqRecord]],
+    *,
+    snp_offsets,
+    seed,
+    progress,
+    max_excluded_share: float = MAX_EXCLUDED_SHARE,
+    overlap: bool | None = None,
+) -> Iterator[tuple[Sequence[SeqRecord], EncodedBatch, Ragged, Ragged]]:
+    """(records, encodings, positions, statistics) of each chunk, in order.
+
+    With ``overlap`` (default: on a GPU) chunk k+1 is tokenised, checked and given its scored positions in a
+    thread while chunk k's batches run, so the device does not wait for the host between chunks.
+    """
+    if overlap is None:
+        overlap = loaded.device.startswith("cuda")
+
+    def prepare(chunk):
+        return chunk, *_prepare(
+            spec, loaded, chunk, snp_offsets=snp_offsets, seed=seed, max_excluded_share=max_excluded_share
+        )
+
+    for chunk, encodings, positions in prefetch(chunks, 1 if overlap else 0, prepare):
+        yield chunk, encodings, positions, _run(spec, loaded, chunk, encodings, positions, progress=progress)
+
+
+def _prepare(
+    spec: ModelSpec, loaded: _Loaded, records: Sequence[SeqRecord], *, snp_offsets, seed, max_excluded_share
+) -> tuple[EncodedBatch, Ragged]:
+    """Encodings of ``records`` (checked) and the token positions that get a score: the host's work before the
+    model's."""
+    tokenizer, limit = loaded.tokenizer, loaded.limit
     encodings = encode_many(tokenizer, [r.text for r in records], seq_ids=[r.seq_id for r in records], model=spec.name)
     _check_many(encodings, records, model=spec.name, max_share=max_excluded_share, tokenizer=tokenizer, limit=limit)
     offsets = None
@@ -463,6 +541,14 @@ def _score_loaded(
             int((excluded > 0).sum()),
             len(records),
         )
+    return encodings, positions
+
+
+def _run(spec: ModelSpec, loaded: _Loaded, records, encodings: EncodedBatch, positions: Ragged, *, progress):
+    """The model's part: (3, n) statistics at ``positions``, with the throughput logged."""
+    import torch
+
+    device, scorer = loaded.device, loaded.scorer
     total = len(encodings) if spec.kind == "causal" else len(positions.flat)
     bar = None
     if progress:
@@ -499,7 +585,7 @@ def _score_loaded(
         tokens / max(elapsed, 1e-9),
         peak,
     )
-    return encodings, positions, stats
+    return stats
 
 
 def _check_many(batch: EncodedBatch, records: Sequence[SeqRecord], *, model: str, max_share, tokenizer, limit) -> None:
@@ -583,38 +669,47 @@ def score_shard(
     seed: int,
     features_path: str | os.PathLike,
     tokens_path: str | os.PathLike | None = None,
-    chunk_size: int = 4096,
+    chunk_size: int = 1024,
     progress: bool = True,
     max_excluded_share: float = MAX_EXCLUDED_SHARE,
+    overlap: bool | None = None,
 ) -> int:
     """Score one shard's windows and neighbors (the shard's own files); returns its row count.
 
     Writes the per-sequence ``features`` (the map step, :mod:`.features`) to ``features_path`` and, when
     ``tokens_path`` is given, the per-token table there too. Both are written a chunk of whole windows at a time
     (Parquet row groups) under temporary names renamed at the end: per-token memory is that of one chunk, and a
-    killed job leaves no file under either final name.
+    killed job leaves no file under either final name. ``overlap`` (default: on a GPU) tokenises the next chunk
+    and reduces and writes the last one in threads while a chunk is scored; the files are the same either way.
     """
     features = [*BASE_FEATURES, *(f for f in features if f not in BASE_FEATURES)]
     window_ids = read_window_ids(windows_fasta)
     records = load_sequences(windows_fasta, neighbors_fasta, neighbors_tsv, window_ids=window_ids)
     snp_offsets = read_snp_offsets(snps_path)
     loaded = _load(spec, batch_size=batch_size, device=None, options=None)
+    if overlap is None:
+        overlap = loaded.device.startswith("cuda")
     with contextlib.ExitStack() as stack:
         feature_writer = stack.enter_context(ShardWriter(features_path, feature_schema(features)))
         token_writer = stack.enter_context(ShardWriter(tokens_path, SCHEMA)) if tokens_path is not None else None
-        for chunk in window_chunks(records, chunk_size):
-            encodings, positions, stats = _score_loaded(
-                spec,
-                loaded,
-                chunk,
-                snp_offsets=snp_offsets,
-                seed=seed,
-                progress=progress,
-                max_excluded_share=max_excluded_share,
-            )
+        # On a GPU the reduction and the writes of chunk k run in a thread while chunk k+1 is scored.
+        background = stack.enter_context(InOrder(enabled=overlap))
+
+        def reduce_and_write(chunk, encodings, positions, stats):
             scored = scored_tokens(chunk, encodings, positions, stats=stats, snp_offsets=snp_offsets)
             feature_writer.write(_feature_rows(chunk, scored, features))
             if token_writer is not None:
                 token_writer.write(_table(chunk, encodings, positions, stats, snp_offsets, scored))
-            del encodings, positions, stats, scored
+
+        for scored_chunk in score_chunks(
+            spec,
+            loaded,
+            window_chunks(records, chunk_size),
+            snp_offsets=snp_offsets,
+            seed=seed,
+            progress=progress,
+            max_excluded_share=max_excluded_share,
+            overlap=overlap,
+        ):
+            background.submit(reduce_and_write, *scored_chunk)
     return feature_writer.rows
