@@ -13,7 +13,9 @@ rule train_model:
         "results/benchmarks/train_model/{trained}.tsv"
     conda:
         "../envs/models.yaml"
-    threads: 2
+    # One: CPU training runs on one intra-op thread for bit-reproducible sums (determinism.single_cpu_thread),
+    # so the target and a reference model train side by side on two cores; a GPU job needs one host thread.
+    threads: 1
     resources:
         gpu=1,
         mem_mb=8000,
