@@ -253,24 +253,69 @@ def window_table(sequences: pd.DataFrame) -> pd.DataFrame:
 def reduce_shards(paths: Sequence[str | os.PathLike], out_path: str | os.PathLike) -> int:
     """The per-window table of a model from its per-sequence feature shards; returns its row count.
 
-    A shard is read, reduced to its windows' rows and dropped before the next, so memory is that of one shard's
-    sequences plus the per-window rows.
+    Streamed: a first pass reads only the shards' ``kind`` and ``prob`` columns to fix the table's columns (the
+    union of every shard's neighbor groups); the second reduces one shard at a time to its windows' rows and
+    writes them as one Parquet row group before reading the next. Memory is that of one shard, whatever the
+    number of windows. A shard that lacks a group another has (a tiny shard) gets count 0 and null statistics
+    for it.
     """
-    parts = [window_table(pd.read_parquet(p)) for p in paths]
-    columns = [c for c in parts[0].columns] if parts else ["window_id"]
-    for part in parts[1:]:
-        # A shard may lack a (kind, p) group another has (a tiny shard): align on the union of columns.
-        columns += [c for c in part.columns if c not in columns]
-    table = pd.concat([p.reindex(columns=columns) for p in parts], ignore_index=True)
     with atomic_outputs(out_path) as (tmp,):
-        table.to_parquet(tmp, index=False, compression="zstd")
-    return len(table)
+        if not paths:
+            pq.write_table(pa.table({"window_id": pa.array([], pa.string())}), tmp, compression="zstd")
+            return 0
+        schema = _window_schema(paths)
+        counts = [f.name for f in schema if f.name.startswith("nbr_") and f.name.endswith("_n")]
+        rows = 0
+        with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+            for path in paths:
+                part = window_table(pd.read_parquet(path)).reindex(columns=schema.names)
+                part[counts] = part[counts].fillna(0)
+                writer.write_table(pa.Table.from_pandas(part, schema=schema, preserve_index=False))
+                rows += len(part)
+    return rows
 
 
-def read_window_features(path: str | os.PathLike, window_ids: Sequence[str]) -> pd.DataFrame:
-    """A model's per-window table, indexed by window id, in ``window_ids`` order."""
-    table = pd.read_parquet(path).set_index("window_id")
-    missing = pd.Index(window_ids).difference(table.index)
-    if len(missing):
-        raise InputError(f"{path} has no features for window {missing[0]}; re-run the scoring of that model")
-    return table.loc[list(window_ids)]
+def _window_schema(paths: Sequence[str | os.PathLike]) -> pa.Schema:
+    """Columns of the per-window table of these shards: window id, own features, then each neighbor group's
+    count, mean and std per feature, in :func:`window_table`'s order over the union of the shards' groups."""
+    source = pq.read_schema(paths[0])
+    features = [name for name in source.names if name not in ID_COLUMNS]
+    groups: dict[str, set[float]] = {}
+    for path in paths:
+        ids = pq.read_table(path, columns=["kind", "prob"]).to_pandas()
+        neighbors = ids[ids.kind != "window"]
+        for kind, probs in neighbors.groupby("kind", sort=False).prob:
+            groups.setdefault(kind, set()).update(probs.dropna().unique().tolist())
+    fields = [pa.field("window_id", pa.string()), *(source.field(f) for f in features)]
+    neighbor_features = [f for f in features if f not in ("n_tokens", "zlib_bytes")]
+    for kind in sorted(groups, key=lambda k: (k != "snp", k)):
+        for prob in [None, *sorted(groups[kind])]:
+            fields.append(pa.field(neighbor_count_column(kind, prob), pa.int64()))
+            for feature in neighbor_features:
+                for stat in ("mean", "std"):
+                    fields.append(pa.field(neighbor_column(kind, prob, feature, stat=stat), pa.float64()))
+    return pa.schema(fields)
+
+
+def read_window_features(
+    path: str | os.PathLike, window_ids: Sequence[str], columns: Sequence[str] | None = None
+) -> pd.DataFrame:
+    """A model's per-window table (``columns`` only, if given), indexed by window id, in ``window_ids`` order.
+
+    Rows are put in order in Arrow before one conversion to pandas that frees each Arrow column as it goes, so
+    the table is held about once, not three times (read, re-indexed, re-ordered).
+    """
+    names = pq.read_schema(path).names
+    wanted = ["window_id", *(c for c in (columns if columns is not None else names) if c != "window_id")]
+    table = pq.read_table(path, columns=[c for c in wanted if c in names])
+    index = pd.Index(table.column("window_id").to_numpy(zero_copy_only=False))
+    order = index.get_indexer(list(window_ids))
+    if (order < 0).any():
+        missing = list(window_ids)[int(np.flatnonzero(order < 0)[0])]
+        raise InputError(f"{path} has no features for window {missing}; re-run the scoring of that model")
+    if not np.array_equal(order, np.arange(len(index))):
+        table = table.take(pa.array(order))
+    frame = table.to_pandas(split_blocks=True, self_destruct=True)
+    del table
+    frame.index = pd.Index(frame.pop("window_id"), name="window_id")
+    return frame

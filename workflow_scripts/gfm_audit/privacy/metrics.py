@@ -65,8 +65,12 @@ def auc_with_ci(scores: np.ndarray, labels: np.ndarray, *, n_boot: int, seed: in
     rng = np.random.default_rng(seed)
     pos, neg = scores[labels == 1], np.sort(scores[labels == 0])
     boots = []
-    for start in range(0, n_boot, 64):  # blocks keep the (B, n) count arrays small
-        b = min(64, n_boot - start)
+    # Resamples are evaluated in blocks of B: the (B, n) count and cumulative arrays (about six of them, float64)
+    # stay near 2^20 elements whatever the number of windows n, so the job's memory does not grow with the
+    # genome; up to 64 per block, as at the demo's size (the block size sets the order of the random draws).
+    block = max(1, min(64, (1 << 20) // max(1, len(scores))))
+    for start in range(0, n_boot, block):
+        b = min(block, n_boot - start)
         boots.append(
             resampled_auc(
                 pos,
