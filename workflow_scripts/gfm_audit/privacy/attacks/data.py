@@ -17,7 +17,8 @@ class AttackData:
     """Inputs shared by all attacks on one attacked model.
 
     ``features`` maps every scored model to its per-window table (:mod:`..features`: one row per window, in
-    ``window_ids`` order, indexed by window id: the window's own features and its neighbors' aggregates); no
+    ``window_ids`` order, indexed by window id: the window's own features and its neighbors' means and counts;
+    the workflow leaves the neighbors' standard deviations on disk, as no attack reads them); no
     attack sees per-token or per-neighbor data, so the attacks' memory is O(windows x features).
     ``references`` are the reference models the workflow trained, with their membership in ``ref_member``.
     """

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from ...errors import InputError
 from ...outputs import atomic_outputs
@@ -36,7 +37,7 @@ def load_attack_data(
             "attacks need both members and non-members (membership ground truth)"
         )
     window_ids = membership.window_id.tolist()
-    features = {name: read_window_features(path, window_ids) for name, path in feature_paths.items()}
+    features = {m: read_window_features(p, window_ids, columns=attack_columns(p)) for m, p in feature_paths.items()}
     ref_member = {r: membership[f"{r}_member"].to_numpy() for r in references if f"{r}_member" in membership}
     return AttackData(
         target=target,
@@ -47,6 +48,12 @@ def load_attack_data(
         ref_member=ref_member,
         params=params,
     )
+
+
+def attack_columns(path: str | os.PathLike) -> list[str]:
+    """The per-window table's columns that attacks read: the window's own features and its neighbors' means and
+    counts. The standard deviations (for figures and research) are left on disk: a third of the table's memory."""
+    return [c for c in pq.read_schema(path).names if not c.endswith("_std")]
 
 
 def run_attacks(data: AttackData, names: Sequence[str]) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
