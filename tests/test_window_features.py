@@ -74,3 +74,24 @@ def test_window_features_come_in_the_asked_order_and_a_missing_window_is_named(t
     assert table.loc["w3", "loss"] == full.loc["w3", "loss"]
     with pytest.raises(InputError, match="no features for window w9"):
         read_window_features(tmp_path / "w.parquet", ["w1", "w9"])
+
+
+def test_window_features_equal_a_whole_pandas_read_across_row_groups_nulls_and_order(tmp_path):
+    # Three row groups; an integer column whose nulls appear only in the last one (pandas then reads it as
+    # float64 with NaN); windows asked for in another order and a subset.
+    path = tmp_path / "w.parquet"
+    groups = [
+        pa.table({"window_id": ["a", "b"], "loss": [1.0, 2.0], "n": pa.array([1, 2], pa.int64())}),
+        pa.table({"window_id": ["c"], "loss": pa.array([None], pa.float64()), "n": pa.array([3], pa.int64())}),
+        pa.table({"window_id": ["d", "e"], "loss": [4.0, 5.0], "n": pa.array([None, 5], pa.int64())}),
+    ]
+    with pq.ParquetWriter(path, groups[0].schema) as writer:
+        for table in groups:
+            writer.write_table(table)
+    asked = ["e", "c", "a", "d"]
+    expected = pd.read_parquet(path).set_index("window_id").loc[asked]
+    got = read_window_features(path, asked)
+    pd.testing.assert_frame_equal(got, expected)
+    assert got["n"].dtype == np.float64 and np.isnan(got.loc["d", "n"]) and np.isnan(got.loc["c", "loss"])
+    whole = read_window_features(path, ["a", "b", "c", "d", "e"], columns=["n"])
+    assert list(whole.columns) == ["n"] and whole["n"].tolist()[:3] == [1.0, 2.0, 3.0]
