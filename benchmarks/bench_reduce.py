@@ -160,17 +160,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[2_000, 20_000, 100_000, 200_000])
     parser.add_argument("--out", type=Path, default=None, help="JSON of the figures")
+    parser.add_argument("--jobs", nargs="+", choices=list(JOBS), default=list(JOBS))
     args = parser.parse_args()
     config = default_config()
     features = [*BASE_FEATURES, *required_features(config["attacks"]["names"], config["attacks"])]
     features = list(dict.fromkeys(features))
     rng = np.random.default_rng(0)
-    rss: dict[str, dict[str, list[float]]] = {job: {"before": [], "after": []} for job in JOBS}
+    rss: dict[str, dict[str, list[float]]] = {job: {"before": [], "after": []} for job in args.jobs}
     for n in args.sizes:
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             write_inputs(folder, n, features, rng)
             for job in JOBS:
+                if job not in args.jobs:  # still made, as a later job's input
+                    if job != "evaluate_attacks":
+                        peak_rss_mib(job, folder, "after", config)
+                    continue
                 for variant in ("after", "before"):  # "after" first: later jobs read its outputs
                     rss[job][variant].append(peak_rss_mib(job, folder, variant, config))
                 print(n, job, {v: f"{rss[job][v][-1]:.0f} MiB" for v in rss[job]}, flush=True)
