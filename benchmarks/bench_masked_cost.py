@@ -55,6 +55,7 @@ from gfm_audit.privacy.membership import finetune_split  # noqa: E402
 from gfm_audit.privacy.metrics import auc_with_ci  # noqa: E402
 from gfm_audit.privacy.neighbors import make_neighbors  # noqa: E402
 from gfm_audit.privacy.reference import prepare_reference, staged_layout  # noqa: E402
+from gfm_audit.privacy.score_table import scored_tokens  # noqa: E402
 from gfm_audit.privacy.scoring import (  # noqa: E402
     _feature_rows,
     _load,
@@ -238,7 +239,8 @@ def main() -> None:
                     pos = [p[c] for p, c in zip(positions, cols, strict=True)]
                     st = [s[:, c] for s, c in zip(stats, cols, strict=True)]
                 passes += sum(len(p) for p in pos)
-                rows = _feature_rows(records, encodings, pos, st, snp_offsets, features)
+                scored = scored_tokens(records, encodings, pos, stats=st, snp_offsets=snp_offsets)
+                rows = _feature_rows(records, scored, features)
                 tables[name] = window_table(pd.DataFrame(rows))
             return tables, passes
 
