@@ -9,7 +9,7 @@ import pytest
 from gfm_audit.errors import InputError
 from gfm_audit.privacy.attacks import AttackData, registry, required_features
 from gfm_audit.privacy.attacks.lira import lira_scores
-from gfm_audit.privacy.attacks.rmia import population_mask, rmia_scores
+from gfm_audit.privacy.attacks.rmia import population_mask, rmia_scores, tune_a
 from gfm_audit.privacy.attacks.runner import run_attacks
 from gfm_audit.privacy.features import min_k_feature, min_k_pp_feature, sequence_features, window_table
 from gfm_audit.privacy.metrics import tpr_at_fpr
@@ -240,3 +240,19 @@ def test_unknown_attack_name_is_refused():
     t = _table([_window("a", 1.0), _window("b", 2.0)])
     with pytest.raises(InputError, match="unknown attack gradient_ascent"):
         run_attacks(_data({"t": t}), ["loss", "gradient_ascent"])
+
+
+def test_rmia_tuning_skips_windows_without_a_loss_instead_of_failing():
+    # A masked model in sampled mode with mask_fraction 0 scores no token of a window without SNP sites: its
+    # loss, and so its likelihood under every model, is NaN. Tuning a on the references must leave it out.
+    rng = np.random.default_rng(0)
+    ref_in = np.stack([rng.random(40) < 0.5 for _ in range(3)])
+    ref_lik = np.exp(-rng.normal(1.3, 0.1, size=(3, 40)) + 0.2 * ref_in)
+    ref_lik[:, 5] = np.nan
+    grid = [0.2, 0.5, 1.0]
+    a = tune_a(ref_lik, ref_in, grid=grid, gamma=1.0, fraction=0.5, seed=0)
+    clean = tune_a(
+        np.delete(ref_lik, 5, axis=1), np.delete(ref_in, 5, axis=1), grid=grid, gamma=1.0, fraction=0.5, seed=0
+    )
+    assert a in grid and np.isfinite(a)
+    assert clean in grid

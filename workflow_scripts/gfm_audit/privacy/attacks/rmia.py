@@ -97,8 +97,9 @@ def tune_a(ref_lik: np.ndarray, ref_in: np.ndarray, *, grid, gamma: float, fract
             labels = ref_in[j]
             population = population_mask(~labels, fraction, seed)
             scores = rmia_scores(ref_lik[j], ref_lik[others], ref_in[others], population=population, a=a, gamma=gamma)
-            keep = ~population
-            if labels[keep].min() != labels[keep].max():
+            # A window without scored tokens (masked model, sampled mode, no SNP site and fraction 0) has no loss.
+            keep = ~population & np.isfinite(scores)
+            if keep.any() and labels[keep].min() != labels[keep].max():
                 aucs.append(roc_auc_score(labels[keep], scores[keep]))
         if aucs and np.mean(aucs) > best_auc:
             best, best_auc = a, float(np.mean(aucs))
