@@ -14,7 +14,6 @@ at its peak). The environment variables ``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRI
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 
 # mallopt parameter numbers from glibc's malloc.h.
@@ -28,13 +27,14 @@ _SETTINGS = (
 
 def keep_freed_memory() -> bool:
     """Raise glibc's mmap and trim thresholds for this process; False where there is no glibc ``mallopt``."""
-    name = ctypes.util.find_library("c")
-    if name is None or "libc.so" not in name:  # musl, macOS: no such tuning, nothing to do
+    try:  # glibc names itself here; musl and macOS do not (they have no such tuning: nothing to do)
+        glibc = (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc")
+    except (ValueError, OSError, AttributeError):
+        glibc = False
+    if not glibc:
         return False
-    try:
-        mallopt = ctypes.CDLL(name).mallopt
-    except (OSError, AttributeError):
-        return False
+    # The process's own symbols include libc's: no library search (ctypes.util.find_library may run ldconfig).
+    mallopt = ctypes.CDLL(None).mallopt
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     done = True
     for param, variable, value in _SETTINGS:
