@@ -218,22 +218,30 @@ def neighbor_groups(columns: Iterable[str]) -> list[tuple[str, float | None]]:
     return groups
 
 
+# Window-only features: no neighbor aggregates.
+_NOT_AGGREGATED = ("n_tokens", "zlib_bytes")
+
+
+def _groups_in_order(probs_by_kind: Mapping[str, Iterable[float]]) -> list[tuple[str, float | None]]:
+    """The (kind, p) groups of the per-window table in column order: snp first, each kind pooled, then by p."""
+    order: list[tuple[str, float | None]] = []
+    for kind in sorted(probs_by_kind, key=lambda k: (k != "snp", k)):
+        order += [(kind, None), *((kind, p) for p in sorted(set(probs_by_kind[kind])))]
+    return order
+
+
 def _aggregate(neighbors: pd.DataFrame, features: Sequence[str], window_ids) -> dict[str, np.ndarray]:
     """Per window: mean, std and count of each feature over each kind and each (kind, p)."""
     out: dict[str, np.ndarray] = {}
-    kinds = sorted(neighbors.kind.unique(), key=lambda k: (k != "snp", k))
-    for kind in kinds:
+    probs = {kind: of_kind.dropna().unique().tolist() for kind, of_kind in neighbors.groupby("kind").prob}
+    for kind, prob in _groups_in_order(probs):
         of_kind = neighbors[neighbors.kind == kind]
-        groups = [(None, of_kind)] + [(p, of_kind[of_kind.prob == p]) for p in sorted(of_kind.prob.unique())]
-        for prob, sub in groups:
-            grouped = sub.groupby("window_id", sort=False)
-            out[neighbor_count_column(kind, prob)] = grouped.size().reindex(window_ids, fill_value=0).to_numpy(np.int64)
-            for feature in features:
-                for stat in ("mean", "std"):
-                    values = getattr(grouped[feature], stat)()
-                    out[neighbor_column(kind, prob, feature, stat=stat)] = values.reindex(window_ids).to_numpy(
-                        np.float64
-                    )
+        grouped = (of_kind if prob is None else of_kind[of_kind.prob == prob]).groupby("window_id", sort=False)
+        out[neighbor_count_column(kind, prob)] = grouped.size().reindex(window_ids, fill_value=0).to_numpy(np.int64)
+        for feature in features:
+            for stat in ("mean", "std"):
+                values = getattr(grouped[feature], stat)()
+                out[neighbor_column(kind, prob, feature, stat=stat)] = values.reindex(window_ids).to_numpy(np.float64)
     return out
 
 
@@ -245,7 +253,7 @@ def window_table(sequences: pd.DataFrame) -> pd.DataFrame:
     table = {"window_id": window_ids}
     for feature in features:
         table[feature] = windows[feature].to_numpy()
-    neighbor_features = [f for f in features if f not in ("n_tokens", "zlib_bytes")]
+    neighbor_features = [f for f in features if f not in _NOT_AGGREGATED]
     table |= _aggregate(sequences[sequences.kind != "window"], neighbor_features, window_ids)
     return pd.DataFrame(table)
 
@@ -287,13 +295,11 @@ def _window_schema(paths: Sequence[str | os.PathLike]) -> pa.Schema:
         for kind, probs in neighbors.groupby("kind", sort=False).prob:
             groups.setdefault(kind, set()).update(probs.dropna().unique().tolist())
     fields = [pa.field("window_id", pa.string()), *(source.field(f) for f in features)]
-    neighbor_features = [f for f in features if f not in ("n_tokens", "zlib_bytes")]
-    for kind in sorted(groups, key=lambda k: (k != "snp", k)):
-        for prob in [None, *sorted(groups[kind])]:
-            fields.append(pa.field(neighbor_count_column(kind, prob), pa.int64()))
-            for feature in neighbor_features:
-                for stat in ("mean", "std"):
-                    fields.append(pa.field(neighbor_column(kind, prob, feature, stat=stat), pa.float64()))
+    for kind, prob in _groups_in_order(groups):
+        fields.append(pa.field(neighbor_count_column(kind, prob), pa.int64()))
+        for feature in (f for f in features if f not in _NOT_AGGREGATED):
+            for stat in ("mean", "std"):
+                fields.append(pa.field(neighbor_column(kind, prob, feature, stat=stat), pa.float64()))
     return pa.schema(fields)
 
 
