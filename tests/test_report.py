@@ -412,11 +412,11 @@ def test_each_model_and_classifier_section_shows_its_own_tables_and_figures_only
             data = base64.b64encode(_png(kind, name)).decode()
             assert f'<h3>{name}: {caption}</h3><figure><img alt="{caption}" src="data:image/png;base64,{data}">' in page
     assert len(_images(page)) == 2 * 4 + 3 * 4 + 2 * 3
-    # The GenoArmory-style table: one row per classifier, ASR per attack at the full budget; GenoArmory's quoted
+    # The GenoArmory-style table: one row per classifier, ASR per attack at the full budget; GenoArmory's published
     # BERT-Attack figure beside our LM-proposal attack, which did not run here (no column: empty cells).
     assert "<td>cnn2</td><td>5</td><td>33</td><td>0.500</td><td>0.600</td>" in page
-    assert "<td>DNABERT-2</td><td>not stated</td><td>BERT-Attack</td><td>0.960</td><td>lm_proposal</td>" in page
-    assert "not read from the paper (arXiv:2505.10983)" in page
+    assert "<td>DNABERT-2-117M</td><td>prom_300_all</td><td>BERT-Attack</td><td>0.837</td><td>lm_proposal</td>" in page
+    assert "MAGICS-LAB/GenoArmory, metadata/&lt;attack&gt;/&lt;model&gt;.json at commit 997be25" in page
     # The comparison's wide table: one row per (model, m, budget), a column per attack, the clean accuracy beside.
     assert "<td>cnn</td><td>5</td><td>2.500</td><td>0.850</td>" in page
 

@@ -338,8 +338,8 @@ def test_the_per_classifier_table_shows_each_attacks_asr_at_the_full_budget(tmp_
     assert table.iloc[1].tolist()[:5] == ["head", 3, 7, 0.5, 0.6]
 
 
-def test_genoarmorys_quoted_figures_sit_beside_our_attack_of_the_same_kind_on_each_classifier(tmp_path):
-    from gfm_audit.robustness.ga.report import attack_table, published_beside, read_quoted
+def test_genoarmorys_published_figures_sit_beside_our_attack_of_the_same_kind_on_each_classifier(tmp_path):
+    from gfm_audit.robustness.ga.report import attack_table, published_beside, read_published
 
     def write(name, attacks, asr, n):
         frame = pd.DataFrame({"attack": attacks, "budget": 5, "asr": asr, "mean_edits": 1.0, "mean_queries": 5.0})
@@ -378,10 +378,13 @@ def test_genoarmorys_quoted_figures_sit_beside_our_attack_of_the_same_kind_on_ea
     assert beside["ours: cnn"].tolist()[:2] == [0.5, 0.75] and np.isnan(beside["ours: cnn"].iloc[2])
     # PGD did not run on the GFM head: no number beside GenoArmory's.
     assert beside["ours: hyena"].iloc[0] == 0.2 and np.isnan(beside["ours: hyena"].iloc[1:]).all()
-    # The bundled file holds the issue's four figures, each with a counterpart we have (or none).
-    bundled = read_quoted()
-    assert sorted(bundled.asr.tolist()) == [0.38, 0.40, 0.84, 0.96]
+    # The bundled file holds GenoArmory's prom_300_all rows: four models x four attacks, each with a counterpart
+    # we have (or none); spot values as read from the authors' repository.
+    bundled = read_published()
+    assert len(bundled) == 16 and set(bundled.task) == {"prom_300_all"}
     assert set(bundled.counterpart) <= {*comparison.ATTACKS, "none"}
+    spot = bundled.set_index(["model", "attack"]).asr
+    assert spot["DNABERT-2-117M", "BERT-Attack"] == 0.837 and spot["HyenaDNA-small-32k", "PGD"] == 0.2513
 
 
 def test_a_classifiers_own_sample_size_and_iterations_replace_the_blocks_values():

@@ -89,56 +89,60 @@ def attack_table(comparison_paths: Mapping[str, str], *, models: Mapping[str, st
     return table
 
 
-QUOTED_FILE = Path(__file__).with_name("genoarmory_quoted.tsv")
+PUBLISHED_FILE = Path(__file__).with_name("genoarmory_published.tsv")
 
 
-def read_quoted(path: str | os.PathLike = QUOTED_FILE) -> pd.DataFrame:
-    """GenoArmory's figures as quoted in issue 18, with their provenance in the file's ``#`` header."""
+def read_published(path: str | os.PathLike = PUBLISHED_FILE) -> pd.DataFrame:
+    """GenoArmory's published figures on GUE prom_300_all, with their provenance in the file's ``#`` header."""
     return pd.read_csv(path, sep="\t", comment="#")
 
 
-def published_beside(table: pd.DataFrame, quoted: pd.DataFrame) -> pd.DataFrame:
+def published_beside(table: pd.DataFrame, published: pd.DataFrame) -> pd.DataFrame:
     """One row per published figure: GenoArmory's model, task, attack and ASR, our attack of the same kind, and
     that attack's ASR on each of our classifiers (column ``ours: <classifier>``; NaN where it has no counterpart
     or did not run)."""
-    out = quoted[["model", "task", "attack", "asr", "counterpart"]].rename(
+    out = published[["model", "task", "attack", "asr", "counterpart"]].rename(
         columns={"model": "GenoArmory model", "attack": "GenoArmory attack", "asr": "GenoArmory ASR"}
     )
     ours = table.set_index("classifier")
     for name in ours.index:
         out[f"ours: {name}"] = [
             float(ours.at[name, c]) if c in ours.columns and pd.notna(ours.at[name, c]) else np.nan
-            for c in quoted.counterpart
+            for c in published.counterpart
         ]
     return out.rename(columns={"counterpart": "our attack"})
 
 
 NOT_COMPARABLE = (
-    "GenoArmory's figures are quoted beside ours, not compared: (1) they are the figures quoted in issue 18, not "
-    "read from the paper (arXiv:2505.10983), whose tables were not found; the task of three of them is not "
-    "stated; (2) GenoArmory attacks fine-tuned full-size GFMs (DNABERT-2 117M, ...) edited in their own "
-    "tokens, while our GFM rows are tiny checkpoints with random weights, a frozen encoder and a linear head "
-    "trained here, and our CNN is trained here from scratch; (3) every attack here edits single bases under "
+    "GenoArmory's figures are set beside ours, not compared: (1) they are the figures of GenoArmory's repository "
+    "(MAGICS-LAB/GenoArmory, metadata/<attack>/<model>.json at commit 997be25, task prom_300_all; the paper's "
+    "tables, arXiv:2505.10983, were not reachable here), some of which do not follow from their own accuracies; "
+    "(2) GenoArmory attacks fine-tuned full-size GFMs (DNABERT-2 117M, HyenaDNA-small-32k, NT 500M) edited in "
+    "their own tokens, while our GFM rows are tiny checkpoints with random weights, a frozen encoder and a linear "
+    "head trained here, and our CNN is trained here from scratch; (3) every attack here edits single bases under "
     "hard constraints GenoArmory does not impose (at most k substitutions, GC content within a tolerance, "
     "protected motifs, no new stop codon) and needs the true-class probability to drop by delta besides the "
     "flip; (4) our LM-proposal attack takes its bases from a small character-level LM, BERT-Attack from the "
-    "attacked model's own masked LM over its tokens; our PGD runs on the CNN's one-hot input only, GenoArmory's "
-    "on token embeddings; (5) budgets, query limits and sample sizes differ (here a few dozen sequences)."
+    "attacked model's own masked LM over its tokens; TextFooler ranks tokens by importance as our greedy attack "
+    "ranks bases; our PGD runs on the CNN's one-hot input only, GenoArmory's on token embeddings; FIMBA has no DNA "
+    "counterpart here; (5) budgets, query limits and sample sizes differ (here a few dozen sequences; GenoArmory's "
+    "BERT-Attack attacks 100)."
 )
 
 
-def attack_table_html(table: pd.DataFrame, quoted: pd.DataFrame | None = None) -> str:
-    """The GenoArmory-style table, then GenoArmory's quoted figures beside ours with why they are not comparable."""
+def attack_table_html(table: pd.DataFrame, published: pd.DataFrame | None = None) -> str:
+    """The GenoArmory-style table, then GenoArmory's published figures beside ours with why they are not
+    comparable."""
     parts = [
         "<h3>Attack success rate per classifier and attack (GenoArmory-style)</h3><p>ASR at the full edit budget, "
         "every attack under the same constraints on the same sequences of each classifier (n_attacked: the "
         "correctly classified ones of its sample); nan: the attack does not apply (PGD needs one-hot input) "
         "or was not configured.</p>" + html_table(table)
     ]
-    if quoted is not None and not quoted.empty:
+    if published is not None and not published.empty:
         parts.append(
             "<h4>GenoArmory's figures beside ours</h4>"
-            + html_table(published_beside(table, quoted))
+            + html_table(published_beside(table, published))
             + f"<p>{html.escape(NOT_COMPARABLE)}</p>"
         )
     return "".join(parts)
@@ -166,7 +170,7 @@ def ga_section(
         "sequence, the GA's number of queries.</p>",
     ]
     if attack_table_path:
-        parts.append(attack_table_html(pd.read_csv(attack_table_path, sep="\t"), read_quoted()))
+        parts.append(attack_table_html(pd.read_csv(attack_table_path, sep="\t"), read_published()))
     for name in classifiers:
         summary = pd.read_csv(summary_paths[name], sep="\t")
         adversarial = pd.read_csv(adversarial_paths[name], sep="\t")
