@@ -9,7 +9,8 @@ they can be measured at up to 200k windows in minutes and side by side with thei
 Inputs, written to a temporary folder per size: per-sequence feature shards as the scoring jobs write them
 (`feature_schema`; 1,000 windows per shard; each window with one SNP and one control neighbor at p 0.1, as
 bench_scale.py's genome; every feature the default config's attacks need, random values), and a membership table
-(random labels). Each job runs in a fresh Python process, which reports its own peak RSS (ru_maxrss):
+(random labels). Each job runs in a fresh Python process, which reports its own peak RSS (VmHWM: ru_maxrss
+would include this parent's, see gfm_audit.peak_memory):
 - window_features: `reduce_shards` over the shards;
 - run_attacks: `load_attack_data` + `run_attacks` + `write_attack_outputs` with the default config's attacks;
 - evaluate_attacks: `read_scores` + `evaluate` (1,000 bootstrap resamples, the default) + `threshold_table`.
@@ -137,7 +138,7 @@ def write_inputs(folder: Path, n: int, features: list[str], rng: np.random.Gener
 def peak_rss_mib(job: str, folder: Path, variant: str, config: dict) -> float:
     code = "\n".join(
         [
-            "import resource, sys",
+            "import sys",
             f"sys.path.insert(0, {str(REPO / 'workflow_scripts')!r})",
             "import gfm_audit",
             # The same modules loaded in both variants, so that the constant part of the memory is the same.
@@ -147,13 +148,14 @@ def peak_rss_mib(job: str, folder: Path, variant: str, config: dict) -> float:
             f"folder, variant = {str(folder)!r}, {variant!r}",
             f"attacks, metrics = {config['attacks']!r}, {config['attacks']['metrics']!r}",
             JOBS[job],
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)",
+            "from gfm_audit.peak_memory import peak_rss_mib",
+            "print(peak_rss_mib())",
         ]
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     if out.returncode:
         raise SystemExit(f"{job} ({variant}) failed:\n{out.stderr[-3000:]}")
-    return int(out.stdout.split()[-1]) / 1024
+    return float(out.stdout.split()[-1])
 
 
 def main() -> None:

@@ -16,7 +16,6 @@ Only that section, on one torch thread, in about a minute:
 from __future__ import annotations
 
 import argparse
-import resource
 import statistics
 import sys
 import tempfile
@@ -34,6 +33,7 @@ import torch  # noqa: E402
 from gfm_audit import fast_tokens, tokens  # noqa: E402
 from gfm_audit.char_lm import save_char_causal_lm, save_char_masked_lm  # noqa: E402
 from gfm_audit.models import ModelSpec, load_model, load_tokenizer  # noqa: E402
+from gfm_audit.peak_memory import peak_rss_mib  # noqa: E402
 from gfm_audit.privacy import scoring  # noqa: E402
 from gfm_audit.privacy.features import BASE_FEATURES  # noqa: E402
 from gfm_audit.privacy.score_table import scored_tokens  # noqa: E402
@@ -399,7 +399,7 @@ def main() -> None:
 
 
 def report(out) -> None:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_rss_mib()
     print(f"\npeak resident memory of this benchmark: {peak:.0f} MiB\n")
     print("| measurement | value | target |\n|---|---|---|")
     for name, value, target in out:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import resource
 import time
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
@@ -42,6 +41,7 @@ from ..fasta import read_fasta
 from ..gfm.loader import accepts_attention_mask, remote_code_error, runs_remote_code
 from ..models import ModelSpec, load_model, load_tokenizer, max_tokens, read_checkpoint_config
 from ..outputs import atomic_outputs
+from ..peak_memory import peak_rss_mib
 from ..prefetch import InOrder, prefetch
 from ..ragged import Ragged, offsets_of, ranges, segment_ids, segment_sums
 from ..tokens import Encoded, EncodedBatch, covering_many, encode_many, tokens_covering
@@ -569,11 +569,7 @@ def _run(spec: ModelSpec, loaded: _Loaded, records, encodings: EncodedBatch, pos
     elapsed = time.perf_counter() - start
     if bar is not None:
         bar.close()
-    peak = (
-        torch.cuda.max_memory_allocated() / 2**20
-        if device.startswith("cuda")
-        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    )
+    peak = torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda") else peak_rss_mib()
     tokens = scorer.tokens_seen - seen
     log.info(
         "model %s on %s: %d sequences, %d tokens through the model in %.1f s (%.0f tokens/s), peak memory %.0f MiB",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import gzip
+import io
 import logging
 import math
 import os
@@ -16,7 +17,6 @@ import zlib
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import cyvcf2
@@ -24,7 +24,7 @@ import numpy as np
 import pysam
 
 from ..errors import InputError
-from ..outputs import atomic_outputs, write_fasta, write_text_gz
+from ..outputs import atomic_outputs
 from .reference import ContigMatch, contig_key, htslib_errors_are_fatal, read_contigs, vcf_format
 
 log = logging.getLogger(__name__)
@@ -35,8 +35,11 @@ BASES = frozenset("ACGT")
 
 IsValid = Callable[[str, int], bool]
 
+# Windows read and written per step of select_windows: bounds its memory (about 1 MB of sequence at 1 kb).
+_WINDOWS_PER_CHUNK = 1024
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, slots=True)
 class Window:
     window_id: str
     chrom: str
@@ -515,55 +518,65 @@ def select_windows(
     contigs = read_contigs(contigs_path)
     vcf_contig = {c.fasta_contig: c.vcf_contig for c in contigs}
     counts: Counter[str] = Counter()
-    window_rows, fasta_records, snp_lines = [], [], []
     examples: list[str] = []
     reread = "re-run; if it happens again, re-download it or delete results/reference/ to index it anew"
-    with htslib_errors_are_fatal(f"FASTA {fasta_name}", reread), pysam.FastaFile(fasta_path) as fasta:
-        windows = place_windows(params, contigs, fasta=fasta, fasta_path=fasta_name)
-        seqs = [fasta.fetch(w.chrom, w.start, w.end).upper() for w in windows]
     text_vcf = vcf_format(vcf_path) == "vcf"
-    with htslib_errors_are_fatal(f"VCF {vcf_name}", reread):
-        vcf = cyvcf2.VCF(vcf_path, lazy=True)
-        tabix = None
-        try:
-            tabix = pysam.TabixFile(vcf_path) if text_vcf else None
+    # Windows are written a chunk at a time as they are read, so memory holds the window coordinates and one
+    # chunk's sequences, not every sequence and SNP line (1.6 KB per window when they were collected first). The
+    # outputs stay temporaries until the REF check below passes. Each chunk's reads sit in their own file's
+    # htslib context, so a damaged file is named in the error.
+    with (
+        atomic_outputs(out_tsv, out_fasta, out_snps) as (tsv_tmp, fa_tmp, snps_tmp),
+        contextlib.ExitStack() as stack,
+        open(tsv_tmp, "w") as tsv,
+        open(fa_tmp, "w") as fa,
+        open(snps_tmp, "wb") as snps_raw,
+        gzip.GzipFile(filename="", mode="wb", fileobj=snps_raw, mtime=0) as snps_gz,
+        io.TextIOWrapper(snps_gz, encoding="utf-8", newline="") as snps,
+    ):
+        tsv.write("\t".join(WINDOW_COLUMNS) + "\n")
+        snps.write("\t".join(SNP_COLUMNS) + "\n")
+        with htslib_errors_are_fatal(f"FASTA {fasta_name}", reread):
+            fasta = stack.enter_context(pysam.FastaFile(fasta_path))
+            windows = place_windows(params, contigs, fasta=fasta, fasta_path=fasta_name)
+        with htslib_errors_are_fatal(f"VCF {vcf_name}", reread):
+            vcf = cyvcf2.VCF(vcf_path, lazy=True)
+            stack.callback(vcf.close)
+            tabix = stack.enter_context(pysam.TabixFile(vcf_path)) if text_vcf else None
             n_columns = _header_columns(tabix) if tabix is not None else 0
-            for w, seq in zip(windows, seqs, strict=True):
-                if tabix is not None:
-                    check_record_lines(
-                        tabix, vcf_contig[w.chrom], start=w.start, end=w.end, n_columns=n_columns, vcf_name=vcf_name
+        for first in range(0, len(windows), _WINDOWS_PER_CHUNK):
+            chunk = windows[first : first + _WINDOWS_PER_CHUNK]
+            with htslib_errors_are_fatal(f"FASTA {fasta_name}", reread):
+                seqs = [fasta.fetch(w.chrom, w.start, w.end).upper() for w in chunk]
+            with htslib_errors_are_fatal(f"VCF {vcf_name}", reread):
+                for w, seq in zip(chunk, seqs, strict=True):
+                    if tabix is not None:
+                        check_record_lines(
+                            tabix, vcf_contig[w.chrom], start=w.start, end=w.end, n_columns=n_columns, vcf_name=vcf_name
+                        )
+                    sites, bad = extract_snps(vcf, vcf_contig[w.chrom], w.start, seq=seq, counts=counts)
+                    examples.extend(bad[: 3 - len(examples)])
+                    tsv.write(
+                        f"{w.window_id}\t{w.chrom}\t{w.start}\t{w.end}\t{len(sites)}"
+                        f"\t{len(sites) / len(seq):.6f}\t{gc_fraction(seq):.6f}\n"
                     )
-                sites, bad = extract_snps(vcf, vcf_contig[w.chrom], w.start, seq=seq, counts=counts)
-                examples.extend(bad[: 3 - len(examples)])
-                window_rows.append(
-                    f"{w.window_id}\t{w.chrom}\t{w.start}\t{w.end}\t{len(sites)}"
-                    f"\t{len(sites) / len(seq):.6f}\t{gc_fraction(seq):.6f}"
-                )
-                fasta_records.append((w.window_id, f"{w.chrom}:{w.start + 1}-{w.end}", seq))
-                for s in sites:
-                    snp_lines.append(
-                        f"{w.window_id}\t{w.chrom}\t{s.pos}\t{s.offset}\t{s.ref}\t{','.join(s.alts)}"
-                        f"\t{';'.join(s.ids) or '.'}\t{_fmt_af(s.afs)}"
-                    )
-                counts["ambiguous_bases"] += int(round(ambiguous_fraction(seq) * len(seq)))
-        finally:
-            vcf.close()
-            if tabix is not None:
-                tabix.close()
-    checked = counts["snv_checked"]
-    if checked and counts["ref_mismatch"] / checked > params["max_ref_mismatch_fraction"]:
-        raise InputError(
-            f"{counts['ref_mismatch']} of {checked} VCF SNV REF alleles in the windows "
-            f"({100 * counts['ref_mismatch'] / checked:.1f}%) differ from FASTA {fasta_name} "
-            f"(e.g. {'; '.join(examples)}): the VCF and FASTA are probably from different assemblies "
-            "(GRCh37 vs GRCh38); use a VCF built on this reference"
-        )
-    with atomic_outputs(out_tsv, out_fasta, out_snps) as (tsv, fa, snps):
-        Path(tsv).write_text("\t".join(WINDOW_COLUMNS) + "\n" + "".join(r + "\n" for r in window_rows))
-        write_fasta(fa, fasta_records)
-        write_text_gz(snps, "\t".join(SNP_COLUMNS) + "\n" + "".join(r + "\n" for r in snp_lines))
+                    fa.write(f">{w.window_id} {w.chrom}:{w.start + 1}-{w.end}\n{seq}\n")
+                    for s in sites:
+                        snps.write(
+                            f"{w.window_id}\t{w.chrom}\t{s.pos}\t{s.offset}\t{s.ref}\t{','.join(s.alts)}"
+                            f"\t{';'.join(s.ids) or '.'}\t{_fmt_af(s.afs)}\n"
+                        )
+                    counts["snp_sites"] += len(sites)
+                    counts["ambiguous_bases"] += int(round(ambiguous_fraction(seq) * len(seq)))
+        checked = counts["snv_checked"]
+        if checked and counts["ref_mismatch"] / checked > params["max_ref_mismatch_fraction"]:
+            raise InputError(
+                f"{counts['ref_mismatch']} of {checked} VCF SNV REF alleles in the windows "
+                f"({100 * counts['ref_mismatch'] / checked:.1f}%) differ from FASTA {fasta_name} "
+                f"(e.g. {'; '.join(examples)}): the VCF and FASTA are probably from different assemblies "
+                "(GRCh37 vs GRCh38); use a VCF built on this reference"
+            )
     counts["windows"] = len(windows)
-    counts["snp_sites"] = len(snp_lines)
     return counts
 
 
