@@ -67,6 +67,7 @@ from gfm_audit.privacy.scoring import (  # noqa: E402
 )
 from gfm_audit.privacy.training import member_sequences, train_model  # noqa: E402
 from gfm_audit.privacy.windows import select_windows  # noqa: E402
+from sklearn.metrics import roc_auc_score  # noqa: E402
 
 TARGET = "masked_lm"
 
@@ -161,8 +162,8 @@ def subset_columns(records, encodings, exact_positions, *, snp_offsets, fraction
     return out
 
 
-def attack_aucs(tables: dict[str, pd.DataFrame], split: pd.DataFrame, ids: list[str], params, names, *, n_boot=0):
-    """AUC (and its bootstrap CI with ``n_boot`` resamples) of every attack variant on these per-window tables."""
+def attack_scores(tables: dict[str, pd.DataFrame], split: pd.DataFrame, ids: list[str], params, names) -> pd.DataFrame:
+    """Every attack variant's score per window (columns), with ``window_id`` and ``member``."""
     labels = split.set_index("window_id").loc[ids]
     refs = [m for m in tables if m != TARGET]
     data = AttackData(
@@ -174,13 +175,38 @@ def attack_aucs(tables: dict[str, pd.DataFrame], split: pd.DataFrame, ids: list[
         ref_member={r: labels[f"{r}_member"].to_numpy() for r in refs},
         params=params,
     )
-    scores, _ = run_attacks(data, names)
+    return run_attacks(data, names)[0]
+
+
+def attack_aucs(tables: dict[str, pd.DataFrame], split: pd.DataFrame, ids: list[str], params, names, *, n_boot=0):
+    """AUC (and its bootstrap CI with ``n_boot`` resamples) of every attack variant on these per-window tables."""
+    scores = attack_scores(tables, split, ids, params, names)
     out = {}
     for column in scores.columns.drop(["window_id", "member"]):
         ok = scores[column].notna().to_numpy()
         y = scores.member.to_numpy(int)[ok]
         out[column] = auc_with_ci(scores[column].to_numpy(float)[ok], y, n_boot=n_boot, seed=0)
     return out
+
+
+def paired_auc_difference(
+    exact: np.ndarray, sampled: np.ndarray, member: np.ndarray, *, n_boot: int = 2000, seed: int = 0
+) -> tuple[float, float, float]:
+    """AUC(sampled) - AUC(exact) and its 95% percentile interval over windows resampled together (paired
+    bootstrap: both scorings of a window enter or leave a resample at once, so the interval reflects how far
+    the two scorings disagree, not how far either AUC is from the population's)."""
+    ok = np.isfinite(exact) & np.isfinite(sampled)
+    exact, sampled, member = exact[ok], sampled[ok], member[ok].astype(bool)
+    rng = np.random.default_rng(seed)
+    point = roc_auc_score(member, sampled) - roc_auc_score(member, exact)
+    diffs = []
+    for _ in range(n_boot):
+        idx = rng.integers(0, len(member), len(member))
+        if member[idx].all() or not member[idx].any():
+            continue
+        diffs.append(roc_auc_score(member[idx], sampled[idx]) - roc_auc_score(member[idx], exact[idx]))
+    lo, hi = np.percentile(diffs, [2.5, 97.5])
+    return float(point), float(lo), float(hi)
 
 
 def main() -> None:
@@ -246,6 +272,7 @@ def main() -> None:
 
         tables, exact_passes = tables_for(None, 0)
         reference = attack_aucs(tables, split, ids, params, names, n_boot=1000)
+        exact_scores = attack_scores(tables, split, ids, params, names)
         # The attacks skipped for want of reference models were named once above; not again per setting.
         logging.getLogger("gfm_audit.privacy.attacks.runner").setLevel(logging.ERROR)
 
@@ -298,10 +325,11 @@ def main() -> None:
             "max |dAUC| strongest (mean over seeds)",
             "max |dAUC| strongest (worst seed)",
             "max |dAUC| all variants (worst seed)",
+            f"dAUC {strongest[0]} [95% paired CI]",
         ]
         print("| " + " | ".join(head) + " |")
         print("|" + "---|" * len(head))
-        print(f"| exact | 1 | 1 | {' | '.join(f'{reference[c][0]:.3f}' for c in strongest)} | 0 | 0 | 0 |")
+        print(f"| exact | 1 | 1 | {' | '.join(f'{reference[c][0]:.3f}' for c in strongest)} | 0 | 0 | 0 | 0 |")
         for fraction in args.fractions:
             per_seed, ratio = [], None
             for seed in sorted({scoring_seed, *range(args.seeds)}):
@@ -311,12 +339,18 @@ def main() -> None:
                 if seed == scoring_seed:
                     ratio = passes / exact_passes
                     shown = aucs
+                    sampled_scores = attack_scores(t, split, ids, params, names)
+                    paired = paired_auc_difference(
+                        exact_scores[strongest[0]].to_numpy(float),
+                        sampled_scores[strongest[0]].to_numpy(float),
+                        exact_scores.member.to_numpy(int),
+                    )
             d_strong = [max(abs(a[c][0] - reference[c][0]) for c in strongest) for a in per_seed]
             d_all = [max(abs(a[c][0] - reference[c][0]) for c in columns if c in a) for a in per_seed]
             print(
                 f"| sampled {fraction:g} | {ratio:.3f} | {times[fraction] / times[None]:.3f} | "
                 f"{' | '.join(f'{shown[c][0]:.3f}' for c in strongest)} | {np.mean(d_strong):.3f} | "
-                f"{max(d_strong):.3f} | {max(d_all):.3f} |",
+                f"{max(d_strong):.3f} | {max(d_all):.3f} | {paired[0]:+.3f} [{paired[1]:+.3f}, {paired[2]:+.3f}] |",
                 flush=True,
             )
         print(
