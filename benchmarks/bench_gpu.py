@@ -15,10 +15,13 @@ and loaded through ``architecture: auto`` exactly as a downloaded checkpoint wou
   "LongSafari/hyenadna-small-32k-seqlen-hf"); every other key as in tests/fixtures/gfm/hyenadna/config.json.
   Inputs of 1, 4, 16 and 32 kb.
 - Nucleotide Transformer v2 50M multi-species: hidden 512, 12 layers, 16 heads, intermediate 2048 (SwiGLU,
-  no feed-forward bias), rotary, max_position_embeddings 2050, vocab 4107 (6-mers). Source: the NT v2 model
+  no feed-forward bias), rotary, max_position_embeddings 2050, vocab 4107 (6-mers). Sources: the NT v2 model
   table (Dalla-Torre et al., Nature Methods 2024) for the depth; width, heads and intermediate size as in the hub
   config.json of InstaDeepAI/nucleotide-transformer-v2-100m-multi-species (the same width at 22 layers); the
-  parameter count printed (55.9 M) matches the hub's figure for the 50M model. Every other key as in
+  50M checkpoint's own values (12 layers, hidden 512, 16 heads, intermediate 2048, rotary, 55,904,972
+  parameters at hub revision 81b29e5) as stated in the model card of the public repository
+  kurtvalcorza/nucleotide-transformer-genomics-pipeline (MODEL_CARD.md); the parameter count printed (55.9 M)
+  matches it. Every other key as in
   tests/fixtures/gfm/nt_v2/config.json (the 50M checkpoint's keys). Inputs of 1 and 6 kb (167 and 1,001 tokens),
   ``sampled`` masking of 15% of the bases: one forward of a masked copy per masked token.
 
