@@ -20,8 +20,8 @@ and loaded through ``architecture: auto`` exactly as a downloaded checkpoint wou
   config.json of InstaDeepAI/nucleotide-transformer-v2-100m-multi-species (the same width at 22 layers); the
   50M checkpoint's own values (12 layers, hidden 512, 16 heads, intermediate 2048, rotary, 55,904,972
   parameters at hub revision 81b29e5) as stated in the model card of the public repository
-  kurtvalcorza/nucleotide-transformer-genomics-pipeline (MODEL_CARD.md); the parameter count printed (55.9 M)
-  matches it. Every other key as in
+  kurtvalcorza/nucleotide-transformer-genomics-pipeline (MODEL_CARD.md); our model at these
+  sizes has exactly 55,904,972 parameters. Every other key as in
   tests/fixtures/gfm/nt_v2/config.json (the 50M checkpoint's keys). Inputs of 1 and 6 kb (167 and 1,001 tokens),
   ``sampled`` masking of 15% of the bases: one forward of a masked copy per masked token.
 
