@@ -67,6 +67,10 @@ COMPARED = (
 )
 
 
+# Extra options of the local runs (``--max-jobs-per-timespan``); the SLURM runs take profiles/slurm's.
+LOCAL_OPTIONS: list[str] = []
+
+
 def synthetic_genome(folder: Path, n_windows: int, *, snp_spacing: int, seed: int = 0) -> tuple[Path, Path]:
     """A FASTA with room for ``n_windows`` windows and a bgzipped, indexed VCF of SNVs on it."""
     rng = np.random.default_rng(seed)
@@ -187,7 +191,7 @@ def run_workflow(
     cmd = [snakemake, "results/attacks/m/metrics.tsv", "-s", str(REPO / "Snakefile"), "--directory", str(workdir)]
     cmd += ["--configfile", str(config)]
     if slurm_state is None:
-        cmd += ["--cores", str(cores)]
+        cmd += ["--cores", str(cores), *LOCAL_OPTIONS]
     else:
         cmd += SLURM_OPTIONS
     if same_threads:
@@ -321,7 +325,14 @@ def main() -> None:
     parser.add_argument("--slurm", action="store_true", help="run through profiles/slurm on a one-node SLURM")
     parser.add_argument("--compare-local", action="store_true", help="with --slurm: also run locally and compare")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--max-jobs-per-timespan",
+        default=None,
+        help="passed to the local runs' Snakemake (e.g. 1000/10s, as profiles/slurm sets; default: Snakemake's 100/1s)",
+    )
     args = parser.parse_args()
+    if args.max_jobs_per_timespan:
+        LOCAL_OPTIONS.extend(["--max-jobs-per-timespan", args.max_jobs_per_timespan])
     if args.compare_local and not args.slurm:
         parser.error("--compare-local compares a SLURM run with a local one: add --slurm")
     state = None
