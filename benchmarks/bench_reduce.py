@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -38,6 +37,7 @@ import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 import yaml  # noqa: E402
 from gfm_audit.config import validate_config  # noqa: E402
+from gfm_audit.peak_memory import peak_rss_mib_of  # noqa: E402
 from gfm_audit.privacy.attacks import required_features  # noqa: E402
 from gfm_audit.privacy.features import BASE_FEATURES, feature_schema  # noqa: E402
 
@@ -148,14 +148,9 @@ def peak_rss_mib(job: str, folder: Path, variant: str, config: dict) -> float:
             f"folder, variant = {str(folder)!r}, {variant!r}",
             f"attacks, metrics = {config['attacks']!r}, {config['attacks']['metrics']!r}",
             JOBS[job],
-            "from gfm_audit.peak_memory import peak_rss_mib",
-            "print(peak_rss_mib())",
         ]
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    if out.returncode:
-        raise SystemExit(f"{job} ({variant}) failed:\n{out.stderr[-3000:]}")
-    return float(out.stdout.split()[-1])
+    return peak_rss_mib_of(code, label=f"{job} ({variant})")
 
 
 def main() -> None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -30,6 +29,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 import numpy as np  # noqa: E402
 from bench_scale import WINDOW, synthetic_genome  # noqa: E402
+from gfm_audit.peak_memory import peak_rss_mib_of  # noqa: E402
 from gfm_audit.privacy.reference import prepare_reference, staged_layout  # noqa: E402
 
 # The previous select_windows (the code before this benchmark), patched in for "before".
@@ -84,14 +84,9 @@ def peak_rss_mib(variant: str, layout, n: int, out: Path) -> float:
             f"fasta, vcf, contigs = {str(layout.fasta)!r}, {str(layout.vcf)!r}, {str(layout.contigs)!r}",
             f"n, window, out = {n}, {WINDOW}, {str(out)!r}",
             JOB,
-            "from gfm_audit.peak_memory import peak_rss_mib",
-            "print(peak_rss_mib())",
         ]
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    if done.returncode:
-        raise SystemExit(f"select_windows ({variant}) failed:\n{done.stderr[-3000:]}")
-    return float(done.stdout.split()[-1])
+    return peak_rss_mib_of(code, label=f"select_windows ({variant})")
 
 
 def same_outputs(left: Path, right: Path) -> bool:

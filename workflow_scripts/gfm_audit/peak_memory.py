@@ -21,3 +21,19 @@ def peak_rss_mib() -> float:
         pass
     # macOS reports bytes, Linux kilobytes; only the former reaches this line in practice.
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def peak_rss_mib_of(code: str, *, label: str) -> float:
+    """Run ``code`` in a fresh Python interpreter and return that process's own peak RSS in MiB.
+
+    For benchmarks that compare variants of a job: each runs alone, so no variant inherits another's memory.
+    A failure stops the caller with the child's last error lines, named by ``label``.
+    """
+    import subprocess
+    import sys
+
+    script = f"{code}\nfrom gfm_audit.peak_memory import peak_rss_mib\nprint(peak_rss_mib())\n"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"{label} failed:\n{done.stderr[-3000:]}")
+    return float(done.stdout.split()[-1])
