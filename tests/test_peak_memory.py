@@ -4,6 +4,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+from gfm_audit.peak_memory import peak_rss_mib_of
+
 WORKFLOW_SCRIPTS = str(Path(__file__).resolve().parents[1] / "workflow_scripts")
 
 
@@ -32,3 +35,21 @@ def test_child_of_a_large_process_reports_its_own_peak_not_the_parents():
     # What the function exists to avoid: getrusage in the child includes the parent's 400 MiB.
     assert inherited > 400, inherited
     del parent_block
+
+
+def test_peak_rss_of_code_is_the_fresh_interpreters_own_peak():
+    parent_block = bytearray(400 * 2**20)
+    parent_block[::4096] = b"\1" * len(parent_block[::4096])
+    code = (
+        f"import sys; sys.path.insert(0, {WORKFLOW_SCRIPTS!r})\n"
+        'block = bytearray(150 * 2**20); block[::4096] = b"\\1" * len(block[::4096])'
+    )
+    peak = peak_rss_mib_of(code, label="touch 150 MiB")
+    # At least what the child touched, and none of the parent's 400 MiB.
+    assert 150 < peak < 300, peak
+    del parent_block
+
+
+def test_peak_rss_of_failing_code_stops_with_its_label_and_error():
+    with pytest.raises(SystemExit, match=r"(?s)select_windows \(before\) failed:.*ZeroDivisionError"):
+        peak_rss_mib_of("1 / 0", label="select_windows (before)")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import resource
+import subprocess
+import sys
 
 
 def peak_rss_mib() -> float:
@@ -29,9 +31,6 @@ def peak_rss_mib_of(code: str, *, label: str) -> float:
     For benchmarks that compare variants of a job: each runs alone, so no variant inherits another's memory.
     A failure stops the caller with the child's last error lines, named by ``label``.
     """
-    import subprocess
-    import sys
-
     script = f"{code}\nfrom gfm_audit.peak_memory import peak_rss_mib\nprint(peak_rss_mib())\n"
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     if done.returncode:
