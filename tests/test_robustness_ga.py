@@ -572,3 +572,51 @@ def test_a_users_masked_lm_classifier_folder_is_attacked_as_is(tmp_path):
     for row in table.itertuples():
         assert_obeys(row.original, row.adversarial, c)
     assert re.fullmatch(r"test:\d+", table.seq_id.iloc[0])
+
+
+# --- a training or test file with one class, a CSV with a byte-order mark ------------------------------
+def _rows_with_label(src: Path, dst: Path, label: str, n: int) -> Path:
+    with open(src, newline="") as fh:
+        rows = [i for i, r in enumerate(csv.DictReader(fh)) if r["label"] == label][:n]
+    return _subset_csv(src, dst, rows)
+
+
+@pytest.mark.parametrize("one_class", ["train", "test"])
+def test_a_training_or_test_file_with_one_class_stops_naming_the_file_and_its_label(tmp_path, one_class):
+    files = {
+        "train": _subset_csv(GUE / "dev.csv", tmp_path / "train.csv", list(range(40))),
+        "test": _subset_csv(GUE / "test.csv", tmp_path / "test.csv", list(range(20))),
+    }
+    src = GUE / ("dev.csv" if one_class == "train" else "test.csv")
+    files[one_class] = _rows_with_label(src, tmp_path / f"{one_class}.csv", "1", 30)
+    spec = {"kind": "cnn", "seed": 0, "training": {**TRAINING, "epochs": 1}}
+    with pytest.raises(InputError) as err:
+        train_classifier_stage(
+            "cnn",
+            spec,
+            train_csv=str(files["train"]),
+            test_csv=str(files["test"]),
+            non_acgt="skip",
+            base_folder=None,
+            out_dir=tmp_path / "clf",
+        )
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith(f"{files[one_class]}: every one of its 30 rows has label 1;")
+    assert "both classes" in message
+    assert not (tmp_path / "clf").exists()
+
+
+def test_a_csv_with_a_utf8_byte_order_mark_reads_like_one_without(tmp_path):
+    plain = _subset_csv(GUE / "test.csv", tmp_path / "plain.csv", list(range(10)))
+    with_bom = tmp_path / "bom.csv"
+    with_bom.write_bytes(b"\xef\xbb\xbf" + plain.read_bytes())
+    got, expected = data.read_labelled_csv(with_bom), data.read_labelled_csv(plain)
+    assert got.sequences == expected.sequences and got.labels.tolist() == expected.labels.tolist()
+
+
+def test_a_csv_that_is_not_utf8_text_stops_naming_the_file(tmp_path):
+    path = tmp_path / "latin1.csv"
+    path.write_bytes("sequence,label\nACGT,0\n# caf\u00e9\n".encode("latin-1"))
+    with pytest.raises(InputError, match=r"latin1\.csv: not UTF-8 text .*save it as UTF-8"):
+        data.read_labelled_csv(path)

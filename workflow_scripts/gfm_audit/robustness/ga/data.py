@@ -51,9 +51,19 @@ def read_labelled_csv(path: str | os.PathLike, non_acgt: str = "skip") -> Labell
     path = str(path)
     if not Path(path).is_file():
         raise InputError(f"sequence file {path} does not exist")
+    try:
+        return _read_rows(path, non_acgt)
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{path}: not UTF-8 text (it has the byte {exc.object[exc.start]:#04x}); save it as UTF-8"
+        ) from None
+
+
+def _read_rows(path: str, non_acgt: str) -> LabelledSequences:
     ids, seqs, labels, skipped = [], [], [], 0
     stem = Path(path).stem
-    with open(path, newline="") as fh:
+    # utf-8-sig: a byte-order mark (Excel's "CSV UTF-8") would otherwise stick to the first column's name.
+    with open(path, newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
         missing = {"sequence", "label"} - set(reader.fieldnames or [])
         if missing:
@@ -88,6 +98,16 @@ def read_labelled_csv(path: str | os.PathLike, non_acgt: str = "skip") -> Labell
     if not ids:
         raise InputError(f"{path}: no usable rows (every row is empty or has non-ACGT characters)")
     return LabelledSequences(path, ids, seqs, np.asarray(labels, dtype=np.int64), skipped)
+
+
+def check_two_classes(data: LabelledSequences) -> None:
+    """A file of one class trains a constant classifier and scores it as if it had learnt something."""
+    classes = np.unique(data.labels)
+    if classes.size < 2:
+        raise InputError(
+            f"{data.path}: every one of its {len(data)} rows has label {int(classes[0])}; training and scoring a "
+            "classifier need rows of both classes (of every class, for more than two); add rows of the other class"
+        )
 
 
 def check_labels(data: LabelledSequences, num_labels: int, classifier: str) -> None:

@@ -17,6 +17,7 @@ from .data import (
     LabelledSequences,
     check_labels,
     check_length,
+    check_two_classes,
     encode,
     read_labelled_csv,
     same_length,
@@ -27,9 +28,12 @@ log = logging.getLogger(__name__)
 
 
 def load_splits(train_csv: str, test_csv: str, non_acgt: str) -> tuple[LabelledSequences, LabelledSequences]:
-    """Both splits, with training rows that repeat a test sequence dropped (no test sequence is ever trained on)."""
+    """Both splits, with training rows that repeat a test sequence dropped (no test sequence is ever trained on),
+    each holding both classes."""
     test = read_labelled_csv(test_csv, non_acgt)
     train = without_sequences_of(read_labelled_csv(train_csv, non_acgt), test)
+    check_two_classes(train)
+    check_two_classes(test)
     return train, test
 
 
