@@ -620,3 +620,89 @@ def test_a_csv_that_is_not_utf8_text_stops_naming_the_file(tmp_path):
     path.write_bytes("sequence,label\nACGT,0\n# caf\u00e9\n".encode("latin-1"))
     with pytest.raises(InputError, match=r"latin1\.csv: not UTF-8 text .*save it as UTF-8"):
         data.read_labelled_csv(path)
+
+
+# --- a user's checkpoint that pickles code, or that has no classification head ---------------------------
+def _save_masked_classifier(folder: Path) -> Path:
+    """A tiny ESM sequence classifier with the character tokenizer, as a user would save one."""
+    import torch
+    from gfm_audit.char_lm import char_tokenizer
+    from transformers import EsmConfig, EsmForSequenceClassification
+
+    tok = char_tokenizer()
+    config = EsmConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=400,
+        position_embedding_type="rotary",
+        pad_token_id=tok.pad_token_id,
+        mask_token_id=tok.mask_token_id,
+        num_labels=2,
+        architectures=["EsmForSequenceClassification"],
+    )
+    torch.manual_seed(0)
+    EsmForSequenceClassification(config).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
+class _MakesADirectory:
+    """Unpickling this runs os.mkdir: the code a pickled checkpoint can carry."""
+
+    def __init__(self, path: Path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        import os
+
+        return (os.mkdir, (self.path,))
+
+
+def test_a_huggingface_classifier_whose_weights_pickle_code_is_refused_in_one_line_without_running_it(tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    folder = _save_masked_classifier(tmp_path / "user")
+    state = load_file(folder / "model.safetensors")
+    (folder / "model.safetensors").unlink()
+    ran = tmp_path / "the pickled code ran"
+    torch.save({**state, "payload": _MakesADirectory(ran)}, folder / "pytorch_model.bin")
+    with pytest.raises(InputError) as err:
+        classifiers.load_classifier("user", folder, {})
+    message = str(err.value)
+    assert "\n" not in message and "weights_only" not in message
+    owner = "classifier 'user' (robustness.ga.classifiers.user)"
+    assert message.startswith(f"{owner}: {folder / 'pytorch_model.bin'} is not a plain state dict")
+    assert "pickles the Python object" in message and "not loaded" in message
+    assert "model.safetensors" in message and "torch.save(model.state_dict(), path)" in message
+    assert not ran.exists()
+    # The same weights as a plain state dict load.
+    torch.save(state, folder / "pytorch_model.bin")
+    assert classifiers.load_classifier("user", folder, {}).num_labels == 2
+
+
+@pytest.mark.parametrize("checkpoint", ["causal LM", "classifier without its head"])
+def test_a_huggingface_classifier_without_a_classification_head_names_the_head_and_the_classifier_key(
+    tmp_path, checkpoint
+):
+    from gfm_audit.char_lm import save_char_causal_lm
+    from safetensors.torch import load_file, save_file
+
+    if checkpoint == "causal LM":
+        folder = save_char_causal_lm(tmp_path / "user", hidden=16, layers=1, heads=2, max_positions=400, weights_seed=0)
+        head = "score.weight"
+    else:
+        folder = _save_masked_classifier(tmp_path / "user")
+        state = load_file(folder / "model.safetensors")
+        save_file({k: v for k, v in state.items() if k.startswith("esm.")}, folder / "model.safetensors")
+        head = "classifier.dense.bias, classifier.dense.weight, classifier.out_proj.bias and 1 more"
+    with pytest.raises(InputError) as err:
+        classifiers.load_classifier("user", folder, {})
+    message = str(err.value)
+    assert "\n" not in message and "allow_missing_weights" not in message
+    assert message.startswith(f"classifier 'user' (robustness.ga.classifiers.user): {folder} has no trained")
+    assert f"lack {head})" in message
+    assert "robustness.ga.classifiers.user.kind: gfm_head" in message

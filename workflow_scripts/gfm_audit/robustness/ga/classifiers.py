@@ -34,7 +34,7 @@ import numpy as np
 from ...determinism import single_cpu_thread
 from ...errors import InputError
 from ...gfm import loader, registry
-from ...gfm.weights import check_weight_names
+from ...gfm.weights import check_plain_state_dict, check_weight_names, pickled_weight_files, weight_format
 from ...models import ModelSpec, architecture_of, first_line, quiet_transformers, read_checkpoint_config
 from ...outputs import atomic_directory, write_loss_log
 from .data import decode
@@ -229,6 +229,7 @@ class HFClassifier(Classifier):
         quiet_transformers()
         extra = {"num_labels": num_labels} if num_labels else {}
         tokenizer = loader.transformers_tokenizer(spec, config)
+        _refuse_pickled_code(folder, f"classifier '{name}' (robustness.ga.classifiers.{name})")
         try:
             model, info = AutoModelForSequenceClassification.from_pretrained(
                 folder, trust_remote_code=trust_remote_code, local_files_only=True, output_loading_info=True, **extra
@@ -247,14 +248,45 @@ class HFClassifier(Classifier):
         return cls(name, model, tokenizer, train=train, batch_size=batch_size)
 
 
+def _refuse_pickled_code(folder: str | os.PathLike, owner: str) -> None:
+    """A pytorch_model.bin that pickles Python objects stops in one line, before transformers' torch.load: its
+    refusal spans many lines and advises weights_only=False, i.e. running the file's code."""
+    if weight_format(folder) == "pickle":
+        for file in pickled_weight_files(folder, owner):
+            check_plain_state_dict(file, owner)
+
+
+def _listed(keys: Sequence[str], shown: int = 3) -> str:
+    more = f" and {len(keys) - shown} more" if len(keys) > shown else ""
+    return ", ".join(keys[:shown]) + more
+
+
 def _check_classifier_weights(model, info: dict, *, name: str, folder, new_head: bool) -> None:
-    """Every encoder weight from the file; a new head (gfm_head) may be missing and the LM head it replaces unused."""
+    """Every encoder weight from the file; a new head (gfm_head) may be missing and the LM head it replaces unused.
+
+    Classifiers have no allow_missing_weights: a head left random would be attacked as if it had been trained.
+    """
     prefix = getattr(model, "base_model_prefix", "") + "."
     missing, unexpected = set(info.get("missing_keys", ())), set(info.get("unexpected_keys", ()))
     if new_head:
         missing = {k for k in missing if k.startswith(prefix)}
         unexpected = {k for k in unexpected if k.startswith(prefix)}
-    check_weight_names(missing=missing, unexpected=unexpected, name=name, folder=folder, allow_missing=False)
+    key = f"robustness.ga.classifiers.{name}"
+    head = sorted(k for k in missing if not k.startswith(prefix))
+    if head:
+        # Checked before the unexpected weights: an LM checkpoint also has an LM head the classifier does not use.
+        raise InputError(
+            f"classifier '{name}' ({key}): {folder} has no trained classification head (its weights lack "
+            f"{_listed(head)}), which would be attacked with random values; give a checkpoint saved with its trained "
+            f"sequence-classification head, or set {key}.kind: gfm_head (path: this folder) to train a new head on "
+            "its frozen encoder"
+        )
+    check_weight_names(missing=(), unexpected=unexpected, name=name, folder=folder, allow_missing=False)
+    if missing:
+        raise InputError(
+            f"classifier '{name}' ({key}): the weights in {folder} lack {len(missing)} encoder tensors "
+            f"({_listed(sorted(missing))}), which would be left randomly initialised; use the complete checkpoint"
+        )
 
 
 class NativeHeadClassifier(Classifier):
