@@ -304,6 +304,7 @@ scoring.score_shard(
     assert list(folder.glob(".k.features.parquet.partial-*"))  # what the killed job had written, under a temp name
     _score(ModelSpec("tiny", str(tiny_causal), "causal"), folder, 0, "k")
     assert pq.read_table(folder / "k.features.parquet").num_rows == 21
+    assert not list(folder.glob(".k.*.partial-*"))  # the rerun removed what the killed job had left
 
 
 def _split(tmp_path, name, ids, n_shards):

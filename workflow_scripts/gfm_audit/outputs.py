@@ -10,17 +10,46 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+def _partial_prefix(final: Path) -> str:
+    return f".{final.name}.partial-"
+
+
+def _partial(final: Path) -> Path:
+    """This process's temporary of ``final``, beside it (one filesystem: the rename is atomic)."""
+    return final.with_name(f"{_partial_prefix(final)}{os.getpid()}")
+
+
+def _clear_leftovers(final: Path) -> None:
+    """Remove the temporaries (``.<name>.partial-<pid>`` files and folders) that killed jobs left of ``final``.
+
+    All of them, whatever their pid: a job only writes ``final`` when Snakemake (re-)runs the one job that makes
+    it, and Snakemake never runs two jobs for one output at once (nor two Snakemakes in one working directory: it
+    locks it), so any temporary of ``final`` there is a leftover. Asking whether its pid is alive would not do: a
+    cluster job may have been killed on another node, where the pid meant another process, and pids are reused.
+    """
+    prefix = _partial_prefix(final)
+    with os.scandir(final.parent) as entries:
+        stale = [Path(e.path) for e in entries if e.name.startswith(prefix)]
+    for path in stale:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
 @contextmanager
 def atomic_outputs(*paths: str | os.PathLike) -> Iterator[list[Path]]:
     """Yield temporary paths next to ``paths``; rename them all only on success.
 
     On any exception the temporaries are removed and the final paths are left
-    untouched, so a killed or failed step leaves nothing that looks finished.
+    untouched, so a killed or failed step leaves nothing that looks finished; what a
+    killed one left under a temporary name is removed when its output is next written.
     """
     finals = [Path(p) for p in paths]
-    temps = [p.with_name(f".{p.name}.partial-{os.getpid()}") for p in finals]
+    temps = [_partial(p) for p in finals]
     for p in finals:
         p.parent.mkdir(parents=True, exist_ok=True)
+        _clear_leftovers(p)
     try:
         yield temps
         for tmp, final in zip(temps, finals, strict=True):
@@ -38,9 +67,10 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
     A killed or failed job leaves no half-written folder (a model, a classifier) under the final name.
     """
     final = Path(path)
-    tmp = final.with_name(f".{final.name}.partial-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    tmp = _partial(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    _clear_leftovers(final)
+    tmp.mkdir()
     try:
         yield tmp
         shutil.rmtree(final, ignore_errors=True)
