@@ -232,6 +232,30 @@ def test_a_label_with_one_class_only_is_refused(tmp_path):
         )
 
 
+def test_a_matrix_in_which_no_gene_varies_stops_naming_the_file_before_any_output(tmp_path):
+    import anndata
+
+    y = np.arange(24) % 2
+    labels = pd.Categorical(np.where(y == 1, "tumour", "normal"))
+    obs = pd.DataFrame({"label": labels}, index=[f"cell{i}" for i in range(24)])
+    path = tmp_path / "flat.h5ad"
+    anndata.AnnData(np.full((24, 6), 2.5, dtype=np.float32), obs=obs).write_h5ad(path)
+    out = [tmp_path / k for k in ("c.tsv", "d.tsv", "s.npz", "m.joblib")]
+    cfg = settings(data=str(path), label="label", positive=["tumour"], layer="X", top_m=[1, 2], test_fraction=0.5)
+    with pytest.raises(InputError) as err:
+        stages.fimba_model_stage("random_forest", cfg, threads=1, **_outputs(out))
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path}: no gene varies across the 12 training samples (all 6 genes are constant)")
+    assert not any(p.exists() for p in out)
+    # Some constant genes among varying ones are fine.
+    X = np.random.default_rng(0).normal(size=(24, 6))
+    X[:, 1:4] = 2.5
+    anndata.AnnData(X.astype(np.float32), obs=obs).write_h5ad(path)
+    split = data.make_split(cfg)
+    assert (split.X_train[:, 1:4] == 0).all() and split.X_train[:, [0, 4, 5]].std(axis=0).min() > 0
+
+
 def test_m_larger_than_the_number_of_features_is_refused_before_any_work(tmp_path):
     out = [tmp_path / k for k in ("c.tsv", "d.tsv", "s.npz", "m.joblib")]
     with pytest.raises(InputError, match=r"top_m: m = 5000 is larger than the number of features \(765\)"):

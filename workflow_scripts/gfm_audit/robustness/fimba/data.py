@@ -206,6 +206,19 @@ def scale(X: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
     return np.where(span > 0, 2.0 * (X - low) / safe - 1.0, 0.0)
 
 
+def check_some_gene_varies(X_train: np.ndarray, path: str, layer: str) -> None:
+    """Stop when every gene is constant on the training samples: scaling maps them all to 0, so every sample is the
+    same point, the classifier answers one class and FIMBA finds no endpoint (a table of no_endpoints rows)."""
+    if X_train.shape[1] and (X_train.max(axis=0) > X_train.min(axis=0)).any():
+        return
+    genes = f"all {X_train.shape[1]} genes are constant" if X_train.shape[1] else "the matrix has no gene columns"
+    where = f" (in .{layer}; robustness.fimba.layer picks X or raw)" if path.endswith(".h5ad") else ""
+    raise InputError(
+        f"{path}: no gene varies across the {len(X_train)} training samples ({genes}), so no classifier can tell "
+        f"them apart; check that the file holds expression values{where}"
+    )
+
+
 def make_split(settings: Mapping[str, Any]) -> Split:
     """Read, label, split (or take the given test file), and scale with the training split's range."""
     from sklearn.model_selection import train_test_split
@@ -232,6 +245,7 @@ def make_split(settings: Mapping[str, Any]) -> Split:
         X_tr, X_te, y_tr, y_te = train_test_split(
             data.X, data.y, test_size=settings["test_fraction"], stratify=data.y, random_state=settings["seed"]
         )
+    check_some_gene_varies(X_tr, data.path, settings["layer"])
     low, high = X_tr.min(axis=0), X_tr.max(axis=0)
     log.info(
         "train %d samples (%d positive), test %d (%d positive), %d genes",
