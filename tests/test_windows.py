@@ -335,3 +335,20 @@ def test_fasta_errors_name_the_users_fasta_not_the_staged_link(tmp_path, small_r
         run_windows(tmp_path, fasta, vcf, chromosomes=["chr21"])
     assert f"not in FASTA {os.path.realpath(fasta)} " in str(err.value)
     assert "reference.fa" not in str(err.value)
+
+
+def test_ref_mismatch_stop_names_the_fraction_the_threshold_and_its_config_key(tmp_path, demo_lines):
+    header, records = demo_lines
+    snvs = [r for r in records if len(r.split("\t")[3]) == 1 and len(r.split("\t")[4]) == 1][:91]
+    f = snvs[5].split("\t")
+    f[3] = {"A": "C", "C": "G", "G": "T", "T": "A"}[f[3]]
+    snvs[5] = "\t".join(f)
+    assert int(snvs[-1].split("\t")[1]) <= 20_000
+    fasta = write_fasta(tmp_path / "ref.fa", {"z": demo_sequence(0, 20_000)})
+    vcf = write_vcf(tmp_path / "v.vcf.gz", header, snvs)
+    with pytest.raises(InputError) as err:
+        run_windows(tmp_path, fasta, vcf, n=1, length=20_000, max_ref_mismatch_fraction=0.01)
+    message = str(err.value)
+    assert "1 of 91 " in message and "(1.1%)" in message
+    assert "windows.max_ref_mismatch_fraction=0.01" in message
+    assert "raise windows.max_ref_mismatch_fraction" in message and "expected" in message

@@ -101,6 +101,22 @@ def contig_key(name: str) -> str:
     return "MT" if key.upper() in {"M", "MT"} else key
 
 
+def ref_mismatch_message(
+    mismatched: int, checked: int, *, threshold: float, alleles: str, fasta: str, examples: Sequence[str]
+) -> str:
+    """The one line that stops a run on too many REF mismatches: the share, the limit and the key that sets it.
+
+    Shared by the windows and the individuals stages, which check REF alleles against the same setting;
+    ``alleles`` says which REF alleles were checked, ``fasta`` names the FASTA they were checked against.
+    """
+    return (
+        f"{mismatched} of {checked} {alleles} ({100 * mismatched / checked:.1f}%) differ from {fasta} "
+        f"(e.g. {'; '.join(examples)}), more than windows.max_ref_mismatch_fraction={threshold:g}: the VCF and "
+        "FASTA are probably from different assemblies (GRCh37 vs GRCh38); use a VCF built on this reference, "
+        "or raise windows.max_ref_mismatch_fraction if these mismatches are expected"
+    )
+
+
 @dataclass(frozen=True)
 class ContigMatch:
     fasta_contig: str

@@ -25,7 +25,14 @@ import pysam
 
 from ..errors import InputError
 from ..outputs import atomic_outputs
-from .reference import ContigMatch, contig_key, htslib_errors_are_fatal, read_contigs, vcf_format
+from .reference import (
+    ContigMatch,
+    contig_key,
+    htslib_errors_are_fatal,
+    read_contigs,
+    ref_mismatch_message,
+    vcf_format,
+)
 
 log = logging.getLogger(__name__)
 
@@ -568,13 +575,17 @@ def select_windows(
                         )
                     counts["snp_sites"] += len(sites)
                     counts["ambiguous_bases"] += int(round(ambiguous_fraction(seq) * len(seq)))
-        checked = counts["snv_checked"]
-        if checked and counts["ref_mismatch"] / checked > params["max_ref_mismatch_fraction"]:
+        checked, threshold = counts["snv_checked"], params["max_ref_mismatch_fraction"]
+        if checked and counts["ref_mismatch"] / checked > threshold:
             raise InputError(
-                f"{counts['ref_mismatch']} of {checked} VCF SNV REF alleles in the windows "
-                f"({100 * counts['ref_mismatch'] / checked:.1f}%) differ from FASTA {fasta_name} "
-                f"(e.g. {'; '.join(examples)}): the VCF and FASTA are probably from different assemblies "
-                "(GRCh37 vs GRCh38); use a VCF built on this reference"
+                ref_mismatch_message(
+                    counts["ref_mismatch"],
+                    checked,
+                    threshold=threshold,
+                    alleles="VCF SNV REF alleles in the windows",
+                    fasta=f"FASTA {fasta_name}",
+                    examples=examples,
+                )
             )
     counts["windows"] = len(windows)
     return counts
