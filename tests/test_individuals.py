@@ -408,3 +408,174 @@ def test_vcf_without_index_is_refused_with_one_line(tmp_path):
             str(DEMO_FASTA), str(tmp_path / "w.tsv"), str(vcf), params=PARAMS, max_ref_mismatch_fraction=0.01, out=out
         )
     assert not any(p.exists() for p in out.values())
+
+
+def _stage(tmp_path, vcf, windows=ONE_WINDOW, fasta=DEMO_FASTA, **params):
+    """haplotypes_stage as the rule runs it; returns (outputs, counts)."""
+    from gfm_audit.privacy.haplotypes import haplotypes_stage
+
+    (tmp_path / "w.tsv").write_text(windows.to_csv(sep="\t", index=False))
+    names = {"fasta": "h.fa", "tsv": "h.tsv", "alleles": "alleles.tsv.gz", "samples": "s.tsv", "counts": "c.tsv"}
+    out = {k: tmp_path / name for k, name in names.items()}
+    counts = haplotypes_stage(
+        str(fasta),
+        str(tmp_path / "w.tsv"),
+        str(vcf),
+        params={**PARAMS, **params},
+        max_ref_mismatch_fraction=0.01,
+        out=out,
+    )
+    return out, counts
+
+
+def test_vcf_contig_absent_from_fasta_stops_naming_both(tmp_path):
+    record = f"chr20\t{SITE[0]}\trs4813097\t{SITE[1]}\t{SITE[2]}\t.\t.\tAF=0.6\tGT\t" + "\t".join(["0|1"] * 5)
+    vcf = write_vcf(tmp_path / "chr20.vcf.gz", _header(SAMPLES5), [record])
+    with pytest.raises(InputError) as err:
+        _stage(tmp_path, vcf)
+    message = str(err.value)
+    assert "\n" not in message
+    assert f"VCF {vcf}" in message and f"FASTA {DEMO_FASTA}" in message
+    assert "'z'" in message and "chr20" in message and "rename" in message
+    assert not any(p.name != "w.tsv" and not p.name.startswith("chr20.vcf") for p in tmp_path.iterdir())
+
+
+def test_vcf_without_records_in_any_window_stops_instead_of_reference_only_haplotypes(tmp_path):
+    # The contig matches but every record lies outside the windows: each person would be the plain reference.
+    record = "z\t100\trs1\t" + _ref_base(99) + "\tA\t.\t.\tAF=0.6\tGT\t" + "\t".join(["0|1"] * 5)
+    vcf = write_vcf(tmp_path / "far.vcf.gz", _header(SAMPLES5), [record])
+    with pytest.raises(InputError, match=r"no SNV .* in the 1 window"):
+        _stage(tmp_path, vcf)
+
+
+def _ref_base(offset: int) -> str:
+    with pysam.FastaFile(str(DEMO_FASTA)) as fasta:
+        base = fasta.fetch("z", offset, offset + 1)
+    return base if base != "A" else "C"
+
+
+def test_empty_genotype_summary_gives_one_line_not_a_pandas_error(tmp_path):
+    from types import SimpleNamespace
+
+    from gfm_audit.privacy.individuals import genotype_summary
+    from gfm_audit.privacy.stages import plot_individuals_rule
+
+    # No queries (no alt alleles anywhere) still writes a table with its header.
+    summary = genotype_summary(pd.DataFrame(columns=["af_bin", "carries_alt", "member", "correct"]))
+    assert list(summary.columns) == [
+        "af_bin",
+        "truth",
+        "group",
+        "queries",
+        "accuracy_model",
+        "accuracy_major_allele",
+        "accuracy_af_sampling",
+    ]
+    scores = tmp_path / "person_scores.tsv"
+    pd.DataFrame({"sample": ["a", "b"], "member": [1, 0], "loss_difference": [0.2, 0.1]}).assign(
+        n_sequences=2, alt_tokens=0
+    ).to_csv(scores, sep="\t", index=False)
+    curve = tmp_path / "curve.tsv"
+    pd.DataFrame({"attack": ["loss_difference"], "windows": [1], "auc_mean": [0.5], "auc_sd": [0.0]}).to_csv(
+        curve, sep="\t", index=False
+    )
+    empty = tmp_path / "summary.tsv"
+    empty.write_text("")
+    job = SimpleNamespace(
+        input=SimpleNamespace(scores=str(scores), curve=str(curve), genotypes=str(empty)),
+        output=SimpleNamespace(**{k: str(tmp_path / f"{k}.png") for k in ("roc", "curve", "genotypes")}),
+    )
+    with pytest.raises(InputError) as err:
+        plot_individuals_rule(job)
+    assert str(empty) in str(err.value) and "\n" not in str(err.value)
+
+
+SPLIT_POS = int(SITE[0])
+
+
+def _split_site_vcf(tmp_path, *, joined: bool) -> Path:
+    """z:339949 C>T and C>G: as one multi-allelic record, or split in two (as bcftools norm -m- writes it)."""
+    first = ["1|0", "0|0", "1|1", "0|0", "0|1"]
+    second = ["0|1", "0|0", "0|0", "1|0", "0|0"]
+    head = f"z\t{SITE[0]}\trs4813097\tC\t"
+    if joined:
+        # A haplotype carries T (allele 1) from the first record or G (allele 2) from the second.
+        gts = [
+            "|".join(_joined(a, b) for a, b in zip(f.split("|"), t.split("|"), strict=True))
+            for f, t in zip(first, second, strict=True)
+        ]
+        records = [head + "T,G\t.\t.\tAF=0.3,0.2\tGT\t" + "\t".join(gts)]
+    else:
+        records = [
+            head + "T\t.\t.\tAF=0.3\tGT\t" + "\t".join(first),
+            head + "G\t.\t.\tAF=0.2\tGT\t" + "\t".join(second),
+        ]
+    return write_vcf(tmp_path / ("joined.vcf.gz" if joined else "split.vcf.gz"), _header(SAMPLES5), records)
+
+
+def _joined(first: str, second: str) -> str:
+    return "1" if first == "1" else "2" if second == "1" else "0"
+
+
+def test_split_multiallelic_site_gives_one_allele_row_per_haplotype_carrying_its_real_base(tmp_path, tiny_causal):
+    from gfm_audit.fasta import read_fasta
+    from gfm_audit.models import ModelSpec
+    from gfm_audit.privacy.haplotypes import read_alleles
+    from gfm_audit.privacy.individuals import genotype_inference_stage
+
+    split_dir, joined_dir = tmp_path / "split", tmp_path / "joined"
+    split_dir.mkdir(), joined_dir.mkdir()
+    out, counts = _stage(split_dir, _split_site_vcf(split_dir, joined=False))
+    joined, _ = _stage(joined_dir, _split_site_vcf(joined_dir, joined=True))
+    alleles, seqs = read_alleles(out["alleles"]), read_fasta(out["fasta"])
+    site = alleles[alleles.pos == SPLIT_POS]
+    assert not site.duplicated(["seq_id", "pos"]).any() and len(site) == 10
+    offset = SPLIT_POS - 1 - 339910
+    assert all(r.allele == seqs[r.seq_id][offset] for r in site.itertuples())
+    assert set(site.alts) == {"T,G"}
+    carried = site.set_index("seq_id").allele
+    assert carried[sequence_id(0, 0, "w000001")] == "T" and carried[sequence_id(0, 1, "w000001")] == "G"
+    # The split VCF reads exactly as the same site written as one multi-allelic record.
+    pd.testing.assert_frame_equal(alleles, read_alleles(joined["alleles"]))
+    assert read_fasta(joined["fasta"]) == seqs
+    assert counts["duplicate_position_merged"] == 1
+    # Genotype inference is graded against the base the haplotype carries.
+    membership = tmp_path / "m.tsv"
+    pd.DataFrame({"sample": SAMPLES5, "target_member": [1, 1, 0, 0, 1]}).to_csv(membership, sep="\t", index=False)
+    decisions = {"decisions": tmp_path / "d.tsv", "summary": tmp_path / "s.tsv"}
+    genotype_inference_stage(
+        ModelSpec.from_config("t", {"path": str(tiny_causal), "kind": "causal"}),
+        fasta_path=str(out["fasta"]),
+        alleles_path=str(out["alleles"]),
+        membership_path=str(membership),
+        params={"sites_per_person": 4, "seed": 0},
+        batch_size=8,
+        out=decisions,
+    )
+    graded = pd.read_csv(decisions["decisions"], sep="\t")
+    # Every haplotype once: p1 is asked about its T and its G, never about a REF it does not carry.
+    assert len(graded) == 10 and sorted(graded[graded["sample"] == "p1"].allele) == ["G", "T"]
+    truth = [
+        {seqs[sequence_id(SAMPLES5.index(r.sample), h, "w000001")][offset] for h in (0, 1)} for r in graded.itertuples()
+    ]
+    assert all(r.allele in t for r, t in zip(graded.itertuples(), truth, strict=True))
+    assert (graded.correct == (graded.predicted == graded.allele)).all()
+
+
+def test_triploid_genotype_stops_with_one_line_naming_record_and_sample(tmp_path):
+    vcf = _vcf(tmp_path, ["0|0", "0|1|1", "0|1", "1|1", "0|0"])
+    with pytest.raises(InputError) as err:
+        _build(vcf, windows=ONE_WINDOW)
+    message = str(err.value)
+    assert "\n" not in message
+    assert str(vcf) in message and f"z:{SITE[0]}" in message and "sample p2" in message and "0|1|1" in message
+    assert "only diploid phased genotypes" in message
+
+
+def test_ref_mismatch_over_threshold_names_the_config_key_and_the_fraction(tmp_path):
+    vcf = _vcf(tmp_path, ["0|1"] * 5, ref="G")
+    with pytest.raises(InputError) as err:
+        _build(vcf, windows=ONE_WINDOW)
+    message = str(err.value)
+    assert "1 of 1 " in message and "(100.0%)" in message
+    assert "windows.max_ref_mismatch_fraction=0.01" in message and "raise windows.max_ref_mismatch_fraction" in message

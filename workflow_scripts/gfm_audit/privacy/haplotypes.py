@@ -15,6 +15,12 @@ Rules for awkward genotypes (also in config/README.md, key ``individuals``):
   has one copy, and both sequences then show it; counted.
 * A REF allele that disagrees with the FASTA skips the record (counted) while such records are at most
   ``windows.max_ref_mismatch_fraction`` of the checked SNVs; above that the run stops (wrong assembly).
+* Records at one position (a multi-allelic site split into biallelic records, ``bcftools norm -m-``) are
+  merged into one site, so each haplotype has one allele there; two different ALTs on one haplotype stop the run.
+* A call of more than two alleles (polyploid) stops the run: only diploid and haploid calls are supported.
+* A window contig without records in the VCF (e.g. ``chr20`` against FASTA ``20`` works, ``chr20`` against ``z``
+  does not), or windows where no selected person carries any SNV, stop the run: every haplotype would be the
+  reference.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import logging
 import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +40,7 @@ import pysam
 
 from ..errors import InputError
 from ..outputs import atomic_outputs, write_fasta, write_text_gz, write_tsv
-from .reference import contig_key
+from .reference import contig_key, ref_mismatch_message, vcf_record_contigs
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +100,33 @@ def _vcf_contig(seqnames: Sequence[str], chrom: str) -> str | None:
     return None
 
 
+def _require_window_contigs(
+    chroms: Sequence[str], vcf_contigs: Sequence[str], *, vcf_name: str, fasta_name: str
+) -> dict[str, str]:
+    """{window contig: its VCF contig}; stops when a window's contig has no VCF records.
+
+    Without records every person's haplotypes there would be the plain reference: no person differs from
+    another, and the person-level attacks would grade noise.
+    """
+    found = {c: _vcf_contig(vcf_contigs, c) for c in dict.fromkeys(chroms)}
+    absent = [c for c, v in found.items() if v is None]
+    if absent:
+        have = ", ".join(vcf_contigs[:5]) + (", ..." if len(vcf_contigs) > 5 else "") or "none"
+        raise InputError(
+            f"VCF {vcf_name} (individuals.vcf) has no records on contig(s) "
+            f"{', '.join(repr(c) for c in absent)} of FASTA {fasta_name}, where the windows are (its records are "
+            f"on: {have}); every haplotype there would be the reference: rename the VCF contigs to the FASTA's "
+            "(bcftools annotate --rename-chrs) or give a VCF with these contigs"
+        )
+    return {c: v for c, v in found.items() if v is not None}
+
+
+def _gt_text(gt: Sequence[Any]) -> str:
+    """A cyvcf2 genotype ``[a, b, .., phased]`` as the VCF writes it (cyvcf2's gt_bases stops above ploidy 2)."""
+    *alleles, phased = gt
+    return ("|" if phased else "/").join("." if a < 0 else str(a) for a in alleles)
+
+
 def _call_alleles(gt: Sequence[Any], *, phasing: str, rng: np.random.Generator, where, counts: Counter):
     """(allele index of haplotype 0, of haplotype 1) for one genotype; -1 = missing. ``where()`` names it."""
     *alleles, phased = gt
@@ -100,7 +134,10 @@ def _call_alleles(gt: Sequence[Any], *, phasing: str, rng: np.random.Generator, 
         counts["haploid_calls"] += 1
         return alleles[0], alleles[0]
     if len(alleles) != 2:
-        raise InputError(f"{where()}: a call with {len(alleles)} alleles; only haploid and diploid calls are supported")
+        raise InputError(
+            f"{where()} has {len(alleles)} alleles; only diploid phased genotypes (and haploid calls) are "
+            "supported: drop this sample or record (bcftools view -s / -t)"
+        )
     a, b = alleles
     if not phased and a != b and a >= 0 and b >= 0:
         if phasing != "random":
@@ -114,6 +151,131 @@ def _call_alleles(gt: Sequence[Any], *, phasing: str, rng: np.random.Generator, 
     return a, b
 
 
+@dataclass
+class _Site:
+    """One SNV position of a window: its ALT alleles and each selected person's two calls.
+
+    Records at the same position (a multi-allelic site split by ``bcftools norm -m-``) are merged into one
+    site, so that each haplotype has one allele there, as if the VCF held one multi-allelic record.
+    """
+
+    offset: int
+    pos: int
+    ref: str
+    alts: list[str] = field(default_factory=list)
+    afs: list[float] = field(default_factory=list)
+    calls: list[list[int]] = field(default_factory=list)  # [sample][haplotype]: index into [ref, *alts], -1 missing
+
+    def merge(self, alts: Sequence[str], afs: Sequence[float], calls: Sequence[tuple[int, int]], where) -> None:
+        """Add one record's alleles; ``where(sample index)`` names a sample's call in a message."""
+        index = [0]
+        for alt, af in zip(alts, afs, strict=True):
+            if alt not in self.alts:
+                self.alts.append(alt)
+                self.afs.append(af)
+            index.append(self.alts.index(alt) + 1)
+        if not self.calls:
+            self.calls = [[-1 if a < 0 else index[a] for a in pair] for pair in calls]
+            return
+        for i, pair in enumerate(calls):
+            for h, a in enumerate(pair):
+                self.calls[i][h] = self._combine(self.calls[i][h], -1 if a < 0 else index[a], lambda i=i: where(i))
+
+    def _combine(self, old: int, new: int, where) -> int:
+        # An ALT in either record wins; a missing call in either leaves the allele unknown; else REF.
+        if old > 0 and new > 0 and old != new:
+            raise InputError(
+                f"{where()}: records at this position put ALT alleles {self.alts[old - 1]} and "
+                f"{self.alts[new - 1]} on the same haplotype; join the split records (bcftools norm -m +snps)"
+            )
+        if old > 0 or new > 0:
+            return max(old, new)
+        return -1 if -1 in (old, new) else 0
+
+
+def _record_calls(rec, genotypes, *, samples, vcf_name, params, rng, counts) -> list[tuple[int, int]]:
+    """Each selected sample's (haplotype 0, haplotype 1) allele indices of one record."""
+
+    def where(i: int) -> str:
+        return f"VCF {vcf_name} record {rec.CHROM}:{rec.POS}, sample {samples[i]} ({_gt_text(genotypes[i])})"
+
+    return [
+        _call_alleles(gt, phasing=params["phasing"], rng=rng, where=lambda i=i: where(i), counts=counts)
+        for i, gt in enumerate(genotypes)
+    ]
+
+
+def _alt_frequencies(rec, calls: Sequence[tuple[int, int]], n_alts: int) -> list[float]:
+    """INFO AF of each ALT, else its frequency among the selected samples' called alleles."""
+    info_af = rec.INFO.get("AF")
+    info_af = list(info_af) if isinstance(info_af, (tuple, list)) else [info_af]
+    called = np.array(calls).ravel()
+    n_called = max(int((called >= 0).sum()), 1)
+    return [
+        float(info_af[k]) if k < len(info_af) and info_af[k] is not None else float((called == k + 1).sum()) / n_called
+        for k in range(n_alts)
+    ]
+
+
+def _window_sites(
+    vcf: cyvcf2.VCF, region: str, w, ref_seq: str, *, samples, vcf_name, params, rng, counts: Counter
+) -> list[_Site]:
+    """The window's SNV sites that any selected sample carries an ALT at, REF-checked, split records merged."""
+    sites: dict[int, _Site] = {}
+    for rec in vcf(region):
+        pos = rec.POS
+        if not int(w.start) < pos <= int(w.end):
+            continue
+        ref, alts = rec.REF.upper(), [a.upper() for a in rec.ALT]
+        if len(ref) != 1 or not alts or any(len(a) != 1 or a not in BASES for a in alts):
+            counts["skipped_not_snv"] += 1
+            continue
+        offset = pos - 1 - int(w.start)
+        counts["snv_checked"] += 1
+        if ref_seq[offset] != ref:
+            counts["ref_mismatch"] += 1
+            if counts["ref_mismatch"] == 1:
+                counts.setdefault("_example", f"{rec.CHROM}:{pos} REF={ref} FASTA={ref_seq[offset]}")
+            continue
+        genotypes = rec.genotypes
+        if genotypes is None or not len(genotypes):
+            raise InputError(f"VCF {vcf_name} record {rec.CHROM}:{pos} has no genotypes (GT)")
+        calls = _record_calls(rec, genotypes, samples=samples, vcf_name=vcf_name, params=params, rng=rng, counts=counts)
+        if offset in sites:
+            counts["duplicate_position_merged"] += 1
+        site = sites.setdefault(offset, _Site(offset, pos, ref))
+
+        def where(i: int, rec=rec) -> str:
+            return f"VCF {vcf_name} record {rec.CHROM}:{rec.POS}, sample {samples[i]}"
+
+        site.merge(alts, _alt_frequencies(rec, calls, len(alts)), calls, where)
+    kept = []
+    for offset in sorted(sites):
+        site = sites[offset]
+        if not any(a > 0 for pair in site.calls for a in pair):
+            counts["snv_monomorphic_in_selection"] += 1
+            continue
+        counts["snv_applied"] += 1
+        kept.append(site)
+    return kept
+
+
+def _haplotype(ref_seq: str, sites: Sequence[_Site], i: int, h: int, counts: Counter) -> tuple[str, list[tuple]]:
+    """Haplotype ``h`` of sample ``i``: its sequence, and (offset, pos, ref, alts, allele, af) of each known site."""
+    haplotype = list(ref_seq)
+    carried = []
+    for site in sites:
+        allele = site.calls[i][h]
+        if allele < 0:
+            counts["missing_alleles"] += 1
+            continue  # unknown truth: the reference base stays, and it is no genotype-inference query
+        base = site.ref if allele == 0 else site.alts[allele - 1]
+        haplotype[site.offset] = base
+        af = site.afs[allele - 1] if allele > 0 else site.afs[0]
+        carried.append((site.offset, site.pos, site.ref, ",".join(site.alts), base, af))
+    return "".join(haplotype), carried
+
+
 def build_haplotypes(
     vcf_path: str,
     windows: pd.DataFrame,
@@ -122,6 +284,7 @@ def build_haplotypes(
     params: Mapping[str, Any],
     max_ref_mismatch_fraction: float,
     vcf_name: str | None = None,
+    fasta_name: str | None = None,
 ) -> tuple[list[str], dict[str, str], pd.DataFrame, Counter]:
     """Every selected sample's two haplotype sequences per window.
 
@@ -129,9 +292,14 @@ def build_haplotypes(
     haplotype and SNV site of the window where any selected sample carries a non-reference allele:
     ``allele`` is the base this haplotype carries, ``af`` the ALT frequency (INFO AF, else the selected
     samples' own frequency; for several ALTs the one of the allele carried, or of the first ALT).
+    Records at one position (a split multi-allelic site) are one site.
     """
     vcf_name = vcf_name or vcf_path
+    fasta_name = fasta_name or os.path.realpath(fasta.filename.decode())
     counts: Counter = Counter()
+    contigs = _require_window_contigs(
+        list(windows.chrom), vcf_record_contigs(vcf_path, vcf_name), vcf_name=vcf_name, fasta_name=fasta_name
+    )
     vcf = cyvcf2.VCF(vcf_path, lazy=True)
     try:
         samples = select_samples(
@@ -144,79 +312,54 @@ def build_haplotypes(
         rows: list[tuple] = []
         for w in windows.itertuples(index=False):
             ref_seq = fasta.fetch(w.chrom, int(w.start), int(w.end)).upper()
-            haps = [[list(ref_seq), list(ref_seq)] for _ in samples]
-            sites = []
-            contig = _vcf_contig(vcf.seqnames, w.chrom)
-            for rec in vcf(f"{contig}:{int(w.start) + 1}-{int(w.end)}") if contig else ():
-                pos = rec.POS
-                if not int(w.start) < pos <= int(w.end):
-                    continue
-                ref, alts = rec.REF.upper(), [a.upper() for a in rec.ALT]
-                if len(ref) != 1 or not alts or any(len(a) != 1 or a not in BASES for a in alts):
-                    counts["skipped_not_snv"] += 1
-                    continue
-                offset = pos - 1 - int(w.start)
-                counts["snv_checked"] += 1
-                if ref_seq[offset] != ref:
-                    counts["ref_mismatch"] += 1
-                    if counts["ref_mismatch"] == 1:
-                        counts.setdefault("_example", f"{rec.CHROM}:{pos} REF={ref} FASTA={ref_seq[offset]}")
-                    continue
-                genotypes = rec.genotypes
-                if genotypes is None or not len(genotypes):
-                    raise InputError(f"VCF {vcf_name} record {rec.CHROM}:{pos} has no genotypes (GT)")
-                calls = []
-                for i, gt in enumerate(genotypes):
-
-                    def where(i=i, rec=rec):
-                        return f"VCF {vcf_name}: sample {samples[i]} at {rec.CHROM}:{rec.POS} ({rec.gt_bases[i]})"
-
-                    calls.append(_call_alleles(gt, phasing=params["phasing"], rng=rng, where=where, counts=counts))
-                info_af = rec.INFO.get("AF")
-                info_af = list(info_af) if isinstance(info_af, (tuple, list)) else [info_af]
-                called = np.array(calls).ravel()
-                n_called = int((called >= 0).sum())
-                own_af = [float((called == k + 1).sum()) / max(n_called, 1) for k in range(len(alts))]
-                afs = [
-                    float(info_af[k]) if k < len(info_af) and info_af[k] is not None else own_af[k]
-                    for k in range(len(alts))
-                ]
-                if not (called > 0).any():
-                    counts["snv_monomorphic_in_selection"] += 1
-                    continue
-                counts["snv_applied"] += 1
-                sites.append((offset, pos, ref, alts, afs, calls))
-                for i, pair in enumerate(calls):
-                    for h, allele in enumerate(pair):
-                        if allele < 0:
-                            counts["missing_alleles"] += 1
-                        elif allele > 0:
-                            haps[i][h][offset] = alts[allele - 1]
-            for i in range(len(samples)):
+            region = f"{contigs[w.chrom]}:{int(w.start) + 1}-{int(w.end)}"
+            sites = _window_sites(
+                vcf, region, w, ref_seq, samples=samples, vcf_name=vcf_name, params=params, rng=rng, counts=counts
+            )
+            for i, sample in enumerate(samples):
                 for h in (0, 1):
                     sid = sequence_id(i, h, w.window_id)
-                    seqs[sid] = "".join(haps[i][h])
-                    for offset, pos, ref, alts, afs, calls in sites:
-                        allele = calls[i][h]
-                        if allele < 0:
-                            continue  # unknown truth: not a genotype-inference query
-                        af = afs[allele - 1] if allele > 0 else afs[0]
-                        base = ref if allele == 0 else alts[allele - 1]
-                        rows.append((sid, samples[i], h, w.window_id, offset, pos, ref, ",".join(alts), base, af))
+                    seqs[sid], carried = _haplotype(ref_seq, sites, i, h, counts)
+                    rows.extend((sid, sample, h, w.window_id, *row) for row in carried)
     finally:
         vcf.close()
-    example = counts.pop("_example", "")
-    checked = counts["snv_checked"]
-    if checked and counts["ref_mismatch"] / checked > max_ref_mismatch_fraction:
-        raise InputError(
-            f"{counts['ref_mismatch']} of {checked} SNV REF alleles of VCF {vcf_name} (individuals.vcf) in the "
-            f"windows differ from the FASTA (e.g. {example}): the VCF and FASTA are probably from different "
-            "assemblies; use a VCF built on this reference"
-        )
+    _check_sites(
+        counts,
+        n_windows=len(windows),
+        n_samples=len(samples),
+        threshold=max_ref_mismatch_fraction,
+        vcf_name=vcf_name,
+        fasta_name=fasta_name,
+    )
     alleles = pd.DataFrame(rows, columns=list(ALLELE_COLUMNS))
     counts["individuals"] = len(samples)
     counts["haplotype_sequences"] = len(seqs)
     return samples, seqs, alleles, counts
+
+
+def _check_sites(
+    counts: Counter, *, n_windows: int, n_samples: int, threshold: float, vcf_name: str, fasta_name: str
+) -> None:
+    """Stop on a VCF of another assembly, or on one whose SNVs no selected person carries in the windows."""
+    example = counts.pop("_example", "")
+    checked = counts["snv_checked"]
+    if checked and counts["ref_mismatch"] / checked > threshold:
+        raise InputError(
+            ref_mismatch_message(
+                counts["ref_mismatch"],
+                checked,
+                threshold=threshold,
+                alleles=f"SNV REF alleles of VCF {vcf_name} (individuals.vcf) in the windows",
+                fasta=f"the FASTA {fasta_name}",
+                examples=[example],
+            )
+        )
+    if not counts["snv_applied"]:
+        raise InputError(
+            f"no SNV of VCF {vcf_name} (individuals.vcf) in the {n_windows} window(s) is carried by any of the "
+            f"{n_samples} selected individuals ({checked} SNV records checked): every haplotype would be the "
+            "reference; place the windows where the VCF has variants (windows.placement: bed) or select others"
+        )
 
 
 def haplotypes_stage(
@@ -238,7 +381,12 @@ def haplotypes_stage(
         )
     with pysam.FastaFile(fasta_path) as fasta:
         samples, seqs, alleles, counts = build_haplotypes(
-            vcf_path, windows, fasta=fasta, params=params, max_ref_mismatch_fraction=max_ref_mismatch_fraction
+            vcf_path,
+            windows,
+            fasta=fasta,
+            params=params,
+            max_ref_mismatch_fraction=max_ref_mismatch_fraction,
+            fasta_name=os.path.realpath(fasta_path),
         )
     alt = alleles[alleles.allele != alleles.ref].groupby("seq_id").size()
     index = pd.DataFrame(

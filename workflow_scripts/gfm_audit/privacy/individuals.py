@@ -43,6 +43,26 @@ log = logging.getLogger(__name__)
 
 PERSON_ATTACKS = ("lira_online", "lira_offline", "loss_difference", "alt_alleles")
 AF_BINS = (0.0, 0.01, 0.05, 0.2, 0.5, 1.0000001)
+GENOTYPE_SUMMARY_COLUMNS = (
+    "af_bin",
+    "truth",
+    "group",
+    "queries",
+    "accuracy_model",
+    "accuracy_major_allele",
+    "accuracy_af_sampling",
+)
+
+
+def read_table(path: str | os.PathLike, **kwargs: Any) -> pd.DataFrame:
+    """A TSV this mode wrote; a file without even a header stops with one line naming it, not a pandas error."""
+    try:
+        return pd.read_csv(path, sep="\t", **kwargs)
+    except pd.errors.EmptyDataError:
+        raise InputError(
+            f"{path} is empty (not even a header line), so it holds no table; delete it and run the workflow "
+            "again to rebuild it"
+        ) from None
 
 
 # --- membership ------------------------------------------------------------------------------------------------
@@ -381,7 +401,8 @@ def genotype_summary(decisions: pd.DataFrame) -> pd.DataFrame:
                     "accuracy_af_sampling": float(part.truth_af.mean()),
                 }
             )
-    return pd.DataFrame(rows)
+    # The header is written even without queries, so that readers of summary.tsv get a table.
+    return pd.DataFrame(rows, columns=list(GENOTYPE_SUMMARY_COLUMNS))
 
 
 def genotype_inference_stage(
@@ -482,11 +503,11 @@ def report_section(
         return html_table(df, 3, labels={TOO_FEW: "too few non-members"})
 
     ind = config.get("individuals", {})
-    counts = pd.read_csv(counts_path, sep="\t")
+    counts = read_table(counts_path)
     membership = read_individual_membership(membership_path)
-    metrics = pd.read_csv(metrics_path, sep="\t")
-    curve = pd.read_csv(curve_path, sep="\t")
-    genotypes = pd.read_csv(genotype_path, sep="\t")
+    metrics = read_table(metrics_path)
+    curve = read_table(curve_path)
+    genotypes = read_table(genotype_path)
     parts = [f"<h2>Personal genomes: individuals membership of {html.escape(model)}</h2>"]
     n_members = int(membership.target_member.sum())
     parts.append(

@@ -361,17 +361,16 @@ def genotype_inference_rule(job: Job) -> None:
 
 def plot_individuals_rule(job: Job) -> None:
     """The person-level ROC, windows-per-person and genotype-accuracy figures."""
-    import pandas as pd
-
     from . import plots
+    from .individuals import read_table
 
-    scores = pd.read_csv(job.input.scores, sep="\t", dtype={"sample": str})
+    scores = read_table(job.input.scores, dtype={"sample": str})
     roc = scores.drop(columns=["n_sequences", "alt_tokens"]).rename(columns={"sample": "window_id"})
     # An attack with no score for members or for non-members (no alt alleles in few windows) has no ROC.
     roc = roc[[c for c in roc if c in ("window_id", "member") or roc.member[roc[c].notna()].nunique() == 2]]
     plots.roc_figure(roc, job.output.roc)
-    plots.windows_curve_figure(pd.read_csv(job.input.curve, sep="\t"), job.output.curve)
-    plots.genotype_accuracy_figure(pd.read_csv(job.input.genotypes, sep="\t"), job.output.genotypes)
+    plots.windows_curve_figure(read_table(job.input.curve), job.output.curve)
+    plots.genotype_accuracy_figure(read_table(job.input.genotypes), job.output.genotypes)
 
 
 def plot_token_profile_rule(job: Job) -> None:
