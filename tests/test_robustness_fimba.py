@@ -256,6 +256,30 @@ def test_a_matrix_in_which_no_gene_varies_stops_naming_the_file_before_any_outpu
     assert (split.X_train[:, 1:4] == 0).all() and split.X_train[:, [0, 4, 5]].std(axis=0).min() > 0
 
 
+def test_a_matrix_of_fewer_than_five_genes_runs_with_every_m_it_has(tmp_path):
+    rng = np.random.default_rng(3)
+    genes = ["g0", "g1", "g2", "g3"]
+    files = {}
+    for name, n in (("train", 30), ("test", 16)):
+        y = np.arange(n) % 2
+        X = rng.normal(size=(n, 4)) + 1.5 * y[:, None]
+        files[name] = _csv(tmp_path / f"{name}.csv", X, y, genes)
+    cfg = settings(
+        data=files["train"],
+        test_data=files["test"],
+        label="label",
+        positive=[],
+        layer="X",
+        top_m=[1, 4],
+        shap_samples=4,
+        shap_background=4,
+    )
+    out = [tmp_path / k for k in ("c.tsv", "d.tsv", "s.npz", "m.joblib")]
+    stages.fimba_model_stage("random_forest", cfg, threads=1, **_outputs(out))
+    curve = pd.read_csv(out[0], sep="\t")
+    assert set(curve.loc[curve.method == "fimba", "m"]) == {1, 4}
+
+
 def test_m_larger_than_the_number_of_features_is_refused_before_any_work(tmp_path):
     out = [tmp_path / k for k in ("c.tsv", "d.tsv", "s.npz", "m.joblib")]
     with pytest.raises(InputError, match=r"top_m: m = 5000 is larger than the number of features \(765\)"):

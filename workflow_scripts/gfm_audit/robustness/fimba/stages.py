@@ -101,7 +101,7 @@ def fimba_model_stage(
         "%s: SHAP took %d queries; top genes %s",
         model,
         shap_queries,
-        ", ".join(split.genes[i] for i in top_features(importance, 5)),
+        ", ".join(split.genes[i] for i in top_features(importance, min(5, importance.size))),
     )
     X, y = split.X_test, split.y_test
     no_endpoints = settings.get("no_endpoints", "report")
