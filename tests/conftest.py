@@ -199,3 +199,24 @@ def model_run(tmp_path_factory):
     result = snakemake(workdir, config=config, timeout=1200)
     assert result.returncode == 0, result.stderr[-3000:]
     return workdir, config
+
+
+# Modules whose tests compare numbers between implementations (golden files of the original code, scoring against a
+# direct forward pass): CI runs them again under each CPU capability PyTorch can pick (.ci/numerics.sh).
+NUMERIC_MODULES = {
+    "test_gfm_caduceus",
+    "test_gfm_dnabert2",
+    "test_gfm_families",
+    "test_gfm_gena_lm",
+    "test_gfm_hyenadna",
+    "test_gfm_loader",
+    "test_gfm_nt_v2",
+    "test_scoring",
+    "test_training",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.module is not None and item.module.__name__ in NUMERIC_MODULES:
+            item.add_marker(pytest.mark.numerics)
