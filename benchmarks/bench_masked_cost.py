@@ -3,7 +3,7 @@
 Run: nice .venv/bin/python benchmarks/bench_masked_cost.py [--windows N] [--references R] [--seeds S]
 
 What it does, in one process on a temporary folder:
-1. The demo's data the demo's way (config/config.yaml): reference staging, windows, SNP neighbors and controls,
+1. The demo's data the demo's way (config/demo.yaml): reference staging, windows, SNP neighbors and controls,
    and the membership split (the library functions the workflow's rules call).
 2. A masked target trained from scratch on the demo's member windows with the demo's training recipe
    (membership.training: epochs, learning rate, batch size; the masked-token loss of ``training.py``), on the
@@ -223,7 +223,7 @@ def main() -> None:
     parser.add_argument("--strongest", type=int, default=3, help="attack variants, by exact AUC, for the target")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    config = load_config(REPO / "config/config.yaml")
+    config = load_config(REPO / "config/demo.yaml")
     params = config["attacks"]
     names = params["names"]
     features = [*BASE_FEATURES, *(f for f in required_features(names, params) if f not in BASE_FEATURES)]

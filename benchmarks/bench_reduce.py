@@ -104,7 +104,7 @@ threshold_table(scores)
 
 
 def default_config() -> dict:
-    return validate_config(yaml.safe_load((REPO / "config" / "config.yaml").read_text()), source="config/config.yaml")
+    return validate_config(yaml.safe_load((REPO / "config" / "demo.yaml").read_text()), source="config/demo.yaml")
 
 
 def write_inputs(folder: Path, n: int, features: list[str], rng: np.random.Generator) -> None:

@@ -19,7 +19,7 @@ def paths_get_a_prefix():
     return False
 
 
-CONFIG_SOURCE = "the workflow config (config/config.yaml and --config/--configfile)"
+CONFIG_SOURCE = f"the workflow config ({DEFAULT_CONFIGFILE} and --config/--configfile)"
 try:
     validate_config(config, source="the config given to the module" if AS_MODULE else CONFIG_SOURCE)
     # Before Snakemake's own check of missing inputs, which names the file but not the config key.

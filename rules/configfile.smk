@@ -1,4 +1,5 @@
-# The workflow's default config file. We read it first because Snakemake's own
+# The workflow's base config file: config/config.yaml (schema defaults, no models) for a user's run, whose own
+# --configfile is merged over it; config/demo.yaml for `make demo`. We read it first because Snakemake's own
 # reader reports a YAML mistake as "not valid JSON or YAML", naming neither the
 # file nor the line. (--configfile files are read by Snakemake before any
 # workflow code runs; `python -m gfm_audit.config FILE` names their line.)
@@ -13,8 +14,9 @@ sys.path.insert(0, str(WORKFLOW_ROOT / "workflow_scripts"))
 from gfm_audit.config import read_yaml_config  # noqa: E402
 from gfm_audit.errors import InputError  # noqa: E402
 
-# GFM_AUDIT_CONFIG names another base config (`make demo-individuals`: config/individuals.yaml); --configfile
-# only extends the base config, it cannot drop its models or robustness blocks.
+# GFM_AUDIT_CONFIG names another base config (`make demo`: config/demo.yaml, `make demo-individuals`:
+# config/individuals.yaml); --configfile only extends the base config, it cannot drop its models or robustness
+# blocks, which is why the default base config has none.
 DEFAULT_CONFIGFILE = os.environ.get("GFM_AUDIT_CONFIG") or "config/config.yaml"
 
 # Used as a module (`module gfm_audit: snakefile: ... config: ...`), the config is the one the outer

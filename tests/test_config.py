@@ -61,8 +61,19 @@ def test_defaults_are_not_shared_between_configs():
 
 
 def test_bundled_demo_config_is_valid():
-    config = load_config(REPO / "config" / "config.yaml")
+    config = load_config(REPO / "config" / "demo.yaml")
     assert config["reference"]["fasta"] == "resources/demo/z.fa"
+    assert config["target"] == "demo_lm"
+
+
+def test_base_config_holds_only_schema_defaults_and_no_model():
+    """A user's --configfile is merged over config/config.yaml: nothing of the demo may come along."""
+    raw = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    assert set(raw) == {"reference"}
+    config = load_config(REPO / "config" / "config.yaml")
+    assert config["models"] == {} and config["robustness"]["ga"]["classifiers"] == {}
+    assert config["robustness"]["fimba"]["data"] is None
+    assert config["memorisation"]["canaries"]["n"] == 0 and not config["memorisation"]["extraction"]["enabled"]
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from conftest import REPO, demo_sequence, run_windows
+from full_disk import run_on_a_full_disk
 from gfm_audit.config import load_config
 from gfm_audit.fasta import read_fasta
 from gfm_audit.models import ModelSpec, load_model
@@ -32,6 +33,31 @@ def test_training_is_seeded_and_saves_a_loadable_safetensors_checkpoint(tmp_path
     load_model(ModelSpec("t", str(tmp_path / "a"), "causal"))
 
 
+def test_a_full_disk_stops_training_in_one_line_naming_the_model_folder_and_leaves_no_partial_folder(
+    tmp_path, tiny_causal
+):
+    disk, log = tmp_path / "disk", tmp_path / "train.log"
+    out = disk / "models" / "t"
+    seqs = [demo_sequence(i * 100, i * 100 + 60) for i in range(6)]
+    # A rule script's run: train_model under run_rule, saving into 64 KiB, where config.json and the tokenizer
+    # fit and the weights (about 140 KiB, written by safetensors) do not.
+    code = f"""
+import sys
+sys.path.insert(0, {str(REPO / "workflow_scripts")!r})
+from types import SimpleNamespace
+from gfm_audit.models import ModelSpec
+from gfm_audit.privacy.training import train_model
+from gfm_audit.rule_script import run_rule
+job = SimpleNamespace(rule="train_model", log=[{str(log)!r}], output=[{str(out)!r}])
+spec = ModelSpec("t", {str(tiny_causal)!r}, "causal", init="scratch")
+run_rule(job, lambda job: train_model(spec, {seqs!r}, params={TRAIN!r}, seed=3, out_dir=job.output[0], device="cpu"))
+"""
+    status, stderr, left = run_on_a_full_disk(code, disk, size_kib=64)
+    assert status == 1 and len(stderr.strip().splitlines()) == 1, stderr
+    assert "disk is full" in stderr and str(out) in stderr and "Traceback" not in stderr
+    assert left == []
+
+
 def test_masked_model_trains_with_masked_token_loss(tmp_path, tiny_masked):
     seqs = [demo_sequence(i * 100, i * 100 + 60) for i in range(8)]
     spec = ModelSpec("m", str(tiny_masked), "masked")
@@ -48,8 +74,8 @@ def test_member_sequences_keep_window_order():
 
 @pytest.mark.slow
 def test_the_demo_target_memorises_its_members(tmp_path):
-    """Train exactly the demo's target (config/config.yaml) and compare member and non-member loss."""
-    config = load_config(REPO / "config" / "config.yaml")
+    """Train exactly the demo's target (config/demo.yaml) and compare member and non-member loss."""
+    config = load_config(REPO / "config" / "demo.yaml")
     _, out, _ = run_windows(
         tmp_path, REPO / config["reference"]["fasta"], REPO / config["reference"]["vcf"], **config["windows"]
     )
