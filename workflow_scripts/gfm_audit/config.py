@@ -431,7 +431,8 @@ def schema_markdown(schema: Mapping[str, Any] | None = None) -> str:
         "",
         "Keys are written with dots for nesting (`windows.length` is `length:` under `windows:`); `<name>`",
         "stands for a name you choose. A default of `required` means the key must be given; no default means",
-        "the key is unset unless given. The demo's values are in `config.yaml`.",
+        "the key is unset unless given. The demo's values are in `demo.yaml`; `config.yaml` is the base of your own",
+        "run and holds only these defaults.",
     ]
     for name, node in schema["properties"].items():
         lines += _schema_section(name, node, name in schema.get("required", []), 2)
