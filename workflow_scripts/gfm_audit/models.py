@@ -13,7 +13,9 @@ a hub at run time. A checkpoint's own code runs only where the config says
 
 On both paths a weight missing from the file, or one in the file that the model
 does not have, stops the run in one line (``allow_missing_weights`` opts out of
-the first). Weights load from safetensors; a checkpoint with only a
+the first), and so do a NaN or infinite weight, a tokenizer with ids past the
+model's embedding rows, and a ``max_length`` past its absolute positions.
+Weights load from safetensors; a checkpoint with only a
 ``pytorch_model.bin`` is first opened with ``torch.load(weights_only=True)`` and
 must be a plain state dict (pickled code is refused in one line).
 """
@@ -28,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError
-from .gfm import loader, registry
+from .gfm import fit, loader, registry
 from .gfm.weights import PICKLES, SAFETENSORS, check_plain_state_dict, first_line
 
 __all__ = [
@@ -36,6 +38,7 @@ __all__ = [
     "SAFETENSORS",
     "ModelSpec",
     "architecture_of",
+    "check_inputs",
     "check_plain_state_dict",
     "first_line",
     "load_model",
@@ -181,14 +184,24 @@ def torch_dtype(spec: ModelSpec):
     return torch.bfloat16 if spec.dtype == "bfloat16" else torch.float32
 
 
-def load_model(spec: ModelSpec):
-    """The model in eval mode, every weight from the checkpoint (safetensors, or a weights-only ``.bin``)."""
+def load_model(spec: ModelSpec, *, tokenizer=None):
+    """The model in eval mode, every weight from the checkpoint (safetensors, or a weights-only ``.bin``), each
+    one finite, checked against its tokenizer (``tokenizer``, else the folder's) and ``max_length``."""
     config = read_checkpoint_config(spec)
     architecture = architecture_of(spec, config)
     if architecture != registry.TRANSFORMERS:
-        return loader.native_model(spec, config, architecture)
-    quiet_transformers()
-    return loader.transformers_model(spec, config, auto_class=_auto_class(spec.kind), dtype=torch_dtype(spec))
+        model = loader.native_model(spec, config, architecture)
+    else:
+        quiet_transformers()
+        model = loader.transformers_model(spec, config, auto_class=_auto_class(spec.kind), dtype=torch_dtype(spec))
+    check_inputs(spec, model, config, architecture, tokenizer=tokenizer)
+    return model
+
+
+def check_inputs(spec: ModelSpec, model, config: Mapping[str, Any], architecture: str, *, tokenizer=None) -> None:
+    """Stop in one line when the tokenizer has ids past the model's embedding or max_length exceeds its positions."""
+    fit.check_tokenizer_fits(spec, model, tokenizer if tokenizer is not None else load_tokenizer(spec))
+    fit.check_max_length(spec, model, config, architecture)
 
 
 def model_from_scratch(spec: ModelSpec, seed: int):
@@ -210,13 +223,15 @@ def model_from_scratch(spec: ModelSpec, seed: int):
             spec.path, trust_remote_code=spec.trust_remote_code, local_files_only=True
         )
         torch.manual_seed(seed)
-        return _auto_class(spec.kind).from_config(hf_config, trust_remote_code=spec.trust_remote_code)
+        model = _auto_class(spec.kind).from_config(hf_config, trust_remote_code=spec.trust_remote_code)
     except InputError:
         raise
     except Exception as exc:
         if loader.runs_remote_code(spec, config):
             raise loader.remote_code_error(spec, exc, "loading the model") from None
         raise
+    check_inputs(spec, model, config, architecture)
+    return model
 
 
 def max_tokens(spec: ModelSpec, model, tokenizer) -> int:

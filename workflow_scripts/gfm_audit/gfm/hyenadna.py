@@ -46,6 +46,10 @@ ACCEPTS_ATTENTION_MASK = False
 TIED_WEIGHTS = {"lm_head.weight": "hyena.backbone.embeddings.word_embeddings.weight"}
 # config.json key holding the longest input (tokens, [SEP] included) the checkpoint accepts.
 MAX_LENGTH_KEY = "max_seq_len"
+# The original shares one Sin module (its ``freq``) between the sines of a filter, so torch.save(state_dict())
+# names it at every place it is used (the hub's pytorch_model.bin files do); the loader keeps the first name
+# and refuses the file if the copies differ. (copy's name, the name kept.)
+SHARED_COPIES = ((r"(.+\.implicit_filter)\.\d+\.freq", r"\1.1.freq"),)
 
 # HyenaConfig's defaults, for keys a config.json leaves out.
 _DEFAULTS = {
@@ -127,6 +131,11 @@ def check_supported(config: dict, *, name: str) -> None:
             raise InputError(f"model '{name}': config.json {key} is {value!r}; expected a positive integer")
 
 
+def max_positions(config: dict) -> int:
+    """The longest input in tokens: the filter's positional embedding has ``max_seq_len`` steps."""
+    return int(_get(config, MAX_LENGTH_KEY))
+
+
 def _padded_vocab(config: dict) -> int:
     vocab, multiple = _get(config, "vocab_size"), _get(config, "pad_vocab_size_multiple")
     return vocab + (-vocab) % multiple
@@ -147,7 +156,8 @@ class _Sine(nn.Module):
                 self.register_buffer("freq", freq, persistent=False)
         else:
             # A file written without de-duplication (torch.save of the original state dict) also names the
-            # aliases; they are the same tensor, so the copy is dropped here rather than reported as unexpected.
+            # aliases: the loader checks that they equal the owner's (SHARED_COPIES) and drops them; a direct
+            # load_state_dict drops them here.
             self._register_load_state_dict_pre_hook(_drop_alias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,8 +1,8 @@
 """Loading a checkpoint folder through a native family module or through transformers' classes, safely.
 
 Both paths end the same way: every weight of the model comes from the file
-(or from the weight it is tied to), and anything else stops the run in one
-line; a model is told whether it takes an attention mask, so that scoring
+(or from the weight it is tied to) and is finite, and anything else stops the
+run in one line; a model is told whether it takes an attention mask, so that scoring
 passes one only to models whose forward has it.
 """
 
@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
 from . import registry
-from .weights import first_line, load_weights, pickled_weight_files, read_state_dict, weight_format
+from .weights import (
+    check_finite,
+    first_line,
+    load_weights,
+    pickled_weight_files,
+    read_state_dict,
+    weight_format,
+)
 
 if TYPE_CHECKING:
     from ..models import ModelSpec
@@ -96,6 +103,7 @@ def native_model(spec: ModelSpec, config: Mapping[str, Any], architecture: str, 
             allow_missing=spec.allow_missing_weights,
             derived=getattr(family, "DERIVED_BUFFERS", ()),
             unused=getattr(family, "UNUSED_WEIGHT_PREFIXES", ()),
+            copies=getattr(family, "SHARED_COPIES", ()),
         )
         if left:
             log.warning("model '%s': %d weights are random (allow_missing_weights): %s", spec.name, len(left), left)
@@ -238,4 +246,7 @@ def transformers_model(spec: ModelSpec, config: Mapping[str, Any], *, auto_class
         log.warning(
             "model '%s': %d weights are random (allow_missing_weights): %s", spec.name, len(missing), sorted(missing)
         )
+    # from_pretrained reads the file itself, so its parameters are checked once loaded (each tied one once): one
+    # summation per tensor, a few seconds for a 7B model (see non_finite).
+    check_finite(model.named_parameters(), name=spec.name, folder=spec.path)
     return model.eval()

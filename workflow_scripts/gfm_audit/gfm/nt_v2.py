@@ -290,6 +290,16 @@ _DEFAULTS = {
 }
 
 
+def max_positions(config: dict) -> int | None:
+    """The longest input in tokens with absolute positions (they start after the padding id, as in ESM); None
+    with rotary ones, where the original's position table is present but unused."""
+    cfg = {**_DEFAULTS, **config}
+    if cfg["position_embedding_type"] != "absolute":
+        return None
+    pad = cfg["pad_token_id"]
+    return int(cfg["max_position_embeddings"]) - (int(pad) + 1 if pad is not None else 0)
+
+
 def build_lm(config: dict, *, kind: str) -> NTv2ForMaskedLM:
     """The NT v2 masked LM from config.json alone (weights not loaded), float32, eval mode."""
     if kind not in KINDS:

@@ -31,6 +31,12 @@ from .kmer import BASES, KmerModel
 
 log = logging.getLogger(__name__)
 
+# Extraction has one switch for every audited model, none per model.
+NO_EXTRACTION = (
+    "extraction runs on every model in models: set memorisation.extraction.enabled: false, or audit this model "
+    "in a run of its own without extraction"
+)
+
 COLUMNS = (
     "decoder",
     "group",
@@ -102,12 +108,12 @@ class ModelDecoder:
 
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         tokenizer = load_tokenizer(spec)
-        model = load_model(spec).to(device)
+        model = load_model(spec, tokenizer=tokenizer).to(device)
         ids = tokenizer.convert_tokens_to_ids(list(BASES))
         if any(i is None or i == tokenizer.unk_token_id for i in ids):
             raise InputError(
                 f"model '{spec.name}': extraction decodes base by base and needs a tokenizer with one token per base "
-                "(A, C, G, T); turn memorisation.extraction off for this model"
+                f"(A, C, G, T); {NO_EXTRACTION}"
             )
         if spec.kind == "masked" and tokenizer.mask_token_id is None:
             raise InputError(f"model '{spec.name}' is masked but its tokenizer has no mask token")
@@ -121,7 +127,7 @@ class ModelDecoder:
         if len(real) != len(text) or not (enc.end[real] - enc.start[real] == 1).all():
             raise InputError(
                 f"model '{self.name}': extraction needs one token per base, and its tokenizer joins bases; "
-                "turn memorisation.extraction off for this model"
+                f"{NO_EXTRACTION}"
             )
         return enc.ids, real
 
