@@ -5,7 +5,9 @@ asked, so that the library works with whichever families are present and a
 family's torch code is not loaded for a run that does not use it. Each module
 follows the contract in its docstring: ``ARCHITECTURE``, ``KINDS``,
 ``ACCEPTS_ATTENTION_MASK``, ``claims(config)``, ``check_supported(config, name=)``,
-``build_lm(config, kind=)``, ``TIED_WEIGHTS`` and ``load_tokenizer(folder)``.
+``build_lm(config, kind=)``, ``TIED_WEIGHTS`` and ``load_tokenizer(folder)``; optionally
+``DERIVED_BUFFERS``, ``UNUSED_WEIGHT_PREFIXES``, ``SHARED_COPIES`` (see ``weights.load_weights``) and
+``max_positions(config)`` (see ``fit.position_limit``).
 """
 
 from __future__ import annotations
