@@ -6,6 +6,7 @@ import sys
 
 import pandas as pd
 from conftest import REPO
+from full_disk import run_on_a_full_disk
 from gfm_audit.outputs import atomic_directory, atomic_outputs, write_tsv
 
 
@@ -28,9 +29,8 @@ with {writer}({str(output)!r}) as tmp:
 def test_writing_an_output_removes_the_temporaries_killed_jobs_left_of_it_and_no_other(tmp_path):
     out = tmp_path / "shard-0.tsv"
     _killed_mid_write(out, folder=False)
-    _killed_mid_write(out, folder=False)
     _killed_mid_write(tmp_path / "shard-1.tsv", folder=False)  # another output's: not this job's to remove
-    assert len(list(tmp_path.glob(".shard-0.tsv.partial-*"))) == 2
+    assert len(list(tmp_path.glob(".shard-0.tsv.partial-*"))) == 1
 
     with atomic_outputs(out) as (tmp,):
         write_tsv(pd.DataFrame({"a": [1.5, 2.0]}), tmp)
@@ -50,3 +50,26 @@ def test_writing_a_folder_removes_the_half_written_folders_killed_jobs_left_of_i
 
     assert [p.name for p in (tmp_path / "models").iterdir()] == ["target"]
     assert [p.name for p in out.iterdir()] == ["config.json"]
+
+
+def test_a_full_disk_met_creating_an_output_names_that_output_not_its_temporary(tmp_path):
+    disk, log = tmp_path / "disk", tmp_path / "job.log"
+    out, other = disk / "results" / "table.tsv", disk / "results" / "other.tsv"
+    code = f"""
+import sys
+sys.path.insert(0, {str(REPO / "workflow_scripts")!r})
+from types import SimpleNamespace
+import pandas as pd
+from gfm_audit.outputs import atomic_outputs, write_tsv
+from gfm_audit.rule_script import run_rule
+def main(job):
+    with atomic_outputs(job.output[0]) as (tmp,):
+        write_tsv(pd.DataFrame({{"a": [1]}}), tmp)
+run_rule(SimpleNamespace(rule="r", log=[{str(log)!r}], output=[{str(out)!r}, {str(other)!r}]), main)
+"""
+    # Room for two entries, the tmpfs's own root and the results folder: creating the table's temporary finds the
+    # disk full, and the error names that temporary.
+    status, stderr, left = run_on_a_full_disk(code, disk, size_kib=64, files=2)
+    assert status == 1 and stderr.strip().splitlines() == [stderr.strip()], stderr
+    assert f"disk is full (no space left on device) writing {out};" in stderr and ".partial-" not in stderr
+    assert left == []

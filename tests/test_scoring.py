@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 from conftest import NEIGHBOR_PARAMS, REPO, demo_sequence, run_windows, save_bpe_tokenizer, save_kmer_tokenizer
+from full_disk import run_on_a_full_disk
 from gfm_audit.char_lm import char_tokenizer
 from gfm_audit.errors import InputError
 from gfm_audit.fasta import read_fasta
@@ -305,6 +306,71 @@ scoring.score_shard(
     _score(ModelSpec("tiny", str(tiny_causal), "causal"), folder, 0, "k")
     assert pq.read_table(folder / "k.features.parquet").num_rows == 21
     assert not list(folder.glob(".k.*.partial-*"))  # the rerun removed what the killed job had left
+
+
+@pytest.mark.parametrize("space", ["full from the start", "full half way"])
+def test_a_full_disk_stops_a_shard_in_one_line_naming_its_outputs_and_leaves_no_partial_file(
+    space, tiny_causal, shard_inputs, tmp_path
+):
+    folder, disk, log = shard_inputs / "of1", tmp_path / "disk", tmp_path / "score.log"
+    features, tokens = disk / "features" / "tiny" / "shard-0.parquet", disk / "scores" / "tiny" / "shard-0.parquet"
+    # A rule script's run: the library's score_shard under run_rule, its outputs on a disk with no space left.
+    code = f"""
+import sys
+sys.path.insert(0, {str(REPO / "workflow_scripts")!r})
+from pathlib import Path
+from types import SimpleNamespace
+from gfm_audit.models import ModelSpec
+from gfm_audit.privacy import scoring
+from gfm_audit.rule_script import run_rule
+folder = Path({str(folder)!r})
+job = SimpleNamespace(rule="score_shard", log=[{str(log)!r}], output=[{str(features)!r}, {str(tokens)!r}])
+run_rule(job, lambda job: scoring.score_shard(
+    ModelSpec("tiny", {str(tiny_causal)!r}, "causal"),
+    windows_fasta=str(folder / "0.fa"), neighbors_fasta=str(folder / "0.n.fa"),
+    neighbors_tsv=str(folder / "0.n.tsv"), snps_path=str(folder / "0.snps.tsv.gz"),
+    features=[], batch_size=4, seed=0, chunk_size=3,
+    features_path=job.output[0], tokens_path=job.output[1], progress=False,
+))
+"""
+    # Half way: room for the features (4 KiB) but not for the per-token table too (12 KiB, written a row group
+    # of 3 sequences at a time).
+    full = space == "full from the start"
+    status, stderr, left = run_on_a_full_disk(code, disk, size_kib=64 if full else 12, fill=full)
+    assert status == 1 and len(stderr.strip().splitlines()) == 1, stderr
+    assert "disk is full" in stderr and str(features) in stderr and "Traceback" not in stderr
+    assert left == (["filler"] if full else [])
+    assert [line for line in log.read_text().splitlines() if "ERROR" in line][0].endswith(stderr.strip()[7:])
+
+
+def test_a_shard_whose_closing_write_fails_has_removed_its_temporary_when_the_error_arrives(
+    tiny_causal, shard_inputs, tmp_path
+):
+    folder, disk = shard_inputs / "of1", tmp_path / "disk"
+    # 8 KiB hold the features' row groups (4 KiB of the file) but not the footer Parquet writes on closing. The
+    # temporary must be gone when the error is raised, not only once the process exits and its objects are freed.
+    code = f"""
+import os, sys
+sys.path.insert(0, {str(REPO / "workflow_scripts")!r})
+from pathlib import Path
+from gfm_audit.models import ModelSpec
+from gfm_audit.privacy import scoring
+folder = Path({str(folder)!r})
+try:
+    scoring.score_shard(
+        ModelSpec("tiny", {str(tiny_causal)!r}, "causal"),
+        windows_fasta=str(folder / "0.fa"), neighbors_fasta=str(folder / "0.n.fa"),
+        neighbors_tsv=str(folder / "0.n.tsv"), snps_path=str(folder / "0.snps.tsv.gz"),
+        features=[], batch_size=4, seed=0, chunk_size=3,
+        features_path={str(disk / "shard-0.parquet")!r}, progress=False,
+    )
+except OSError as error:
+    print("while the error is held:", os.listdir({str(disk)!r}), file=sys.stderr)
+    os._exit(3)
+"""
+    status, stderr, left = run_on_a_full_disk(code, disk, size_kib=8, fill=False)
+    assert status == 3 and "while the error is held: []" in stderr, stderr
+    assert left == []
 
 
 def _split(tmp_path, name, ids, n_shards):

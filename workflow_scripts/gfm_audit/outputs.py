@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 import shutil
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -17,6 +18,18 @@ def _partial_prefix(final: Path) -> str:
 def _partial(final: Path) -> Path:
     """This process's temporary of ``final``, beside it (one filesystem: the rename is atomic)."""
     return final.with_name(f"{_partial_prefix(final)}{os.getpid()}")
+
+
+_PARTIAL_NAME = re.compile(r"\.(.+)\.partial-\d+")
+
+
+def final_name(path: str | os.PathLike) -> str:
+    """``path`` with any temporary name in it (``.<name>.partial-<pid>``) given as the final name it stands for.
+
+    An error raised while writing names the temporary; the user knows the output.
+    """
+    parts = [m[1] if (m := _PARTIAL_NAME.fullmatch(part)) else part for part in Path(path).parts]
+    return str(Path(*parts)) if parts else str(path)
 
 
 def _clear_leftovers(final: Path) -> None:

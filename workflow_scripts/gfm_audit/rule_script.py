@@ -6,12 +6,14 @@ rule's function from the ``stages`` module of its half (``privacy``, ``robustnes
 
 from __future__ import annotations
 
+import errno
 import logging
 import sys
 from collections.abc import Callable
 from typing import Any
 
 from .errors import InputError
+from .outputs import final_name
 
 # Snakemake's job object, the ``snakemake`` of a rule script: ``input``, ``output``, ``params``,
 # ``wildcards``, ``threads``, ``log`` and ``rule``.
@@ -23,7 +25,8 @@ def run_rule(snakemake: Job, main: Callable[[Job], None]) -> None:
 
     An :class:`InputError` becomes one line on stderr and in the log, with
     exit status 1 and no traceback; Snakemake then removes the job's outputs.
-    Anything else is a bug in gfm-audit and keeps its traceback.
+    So does a full disk, whichever library was writing. Anything else is a bug
+    in gfm-audit and keeps its traceback.
     """
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(logging.WARNING)  # progress goes to the log file; the console gets problems only
@@ -39,3 +42,43 @@ def run_rule(snakemake: Job, main: Callable[[Job], None]) -> None:
     except InputError as exc:
         logging.getLogger("gfm_audit").error("gfm-audit error in rule %s: %s", snakemake.rule, exc)
         sys.exit(1)
+    except Exception as exc:
+        full = disk_full_error(exc)
+        if full is None:
+            raise
+        # The log may be on the full disk too: its handler failing must not add a traceback to the one line.
+        logging.raiseExceptions = False
+        logging.getLogger("gfm_audit").error(
+            "gfm-audit error in rule %s: %s", snakemake.rule, disk_full_message(full, snakemake)
+        )
+        sys.exit(1)
+
+
+def disk_full_error(exc: BaseException) -> BaseException | None:
+    """The error in ``exc``'s chain (causes and contexts) that says a disk is full; None if none does.
+
+    An ``OSError`` says it by its errno; safetensors' errors (saving a model) only in their text.
+    """
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            return exc
+        if any(text in str(exc) for text in _DISK_FULL_TEXTS):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+_DISK_FULL_TEXTS = ("No space left on device", f"(os error {errno.ENOSPC})")
+
+
+def disk_full_message(exc: BaseException, job: Job) -> str:
+    """One line: the disk is full, where the job was writing (the file named by the error, else its outputs)."""
+    name = getattr(exc, "filename", None)
+    paths = [final_name(name)] if name else [str(p) for p in getattr(job, "output", None) or []]
+    where = f"writing {', '.join(paths)}" if paths else "writing its outputs"
+    return (
+        f"the disk is full (no space left on device) {where}; no partial output is kept: free space on that "
+        "filesystem (or move the workflow's results to a larger one) and rerun"
+    )

@@ -175,7 +175,11 @@ class ShardWriter:
             self.rows += table.num_rows
 
     def close(self, exc: BaseException | None = None) -> None:
-        self._writer.close()
+        try:
+            self._writer.close()  # writes the footer, which may find the disk full
+        except BaseException as error:
+            self._atomic.__exit__(type(error), error, error.__traceback__)  # removes the temporary at once
+            raise
         if exc is None:
             self._atomic.__exit__(None, None, None)
         else:
