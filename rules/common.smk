@@ -219,8 +219,14 @@ EXTRACTION_MODELS = list(MODELS) if EXTRACTION["enabled"] and MODE in ("finetune
 
 
 def canary_training_input(trained):
-    """The canary table, as an input of the target's training only (never of a reference model's)."""
-    return [CANARY_TABLE] if CANARIES_ON and trained == TARGET else []
+    """The canary table, as an input of every model's training: the target takes every inserted canary, a
+    reference model each with probability 1/2 (canary_inclusion_seed), so that all are trained alike."""
+    return [CANARY_TABLE] if CANARIES_ON else []
+
+
+def canary_inclusion_seed(trained):
+    """None for the target (every inserted canary); a seed of its own for each reference model."""
+    return None if trained == TARGET else CANARIES["seed"] + 7919 * (1 + TRAINED.index(trained))
 
 
 def memorisation_outputs():

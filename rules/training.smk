@@ -25,5 +25,6 @@ rule train_model:
         column=lambda w: membership_column(w.trained),
         training=MEMBERSHIP["training"],
         seed=lambda w: MEMBERSHIP["seed"] + TRAINED.index(w.trained),
+        canary_inclusion_seed=lambda w: canary_inclusion_seed(w.trained),
     script:
         "../workflow_scripts/scripts/train_model.py"

@@ -2,6 +2,7 @@
 
 import itertools
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -197,12 +198,22 @@ def test_match_metrics_count_runs_and_accuracy_by_hand():
     assert match_metrics("TTTT", "AAAA") == (False, 0, 0.0)
 
 
-def test_canaries_are_never_in_reference_models_or_nonmember_data(tmp_path):
+def test_target_takes_every_inserted_canary_and_a_reference_model_a_seeded_half(tmp_path):
     canaries = random_canaries(2, 32, repeats=[1, 4, 16], seed=0)
     assert [c.repeats for c in canaries] == [1, 1, 4, 4, 16, 16] + [0] * 6
     copies = training_copies(canaries)
     assert len(copies) == 2 * 21
     assert not {c.sequence for c in canaries if c.group == "reference"} & set(copies)
+    inserted = [c for c in canaries if c.group == "inserted"]
+    # A reference model: each inserted canary in or out by one Bernoulli(1/2) draw, with all its copies.
+    halves = [training_copies(canaries, inclusion_seed=seed) for seed in range(200)]
+    assert halves[3] == training_copies(canaries, inclusion_seed=3) and halves[3] != halves[4]
+    taken = np.array([[c.sequence in half for c in inserted] for half in halves])
+    for half in halves:
+        assert all(half.count(c.sequence) in (0, c.repeats) for c in inserted)
+        assert not {c.sequence for c in canaries if c.group == "reference"} & set(half)
+    # 200 draws per canary: a share outside 0.5 +- 0.12 (over 3 binomial standard deviations) would be a bias.
+    assert np.all(np.abs(taken.mean(axis=0) - 0.5) < 0.12)
     windows = {f"w{i}": demo_sequence(i * 1000, i * 1000 + 256) for i in range(40)}
     assert not any(c.sequence in w for c in canaries for w in windows.values())
     write_canaries(canaries, tmp_path / "canaries.tsv")
@@ -307,9 +318,9 @@ def test_memorisation_rules_write_exposure_extraction_figures_and_report_section
     windows = read_fasta(workdir / "results/windows/windows.fa")
     assert not any(c in w for c in canaries.sequence for w in windows.values())
     logs = workdir / "results/logs/train_model"
-    assert "2 canaries inserted, 3 copies added" in (logs / "tiny.log").read_text()
-    for ref in ("ref_0", "ref_1"):
-        assert "canaries" not in (logs / f"{ref}.log").read_text()
+    assert "2 canaries inserted, 3 copies trained on in batches of their own" in (logs / "tiny.log").read_text()
+    for ref in ("ref_0", "ref_1"):  # a seeded half of them each
+        assert re.search(r"[0-2] canaries inserted, [0-3] copies", (logs / f"{ref}.log").read_text())
     # Re-runs: nothing to do; an extraction setting re-runs extraction only, never training or exposure.
     again = snakemake(workdir, "--dry-run", config=config)
     assert "Nothing to be done" in again.stdout + again.stderr

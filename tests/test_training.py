@@ -33,6 +33,29 @@ def test_training_is_seeded_and_saves_a_loadable_safetensors_checkpoint(tmp_path
     load_model(ModelSpec("t", str(tmp_path / "a"), "causal"))
 
 
+def test_extra_sequences_train_in_batches_of_their_own_leaving_the_member_batches_unchanged(tmp_path, tiny_causal):
+    """Planted canaries must not change which windows are trained together or in which order."""
+    import torch
+    from gfm_audit.privacy.training import _interleave
+
+    seqs = [demo_sequence(i * 100, i * 100 + 60) for i in range(10)]
+    extra = [demo_sequence(50_000 + i * 40, 50_000 + i * 40 + 30) for i in range(5)]
+    spec = ModelSpec("t", str(tiny_causal), "causal", init="scratch")
+    # lr 0: the weights never move, so each epoch's mean loss is a fingerprint of the member batches it saw.
+    frozen = {**TRAIN, "learning_rate": 0.0, "epochs": 3}
+    alone = train_model(spec, seqs, params=frozen, seed=3, out_dir=tmp_path / "a", device="cpu")
+    planted = train_model(
+        spec, seqs, params=frozen, seed=3, out_dir=tmp_path / "b", device="cpu", extra_sequences=extra
+    )
+    assert planted == alone
+    mixed_in = train_model(spec, seqs + extra, params=frozen, seed=3, out_dir=tmp_path / "c", device="cpu")
+    assert mixed_in != alone  # what planting them among the windows did
+    main = [torch.tensor([0, 1]), torch.tensor([2, 3])]
+    schedule = _interleave(main, 3, 10, 2, torch.Generator().manual_seed(0))
+    assert [rows.tolist() for rows, is_main in schedule if is_main] == [[0, 1], [2, 3]]
+    assert sorted(sum((rows.tolist() for rows, is_main in schedule if not is_main), [])) == [10, 11, 12]
+
+
 def test_a_full_disk_stops_training_in_one_line_naming_the_model_folder_and_leaves_no_partial_folder(
     tmp_path, tiny_causal
 ):

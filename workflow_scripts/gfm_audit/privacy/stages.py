@@ -140,18 +140,21 @@ def train_model_rule(job: Job) -> None:
     labels = read_membership(job.input.membership).set_index("window_id")[job.params.column].to_dict()
     windows = read_fasta(job.input.windows)
     sequences = member_sequences(windows, labels)
-    # Only the target's job has the canary table as input (rules/common.smk, canary_training_input).
+    # The canary table is an input when canaries are planted (rules/common.smk, canary_training_input): the target
+    # takes every inserted canary, each reference model a seeded half of them.
     canaries = _optional_input(job, "canaries")
+    copies = []
     if canaries:
         from .memorisation.canaries import canary_training_copies
 
-        sequences += canary_training_copies(spec, canaries)
+        copies = canary_training_copies(spec, canaries, inclusion_seed=job.params.canary_inclusion_seed)
     train_model(
         spec,
         sequences,
         params=job.params.training,
         seed=job.params.seed,
         out_dir=job.output[0],
+        extra_sequences=copies,
     )
 
 

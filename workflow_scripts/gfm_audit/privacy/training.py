@@ -48,15 +48,24 @@ def train_model(
     seed: int,
     out_dir: str | os.PathLike,
     device: str | None = None,
+    extra_sequences: Sequence[str] = (),
 ) -> list[float]:
-    """Train on ``sequences`` and save to ``out_dir``; returns the mean loss of each epoch."""
+    """Train on ``sequences`` and save to ``out_dir``; returns the mean loss of each epoch over their batches.
+
+    ``extra_sequences`` (planted canaries) are trained on in batches of their own, placed among the batches of
+    ``sequences`` by a generator of their own: the batches of ``sequences`` and their order are the same with and
+    without them, so planting canaries adds optimizer steps but changes neither which windows are trained together
+    nor the shuffle.
+    """
     import torch
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     # On a CPU, one thread keeps the gradient sums in one order, so a re-run gives the same bits.
     with single_cpu_thread() if device == "cpu" else nullcontext():
         log.info("numerics: %s", numeric_runtime())
-        return _train(spec, sequences, params=params, seed=seed, out_dir=out_dir, device=device)
+        return _train(
+            spec, sequences, params=params, seed=seed, out_dir=out_dir, device=device, extra=list(extra_sequences)
+        )
 
 
 def _train(
@@ -67,6 +76,7 @@ def _train(
     seed: int,
     out_dir: str | os.PathLike,
     device: str,
+    extra: list[str],
 ) -> list[float]:
     import torch
 
@@ -76,7 +86,8 @@ def _train(
     model.to(device).train()
     limit = max_tokens(spec, model, tokenizer)
     encodings = [
-        encode(tokenizer, s, seq_id=f"training sequence {i}", model=spec.name) for i, s in enumerate(sequences)
+        encode(tokenizer, s, seq_id=f"training sequence {i}", model=spec.name)
+        for i, s in enumerate([*sequences, *extra])
     ]
     too_long = [len(e.ids) for e in encodings if len(e.ids) > limit]
     if too_long:
@@ -93,14 +104,17 @@ def _train(
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=params["learning_rate"], weight_decay=params["weight_decay"])
     generator = torch.Generator().manual_seed(seed)
+    # A generator of its own for the extra batches, so that the main one draws exactly what it draws without them.
+    extra_generator = torch.Generator().manual_seed(seed + 1_000_003)
     batch_size, epochs = params["batch_size"], params["epochs"]
+    n_main = len(sequences)
     losses = []
     start = time.perf_counter()
     for epoch in range(epochs):
-        order = torch.randperm(len(encodings), generator=generator)
+        order = torch.randperm(n_main, generator=generator)
+        main = [order[k : k + batch_size] for k in range(0, n_main, batch_size)]
         total, batches = 0.0, 0
-        for k in range(0, len(order), batch_size):
-            rows = order[k : k + batch_size]
+        for rows, is_main in _interleave(main, len(extra), n_main, batch_size, extra_generator):
             x, a = ids[rows], attention[rows]
             if spec.kind == "causal":
                 labels = x.masked_fill(a == 0, -100)
@@ -110,8 +124,9 @@ def _train(
             optimizer.zero_grad(set_to_none=True)
             backward(loss, model, spec)
             optimizer.step()
-            total += float(loss.detach())
-            batches += 1
+            if is_main:
+                total += float(loss.detach())
+                batches += 1
         losses.append(total / max(batches, 1))
         log.info(
             "model %s epoch %d/%d: training loss %.4f (%.0f s)",
@@ -123,6 +138,24 @@ def _train(
         )
     save_model(model, tokenizer, losses=losses, out_dir=out_dir, source=spec.path)
     return losses
+
+
+def _interleave(main: list, n_extra: int, offset: int, batch_size: int, generator):
+    """The main batches in their order, with the extra rows (``offset`` onwards) shuffled into batches of their own
+    and each placed before a main batch (or at the end) drawn uniformly: (rows, is_main) pairs."""
+    import torch
+
+    if not n_extra:
+        return [(rows, True) for rows in main]
+    extra_order = offset + torch.randperm(n_extra, generator=generator)
+    extra = [extra_order[k : k + batch_size] for k in range(0, n_extra, batch_size)]
+    slots = torch.randint(len(main) + 1, (len(extra),), generator=generator).tolist()
+    schedule: list = []
+    for position in range(len(main) + 1):
+        schedule += [(rows, False) for rows, slot in zip(extra, slots, strict=True) if slot == position]
+        if position < len(main):
+            schedule.append((main[position], True))
+    return schedule
 
 
 def backward(loss, model, spec: ModelSpec) -> None:

@@ -182,9 +182,19 @@ def read_canaries(path: str | os.PathLike) -> list[Canary]:
     ]
 
 
-def training_copies(canaries: Sequence[Canary]) -> list[str]:
-    """The sequences added to the target's training data: each inserted canary ``repeats`` times."""
-    return [c.sequence for c in canaries if c.group == "inserted" for _ in range(c.repeats)]
+def training_copies(canaries: Sequence[Canary], inclusion_seed: int | None = None) -> list[str]:
+    """The sequences added to a model's training data: each inserted canary ``repeats`` times.
+
+    The target takes every inserted canary (``inclusion_seed`` None). A reference model takes each independently
+    with probability 1/2 (a Bernoulli draw seeded by ``inclusion_seed``), as it takes each window: so target and
+    references are trained alike, which LiRA and RMIA assume (Carlini et al. 2022), and a canary's presence is
+    not a difference between them that membership attacks would read.
+    """
+    inserted = [c for c in canaries if c.group == "inserted"]
+    if inclusion_seed is not None:
+        keep = np.random.default_rng(inclusion_seed).random(len(inserted)) < 0.5
+        inserted = [c for c, k in zip(inserted, keep, strict=True) if k]
+    return [c.sequence for c in inserted for _ in range(c.repeats)]
 
 
 def check_canary_tokens(spec, canaries: Sequence[Canary], *, tokenizer, limit: int) -> None:
@@ -202,8 +212,9 @@ def check_canary_tokens(spec, canaries: Sequence[Canary], *, tokenizer, limit: i
         )
 
 
-def canary_training_copies(spec, path: str | os.PathLike) -> list[str]:
-    """The inserted canaries of ``path``, each as often as it is inserted, once they are known to fit the model."""
+def canary_training_copies(spec, path: str | os.PathLike, inclusion_seed: int | None = None) -> list[str]:
+    """The inserted canaries of ``path`` (all, or a seeded half: ``training_copies``), each as often as it is
+    inserted, once they are known to fit the model."""
     import logging
 
     from transformers import AutoConfig
@@ -216,8 +227,8 @@ def canary_training_copies(spec, path: str | os.PathLike) -> list[str]:
     config = AutoConfig.from_pretrained(spec.path, trust_remote_code=spec.trust_remote_code, local_files_only=True)
     limit = max_tokens(spec, type("ConfigOnly", (), {"config": config})(), tokenizer)
     check_canary_tokens(spec, canaries, tokenizer=tokenizer, limit=limit)
-    copies = training_copies(canaries)
+    copies = training_copies(canaries, inclusion_seed)
     logging.getLogger(__name__).info(
-        "%d canaries inserted, %d copies added to the training data", len(set(copies)), len(copies)
+        "%d canaries inserted, %d copies trained on in batches of their own", len(set(copies)), len(copies)
     )
     return copies
