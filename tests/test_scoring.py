@@ -193,7 +193,7 @@ def shard_inputs(tmp_path, small_reference):
     return out
 
 
-def _score(spec, folder, shard, stem, **kwargs):
+def _score(spec, folder, shard, stem, *, batch_size=4, **kwargs):
     return score_shard(
         spec,
         windows_fasta=str(folder / f"{shard}.fa"),
@@ -201,7 +201,7 @@ def _score(spec, folder, shard, stem, **kwargs):
         neighbors_tsv=str(folder / f"{shard}.n.tsv"),
         snps_path=str(folder / f"{shard}.snps.tsv.gz"),
         features=["min_k_k0.2", "min_k_pp_k0.2", "zlib_bytes"],
-        batch_size=4,
+        batch_size=batch_size,
         seed=0,
         features_path=folder / f"{stem}.features.parquet",
         tokens_path=folder / f"{stem}.tokens.parquet",
@@ -234,6 +234,30 @@ def test_shards_hold_every_window_once_and_give_the_unsharded_numbers_and_reruns
     assert not list(out.rglob(".*partial*"))
     # Row groups are written chunk by chunk: a chunk of 4 sequences rounds up to whole windows (3 rows each).
     assert pq.ParquetFile(out / "of3" / "s0.features.parquet").metadata.num_row_groups == -(-sizes[0] // 6)
+
+
+def test_a_shard_scores_to_the_same_bytes_with_one_or_two_threads_and_any_batch_size(shard_inputs, tmp_path):
+    # The job's threads (Snakemake may give it fewer than the rule asks) and the batch size must not reach the
+    # numbers: not through how MKL splits a product between threads, nor through the prefetch thread that runs
+    # only with two or more, nor through the shapes of the batches. The model has the demo's shape, whose
+    # products MKL does split (under MKL_CBWR=COMPATIBLE, its SSE2 code, this test fails: one thread and two give
+    # other bits); the shard's sequences are of one length, so no batch is padded.
+    from gfm_audit.char_lm import save_char_causal_lm
+
+    folder = shard_inputs / "of1"
+    model = save_char_causal_lm(tmp_path / "m", hidden=256, layers=2, heads=4, max_positions=300, weights_seed=0)
+    spec = ModelSpec("demo-shaped", str(model), "causal")
+    before = torch.get_num_threads()
+    runs = [(1, 4), (2, 4), (2, 1), (1, 21)]
+    try:
+        for threads, batch in runs:
+            torch.set_num_threads(threads)
+            _score(spec, folder, 0, f"t{threads}-b{batch}", batch_size=batch)
+    finally:
+        torch.set_num_threads(before)
+    for part in ("features", "tokens"):
+        files = {(folder / f"t{t}-b{b}.{part}.parquet").read_bytes() for t, b in runs}
+        assert len(files) == 1, part
 
 
 @pytest.mark.parametrize("kind", ["causal", "masked"])
