@@ -194,14 +194,14 @@ def load_model(spec: ModelSpec, *, tokenizer=None):
     else:
         quiet_transformers()
         model = loader.transformers_model(spec, config, auto_class=_auto_class(spec.kind), dtype=torch_dtype(spec))
-    check_inputs(spec, model, config, architecture, tokenizer=tokenizer)
+    check_inputs(spec, model, config=config, architecture=architecture, tokenizer=tokenizer)
     return model
 
 
-def check_inputs(spec: ModelSpec, model, config: Mapping[str, Any], architecture: str, *, tokenizer=None) -> None:
+def check_inputs(spec: ModelSpec, model, *, config: Mapping[str, Any], architecture: str, tokenizer=None) -> None:
     """Stop in one line when the tokenizer has ids past the model's embedding or max_length exceeds its positions."""
     fit.check_tokenizer_fits(spec, model, tokenizer if tokenizer is not None else load_tokenizer(spec))
-    fit.check_max_length(spec, model, config, architecture)
+    fit.check_max_length(spec, model, config=config, architecture=architecture)
 
 
 def model_from_scratch(spec: ModelSpec, seed: int):
@@ -230,7 +230,7 @@ def model_from_scratch(spec: ModelSpec, seed: int):
         if loader.runs_remote_code(spec, config):
             raise loader.remote_code_error(spec, exc, "loading the model") from None
         raise
-    check_inputs(spec, model, config, architecture)
+    check_inputs(spec, model, config=config, architecture=architecture)
     return model
 
 

@@ -98,7 +98,7 @@ def position_limit(model, config: Mapping[str, Any], architecture: str) -> int |
     return min(limits) if limits else None
 
 
-def check_max_length(spec: ModelSpec, model, config: Mapping[str, Any], architecture: str) -> None:
+def check_max_length(spec: ModelSpec, model, *, config: Mapping[str, Any], architecture: str) -> None:
     """Stop in one line when ``models.<name>.max_length`` is more tokens than the model has positions for."""
     if not spec.max_length:
         return
