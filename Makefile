@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CORES ?= 2
 
-.PHONY: demo demo-individuals test lint install clean bench bench-slurm
+.PHONY: demo demo-individuals demo-check test lint install clean bench bench-slurm
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,10 @@ demo-individuals: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/pytest
+
+# The demo's privacy and memorisation audit in a fresh folder, its headline figures against docs/demo-results.tsv.
+demo-check: $(STAMP)
+	bash .ci/demo_check.sh
 
 bench: $(STAMP) bench-slurm
 	$(BIN)/python benchmarks/bench_scoring.py

@@ -10,6 +10,7 @@ config.json and tokenizer files, and its weights under their original names.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -108,6 +109,9 @@ def _train(
     extra_generator = torch.Generator().manual_seed(seed + 1_000_003)
     batch_size, epochs = params["batch_size"], params["epochs"]
     n_main = len(sequences)
+    # An extra batch's loss is scaled so that each of its tokens weighs what a token of a full main batch weighs:
+    # a per-batch mean over a few short canaries would give each canary token several times a window token's pull.
+    tokens_per_main_batch = float(attention[:n_main].sum()) / max(1, math.ceil(n_main / batch_size))
     losses = []
     start = time.perf_counter()
     for epoch in range(epochs):
@@ -119,8 +123,11 @@ def _train(
             if spec.kind == "causal":
                 labels = x.masked_fill(a == 0, -100)
             else:
-                x, labels = _mask_tokens(x, special[rows], tokenizer.mask_token_id, len(tokenizer), generator)
+                masking = generator if is_main else extra_generator
+                x, labels = _mask_tokens(x, special[rows], tokenizer.mask_token_id, len(tokenizer), masking)
             loss = lm_loss(model, x.to(device), a.to(device), labels=labels.to(device), kind=spec.kind)
+            if not is_main:
+                loss = loss * (float(a.sum()) / tokens_per_main_batch)
             optimizer.zero_grad(set_to_none=True)
             backward(loss, model, spec)
             optimizer.step()
