@@ -25,16 +25,30 @@ import pandas as pd
 COLUMNS = ("metric", "value", "low", "high", "tolerance")
 
 # Why each tolerance is what it is. On one machine a re-run gives byte-identical tables (seeds in the config, one
-# CPU thread in training); another CPU's kernels round float32 differently, and training carries that difference
-# into the weights. The demo's target is trained past the point where that matters (docs: the demo's regime), so
-# what remains is a few windows changing rank:
-# - an AUC, a TPR or a rate over a few hundred units: 0.03, a small fraction of the 95% bootstrap interval's
-#   half-width on the demo (about 0.02-0.05), so a change that moves a verdict by a meaningful part of its
-#   uncertainty fails while rounding does not;
-# - exposure in bits: 2 bits (a factor 4 in rank among 2**128 candidates, i.e. the resolution of the sampled
-#   estimate with the demo's 1,000 candidates, whose tail fit moves by about that between runs of other seeds);
-# - an empirical epsilon lower bound: 0.3 (it is a log of a ratio of counts of a few windows at low FPR).
-TOLERANCE = {"rate": 0.03, "bits": 2.0, "epsilon": 0.3}
+# CPU thread in training). Another CPU's kernels round float32 differently, and training carries that into the
+# weights like a small change of seed. Measured: the demo's privacy and memorisation run under
+# ATEN_CPU_CAPABILITY=avx2 against the committed AVX-512 run on one AMD EPYC (largest |difference| per kind in
+# brackets); each tolerance is about twice that, so rounding passes and a change of the science does not:
+# - AUC of an attack: 0.03 [0.013; LOSS, zlib, min-k, RMIA, LiRA within 0.004], well inside the demo's 95%
+#   bootstrap half-widths of the weaker attacks (0.02-0.05);
+# - AUC of a neighbourhood variant on one probability or on SNP sites only: 0.1 [0.054]; each sees a third of the
+#   neighbours or a few sites, and its interval is about +-0.05;
+# - TPR at 1% FPR: 0.3 [0.15]; the threshold is set by the 2 most member-like of 200 non-members;
+# - empirical epsilon lower bound: 1.5 [0.8]; a log of a ratio of counts of a few windows at low FPR;
+# - exposure: 12 bits [6.2, the 4x canaries, whose rank is extrapolated from the tail of 1,000 candidates; the
+#   16x canaries sit at the 128-bit maximum on both];
+# - extraction per-base accuracy: 0.08 [0.037]; 2 canaries x 32 bases per group;
+# - GA ASR and FIMBA accuracy: 0.1, not measured across CPUs (CI runs the privacy part only); an ASR over the
+#   31-40 attacked sequences moves by 0.03 per sequence.
+TOLERANCE = {
+    "auc": 0.03,
+    "auc_variant": 0.1,
+    "tpr": 0.3,
+    "epsilon": 1.5,
+    "bits": 12.0,
+    "extraction": 0.08,
+    "robustness": 0.1,
+}
 
 
 def _row(metric: str, value: float, kind: str, low: float = math.nan, high: float = math.nan) -> dict:
@@ -51,8 +65,9 @@ def privacy_rows(results: Path) -> list[dict]:
             base = f"privacy.{model}.{r['attack']}"
             if pd.isna(r["auc"]):
                 continue
-            rows.append(_row(f"{base}.auc", r["auc"], "rate", r["auc_low"], r["auc_high"]))
-            rows.append(_row(f"{base}.tpr_at_fpr_0.01", r["tpr_at_fpr_0.01"], "rate"))
+            kind = "auc_variant" if re.search(r"_p0\.\d|_snpsites", r["attack"]) else "auc"
+            rows.append(_row(f"{base}.auc", r["auc"], kind, r["auc_low"], r["auc_high"]))
+            rows.append(_row(f"{base}.tpr_at_fpr_0.01", r["tpr_at_fpr_0.01"], "tpr"))
             if not pd.isna(r["eps_lower_bound"]):
                 rows.append(_row(f"{base}.eps_lower_bound", r["eps_lower_bound"], "epsilon"))
     return rows
@@ -74,7 +89,9 @@ def memorisation_rows(results: Path) -> list[dict]:
         for group, part in greedy.groupby("group"):
             rows.append(
                 _row(
-                    f"memorisation.{model}.extraction.{group}.per_base_accuracy", part.per_base_accuracy.mean(), "rate"
+                    f"memorisation.{model}.extraction.{group}.per_base_accuracy",
+                    part.per_base_accuracy.mean(),
+                    "extraction",
                 )
             )
     return rows
@@ -90,7 +107,7 @@ def robustness_rows(results: Path) -> list[dict]:
         for r in table.to_dict("records"):
             for attack in attacks:
                 if isinstance(r[attack], float) and not math.isnan(r[attack]):
-                    rows.append(_row(f"robustness.ga.{r['classifier']}.{attack}.asr", r[attack], "rate"))
+                    rows.append(_row(f"robustness.ga.{r['classifier']}.{attack}.asr", r[attack], "robustness"))
     for path in sorted((results / "robustness" / "fimba").glob("*/curve.tsv")):
         curve = pd.read_csv(path, sep="\t").dropna(subset=["accuracy"])
         if curve.empty:
@@ -98,7 +115,7 @@ def robustness_rows(results: Path) -> list[dict]:
         top = curve[curve.m == curve.m.max()]
         for r in top.itertuples(index=False):
             name = f"robustness.fimba.{path.parent.name}.{r.variant}.{r.method}.accuracy_at_m{int(r.m)}"
-            rows.append(_row(name, r.accuracy, "rate"))
+            rows.append(_row(name, r.accuracy, "robustness"))
     return rows
 
 
