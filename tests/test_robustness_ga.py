@@ -540,28 +540,7 @@ def test_gfm_head_trains_only_the_head_and_reloads_through_the_huggingface_path(
 
 
 def test_a_users_masked_lm_classifier_folder_is_attacked_as_is(tmp_path):
-    from gfm_audit.char_lm import char_tokenizer
-    from transformers import EsmConfig, EsmForSequenceClassification
-
-    tok = char_tokenizer()
-    config = EsmConfig(
-        vocab_size=len(tok),
-        hidden_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=400,
-        position_embedding_type="rotary",
-        pad_token_id=tok.pad_token_id,
-        mask_token_id=tok.mask_token_id,
-        num_labels=2,
-        architectures=["EsmForSequenceClassification"],
-    )
-    import torch
-
-    torch.manual_seed(0)
-    EsmForSequenceClassification(config).save_pretrained(tmp_path / "user")
-    tok.save_pretrained(tmp_path / "user")
+    _save_masked_classifier(tmp_path / "user")
     clf = classifiers.load_classifier("user", tmp_path / "user", {})
     test = data.read_labelled_csv(GUE / "test.csv").subset(range(30))
     c, p = attack.settings_from_config({**ATTACK, "generations": 3, "population": 8, "delta": 0.01})
