@@ -40,6 +40,7 @@ import pysam
 
 from ..errors import InputError
 from ..outputs import atomic_outputs, write_fasta, write_text_gz, write_tsv
+from ..sampling import sample_indices
 from .reference import contig_key, ref_mismatch_message, vcf_record_contigs
 
 log = logging.getLogger(__name__)
@@ -80,9 +81,7 @@ def select_samples(vcf_samples: Sequence[str], *, samples: str, n: int | None, s
         keep = set(wanted)
         chosen = [s for s in vcf_samples if s in keep]
     if n is not None and n < len(chosen):
-        rng = np.random.default_rng(seed)
-        picked = set(rng.choice(len(chosen), size=n, replace=False).tolist())
-        chosen = [s for i, s in enumerate(chosen) if i in picked]
+        chosen = [chosen[i] for i in sample_indices(len(chosen), n, seed)]
     if len(chosen) < MIN_INDIVIDUALS:
         raise InputError(
             f"only {len(chosen)} individual(s) selected from VCF {vcf_name}; the individuals mode needs at least "

@@ -35,6 +35,7 @@ import pandas as pd
 
 from ..errors import InputError
 from ..outputs import atomic_outputs, write_tsv
+from ..sampling import sample_indices, sample_labels
 from .attacks.lira import lira_scores
 from .haplotypes import MIN_INDIVIDUALS
 from .membership import reference_names
@@ -85,16 +86,10 @@ def individuals_split(samples: Sequence[str], *, member_fraction: float, n_refer
         )
     streams = np.random.SeedSequence(seed).spawn(1 + n_references)
     table: dict[str, Any] = {"sample": list(samples)}
-    table["target_member"] = _choose(n, n_members, streams[0])
+    table["target_member"] = sample_labels(n, n_members, streams[0])
     for name, stream in zip(reference_names(n_references), streams[1:], strict=True):
-        table[f"{name}_member"] = _choose(n, n // 2, stream)
+        table[f"{name}_member"] = sample_labels(n, n // 2, stream)
     return pd.DataFrame(table)
-
-
-def _choose(n: int, k: int, stream: np.random.SeedSequence) -> np.ndarray:
-    labels = np.zeros(n, dtype=np.int8)
-    labels[np.random.default_rng(stream).permutation(n)[:k]] = 1
-    return labels
 
 
 def read_individual_membership(path: str | os.PathLike) -> pd.DataFrame:
@@ -276,8 +271,7 @@ def windows_curve(
     for k in window_counts(len(window_ids)):
         aucs: dict[str, list[float]] = {a: [] for a in PERSON_ATTACKS}
         for _ in range(1 if k == len(window_ids) else repeats):
-            chosen = rng.choice(len(window_ids), size=k, replace=False)
-            subset = [window_ids[i] for i in chosen]
+            subset = [window_ids[i] for i in sample_indices(len(window_ids), k, rng)]
             table = person_scores(features, index, membership, target=target, windows=subset, centre=centre)
             for attack in PERSON_ATTACKS:
                 ok = table[attack].notna()
@@ -339,8 +333,8 @@ def genotype_queries(alleles: pd.DataFrame, membership: pd.DataFrame, *, per_per
         alt, ref = g[g.allele != g.ref], g[g.allele == g.ref]
         n_alt = min(len(alt), per_person // 2)
         n_ref = min(len(ref), per_person - n_alt)
-        picked.append(alt.iloc[np.sort(rng.choice(len(alt), n_alt, replace=False))])
-        picked.append(ref.iloc[np.sort(rng.choice(len(ref), n_ref, replace=False))])
+        picked.append(alt.iloc[sample_indices(len(alt), n_alt, rng)])
+        picked.append(ref.iloc[sample_indices(len(ref), n_ref, rng)])
     queries = pd.concat(picked, ignore_index=True) if picked else alleles.iloc[:0].copy()
     member = membership.set_index("sample").target_member
     queries["member"] = member.loc[queries["sample"]].to_numpy(int)

@@ -18,6 +18,7 @@ import pandas as pd
 
 from ..errors import InputError
 from ..outputs import atomic_outputs
+from ..sampling import sample_labels
 from .reference import ContigMatch
 from .windows import read_bed
 
@@ -41,16 +42,10 @@ def finetune_split(window_ids: Sequence[str], *, member_fraction: float, n_refer
             f"membership.member_fraction={member_fraction} of {n} windows leaves no members or no non-members; "
             "use more windows or a fraction nearer 0.5"
         )
-    table["target_member"] = _half(n, n_members, streams[0])
+    table["target_member"] = sample_labels(n, n_members, streams[0])
     for name, stream in zip(reference_names(n_references), streams[1:], strict=True):
-        table[f"{name}_member"] = _half(n, n // 2, stream)
+        table[f"{name}_member"] = sample_labels(n, n // 2, stream)
     return pd.DataFrame(table)
-
-
-def _half(n: int, k: int, stream: np.random.SeedSequence) -> np.ndarray:
-    labels = np.zeros(n, dtype=np.int8)
-    labels[np.random.default_rng(stream).permutation(n)[:k]] = 1
-    return labels
 
 
 def _overlaps(windows: pd.DataFrame, intervals: Sequence[tuple[str, int, int]]) -> np.ndarray:

@@ -44,6 +44,7 @@ from ..outputs import atomic_outputs
 from ..peak_memory import peak_rss_mib
 from ..prefetch import InOrder, prefetch
 from ..ragged import Ragged, offsets_of, ranges, segment_ids, segment_sums
+from ..sampling import sample_indices
 from ..tokens import Encoded, EncodedBatch, covering_many, encode_many, tokens_covering
 from .features import BASE_FEATURES, ShardWriter, feature_schema, features_many
 from .score_table import ScoredTokens, build_table, scored_tokens
@@ -122,8 +123,7 @@ def sampled_offsets(window_id: str, length: int, *, snp_offsets: np.ndarray, fra
     """The base offsets a masked model scores in ``sampled`` mode: SNP sites plus a seeded random fraction."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, zlib.crc32(window_id.encode())]))
     k = int(round(fraction * length))
-    extra = rng.choice(length, size=min(k, length), replace=False)
-    return np.union1d(snp_offsets, extra)
+    return np.union1d(snp_offsets, sample_indices(length, k, rng))
 
 
 # --- the numbers ---------------------------------------------------------------

@@ -25,6 +25,8 @@ import logging
 
 import numpy as np
 
+from ...sampling import sample_indices
+
 NAME = "rmia"
 
 
@@ -54,7 +56,7 @@ def population_mask(nonmember: np.ndarray, fraction: float, seed: int) -> np.nda
     idx = np.flatnonzero(nonmember)
     k = min(len(idx), max(1, int(round(fraction * len(idx)))))
     mask = np.zeros(len(nonmember), dtype=bool)
-    mask[np.random.default_rng(seed).choice(idx, size=k, replace=False)] = True
+    mask[idx[sample_indices(len(idx), k, seed)]] = True
     return mask
 
 

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from ...errors import InputError
+from ...sampling import sample_indices
 from .canaries import Canary
 from .kmer import BASES, KmerModel
 
@@ -220,8 +221,7 @@ def choose_windows(labels: Mapping[str, int], n: int, seed: int) -> tuple[list[s
     picked = []
     for side in (1, 0):
         ids = [w for w, v in labels.items() if v == side]
-        keep = set(rng.choice(len(ids), size=min(n, len(ids)), replace=False).tolist())
-        picked.append([w for i, w in enumerate(ids) if i in keep])
+        picked.append([ids[i] for i in sample_indices(len(ids), n, rng)])
     return picked[0], picked[1]
 
 

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ...errors import InputError
+from ...sampling import sample_indices
 from .classifiers import Classifier
 from .constraints import Constraints, any_single_substitution, gc_fraction, is_transition, protected_mask
 from .data import LabelledSequences, decode, encode
@@ -70,8 +71,7 @@ def settings_from_config(block: Mapping[str, Any]) -> tuple[Constraints, GAParam
 
 def sample_rows(n_total: int, n: int, seed: int) -> np.ndarray:
     """A seeded sample of row indices, in file order."""
-    rng = np.random.default_rng(seed)
-    return np.sort(rng.choice(n_total, size=min(n, n_total), replace=False))
+    return sample_indices(n_total, n, seed)
 
 
 @dataclass
