@@ -238,9 +238,9 @@ def memorisation_outputs():
 
 
 # --- the report -------------------------------------------------------------------
-# Each per-name table and figure is declared once, in gfm_audit/report_layout.py: the plotting rules' outputs,
+# Each per-name table and figure is declared once, in gfm_audit/report/layout.py: the plotting rules' outputs,
 # the report rule's input keys and the HTML captions all come from there.
-from gfm_audit import report_layout  # noqa: E402
+from gfm_audit.report import layout as report_layout  # noqa: E402
 
 
 def report_figure(kind, category, subcategory=None):

@@ -56,7 +56,7 @@ rule plot_token_profile:
 rule report:
     """One self-contained HTML page: privacy verdicts, metrics and figures per model; robustness results."""
     input:
-        # One key per file and name (gfm_audit/report_layout.py), so the script never looks for a name in a path.
+        # One key per file and name (gfm_audit/report/layout.py), so the script never looks for a name in a path.
         unpack(report_inputs),
     output:
         report("results/report/report.html", caption="../report/report.rst", category="Report"),

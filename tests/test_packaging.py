@@ -52,13 +52,13 @@ def test_every_rule_but_all_has_log_benchmark_conda_threads_and_resources():
 
 
 SCRIPTS = REPO / "workflow_scripts" / "scripts"
-HALVES = r"privacy|robustness\.ga|robustness\.fimba"
-STAGE_IMPORT = re.compile(rf"^from gfm_audit\.({HALVES})\.stages import (\w+)  # noqa: E402$", re.M)
+PARTS = r"privacy|robustness\.ga|robustness\.fimba|report"
+STAGE_IMPORT = re.compile(rf"^from gfm_audit\.({PARTS})\.stages import (\w+)  # noqa: E402$", re.M)
 RULE_SCRIPT = re.compile(r"^rule (\w+):(?:(?!\nrule ).)*?\n    script:\n        \"([^\"]+)\"", re.M | re.S)
 
 
 def test_every_rule_script_is_run_rule_of_its_stage_function():
-    """Rule X runs scripts/X.py, whose code is only ``run_rule(snakemake, X_rule)`` from its half's stages.py."""
+    """Rule X runs scripts/X.py, whose code is only ``run_rule(snakemake, X_rule)`` from its part's stages.py."""
     rules = {}
     for smk in sorted((REPO / "rules").glob("*.smk")):
         rules.update(RULE_SCRIPT.findall(smk.read_text()))
@@ -81,7 +81,12 @@ def test_every_rule_script_is_run_rule_of_its_stage_function():
 
 def test_stages_modules_load_no_torch_and_no_matplotlib():
     """Rules run in different conda envs (envs/*.yaml): a stage function imports its heavy libraries itself."""
-    modules = ["gfm_audit.privacy.stages", "gfm_audit.robustness.ga.stages", "gfm_audit.robustness.fimba.stages"]
+    modules = [
+        "gfm_audit.privacy.stages",
+        "gfm_audit.robustness.ga.stages",
+        "gfm_audit.robustness.fimba.stages",
+        "gfm_audit.report.stages",
+    ]
     heavy = ["torch", "transformers", "matplotlib"]
     code = f"import sys; import {', '.join(modules)}; print(sorted(m for m in {heavy!r} if m in sys.modules))"
     result = subprocess.run(

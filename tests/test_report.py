@@ -12,10 +12,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from conftest import REPO
-from gfm_audit import report_layout
 from gfm_audit.privacy import plots
 from gfm_audit.privacy.metrics import evaluate, threshold_table
-from gfm_audit.privacy.report import benchmark_summary, build_report
+from gfm_audit.privacy.report import privacy_section
+from gfm_audit.report import layout as report_layout
+from gfm_audit.report.page import benchmark_summary, write_page
 from gfm_audit.robustness.ga.report import attack_table
 
 
@@ -96,7 +97,7 @@ def test_report_holds_every_table_and_figure_and_a_verdict(tmp_path):
         tmp_path / "m.tsv", sep="\t", index=False
     )
     config = {"target": "m", "models": {"m": {"path": "x", "kind": "causal"}}, "membership": {"mode": "finetune"}}
-    leaks = build_report(
+    section, leaks = privacy_section(
         config,
         windows_path=str(tmp_path / "w.tsv"),
         neighbors_path=str(tmp_path / "n.tsv"),
@@ -106,8 +107,8 @@ def test_report_holds_every_table_and_figure_and_a_verdict(tmp_path):
         skipped_paths={"m": str(out / "skipped.tsv")},
         threshold_paths={"m": str(out / "thresholds.tsv")},
         figures={"m": figures},
-        out_path=tmp_path / "report.html",
     )
+    write_page(config, [section], tmp_path / "report.html")
     page = (tmp_path / "report.html").read_text()
     parser = _Collector()
     parser.feed(page)

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 from conftest import DEMO_FASTA, DEMO_VCF, REPO, demo_vcf_lines, write_vcf
-from gfm_audit import report_layout
+from gfm_audit.report import layout as report_layout
 
 pytestmark = pytest.mark.workflow
 

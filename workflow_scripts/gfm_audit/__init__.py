@@ -2,7 +2,7 @@
 
 The science lives here, importable and testable without Snakemake; the rule
 scripts under ``workflow_scripts/scripts`` only hand their ``snakemake`` job to
-the rule's function in ``privacy/stages.py`` or ``robustness/{ga,fimba}/stages.py``.
+the rule's function in ``privacy/stages.py``, ``robustness/{ga,fimba}/stages.py`` or ``report/stages.py``.
 """
 
 __version__ = "0.1.0"

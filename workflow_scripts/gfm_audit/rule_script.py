@@ -1,7 +1,8 @@
 """The glue every rule script shares: logging to the rule's log, one-line errors.
 
 Every script under ``workflow_scripts/scripts`` is ``run_rule(snakemake, <rule>_rule)``, with the
-rule's function from the ``stages`` module of its half (``privacy``, ``robustness.ga``, ``robustness.fimba``).
+rule's function from the ``stages`` module of its part (``privacy``, ``robustness.ga``, ``robustness.fimba``,
+``report``).
 """
 
 from __future__ import annotations

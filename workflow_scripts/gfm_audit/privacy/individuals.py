@@ -490,7 +490,7 @@ def report_section(
     """HTML of the individuals section: data, person-level metrics and verdict, windows curve, genotype inference."""
     import html
 
-    from ..report_html import html_image, html_table
+    from ..report.elements import html_image, html_table
     from .metrics import TOO_FEW
 
     def table(df: pd.DataFrame) -> str:

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
-from ...report_html import html_image, html_table
+from ...report.elements import html_image, html_table
 
 EXPOSURE_NOTE = (
     "<p>Exposure (Carlini et al. 2019): log2 |R| − log2 rank of a canary's log-perplexity among the |R| "
@@ -56,16 +56,16 @@ def memorisation_section(
 
 
 def memorisation_html(inputs: Mapping[str, str]) -> str:
-    """The section from the report rule's inputs, by key (gfm_audit.report_layout); empty when the stage is off."""
-    from ... import report_layout
+    """The section from the report rule's inputs, by key (gfm_audit.report.layout); empty when the stage is off."""
+    from ...report import layout
 
     # The report rule's input keys name the models of each section (rules/common.smk, report_inputs).
     names = {
         section: [k.split("__", 1)[1] for k in inputs if k.startswith(f"{section}__")]
         for section in ("exposure", "extraction")
     }
-    exposure = report_layout.collect(inputs, "exposure", names["exposure"])
-    extraction = report_layout.collect(inputs, "extraction", names["extraction"])
+    exposure = layout.collect(inputs, "exposure", names["exposure"])
+    extraction = layout.collect(inputs, "extraction", names["extraction"])
     models = list(dict.fromkeys([*names["exposure"], *names["extraction"]]))
     figures = {m: exposure.figures.get(m, []) + extraction.figures.get(m, []) for m in models}
     return memorisation_section(

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
-from ...report_html import html_image, html_table
+from ...report.elements import html_image, html_table
 
 # Reported in the FIMBA paper for TCGA: SSIM of power spectra, FIMBA vs random perturbation.
 PAPER_SSIM = {"fimba": 0.9, "brute_force": 0.004}

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ...report_html import html_image, html_table
+from ...report.elements import html_image, html_table
 
 EXAMPLES = 5
 

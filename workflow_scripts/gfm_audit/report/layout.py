@@ -1,7 +1,8 @@
 """Every file the HTML report reads, declared once: its path template and, for a figure, its caption.
 
 The plotting rules take their outputs from :data:`FIGURES`, the report rule its inputs from :func:`report_inputs`
-(one input key per file and name) and the report script its tables, figures and captions from :func:`collect`.
+(one input key per file and name) and the report (:mod:`.build`) its tables, figures and captions from
+:func:`collect`.
 Files are found by key, never by looking for a name inside a path: a model named ``report`` is inside every
 figure's path, a classifier named ``ga`` inside every GA table's, ``cnn`` inside ``cnn2``'s.
 

@@ -1,4 +1,4 @@
-"""HTML pieces of the report that both halves use: tables and embedded figures."""
+"""HTML pieces every section of the report uses: tables and embedded figures."""
 
 from __future__ import annotations
 

@@ -1,0 +1,108 @@
+"""The report's sections in their order, each from the report rule's inputs by key (:func:`.layout.collect`)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..privacy.memorisation.report import memorisation_html
+from ..privacy.report import privacy_section
+from ..robustness.fimba.report import fimba_section
+from ..robustness.ga.report import ga_section
+from . import layout
+from .page import write_page
+
+
+def build_report(
+    inputs: Mapping[str, str],
+    *,
+    config: Mapping[str, Any],
+    models: Sequence[str],
+    classifiers: Sequence[str],
+    fimba_models: Sequence[str],
+    individuals: Sequence[str],
+    out_path: str | os.PathLike,
+    benchmarks: str | os.PathLike | None = None,
+) -> dict[str, bool]:
+    """Write the report; return {model: leaks}. A section whose names are empty is left out.
+
+    ``inputs`` holds every file under its key (:func:`.layout.input_key`), as Snakemake resolved it (a module's
+    prefix included). Sections: privacy, memorisation, individuals, the GA attack, FIMBA, then the run.
+    """
+    sections, leaks = [], {}
+    if models:
+        privacy, leaks = _privacy(inputs, config, models)
+        sections.append(privacy)
+    sections.append(memorisation_html(inputs))
+    # These three join without a line break, as the report has always laid them out.
+    sections.append(_individuals(inputs, config, individuals) + _ga(inputs, classifiers) + _fimba(inputs, fimba_models))
+    write_page(config, sections, out_path, benchmarks=benchmarks)
+    return leaks
+
+
+def _privacy(
+    inputs: Mapping[str, str], config: Mapping[str, Any], models: Sequence[str]
+) -> tuple[str, dict[str, bool]]:
+    part = layout.collect(inputs, "privacy", models)
+    return privacy_section(
+        config,
+        windows_path=part.shared["windows"],
+        neighbors_path=part.shared["neighbors"],
+        membership_path=part.shared["membership"],
+        models=models,
+        metrics_paths=part.tables["metrics"],
+        skipped_paths=part.tables["skipped"],
+        threshold_paths=part.tables["thresholds"],
+        figures=part.figures,
+    )
+
+
+def _individuals(inputs: Mapping[str, str], config: Mapping[str, Any], names: Sequence[str]) -> str:
+    if not names:
+        return ""
+    # Here, not at the top: the individuals library is only needed when that membership mode is on.
+    from ..privacy.individuals import report_section
+
+    part = layout.collect(inputs, "individuals", names)
+    target = names[0]
+    return report_section(
+        target,
+        config=config,
+        counts_path=part.shared["haplotype_counts"],
+        membership_path=part.shared["membership_individuals"],
+        metrics_path=part.tables["person_metrics"][target],
+        curve_path=part.tables["windows_curve"][target],
+        genotype_path=part.tables["genotype_summary"][target],
+        figures=part.figures[target],
+    )
+
+
+def _ga(inputs: Mapping[str, str], classifiers: Sequence[str]) -> str:
+    if not classifiers:
+        return ""
+    part = layout.collect(inputs, "ga", classifiers)
+    return ga_section(
+        classifiers,
+        adversarial_paths=part.tables["adversarial"],
+        summary_paths=part.tables["summary"],
+        progress_paths=part.tables["progress"],
+        figures=part.figures,
+        comparison_paths=part.tables["ga_comparison"],
+        cost_paths=part.tables["training_cost"],
+        attack_table_path=part.shared["attack_table"],
+    )
+
+
+def _fimba(inputs: Mapping[str, str], models: Sequence[str]) -> str:
+    if not models:
+        return ""
+    part = layout.collect(inputs, "fimba", models)
+    return fimba_section(
+        models,
+        curve_paths=part.tables["curve"],
+        detection_path=part.shared["detection"],
+        vae_path=part.shared["vae"],
+        comparison_path=part.shared["comparison"],
+        figures=part.figures,
+    )
