@@ -18,7 +18,7 @@ from gfm_audit.privacy.score_table import build_table, scored_tokens
 from gfm_audit.privacy.scoring import SCHEMA, SeqRecord, _table, scored_positions, scored_positions_many
 from gfm_audit.ragged import offsets_of, segment_means
 from gfm_audit.tokens import encode_many, tokens_covering
-from test_fast_tokens import generator_6mer_tokenizer
+from test_tokens_vectorised import generator_6mer_tokenizer
 
 FIXTURES = Path(__file__).parent / "fixtures" / "gfm"
 

@@ -1,4 +1,4 @@
-"""Vectorised tokenisation (gfm_audit.fast_tokens) against each tokenizer's own output."""
+"""Vectorised tokenisation (gfm_audit.tokens._vectorised) against each tokenizer's own output."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import pysam
 import pytest
-from gfm_audit import fast_tokens, tokens
+from gfm_audit import tokens
 from gfm_audit.char_lm import char_tokenizer
 from gfm_audit.errors import InputError
 from gfm_audit.gfm import caduceus, dnabert2, hyenadna, nt_v2
+from gfm_audit.tokens import _vectorised
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures" / "gfm"
@@ -115,7 +116,7 @@ def _assert_same(got: tokens.Encoded, want: tokens.Encoded) -> None:
 
 @pytest.mark.parametrize("family", list(EXPECTED))
 def test_layout_found_for_character_and_kmer_tokenizers(tokenizers, family):
-    lay = fast_tokens.layout(tokenizers[family])
+    lay = _vectorised.layout(tokenizers[family])
     assert lay is not None
     k, mode, folds = EXPECTED[family]
     assert (lay.k, lay.mode) == (k, mode)
@@ -126,7 +127,7 @@ def test_layout_found_for_character_and_kmer_tokenizers(tokenizers, family):
 @pytest.mark.parametrize("family", list(EXPECTED))
 def test_vectorised_equals_tokenizer_on_demo_windows(tokenizers, demo_windows, family):
     tok = tokenizers[family]
-    got = fast_tokens.encode_batch(tok, demo_windows, seq_ids=[f"s{i}" for i in range(len(demo_windows))])
+    got = _vectorised.encode_batch(tok, demo_windows, seq_ids=[f"s{i}" for i in range(len(demo_windows))])
     want = _reference(tok, demo_windows)
     assert got is not None and len(got) == len(want)
     for g, w in zip(got, want, strict=True):
@@ -162,10 +163,10 @@ def test_vectorised_equals_tokenizer_on_edge_cases(tokenizers, demo_windows, fam
     for i, (seq, w) in enumerate(zip(cases, want, strict=True)):
         if isinstance(w, str):
             with pytest.raises(InputError) as err:
-                fast_tokens.encode_batch(tok, [seq], seq_ids=[f"s{i}"], model="m")
+                _vectorised.encode_batch(tok, [seq], seq_ids=[f"s{i}"], model="m")
             assert str(err.value) == w
         else:
-            (g,) = fast_tokens.encode_batch(tok, [seq], seq_ids=[f"s{i}"], model="m")
+            (g,) = _vectorised.encode_batch(tok, [seq], seq_ids=[f"s{i}"], model="m")
             _assert_same(g, w)
 
 
@@ -175,7 +176,7 @@ def test_vectorised_batch_mixing_covered_and_fallback_sequences_keeps_order(toke
     edge = _edge_cases(demo_windows)
     cases = [c for c, w in zip(edge, _reference(tok, edge), strict=True) if not isinstance(w, str)]
     batch = [x for pair in zip(demo_windows[: len(cases)], cases, strict=True) for x in pair]
-    got = fast_tokens.encode_batch(tok, batch, seq_ids=[f"s{i}" for i in range(len(batch))])
+    got = _vectorised.encode_batch(tok, batch, seq_ids=[f"s{i}" for i in range(len(batch))])
     for g, w in zip(got, _reference(tok, batch), strict=True):
         _assert_same(g, w)
 
@@ -183,7 +184,7 @@ def test_vectorised_batch_mixing_covered_and_fallback_sequences_keeps_order(toke
 def test_nt_layout_by_hand(tokenizers):
     """ACGTAC N A C: one 6-mer, then N, then the 2-base tail one base per token, after <cls>."""
     vocab = (FIXTURES / "nt_v2" / "vocab.txt").read_text().split()
-    (enc,) = fast_tokens.encode_batch(tokenizers["nt_v2"], ["ACGTACNAC"], seq_ids=["x"])
+    (enc,) = _vectorised.encode_batch(tokenizers["nt_v2"], ["ACGTACNAC"], seq_ids=["x"])
     assert enc.ids.tolist() == [vocab.index(t) for t in ("<cls>", "ACGTAC", "N", "A", "C")]
     assert enc.start.tolist() == [0, 0, 6, 7, 8]
     assert enc.end.tolist() == [0, 6, 7, 8, 9]
@@ -192,8 +193,8 @@ def test_nt_layout_by_hand(tokenizers):
 
 def test_bpe_tokenizer_has_no_layout_and_keeps_its_batched_call(demo_windows):
     tok = dnabert2.load_tokenizer(FIXTURES / "dnabert2")
-    assert fast_tokens.layout(tok) is None
-    assert fast_tokens.encode_batch(tok, demo_windows[:3], seq_ids=["a", "b", "c"]) is None
+    assert _vectorised.layout(tok) is None
+    assert _vectorised.encode_batch(tok, demo_windows[:3], seq_ids=["a", "b", "c"]) is None
     got = tokens.encode_many(tok, demo_windows[:20], seq_ids=[str(i) for i in range(20)])
     for g, w in zip(got, _reference(tok, demo_windows[:20]), strict=True):
         _assert_same(g, w)
@@ -201,7 +202,7 @@ def test_bpe_tokenizer_has_no_layout_and_keeps_its_batched_call(demo_windows):
 
 def test_encode_many_takes_the_vectorised_path(tokenizers, demo_windows, monkeypatch):
     tok = tokenizers["hyenadna"]
-    fast_tokens.layout(tok)
+    _vectorised.layout(tok)
     # Were the tokenizer called at all (it is not, for covered sequences), this would fail.
     monkeypatch.setattr(type(tok), "__call__", lambda *a, **k: pytest.fail("tokenizer called"))
     got = tokens.encode_many(tok, demo_windows[:50], seq_ids=[str(i) for i in range(50)])

@@ -32,8 +32,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .ragged import offsets_of
-from .tokens import Encoded, EncodedBatch, encode
+from ..errors import InputError
+from ..ragged import offsets_of
+from ._encoded import Encoded, EncodedBatch
+from ._plain import encode
 
 log = logging.getLogger(__name__)
 
@@ -222,8 +224,6 @@ def _kmer_tokens(lay: Layout, buf: np.ndarray, lengths: np.ndarray, seq_start: n
 
 def _reference(tokenizer, seq: str) -> Encoded | None:
     """The tokenizer's own encoding (what ``tokens.encode`` gives), or None where it refuses the sequence."""
-    from .errors import InputError
-
     try:
         return encode(tokenizer, seq, seq_id="probe", model="probe")
     except InputError:
