@@ -17,7 +17,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow_scripts"))
 
-# Byte for byte: a SLURM job must give the same bits as the same job run locally (issue 16, item 12). The trained
+# Byte for byte: a SLURM job must give the same bits as the same job run locally. The trained
 # models are compared too, so that a difference can be placed in training or in scoring.
 COMPARED = [
     "results/windows/windows.tsv",

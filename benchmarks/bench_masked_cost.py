@@ -1,4 +1,4 @@
-"""Issue 13 item 8: masked models' scoring cost, ``sampled`` pseudo-log-likelihood against ``exact``.
+"""Masked models' scoring cost, ``sampled`` pseudo-log-likelihood against ``exact``.
 
 Run: nice .venv/bin/python benchmarks/bench_masked_cost.py [--windows N] [--references R] [--seeds S]
 

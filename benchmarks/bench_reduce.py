@@ -2,7 +2,7 @@
 
 Run: .venv/bin/python benchmarks/bench_reduce.py [--sizes 2000 20000 100000 200000]
 
-Issue 13's target: the reduce jobs' memory <= 1 KB per window above a constant. bench_scale.py measures it through
+The target: reduce jobs' memory <= 1 KB per window above a constant. bench_scale.py measures it through
 the whole workflow (scoring included: hours at 100k windows on two cores); this isolates the reduce jobs, so that
 they can be measured at up to 200k windows in minutes and side by side with their previous implementation.
 

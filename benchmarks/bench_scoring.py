@@ -3,7 +3,7 @@
 Run: .venv/bin/python benchmarks/bench_scoring.py [--sequences N] [--threads T] [--repeats R]
 Every figure is a ratio of two timings taken in this one run on the same inputs.
 
-Host-side cost (issue 19): the tiny model's scoring path with the model and tokenizer loaded once (what a
+Host-side cost: the tiny model's scoring path with the model and tokenizer loaded once (what a
 shard of millions of tokens amortises) against the bare batched forward, in R interleaved repetitions (the
 order rotates), medians; host-side cost per token = (scoring path - bare forward) / tokens, and directly: the
 scoring path with a stand-in forward that costs nothing, in wall time and in CPU time of the process (all its

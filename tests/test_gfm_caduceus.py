@@ -1,4 +1,4 @@
-"""Caduceus in plain PyTorch equals the original modelling code (issue 12).
+"""Caduceus in plain PyTorch equals the original modelling code.
 
 Golden numbers: tests/fixtures/gfm/caduceus/ (README.md there says how they were made from
 kuleshov-group/caduceus + state-spaces/mamba v1.2.0.post1). Tolerances: float32 rounding of both computations

@@ -1,4 +1,4 @@
-"""The workflow on every native GFM family (issue 12 item 4): one small Snakemake run, membership mode
+"""The workflow on every native GFM family: one small Snakemake run, membership mode
 ``regions``, each family's tiny golden checkpoint as a model (``path:`` the fixture folder, nothing else set),
 scoring and every attack; and the GA's ``gfm_head`` classifier on HyenaDNA and DNABERT-2."""
 

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from conftest import REPO
 from gfm_audit import headline
 from gfm_audit.privacy.memorisation.exposure import COLUMNS as EXPOSURE_COLUMNS
@@ -88,7 +89,23 @@ def test_readme_block_is_rewritten_between_its_markers_only(tmp_path):
     assert "old" not in text
 
 
-def test_readme_demo_figures_are_the_rendering_of_the_committed_run_file():
-    """No demo figure in the README is typed: its block is docs/demo-results.tsv rendered."""
-    readme = (REPO / "README.md").read_text()
-    assert headline.readme_block(readme) == headline.render_markdown(headline.read_table(COMMITTED))
+def test_summary_marker_gets_one_row_per_attack_and_one_line_per_memorisation_kind(tmp_path):
+    results = _results(tmp_path)
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- demo-results:start summary -->\n<!-- demo-results:end -->\n")
+    headline.main([str(results), "--write", str(tmp_path / "t.tsv"), "--readme", str(readme)])
+    block = headline.readme_block(readme.read_text()).splitlines()
+    assert block[:4] == [
+        "| attack on `m` | AUC [95% CI] | TPR at 1% FPR | empirical ε ≥ |",
+        "|---|---|---|---|",
+        "| `loss` | 0.900 [0.850, 0.950] | 0.30 | 1.20 |",
+        "| `rmia` | 0.700 [0.600, 0.800] | 0.05 |  |",  # RMIA's table has no epsilon bound
+    ]
+    assert block[5] == "- canary exposure of `m`, mean bits: inserted_4x 15.0, never_inserted 1.0"
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/demo.md"])
+def test_demo_figures_in_the_docs_are_the_rendering_of_the_committed_run_file(page):
+    """No demo figure is typed: each generated block is docs/demo-results.tsv rendered as its marker asks."""
+    text = (REPO / page).read_text()
+    assert headline.readme_block(text) == headline.rendered_block(text, headline.read_table(COMMITTED))

@@ -3,12 +3,13 @@
 One row per figure: ``metric`` (a dotted name), ``value``, ``low`` / ``high`` (a 95% interval where the run has
 one) and ``tolerance``, the largest change a re-run on another x86 CPU may show before the check fails.
 
-The demo's copy is docs/demo-results.tsv; the README's demo figures are rendered from it (``render_markdown``) and
-a test keeps the README's block equal to that rendering, so no demo figure is typed by hand. ``.ci/demo_check.sh``
+The demo's copy is docs/demo-results.tsv; the README's demo summary (``render_summary``) and docs/demo.md's table
+(``render_markdown``) are rendered from it, and a test keeps both blocks equal to their rendering, so no demo figure
+is typed by hand. ``.ci/demo_check.sh``
 re-runs the demo's privacy and memorisation audit and fails when a figure leaves its tolerance: a change that moves
 them on purpose updates docs/demo-results.tsv in the same commit (``--write``).
 
-    python -m gfm_audit.headline RESULTS --write docs/demo-results.tsv [--readme README.md]
+    python -m gfm_audit.headline RESULTS --write docs/demo-results.tsv --readme README.md --readme docs/demo.md
     python -m gfm_audit.headline RESULTS --check docs/demo-results.tsv
 """
 
@@ -141,35 +142,122 @@ def compare(current: pd.DataFrame, committed: pd.DataFrame) -> list[str]:
 
 
 def render_markdown(table: pd.DataFrame) -> str:
-    """The README's demo table: each privacy attack's AUC with its interval, then exposures and the rest.
+    """The full demo table (docs/demo.md): each privacy attack's AUC with its interval, then exposures and the rest.
 
     The neighbourhood attack's per-probability and SNP-sites-only variants, TPRs, epsilon bounds and FIMBA's
-    ablations (other than random genes) stay in the TSV, and in the check, but not in the README's table."""
+    ablations (other than random genes) stay in the TSV, and in the check, but not in this table."""
     lines = ["| figure | value |", "|---|---|"]
     for r in table.itertuples(index=False):
-        if r.metric.endswith((".tpr_at_fpr_0.01", ".eps_lower_bound")) or re.search(r"_p0\.\d|_snpsites", r.metric):
+        if r.metric.endswith((".tpr_at_fpr_0.01", ".eps_lower_bound")) or _variant(r.metric):
             continue
         if r.metric.startswith("robustness.fimba.") and not re.search(r"\.fp_fn\.(fimba|random_features)\.", r.metric):
             continue
-        interval = "" if math.isnan(r.low) else f" [{r.low:.3f}, {r.high:.3f}]"
-        lines.append(f"| `{r.metric}` | {r.value:.3f}{interval} |")
+        lines.append(f"| `{r.metric}` | {r.value:.3f}{_interval(r)} |")
     return "\n".join(lines) + "\n"
 
 
-BLOCK = re.compile(r"(<!-- demo-results:start[^>]*-->\n)(.*?)(<!-- demo-results:end -->)", re.S)
+def _variant(metric: str) -> bool:
+    return re.search(r"_p0\.\d|_snpsites", metric) is not None
+
+
+def _interval(r) -> str:
+    return "" if math.isnan(r.low) else f" [{r.low:.3f}, {r.high:.3f}]"
+
+
+def render_summary(table: pd.DataFrame) -> str:
+    """The README's demo summary: per audited model, each attack's AUC, TPR at 1% FPR and epsilon bound in one
+    row; then one line each for canary exposure, extraction, the GA table and FIMBA."""
+    figures = table.set_index("metric")
+    lines: list[str] = []
+    models = dict.fromkeys(m.split(".")[1] for m in table.metric if m.startswith("privacy."))
+    for model in models:
+        lines += [
+            f"| attack on `{model}` | AUC [95% CI] | TPR at 1% FPR | empirical ε ≥ |",
+            "|---|---|---|---|",
+        ]
+        for r in table[table.metric.str.match(rf"privacy\.{re.escape(model)}\.[^.]+\.auc$")].itertuples(index=False):
+            if _variant(r.metric):
+                continue
+            base = r.metric.removesuffix(".auc")
+            tpr = figures.value.get(f"{base}.tpr_at_fpr_0.01", math.nan)
+            eps = figures.value.get(f"{base}.eps_lower_bound", math.nan)
+            attack = base.split(".")[2]
+            lines.append(f"| `{attack}` | {r.value:.3f}{_interval(r)} | {tpr:.2f} | {_number(eps, 2)} |")
+        lines.append("")
+    lines += _summary_lines(table)
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _number(value: float, digits: int) -> str:
+    return "" if math.isnan(value) else f"{value:.{digits}f}"
+
+
+def _joined(table: pd.DataFrame, pattern: str, digits: int) -> str:
+    """``name value`` pairs for the metrics matching ``pattern``, whose group 1 is the name."""
+    pairs = []
+    for r in table.itertuples(index=False):
+        match = re.fullmatch(pattern, r.metric)
+        if match:
+            pairs.append(f"{match.group(1)} {r.value:.{digits}f}")
+    return ", ".join(pairs)
+
+
+def _summary_lines(table: pd.DataFrame) -> list[str]:
+    lines = []
+    for model in dict.fromkeys(m.split(".")[1] for m in table.metric if m.startswith("memorisation.")):
+        exposure = _joined(table, rf"memorisation\.{re.escape(model)}\.exposure\.(.+)", 1)
+        extraction = _joined(table, rf"memorisation\.{re.escape(model)}\.extraction\.(.+)\.per_base_accuracy", 2)
+        if exposure:
+            lines.append(f"- canary exposure of `{model}`, mean bits: {exposure}")
+        if extraction:
+            lines.append(f"- extraction from `{model}`, per-base accuracy of greedy suffixes: {extraction}")
+    for classifier in dict.fromkeys(m.split(".")[2] for m in table.metric if m.startswith("robustness.ga.")):
+        asr = _joined(table, rf"robustness\.ga\.{re.escape(classifier)}\.(.+)\.asr", 2)
+        lines.append(f"- attack success rate at the full edit budget on `{classifier}`: {asr}")
+    fimba = []
+    for model in dict.fromkeys(m.split(".")[2] for m in table.metric if m.startswith("robustness.fimba.")):
+        pattern = rf"robustness\.fimba\.{re.escape(model)}\.fp_fn\.(fimba|random_features)\.accuracy_at_m(\d+)"
+        found = {}
+        for r in table.itertuples(index=False):
+            match = re.fullmatch(pattern, r.metric)
+            if match:
+                found[match.group(1)] = (r.value, match.group(2))
+        if "fimba" in found:
+            random_genes = found.get("random_features", (math.nan, ""))[0]
+            fimba.append(f"{model} {found['fimba'][0]:.2f} / {_number(random_genes, 2)} (m = {found['fimba'][1]})")
+    if fimba:
+        lines.append(f"- accuracy after FIMBA / after moving as many random genes: {', '.join(fimba)}")
+    return lines
+
+
+BLOCK = re.compile(r"(<!-- demo-results:start([^>]*)-->\n)(.*?)(<!-- demo-results:end -->)", re.S)
+FORMS = {"summary": render_summary, "table": render_markdown}
+
+
+def _form(marker: str) -> str:
+    """The rendering a block's start marker asks for: ``summary`` when it says so, else the full ``table``."""
+    return "summary" if "summary" in marker.split() else "table"
 
 
 def readme_block(readme: str) -> str:
-    """The generated block of the README (between the demo-results markers)."""
+    """The generated block of a Markdown file (between the demo-results markers)."""
     match = BLOCK.search(readme)
     if match is None:
-        raise ValueError("README has no <!-- demo-results:start --> ... <!-- demo-results:end --> block")
-    return match.group(2)
+        raise ValueError("no <!-- demo-results:start --> ... <!-- demo-results:end --> block")
+    return match.group(3)
+
+
+def rendered_block(readme: str, table: pd.DataFrame) -> str:
+    """What the file's block must hold: the rendering its start marker names."""
+    match = BLOCK.search(readme)
+    if match is None:
+        raise ValueError("no <!-- demo-results:start --> ... <!-- demo-results:end --> block")
+    return FORMS[_form(match.group(2))](table)
 
 
 def replace_readme_block(readme: str, table: pd.DataFrame) -> str:
-    readme_block(readme)  # raises when the markers are missing
-    return BLOCK.sub(lambda m: m.group(1) + render_markdown(table) + m.group(3), readme, count=1)
+    block = rendered_block(readme, table)  # raises when the markers are missing
+    return BLOCK.sub(lambda m: m.group(1) + block + m.group(4), readme, count=1)
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
@@ -186,7 +274,12 @@ def main(argv: list[str] | None = None) -> int:
     action = parser.add_mutually_exclusive_group(required=True)
     action.add_argument("--write", metavar="TSV", help="write the figures to TSV (and the README block with --readme)")
     action.add_argument("--check", metavar="TSV", help="fail when a figure of TSV moved beyond its tolerance")
-    parser.add_argument("--readme", help="README to rewrite the demo-results block of (with --write)")
+    parser.add_argument(
+        "--readme",
+        action="append",
+        default=[],
+        help="a Markdown file to rewrite the demo-results block of (with --write); repeat for several",
+    )
     args = parser.parse_args(argv)
     table = headline(args.results)
     if table.empty:
@@ -194,8 +287,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if args.write:
         write_table(table, args.write)
-        if args.readme:
-            readme = Path(args.readme)
+        for name in args.readme:
+            readme = Path(name)
             readme.write_text(replace_readme_block(readme.read_text(), read_table(args.write)))
         print(f"headline: {len(table)} figures written to {args.write}")
         return 0
