@@ -43,14 +43,10 @@ def main() -> None:
     import torch
     from gfm_audit.models import ModelSpec
     from gfm_audit.privacy.haplotypes import build_haplotypes
-    from gfm_audit.privacy.individuals import (
-        PERSON_ATTACKS,
-        alt_offsets,
-        individuals_split,
-        person_scores,
-        sequence_features,
-        windows_curve,
-    )
+    from gfm_audit.privacy.individuals.membership import individuals_split
+    from gfm_audit.privacy.individuals.person_attacks import PERSON_ATTACKS, person_scores
+    from gfm_audit.privacy.individuals.scores import alt_offsets, sequence_features
+    from gfm_audit.privacy.individuals.windows_curve import windows_curve
     from gfm_audit.privacy.scoring import SeqRecord, score_sequences
     from gfm_audit.privacy.training import train_model
     from sklearn.metrics import roc_auc_score

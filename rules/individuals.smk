@@ -1,5 +1,5 @@
 # Membership mode individuals: personal genomes from a phased multi-sample VCF (gfm_audit/privacy/haplotypes.py
-# and individuals.py). People, not windows, are members: results/membership_individuals.tsv.
+# and the privacy/individuals package). People, not windows, are members: results/membership_individuals.tsv.
 
 
 rule individual_haplotypes:

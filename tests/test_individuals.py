@@ -12,14 +12,11 @@ import pytest
 from conftest import DEMO_FASTA, REPO, write_vcf
 from gfm_audit.errors import InputError
 from gfm_audit.privacy.haplotypes import build_haplotypes, select_samples, sequence_id
-from gfm_audit.privacy.individuals import (
-    candidate_sequences,
-    decide_alleles,
-    individuals_split,
-    person_scores,
-    sequence_features,
-    window_counts,
-)
+from gfm_audit.privacy.individuals.genotype_inference import candidate_sequences, decide_alleles
+from gfm_audit.privacy.individuals.membership import individuals_split
+from gfm_audit.privacy.individuals.person_attacks import person_scores
+from gfm_audit.privacy.individuals.scores import sequence_features
+from gfm_audit.privacy.individuals.windows_curve import window_counts
 
 PHASED = REPO / "resources" / "individuals" / "phased_snvs.vcf.gz"
 PARAMS = {"samples": "all", "n": None, "seed": 0, "phasing": "phased"}
@@ -297,11 +294,30 @@ def test_genotype_decision_follows_the_likelihoods():
     assert decide_alleles(queries, cands, np.array([-5.0, -4.0, -3.0, -3.0, -9.0])) == ["G", "C"]  # tie: REF
 
 
+def _infer_genotypes(
+    spec: dict, *, fasta: Path, alleles: Path, membership: Path, params: dict, batch_size: int, out_dir: Path
+) -> dict[str, Path]:
+    """genotype_inference_rule as Snakemake runs it, on model ``spec`` (``path``, ``kind``); returns its outputs."""
+    from types import SimpleNamespace
+
+    from gfm_audit.privacy.stages import genotype_inference_rule
+
+    out = {"decisions": out_dir / "d.tsv", "summary": out_dir / "s.tsv"}
+    job = SimpleNamespace(
+        threads=1,
+        wildcards=SimpleNamespace(model="t"),
+        input=SimpleNamespace(haplotypes=str(fasta), alleles=str(alleles), membership=str(membership)),
+        params=SimpleNamespace(spec=spec, genotypes=params, batch_size=batch_size),
+        output=SimpleNamespace(**{k: str(v) for k, v in out.items()}),
+    )
+    genotype_inference_rule(job)
+    return out
+
+
 def test_genotype_inference_asks_a_tiny_model_whose_preference_is_known(tmp_path, tiny_causal):
     """A causal LM trained only on sequences with G at offset 20 must say G there, whatever the truth."""
     import torch
     from gfm_audit.models import ModelSpec
-    from gfm_audit.privacy.individuals import genotype_inference_stage
     from gfm_audit.privacy.training import train_model
 
     torch.set_num_threads(1)
@@ -328,16 +344,14 @@ def test_genotype_inference_asks_a_tiny_model_whose_preference_is_known(tmp_path
     cols = ["seq_id", "sample", "haplotype", "window_id", "offset", "pos", "ref", "alts", "allele", "af"]
     pd.DataFrame(rows, columns=cols).to_csv(tmp_path / "a.tsv.gz", sep="\t", index=False)
     pd.DataFrame({"sample": people, "target_member": [1, 1, 0, 0]}).to_csv(tmp_path / "m.tsv", sep="\t", index=False)
-    trained = ModelSpec.from_config("t", {"path": str(tmp_path / "m"), "kind": "causal"})
-    out = {"decisions": tmp_path / "d.tsv", "summary": tmp_path / "s.tsv"}
-    genotype_inference_stage(
-        trained,
-        fasta_path=str(tmp_path / "h.fa"),
-        alleles_path=str(tmp_path / "a.tsv.gz"),
-        membership_path=str(tmp_path / "m.tsv"),
+    out = _infer_genotypes(
+        {"path": str(tmp_path / "m"), "kind": "causal"},
+        fasta=tmp_path / "h.fa",
+        alleles=tmp_path / "a.tsv.gz",
+        membership=tmp_path / "m.tsv",
         params={"sites_per_person": 2, "seed": 0},
         batch_size=4,
-        out=out,
+        out_dir=tmp_path,
     )
     decisions = pd.read_csv(out["decisions"], sep="\t")
     assert len(decisions) == 8 and set(decisions.predicted) == {"G"}
@@ -352,7 +366,6 @@ def test_masked_genotype_inference_masks_the_site_and_picks_the_likelier_base(tm
     """Masked model: the decision is the base with the highest p(base | site masked), computed here directly."""
     import torch
     from gfm_audit.models import ModelSpec, load_model, load_tokenizer
-    from gfm_audit.privacy.individuals import genotype_inference_stage
     from gfm_audit.tokens import encode
 
     torch.set_num_threads(1)
@@ -372,15 +385,14 @@ def test_masked_genotype_inference_masks_the_site_and_picks_the_likelier_base(tm
     alleles = pd.DataFrame(rows, columns=cols)
     alleles.to_csv(tmp_path / "a.tsv.gz", sep="\t", index=False)
     pd.DataFrame({"sample": people, "target_member": [1, 1, 0, 0]}).to_csv(tmp_path / "m.tsv", sep="\t", index=False)
-    out = {"decisions": tmp_path / "d.tsv", "summary": tmp_path / "s.tsv"}
-    genotype_inference_stage(
-        spec,
-        fasta_path=str(tmp_path / "h.fa"),
-        alleles_path=str(tmp_path / "a.tsv.gz"),
-        membership_path=str(tmp_path / "m.tsv"),
+    out = _infer_genotypes(
+        {"path": str(tiny_masked), "kind": "masked"},
+        fasta=tmp_path / "h.fa",
+        alleles=tmp_path / "a.tsv.gz",
+        membership=tmp_path / "m.tsv",
         params={"sites_per_person": 2, "seed": 0},
         batch_size=4,
-        out=out,
+        out_dir=tmp_path,
     )
     decisions = pd.read_csv(out["decisions"], sep="\t")
     tokenizer, model = load_tokenizer(spec), load_model(spec).eval()
@@ -457,7 +469,7 @@ def _ref_base(offset: int) -> str:
 def test_empty_genotype_summary_gives_one_line_not_a_pandas_error(tmp_path):
     from types import SimpleNamespace
 
-    from gfm_audit.privacy.individuals import genotype_summary
+    from gfm_audit.privacy.individuals.genotype_inference import genotype_summary
     from gfm_audit.privacy.stages import plot_individuals_rule
 
     # No queries (no alt alleles anywhere) still writes a table with its header.
@@ -519,9 +531,7 @@ def _joined(first: str, second: str) -> str:
 
 def test_split_multiallelic_site_gives_one_allele_row_per_haplotype_carrying_its_real_base(tmp_path, tiny_causal):
     from gfm_audit.fasta import read_fasta
-    from gfm_audit.models import ModelSpec
     from gfm_audit.privacy.haplotypes import read_alleles
-    from gfm_audit.privacy.individuals import genotype_inference_stage
 
     split_dir, joined_dir = tmp_path / "split", tmp_path / "joined"
     split_dir.mkdir(), joined_dir.mkdir()
@@ -542,15 +552,14 @@ def test_split_multiallelic_site_gives_one_allele_row_per_haplotype_carrying_its
     # Genotype inference is graded against the base the haplotype carries.
     membership = tmp_path / "m.tsv"
     pd.DataFrame({"sample": SAMPLES5, "target_member": [1, 1, 0, 0, 1]}).to_csv(membership, sep="\t", index=False)
-    decisions = {"decisions": tmp_path / "d.tsv", "summary": tmp_path / "s.tsv"}
-    genotype_inference_stage(
-        ModelSpec.from_config("t", {"path": str(tiny_causal), "kind": "causal"}),
-        fasta_path=str(out["fasta"]),
-        alleles_path=str(out["alleles"]),
-        membership_path=str(membership),
+    decisions = _infer_genotypes(
+        {"path": str(tiny_causal), "kind": "causal"},
+        fasta=out["fasta"],
+        alleles=out["alleles"],
+        membership=membership,
         params={"sites_per_person": 4, "seed": 0},
         batch_size=8,
-        out=decisions,
+        out_dir=tmp_path,
     )
     graded = pd.read_csv(decisions["decisions"], sep="\t")
     # Every haplotype once: p1 is asked about its T and its G, never about a REF it does not carry.

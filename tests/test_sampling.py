@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 from gfm_audit.privacy.attacks.rmia import population_mask
 from gfm_audit.privacy.haplotypes import select_samples
-from gfm_audit.privacy.individuals import genotype_queries, individuals_split
+from gfm_audit.privacy.individuals.genotype_inference import genotype_queries
+from gfm_audit.privacy.individuals.membership import individuals_split
 from gfm_audit.privacy.membership import finetune_split
 from gfm_audit.privacy.memorisation.extraction import choose_windows
 from gfm_audit.privacy.scoring import sampled_offsets

@@ -262,7 +262,7 @@ def individuals_membership_rule(job: Job) -> None:
     """results/membership_individuals.tsv: which individuals the target and each reference model train on."""
     import pandas as pd
 
-    from .individuals import individuals_split
+    from .individuals.membership import individuals_split
     from .membership import write_membership
 
     params = job.params.membership
@@ -286,7 +286,7 @@ def train_individual_model_rule(job: Job) -> None:
     from ..fasta import read_fasta
     from ..models import ModelSpec
     from .haplotypes import read_haplotype_index
-    from .individuals import member_haplotypes, read_individual_membership
+    from .individuals.membership import member_haplotypes, read_individual_membership
     from .training import train_model
 
     torch.set_num_threads(job.threads)
@@ -309,7 +309,7 @@ def score_individuals_rule(job: Job) -> None:
     import torch
 
     from ..models import ModelSpec
-    from .individuals import score_haplotypes
+    from .individuals.scores import score_haplotypes
 
     torch.set_num_threads(job.threads)
     spec = ModelSpec.from_config(job.wildcards.imodel, job.params.spec)
@@ -325,18 +325,30 @@ def score_individuals_rule(job: Job) -> None:
 
 def individual_attacks_rule(job: Job) -> None:
     """Person-level membership attacks on the target: scores, metrics and the windows-per-person curve."""
-    from .individuals import person_attack_stage
+    import pandas as pd
 
-    paths = {name: job.input[name] for name in job.params.models}
-    metrics = person_attack_stage(
-        paths,
-        index_path=job.input.index,
-        alleles_path=job.input.alleles,
-        membership_path=job.input.membership,
-        target=job.params.target,
-        params=job.params.individuals,
-        out=dict(job.output.items()),
+    from ..outputs import atomic_outputs, write_tsv
+    from .haplotypes import read_alleles, read_haplotype_index
+    from .individuals.membership import read_individual_membership
+    from .individuals.person_attacks import evaluate_persons, person_scores
+    from .individuals.scores import alt_offsets, sequence_features
+    from .individuals.windows_curve import windows_curve
+
+    params, target = job.params.individuals, job.params.target
+    index = read_haplotype_index(job.input.index)
+    offsets = alt_offsets(read_alleles(job.input.alleles))
+    membership = read_individual_membership(job.input.membership)
+    features = {m: sequence_features(pd.read_parquet(job.input[m]), offsets) for m in job.params.models}
+    features[target] = features.pop("target", features.get(target))
+    table = person_scores(features, index, membership, target=target)
+    metrics = evaluate_persons(table, params=params["metrics"])
+    curve = windows_curve(
+        features, index, membership, target=target, repeats=params["curve_repeats"], seed=params["seed"]
     )
+    with atomic_outputs(job.output.scores, job.output.metrics, job.output.curve) as (s, m, c):
+        write_tsv(table, s)
+        write_tsv(metrics, m)
+        write_tsv(curve, c)
     log = logging.getLogger("gfm_audit.privacy.individuals")
     for row in metrics.itertuples(index=False):
         log.info("%s: AUC %.3f (%.3f-%.3f)", row.attack, row.auc, row.auc_low, row.auc_high)
@@ -346,26 +358,31 @@ def genotype_inference_rule(job: Job) -> None:
     """Ask the target which allele a person carries at hidden sites; accuracy by AF bin."""
     import torch
 
+    from ..fasta import read_fasta
     from ..models import ModelSpec
-    from .individuals import genotype_inference_stage
+    from ..outputs import atomic_outputs, write_tsv
+    from .haplotypes import read_alleles
+    from .individuals.genotype_inference import DECISION_COLUMNS, genotype_queries, genotype_summary, infer_genotypes
+    from .individuals.membership import read_individual_membership
 
     torch.set_num_threads(job.threads)
     spec = ModelSpec.from_config(job.wildcards.model, job.params.spec)
-    genotype_inference_stage(
-        spec,
-        fasta_path=job.input.haplotypes,
-        alleles_path=job.input.alleles,
-        membership_path=job.input.membership,
-        params=job.params.genotypes,
-        batch_size=job.params.batch_size,
-        out=dict(job.output.items()),
-    )
+    params = job.params.genotypes
+    membership = read_individual_membership(job.input.membership)
+    alleles = read_alleles(job.input.alleles)
+    queries = genotype_queries(alleles, membership, per_person=params["sites_per_person"], seed=params["seed"])
+    sequences = read_fasta(job.input.haplotypes, keep=set(queries.seq_id))
+    decisions = infer_genotypes(spec, queries, sequences, batch_size=job.params.batch_size, seed=params["seed"])
+    summary = genotype_summary(decisions)
+    with atomic_outputs(job.output.decisions, job.output.summary) as (d, s):
+        write_tsv(decisions[list(DECISION_COLUMNS)], d)
+        write_tsv(summary, s)
 
 
 def plot_individuals_rule(job: Job) -> None:
     """The person-level ROC, windows-per-person and genotype-accuracy figures."""
     from . import plots
-    from .individuals import read_table
+    from .individuals.tables import read_table
 
     scores = read_table(job.input.scores, dtype={"sample": str})
     roc = scores.drop(columns=["n_sequences", "alt_tokens"]).rename(columns={"sample": "window_id"})

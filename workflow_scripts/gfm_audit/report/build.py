@@ -62,7 +62,7 @@ def _individuals(inputs: Mapping[str, str], config: Mapping[str, Any], names: Se
     if not names:
         return ""
     # Here, not at the top: the individuals library is only needed when that membership mode is on.
-    from ..privacy.individuals import report_section
+    from ..privacy.individuals.report import report_section
 
     part = layout.collect(inputs, "individuals", names)
     target = names[0]
