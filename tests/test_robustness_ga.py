@@ -12,7 +12,9 @@ from conftest import DEMO
 from gfm_audit.errors import InputError
 from gfm_audit.robustness.ga import attack, classifiers, constraints, data, search
 from gfm_audit.robustness.ga.adversarial_training import adversarial_training
-from gfm_audit.robustness.ga.stages import ga_attack_stage, load_splits, train_classifier_stage
+from gfm_audit.robustness.ga.attack import ga_attack_stage
+from gfm_audit.robustness.ga.clean_training import train_classifier_stage
+from gfm_audit.robustness.ga.splits import load_splits
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

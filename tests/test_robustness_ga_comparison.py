@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 from gfm_audit.robustness.ga import classifiers, comparison, constraints, data, search
 from gfm_audit.robustness.ga.adversarial_training import adversarial_training, wilson_interval
-from gfm_audit.robustness.ga.stages import compare_attacks_stage, train_classifier_stage
+from gfm_audit.robustness.ga.clean_training import train_classifier_stage
+from gfm_audit.robustness.ga.comparison import compare_attacks_stage
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_robustness_ga import ATTACK, GUE, TRAINING, Recorder, _subset_csv, assert_obeys, hamming
@@ -408,7 +409,7 @@ def test_a_classifiers_own_sample_size_and_iterations_replace_the_blocks_values(
 
 
 def test_on_the_gas_own_sample_the_ga_rows_read_from_summary_equal_a_fresh_run(small_cnn, tmp_path):
-    from gfm_audit.robustness.ga.stages import ga_attack_stage
+    from gfm_audit.robustness.ga.attack import ga_attack_stage
 
     spec, tmp = small_cnn
     ga_attack_stage(

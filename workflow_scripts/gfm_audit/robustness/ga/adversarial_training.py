@@ -33,11 +33,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .attack import attack_sequences, sample_rows
-from .classifiers import Classifier, accuracy
+from ...outputs import atomic_outputs, write_tsv
+from .attack import attack_sequences, sample_rows, settings_from_config
+from .classifiers import Classifier, accuracy, load_classifier, save_classifier
 from .constraints import Constraints, protected_mask
 from .data import LabelledSequences, encode
 from .search import GAParams
+from .splits import check_fits, load_splits
 
 log = logging.getLogger(__name__)
 
@@ -241,3 +243,31 @@ def adversarial_training(
         )
         log.info("iteration %d: %s", iteration, rows[-1])
     return pd.DataFrame(rows, columns=PROGRESS_COLUMNS), pd.DataFrame(costs, columns=COST_COLUMNS)
+
+
+def adversarial_training_stage(
+    name: str,
+    spec: Mapping[str, Any],
+    *,
+    folder: str,
+    train_csv: str,
+    test_csv: str,
+    non_acgt: str,
+    attack: Mapping[str, Any],
+    settings: Mapping[str, Any],
+    progress_tsv: str,
+    cost_tsv: str,
+    model_dir: str,
+) -> None:
+    """Adversarially train the classifier saved in ``folder``; write its progress and cost tables and the model."""
+    train, test = load_splits(train_csv, test_csv, non_acgt)
+    clf = load_classifier(name, folder, spec)
+    check_fits(clf, train, test)
+    constraints, params = settings_from_config(attack)
+    progress, cost = adversarial_training(
+        clf, train, test, constraints=constraints, params=params, settings=settings, training=spec["training"]
+    )
+    with atomic_outputs(progress_tsv, cost_tsv) as (tmp, cost_tmp):
+        write_tsv(progress, tmp)
+        write_tsv(cost, cost_tmp)
+        save_classifier(clf, [], model_dir)

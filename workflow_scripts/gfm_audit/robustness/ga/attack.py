@@ -21,11 +21,13 @@ import numpy as np
 import pandas as pd
 
 from ...errors import InputError
+from ...outputs import atomic_outputs, write_tsv
 from ...sampling import sample_indices
-from .classifiers import Classifier
+from .classifiers import Classifier, load_classifier
 from .constraints import Constraints, any_single_substitution, gc_fraction, is_transition, protected_mask
-from .data import LabelledSequences, decode, encode
+from .data import LabelledSequences, decode, encode, read_labelled_csv
 from .search import AttackResult, GAParams, genetic_attack, prune_edits, random_attack
+from .splits import check_fits
 
 log = logging.getLogger(__name__)
 
@@ -235,3 +237,27 @@ def summary_table(run: AttackRun, max_edits: int) -> pd.DataFrame:
         "random", run.random, originals=run.originals, max_edits=max_edits
     )
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+
+
+def ga_attack_stage(
+    name: str,
+    spec: Mapping[str, Any],
+    *,
+    folder: str,
+    test_csv: str,
+    non_acgt: str,
+    attack: Mapping[str, Any],
+    adversarial_tsv: str,
+    summary_tsv: str,
+) -> None:
+    """Attack a seeded sample of the test split (``attack.n_sequences`` rows) with the GA and the random baseline;
+    write the adversarial sequences and the summary by edit budget."""
+    test = read_labelled_csv(test_csv, non_acgt)
+    clf = load_classifier(name, folder, spec)
+    check_fits(clf, test)
+    constraints, params = settings_from_config(attack)
+    chosen = test.subset(sample_rows(len(test), attack["n_sequences"], attack["seed"]))
+    run = attack_sequences(clf, chosen, constraints=constraints, params=params, seed=attack["seed"])
+    with atomic_outputs(adversarial_tsv, summary_tsv) as (adv_tmp, sum_tmp):
+        write_tsv(adversarial_table(run), adv_tmp)
+        write_tsv(summary_table(run, constraints.max_edits), sum_tmp)

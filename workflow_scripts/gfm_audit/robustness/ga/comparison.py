@@ -38,8 +38,13 @@ import numpy as np
 import pandas as pd
 
 from ...errors import InputError
+from ...outputs import atomic_outputs, write_tsv
+from .attack import sample_rows, settings_from_config
+from .classifiers import load_classifier
 from .constraints import Constraints, is_valid
+from .data import read_labelled_csv
 from .search import AttackResult, Predict, _record_best, _record_winners, _Scorer
+from .splits import check_fits
 
 log = logging.getLogger(__name__)
 
@@ -505,3 +510,44 @@ def comparison_table(comparison: Comparison, *, max_edits: int, summary: pd.Data
     for name, res in comparison.results.items():
         rows += comparison_rows(name, res, originals=comparison.targets.originals, max_edits=max_edits)
     return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
+
+
+def compare_attacks_stage(
+    name: str,
+    spec: Mapping[str, Any],
+    *,
+    folder: str,
+    test_csv: str,
+    non_acgt: str,
+    attack: Mapping[str, Any],
+    comparison: Mapping[str, Any],
+    proposal: tuple[str, Mapping[str, Any], str] | None,
+    comparison_tsv: str,
+    summary_tsv: str | None = None,
+) -> None:
+    """GA, random, greedy, LM-proposal and PGD on one seeded sample of the test split (``comparison.n_sequences``
+    rows drawn with the attack's seed). When that is the GA's own sample (the same n_sequences) and ``summary_tsv``
+    is given, the GA's and the random baseline's rows are read from it instead of running them again."""
+    test = read_labelled_csv(test_csv, non_acgt)
+    clf = load_classifier(name, folder, spec)
+    check_fits(clf, test)
+    constraints, params = settings_from_config(attack)
+    settings = comparison_params(comparison)
+    proposer = None
+    if proposal is not None and "lm_proposal" in settings.attacks:
+        proposer = load_proposer(*proposal)
+    chosen = test.subset(sample_rows(len(test), settings.n_sequences, attack["seed"]))
+    reuse = summary_tsv is not None and settings.n_sequences == attack["n_sequences"]
+    result = compare_attacks(
+        clf,
+        chosen,
+        constraints=constraints,
+        ga_params=params,
+        params=settings,
+        seed=attack["seed"],
+        proposer=proposer,
+        rerun_ga=not reuse,
+    )
+    summary = pd.read_csv(summary_tsv, sep="\t") if reuse else None
+    with atomic_outputs(comparison_tsv) as (tmp,):
+        write_tsv(comparison_table(result, max_edits=constraints.max_edits, summary=summary), tmp)

@@ -1,15 +1,18 @@
-"""The robustness (GA attack) section of the HTML report."""
+"""The robustness (GA attack) section of the HTML report, and the attack table it shows (attack_table.tsv)."""
 
 from __future__ import annotations
 
 import html
+import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from ...outputs import atomic_outputs, write_tsv
 from ...report.elements import html_image, html_table
 
 EXAMPLES = 5
@@ -199,3 +202,34 @@ def ga_section(
                 "value that is not reproducible run to run).</p>" + html_table(cost)
             )
     return "".join(parts)
+
+
+def describe_classifier(spec: Mapping[str, Any], folder: str | os.PathLike) -> str:
+    """What a classifier is, for the attack table: the CNN, or the GFM family (masked / causal) under a head."""
+    # Here, not at the top: the report rule reads this module and needs neither.
+    from ...gfm import registry
+    from .classifiers import CLASSIFIER_FILE
+
+    meta_file = Path(folder) / CLASSIFIER_FILE
+    meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {"kind": "huggingface"}
+    if meta["kind"] == "cnn":
+        return "CNN on one-hot bases, trained here"
+    if meta["kind"] == "gfm_head":
+        family = registry.family_module(meta["architecture"])
+        return f"{meta['architecture']} ({family.KINDS[0]}) + linear head, encoder frozen"
+    if spec["kind"] == "gfm_head":
+        return "transformers GFM + sequence-classification head, encoder frozen"
+    return "Hugging Face sequence classifier (user's)"
+
+
+def attack_table_stage(
+    comparison_paths: Mapping[str, str],
+    *,
+    folders: Mapping[str, str],
+    specs: Mapping[str, Mapping[str, Any]],
+    out_tsv: str,
+) -> None:
+    """results/robustness/attack_table.tsv: one row per classifier, one ASR column per attack."""
+    models = {name: describe_classifier(specs[name], folders[name]) for name in comparison_paths}
+    with atomic_outputs(out_tsv) as (tmp,):
+        write_tsv(attack_table(comparison_paths, models=models), tmp)
