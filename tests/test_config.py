@@ -8,14 +8,11 @@ import pytest
 import yaml
 from conftest import DEMO_FASTA, DEMO_VCF, REPO
 from gfm_audit.config import (
-    README_COMMAND,
-    README_PATH,
     check_input_paths,
     input_paths,
     load_config,
     load_schema,
     main,
-    schema_markdown,
     validate_config,
 )
 from gfm_audit.errors import InputError
@@ -341,68 +338,3 @@ def test_yaml_mistake_in_the_default_config_file_names_its_line(tmp_path):
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("gfm-audit: config file config/config.yaml is not valid YAML at line 3:")
     assert "Traceback" not in result.stderr
-
-
-def test_config_readme_is_the_current_schema_rendered():
-    expected = schema_markdown()
-    committed = README_PATH.read_text() if README_PATH.exists() else ""
-    if committed != expected:
-        old, new = committed.splitlines(), expected.splitlines()
-        line = next((i for i, (a, b) in enumerate(zip(old, new, strict=False)) if a != b), min(len(old), len(new)))
-        pytest.fail(
-            f"config/README.md is not the rendering of config/config.schema.yaml (first difference at line "
-            f"{line + 1}); regenerate it from the repository root with: {README_COMMAND}"
-        )
-
-
-def test_schema_markdown_has_a_section_per_top_level_key_and_a_row_per_key():
-    schema = {
-        "title": "T",
-        "description": "D.",
-        "required": ["a"],
-        "properties": {
-            "a": {
-                "type": "object",
-                "description": "Section a.",
-                "required": ["path"],
-                "properties": {
-                    "path": {"type": "string", "minLength": 1, "description": "A | B."},
-                    "n": {"type": "integer", "minimum": 1, "default": 3},
-                    "p": {"type": "number", "exclusiveMinimum": 0, "maximum": 1, "default": 0.5},
-                    "mode": {"enum": ["x", True], "default": "x"},
-                    "opt": {"type": ["string", "null"], "default": None},
-                    "inner": {"type": "object", "default": {}, "properties": {"k": {"type": "boolean"}}},
-                    "sub": {"type": "object", "description": "Sub.", "properties": {"s": {"type": "integer"}}},
-                },
-            },
-            "m": {
-                "type": "object",
-                "default": {},
-                "propertyNames": {"pattern": "^[a-z]+$"},
-                "additionalProperties": {
-                    "type": "object",
-                    "properties": {"xs": {"type": "array", "items": {"type": "number"}, "default": [1, 2]}},
-                },
-            },
-            "t": {"type": ["string", "null"], "default": None, "description": "Scalar."},
-        },
-    }
-    text = schema_markdown(schema)
-    headings = [line for line in text.splitlines() if line.startswith("#")]
-    assert headings == ["# T", "## `a`", "### `a.sub`", "## `m`", "## `t`"]
-    assert "Required. Section a." in text
-    assert "| `a.path` | non-empty string | required | A \\| B. |" in text
-    assert "| `a.n` | integer ≥ 1 | `3` |  |" in text
-    assert "| `a.p` | number in (0, 1] | `0.5` |  |" in text
-    assert "| `a.mode` | one of `x`, `true` | `x` |  |" in text
-    assert "| `a.opt` | string or null | `null` |  |" in text
-    assert "| `a.inner.k` | boolean |  |  |" in text
-    assert "| `a.sub.s` | integer |  |  |" in text.split("### `a.sub`")[1]
-    assert "| `m` | mapping of names matching `^[a-z]+$` to settings | `{}` |  |" in text
-    assert "| `m.<name>.xs` | list of numbers | `[1, 2]` |  |" in text
-    assert "| `t` | string or null | `null` | Scalar. |" in text
-
-
-def test_markdown_option_prints_the_readme(capsys):
-    assert main(["--markdown"]) == 0
-    assert capsys.readouterr().out == schema_markdown()
