@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from conftest import DEMO
 from gfm_audit.errors import InputError
-from gfm_audit.robustness.fimba import attack, data, detection, stages, vae
+from gfm_audit.robustness.fimba import attack, data, detection, poisoning, sweep, vae
 
 PBMC = DEMO / "pbmc68k_reduced" / "pbmc68k_reduced.h5ad"
 
@@ -161,14 +161,14 @@ def test_vae_similarity_of_a_copy_is_perfect_and_poisoning_interpolates():
 def demo_rf(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("fimba")
     out = {k: tmp / f"{k}" for k in ("curve.tsv", "det.tsv", "spectra.npz", "model.joblib")}
-    stages.fimba_model_stage("random_forest", settings(), threads=2, **_outputs(out.values()))
+    sweep.fimba_model_stage("random_forest", settings(), threads=2, **_outputs(out.values()))
     return tmp, out
 
 
 def test_fimba_lowers_accuracy_more_than_random_features_at_the_same_m_on_the_demo(demo_rf):
     _, out = demo_rf
     curve = pd.read_csv(out["curve.tsv"], sep="\t")
-    assert list(curve.columns) == stages.CURVE_COLUMNS
+    assert list(curve.columns) == sweep.CURVE_COLUMNS
     main = curve[curve.variant == "fp_fn"].pivot(index="m", columns="method", values="accuracy")
     clean = curve[curve.method == "clean"].accuracy.iloc[0]
     assert clean > 0.85
@@ -181,19 +181,19 @@ def test_fimba_lowers_accuracy_more_than_random_features_at_the_same_m_on_the_de
 def test_the_same_seed_gives_byte_identical_fimba_tables(demo_rf, tmp_path):
     _, out = demo_rf
     again = {k: tmp_path / k for k in ("curve.tsv", "det.tsv", "spectra.npz", "model.joblib")}
-    stages.fimba_model_stage("random_forest", settings(), threads=2, **_outputs(again.values()))
+    sweep.fimba_model_stage("random_forest", settings(), threads=2, **_outputs(again.values()))
     for key in ("curve.tsv", "det.tsv"):
         assert again[key].read_bytes() == out[key].read_bytes()
     det = pd.read_csv(again["det.tsv"], sep="\t")
-    assert list(det.columns) == stages.DETECTION_COLUMNS
+    assert list(det.columns) == detection.DETECTION_COLUMNS
     assert set(det.subset) == {"all", "fp", "fn"} and set(det.method) == {"fimba", "brute_force"}
 
 
 def test_vae_table_labels_poisoned_samples_with_every_model(demo_rf, tmp_path):
     _, out = demo_rf
-    stages.vae_stage(settings(), {"random_forest": str(out["model.joblib"])}, tmp_path / "vae.tsv")
+    poisoning.vae_stage(settings(), {"random_forest": str(out["model.joblib"])}, tmp_path / "vae.tsv")
     table = pd.read_csv(tmp_path / "vae.tsv", sep="\t")
-    assert list(table.columns) == stages.VAE_COLUMNS
+    assert list(table.columns) == poisoning.VAE_COLUMNS
     row = table.iloc[0]
     assert row.n_samples == 50 and row.ttg_seconds > 0 and 0 < row.cosine <= 1 and row.mse > 0
 
@@ -243,7 +243,7 @@ def test_a_matrix_in_which_no_gene_varies_stops_naming_the_file_before_any_outpu
     out = [tmp_path / k for k in ("c.tsv", "d.tsv", "s.npz", "m.joblib")]
     cfg = settings(data=str(path), label="label", positive=["tumour"], layer="X", top_m=[1, 2], test_fraction=0.5)
     with pytest.raises(InputError) as err:
-        stages.fimba_model_stage("random_forest", cfg, threads=1, **_outputs(out))
+        sweep.fimba_model_stage("random_forest", cfg, threads=1, **_outputs(out))
     message = str(err.value)
     assert "\n" not in message
     assert message.startswith(f"{path}: no gene varies across the 12 training samples (all 6 genes are constant)")
@@ -275,7 +275,7 @@ def test_a_matrix_of_fewer_than_five_genes_runs_with_every_m_it_has(tmp_path):
         shap_background=4,
     )
     out = [tmp_path / k for k in ("c.tsv", "d.tsv", "s.npz", "m.joblib")]
-    stages.fimba_model_stage("random_forest", cfg, threads=1, **_outputs(out))
+    sweep.fimba_model_stage("random_forest", cfg, threads=1, **_outputs(out))
     curve = pd.read_csv(out[0], sep="\t")
     assert set(curve.loc[curve.method == "fimba", "m"]) == {1, 4}
 
@@ -283,7 +283,7 @@ def test_a_matrix_of_fewer_than_five_genes_runs_with_every_m_it_has(tmp_path):
 def test_m_larger_than_the_number_of_features_is_refused_before_any_work(tmp_path):
     out = [tmp_path / k for k in ("c.tsv", "d.tsv", "s.npz", "m.joblib")]
     with pytest.raises(InputError, match=r"top_m: m = 5000 is larger than the number of features \(765\)"):
-        stages.fimba_model_stage("mlp", settings(top_m=[5, 5000]), threads=1, **_outputs(out))
+        sweep.fimba_model_stage("mlp", settings(top_m=[5, 5000]), threads=1, **_outputs(out))
     assert not any(p.exists() for p in out)
 
 
@@ -381,7 +381,7 @@ def _separable(tmp_path) -> dict:
 
 def _run_stage(tmp_path, cfg) -> dict:
     out = {k: tmp_path / k for k in ("curve.tsv", "det.tsv", "spectra.npz", "model.joblib")}
-    stages.fimba_model_stage("random_forest", cfg, threads=1, **_outputs(out.values()))
+    sweep.fimba_model_stage("random_forest", cfg, threads=1, **_outputs(out.values()))
     return out
 
 
@@ -394,7 +394,7 @@ def test_fp_fn_without_endpoints_is_reported_as_not_tried_rather_than_as_a_faile
     assert "random_forest: fp_fn has no endpoint for any of the 20 test samples (0 misclassified)" in caplog.text
     assert "no_endpoints: fall_back_to_tp_tn" in caplog.text
     curve = pd.read_csv(out["curve.tsv"], sep="\t")
-    assert list(curve.columns) == stages.CURVE_COLUMNS and stages.CURVE_COLUMNS[-1] == "status"
+    assert list(curve.columns) == sweep.CURVE_COLUMNS and sweep.CURVE_COLUMNS[-1] == "status"
     assert curve[curve.method == "clean"].accuracy.iloc[0] == 1.0
     fp_fn = curve[curve.variant == "fp_fn"].set_index(["method", "m"])
     not_tried = fp_fn.loc[["fimba", "random_features"]]
@@ -405,17 +405,17 @@ def test_fp_fn_without_endpoints_is_reported_as_not_tried_rather_than_as_a_faile
     assert (curve[curve.variant == "tp_tn"].status == "ok").all()
     assert curve[curve.variant == "tp_tn"].accuracy.notna().all()
     det = pd.read_csv(out["det.tsv"], sep="\t")
-    assert list(det.columns) == stages.DETECTION_COLUMNS
+    assert list(det.columns) == detection.DETECTION_COLUMNS
     gone = det[(det.variant == "fp_fn") & (det.method == "fimba")]
     assert (gone.status == "no_endpoints").all() and gone.ssim.isna().all() and (gone.n_samples == 0).all()
     with np.load(out["spectra.npz"]) as spectra:
         assert "fimba" not in spectra and "brute_force" in spectra
     plots.curve_figure(curve, tmp_path / "curve.png")
     assert (tmp_path / "curve.png").read_bytes()[:4] == b"\x89PNG"
-    stages.vae_stage(cfg, {"random_forest": str(out["model.joblib"])}, tmp_path / "vae.tsv")
+    poisoning.vae_stage(cfg, {"random_forest": str(out["model.joblib"])}, tmp_path / "vae.tsv")
     vae_table = pd.read_csv(tmp_path / "vae.tsv", sep="\t")
     assert vae_table.n_samples.tolist() == [0] and vae_table.ssim.isna().all()
-    stages.merge_detection_stage([str(out["det.tsv"])], tmp_path / "detection.tsv")
+    detection.merge_detection_stage([str(out["det.tsv"])], tmp_path / "detection.tsv")
     section = report.fimba_section(
         ["random_forest"],
         curve_paths={"random_forest": str(out["curve.tsv"])},

@@ -22,6 +22,7 @@ marked ``fallback_tp_tn``.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import numpy as np
@@ -34,6 +35,8 @@ METHODS = ("fimba", "random_features", "shap_uniform", "brute_force")
 INTERPOLATING = ("fimba", "random_features")  # the methods that need an endpoint
 NO_ENDPOINT_POLICIES = ("report", "fall_back_to_tp_tn")
 STATUSES = ("ok", "no_endpoints", "fallback_tp_tn")
+
+log = logging.getLogger(__name__)
 
 
 def shap_importance(predict_proba, explain: np.ndarray, background: np.ndarray, *, seed: int) -> np.ndarray:
@@ -227,3 +230,39 @@ def curve_rows(
                     )
                 )
     return rows
+
+
+def log_endpoints(who: str, variant: str, ends: np.ndarray, status: str, errors: int) -> None:
+    """Say when a variant's attack could not be tried, fell back, or reaches only some test samples."""
+    if status == "no_endpoints":
+        hint = (
+            "; set robustness.fimba.no_endpoints: fall_back_to_tp_tn to move towards tp_tn endpoints instead"
+            if variant == "fp_fn"
+            else ""
+        )
+        log.warning(
+            "%s: %s has no endpoint for any of the %d test samples (%d misclassified), so FIMBA and "
+            "random_features were not tried for it (status no_endpoints)%s",
+            who,
+            variant,
+            len(ends),
+            errors,
+            hint,
+        )
+    elif status == "fallback_tp_tn":
+        log.warning(
+            "%s: fp_fn has no endpoint for any of the %d test samples (%d misclassified); FIMBA and "
+            "random_features move towards the tp_tn endpoints instead (robustness.fimba.no_endpoints: "
+            "fall_back_to_tp_tn; status fallback_tp_tn)",
+            who,
+            len(ends),
+            errors,
+        )
+    elif (ends < 0).any():
+        log.info(
+            "%s: %s: %d of %d test samples have an endpoint; the others stay unchanged under FIMBA and random_features",
+            who,
+            variant,
+            int((ends >= 0).sum()),
+            len(ends),
+        )

@@ -23,10 +23,14 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import joblib
 import numpy as np
+import pandas as pd
 
+from ...outputs import atomic_outputs, write_tsv
 from .attack import METHODS, VARIANTS, as_matrix, perturb, resolve_endpoints
 from .classifiers import TorchTabular
+from .data import make_split
 
 log = logging.getLogger(__name__)
 
@@ -319,3 +323,40 @@ def comparison_rows(
 def comparison_settings(settings: Mapping[str, Any]) -> Mapping[str, Any]:
     """The ``comparison`` block of the FIMBA settings, with its defaults."""
     return settings.get("comparison", {})
+
+
+def comparison_stage(model: str, settings: Mapping[str, Any], *, model_file: str, curve_tsv: str, out_tsv: str) -> None:
+    """FIMBA beside ART's ZOO, HopSkipJump, FGSM and Auto-PGD at FIMBA's L2 budgets, on the first
+    ``comparison.samples`` test samples of one trained classifier."""
+    cmp = settings["comparison"]
+    split = make_split(settings)
+    saved = joblib.load(model_file)
+    clf, importance = saved["model"], saved["importance"]
+    curve = pd.read_csv(curve_tsv, sep="\t")
+    clean_queries = int(curve.loc[curve["method"] == "clean", "queries"].iloc[0])
+    X, y = split.X_test, split.y_test
+    n = min(cmp["samples"], len(X))
+    pred = clf.predict_proba(X).argmax(axis=1)
+    rows = comparison_rows(
+        model,
+        clf,
+        X=X[:n],
+        y=y[:n],
+        pool_pred=pred,
+        pool_X=X,
+        pool_y=y,
+        importance=importance,
+        shap_queries=clean_queries - len(X),
+        settings=settings,
+        attacks=cmp["attacks"],
+        seed=settings["seed"],
+    )
+    with atomic_outputs(out_tsv) as (tmp,):
+        write_tsv(pd.DataFrame(rows, columns=COLUMNS), tmp)
+
+
+def comparison_table_stage(parts: list[str], out_tsv: str) -> None:
+    """comparison.tsv of every model: their tables one after the other."""
+    table = pd.concat([pd.read_csv(p, sep="\t") for p in parts], ignore_index=True)
+    with atomic_outputs(out_tsv) as (tmp,):
+        write_tsv(table[COLUMNS], tmp)
