@@ -1,3 +1,7 @@
+# The privacy figures and the HTML report. Library: workflow_scripts/gfm_audit/privacy/plots.py (figures),
+# workflow_scripts/gfm_audit/report/ (the page).
+
+
 rule plot_attacks:
     """ROC (linear and log-log), score histograms, the neighbor-loss figure of the original HyenaDNA membership-inference benchmark, SNP-site signal."""
     input:

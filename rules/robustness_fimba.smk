@@ -1,5 +1,5 @@
 # Robustness II: FIMBA on gene-expression classifiers, its ablations, spectral
-# detection and VAE poisoning. Library: workflow_scripts/gfm_audit/robustness_fimba/.
+# detection and VAE poisoning. Library: workflow_scripts/gfm_audit/robustness/fimba/.
 
 
 rule fimba_model:

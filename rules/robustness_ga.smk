@@ -1,6 +1,6 @@
 # Robustness I: genetic-algorithm attack with hard biological constraints on DNA
 # sequence classifiers, a random baseline, and adversarial training.
-# Library: workflow_scripts/gfm_audit/robustness_ga/.
+# Library: workflow_scripts/gfm_audit/robustness/ga/.
 
 
 rule train_classifier:

@@ -158,6 +158,14 @@ def snp_site_figure(scores: pd.DataFrame, path: str | os.PathLike) -> None:
     save_figure(fig, path)
 
 
+def person_roc_figure(scores: pd.DataFrame, path: str | os.PathLike) -> None:
+    """:func:`roc_figure` of the person-level scores (person_scores.tsv), one curve per attack that has one."""
+    roc = scores.drop(columns=["n_sequences", "alt_tokens"]).rename(columns={"sample": "window_id"})
+    # An attack with no score for members or for non-members (no alt alleles in few windows) has no ROC.
+    roc = roc[[c for c in roc if c in ("window_id", "member") or roc.member[roc[c].notna()].nunique() == 2]]
+    roc_figure(roc, path)
+
+
 def windows_curve_figure(curve: pd.DataFrame, path: str | os.PathLike) -> None:
     """Person-level AUC against windows per person, one line per attack, a band of one sd over draws."""
     fig, ax = plt.subplots(figsize=(6.5, 4.5))

@@ -384,11 +384,7 @@ def plot_individuals_rule(job: Job) -> None:
     from . import plots
     from .individuals.tables import read_table
 
-    scores = read_table(job.input.scores, dtype={"sample": str})
-    roc = scores.drop(columns=["n_sequences", "alt_tokens"]).rename(columns={"sample": "window_id"})
-    # An attack with no score for members or for non-members (no alt alleles in few windows) has no ROC.
-    roc = roc[[c for c in roc if c in ("window_id", "member") or roc.member[roc[c].notna()].nunique() == 2]]
-    plots.roc_figure(roc, job.output.roc)
+    plots.person_roc_figure(read_table(job.input.scores, dtype={"sample": str}), job.output.roc)
     plots.windows_curve_figure(read_table(job.input.curve), job.output.curve)
     plots.genotype_accuracy_figure(read_table(job.input.genotypes), job.output.genotypes)
 
