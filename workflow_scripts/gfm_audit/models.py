@@ -31,7 +31,7 @@ from typing import Any
 
 from .errors import InputError
 from .gfm import fit, loader, registry
-from .gfm.weights import PICKLES, SAFETENSORS, check_plain_state_dict, first_line
+from .gfm.weights import PICKLES, SAFETENSORS, check_plain_state_dict
 
 __all__ = [
     "PICKLES",
@@ -40,7 +40,6 @@ __all__ = [
     "architecture_of",
     "check_inputs",
     "check_plain_state_dict",
-    "first_line",
     "load_model",
     "load_tokenizer",
     "max_tokens",

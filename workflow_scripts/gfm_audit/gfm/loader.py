@@ -14,11 +14,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import InputError
+from ..errors import InputError, first_line
 from . import registry
 from .weights import (
     check_finite,
-    first_line,
     load_weights,
     pickled_weight_files,
     read_state_dict,

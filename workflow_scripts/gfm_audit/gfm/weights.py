@@ -19,16 +19,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
+from ..errors import InputError, first_line, listed
 
 SAFETENSORS = ("model.safetensors", "model.safetensors.index.json")
 PICKLES = ("pytorch_model.bin", "pytorch_model.bin.index.json")
-SHOWN_KEYS = 3
-
-
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 def weight_format(folder: str | Path) -> str | None:
@@ -122,12 +116,6 @@ def read_state_dict(folder: str | Path, owner: str) -> dict[str, Any]:
     return state
 
 
-def _listed(keys: Iterable[str]) -> str:
-    keys = sorted(keys)
-    more = f" and {len(keys) - SHOWN_KEYS} more" if len(keys) > SHOWN_KEYS else ""
-    return ", ".join(keys[:SHOWN_KEYS]) + more
-
-
 def check_weight_names(
     *, missing: Iterable[str], unexpected: Iterable[str], name: str, folder: str | Path, allow_missing: bool
 ) -> None:
@@ -136,11 +124,11 @@ def check_weight_names(
     if unexpected:
         raise InputError(
             f"model '{name}': the weights in {folder} have {len(unexpected)} tensors the model does not "
-            f"({_listed(unexpected)}); the checkpoint is another architecture or variant than its config.json says"
+            f"({listed(unexpected)}); the checkpoint is another architecture or variant than its config.json says"
         )
     if missing and not allow_missing:
         raise InputError(
-            f"model '{name}': the weights in {folder} lack {len(missing)} tensors ({_listed(missing)}), which would "
+            f"model '{name}': the weights in {folder} lack {len(missing)} tensors ({listed(missing)}), which would "
             f"be left randomly initialised; use a complete checkpoint, or set models.{name}.allow_missing_weights: "
             "true to run with random values there"
         )

@@ -18,9 +18,9 @@ from contextlib import nullcontext
 from typing import Any
 
 from ..determinism import numeric_runtime, single_cpu_thread
-from ..errors import InputError
+from ..errors import InputError, first_line
 from ..gfm.loader import accepts_attention_mask
-from ..models import ModelSpec, first_line, load_model, load_tokenizer, max_tokens, model_from_scratch
+from ..models import ModelSpec, load_model, load_tokenizer, max_tokens, model_from_scratch
 from ..outputs import atomic_directory, write_loss_log
 from ..tokens import encode
 

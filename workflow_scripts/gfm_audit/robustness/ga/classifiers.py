@@ -32,10 +32,10 @@ from typing import Any
 import numpy as np
 
 from ...determinism import single_cpu_thread
-from ...errors import InputError
+from ...errors import InputError, first_line, listed
 from ...gfm import loader, registry
 from ...gfm.weights import check_plain_state_dict, check_weight_names, pickled_weight_files, weight_format
-from ...models import ModelSpec, architecture_of, first_line, quiet_transformers, read_checkpoint_config
+from ...models import ModelSpec, architecture_of, quiet_transformers, read_checkpoint_config
 from ...outputs import atomic_directory, write_loss_log
 from .data import decode
 
@@ -256,11 +256,6 @@ def _refuse_pickled_code(folder: str | os.PathLike, owner: str) -> None:
             check_plain_state_dict(file, owner)
 
 
-def _listed(keys: Sequence[str], shown: int = 3) -> str:
-    more = f" and {len(keys) - shown} more" if len(keys) > shown else ""
-    return ", ".join(keys[:shown]) + more
-
-
 def _check_classifier_weights(model, info: dict, *, name: str, folder, new_head: bool) -> None:
     """Every encoder weight from the file; a new head (gfm_head) may be missing and the LM head it replaces unused.
 
@@ -277,7 +272,7 @@ def _check_classifier_weights(model, info: dict, *, name: str, folder, new_head:
         # Checked before the unexpected weights: an LM checkpoint also has an LM head the classifier does not use.
         raise InputError(
             f"classifier '{name}' ({key}): {folder} has no trained classification head (its weights lack "
-            f"{_listed(head)}), which would be attacked with random values; give a checkpoint saved with its trained "
+            f"{listed(head)}), which would be attacked with random values; give a checkpoint saved with its trained "
             f"sequence-classification head, or set {key}.kind: gfm_head (path: this folder) to train a new head on "
             "its frozen encoder"
         )
@@ -285,7 +280,7 @@ def _check_classifier_weights(model, info: dict, *, name: str, folder, new_head:
     if missing:
         raise InputError(
             f"classifier '{name}' ({key}): the weights in {folder} lack {len(missing)} encoder tensors "
-            f"({_listed(sorted(missing))}), which would be left randomly initialised; use the complete checkpoint"
+            f"({listed(missing)}), which would be left randomly initialised; use the complete checkpoint"
         )
 
 
