@@ -250,6 +250,13 @@ def report_figure(kind, category, subcategory=None):
     return report(template, caption=f"../report/{kind}.rst", category=category, subcategory=subcategory)
 
 
+def report_table(kind, category, subcategory=None):
+    """A rule's output: table ``kind`` (report_layout.TABLES or SHARED), in Snakemake's report with caption
+    report/<kind>.rst. Only the headline tables of each stage are marked; the path is the layout's template."""
+    template = (report_layout.TABLES.get(kind) or report_layout.SHARED[kind]).template
+    return report(template, caption=f"../report/{kind}.rst", category=category, subcategory=subcategory)
+
+
 def report_inputs(wildcards):
     """Every file the report reads, under the keys of report_layout.input_key (never matched by name in a path)."""
     names = {

@@ -123,7 +123,7 @@ rule individual_attacks:
         membership="results/membership_individuals.tsv",
     output:
         scores="results/individuals/attacks/{model}/person_scores.tsv",
-        metrics="results/individuals/attacks/{model}/person_metrics.tsv",
+        metrics=report_table("person_metrics", category="Individuals", subcategory="{model}"),
         curve="results/individuals/attacks/{model}/windows_curve.tsv",
     log:
         "results/logs/individuals/attacks/{model}.log",
@@ -154,7 +154,7 @@ rule genotype_inference:
         membership="results/membership_individuals.tsv",
     output:
         decisions="results/individuals/genotypes/{model}/decisions.tsv",
-        summary="results/individuals/genotypes/{model}/summary.tsv",
+        summary=report_table("genotype_summary", category="Individuals", subcategory="{model}"),
     log:
         "results/logs/individuals/genotypes/{model}.log",
     benchmark:

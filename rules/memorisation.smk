@@ -33,7 +33,7 @@ rule canary_exposure:
         model=lambda w: model_folder(w.model),
         canaries=CANARY_TABLE,
     output:
-        "results/memorisation/{model}/exposure.tsv",
+        report_table("exposure", category="Memorisation", subcategory="{model}"),
     log:
         "results/logs/memorisation/{model}.exposure.log",
     benchmark:
@@ -63,7 +63,7 @@ rule extraction:
         membership="results/membership.tsv",
         canaries=lambda w: [CANARY_TABLE] if w.model in EXPOSURE_MODELS else [],
     output:
-        "results/memorisation/{model}/extraction.tsv",
+        report_table("extraction", category="Memorisation", subcategory="{model}"),
     log:
         "results/logs/memorisation/{model}.extraction.log",
     benchmark:

@@ -7,7 +7,7 @@ rule fimba_model:
     input:
         fimba_inputs(),
     output:
-        curve="results/robustness/fimba/{fmodel}/curve.tsv",
+        curve=report_table("curve", category="Robustness (FIMBA)", subcategory="{fmodel}"),
         detection="results/robustness/fimba/{fmodel}/detection.tsv",
         spectra="results/robustness/fimba/{fmodel}/spectra.npz",
         model="results/robustness/fimba/{fmodel}/model.joblib",
@@ -32,7 +32,7 @@ rule fimba_detection:
     input:
         expand("results/robustness/fimba/{m}/detection.tsv", m=FIMBA_MODELS),
     output:
-        "results/robustness/fimba/detection.tsv",
+        report_table("detection", category="Robustness (FIMBA)"),
     log:
         "results/logs/robustness/fimba_detection.log",
     benchmark:
@@ -53,7 +53,7 @@ rule fimba_vae:
         data=fimba_inputs(),
         models=expand("results/robustness/fimba/{m}/model.joblib", m=FIMBA_MODELS),
     output:
-        "results/robustness/fimba/vae.tsv",
+        report_table("vae", category="Robustness (FIMBA)"),
     log:
         "results/logs/robustness/fimba_vae.log",
     benchmark:
@@ -77,8 +77,8 @@ rule plot_fimba:
         curve="results/robustness/fimba/{fmodel}/curve.tsv",
         spectra="results/robustness/fimba/{fmodel}/spectra.npz",
     output:
-        curve=report_figure("accuracy_vs_m", category="Robustness: FIMBA", subcategory="{fmodel}"),
-        spectra=report_figure("spectra", category="Robustness: FIMBA", subcategory="{fmodel}"),
+        curve=report_figure("accuracy_vs_m", category="Robustness (FIMBA)", subcategory="{fmodel}"),
+        spectra=report_figure("spectra", category="Robustness (FIMBA)", subcategory="{fmodel}"),
     log:
         "results/logs/robustness/fimba_{fmodel}.plots.log",
     benchmark:
@@ -122,7 +122,7 @@ rule fimba_comparison_table:
     input:
         expand("results/robustness/fimba/{m}/comparison.tsv", m=FIMBA_MODELS),
     output:
-        "results/robustness/fimba/comparison.tsv",
+        report_table("comparison", category="Robustness (FIMBA)"),
     log:
         "results/logs/robustness/fimba_comparison.log",
     benchmark:
@@ -142,7 +142,7 @@ rule plot_fimba_comparison:
     input:
         "results/robustness/fimba/{fmodel}/comparison.tsv",
     output:
-        report_figure("fimba_comparison", category="Robustness: FIMBA", subcategory="{fmodel}"),
+        report_figure("fimba_comparison", category="Robustness (FIMBA)", subcategory="{fmodel}"),
     log:
         "results/logs/robustness/fimba_{fmodel}.comparison_plot.log",
     benchmark:

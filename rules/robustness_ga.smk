@@ -38,7 +38,7 @@ rule ga_attack:
         test=GA["test"] or [],
     output:
         adversarial="results/robustness/ga/{classifier}/adversarial.tsv",
-        summary="results/robustness/ga/{classifier}/summary.tsv",
+        summary=report_table("summary", category="Robustness (GA)", subcategory="{classifier}"),
     log:
         "results/logs/robustness/{classifier}.ga_attack.log",
     benchmark:
@@ -69,7 +69,7 @@ rule compare_attacks:
         summary="results/robustness/ga/{classifier}/summary.tsv",
         proposal=proposal_model_input,
     output:
-        comparison="results/robustness/ga/{classifier}/comparison.tsv",
+        comparison=report_table("ga_comparison", category="Robustness (GA)", subcategory="{classifier}"),
     log:
         "results/logs/robustness/{classifier}.compare_attacks.log",
     benchmark:
@@ -133,7 +133,7 @@ rule ga_attack_table:
         comparisons=expand("results/robustness/ga/{c}/comparison.tsv", c=GA_CLASSIFIERS),
         classifiers=[classifier_folder(c) for c in GA_CLASSIFIERS],
     output:
-        "results/robustness/attack_table.tsv",
+        report_table("attack_table", category="Robustness (GA)"),
     log:
         "results/logs/robustness/attack_table.log",
     benchmark:
@@ -160,10 +160,10 @@ rule plot_ga:
         cost="results/robustness/adv_training/{classifier}/cost.tsv",
         comparison="results/robustness/ga/{classifier}/comparison.tsv",
     output:
-        asr=report_figure("asr_vs_budget", category="Robustness: GA", subcategory="{classifier}"),
-        comparison=report_figure("attack_comparison", category="Robustness: GA", subcategory="{classifier}"),
-        edits=report_figure("edits_histogram", category="Robustness: GA", subcategory="{classifier}"),
-        progress=report_figure("training_progress", category="Robustness: GA", subcategory="{classifier}"),
+        asr=report_figure("asr_vs_budget", category="Robustness (GA)", subcategory="{classifier}"),
+        comparison=report_figure("attack_comparison", category="Robustness (GA)", subcategory="{classifier}"),
+        edits=report_figure("edits_histogram", category="Robustness (GA)", subcategory="{classifier}"),
+        progress=report_figure("training_progress", category="Robustness (GA)", subcategory="{classifier}"),
     log:
         "results/logs/robustness/{classifier}.plots.log",
     benchmark:
