@@ -232,7 +232,7 @@ def curve_rows(
     return rows
 
 
-def log_endpoints(who: str, variant: str, ends: np.ndarray, status: str, errors: int) -> None:
+def log_endpoints(who: str, variant: str, ends: np.ndarray, *, status: str, errors: int) -> None:
     """Say when a variant's attack could not be tried, fell back, or reaches only some test samples."""
     if status == "no_endpoints":
         hint = (

@@ -61,7 +61,7 @@ def detection_rows(
         ends, endpoint_status = resolve_endpoints(
             X, pred, y, variant=variant, p=settings["p"], no_endpoints=no_endpoints
         )
-        log_endpoints(model, variant, ends, endpoint_status, int((pred != y).sum()))
+        log_endpoints(model, variant, ends, status=endpoint_status, errors=int((pred != y).sum()))
         E = as_matrix(X, ends)
         for method in ("fimba", "brute_force"):
             status = row_status(method, endpoint_status)

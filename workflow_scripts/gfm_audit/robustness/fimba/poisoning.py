@@ -30,7 +30,7 @@ def vae_stage(settings: Mapping[str, Any], models: Mapping[str, str], out_tsv: s
     ends, status = resolve_endpoints(
         X, pred, y, variant=variant, p=settings["p"], no_endpoints=settings.get("no_endpoints", "report")
     )
-    log_endpoints(f"VAE poisoning ({names[0]})", variant, ends, status, int((pred != y).sum()))
+    log_endpoints(f"VAE poisoning ({names[0]})", variant, ends, status=status, errors=int((pred != y).sum()))
     usable = np.flatnonzero(ends >= 0)[: vae_cfg["n_samples"]]
     if not usable.size:
         # Nothing to poison towards: say so with n_samples 0 rather than fail on an empty matrix.
