@@ -18,58 +18,32 @@ model's embedding rows, and a ``max_length`` past its absolute positions.
 Weights load from safetensors; a checkpoint with only a
 ``pytorch_model.bin`` is first opened with ``torch.load(weights_only=True)`` and
 must be a plain state dict (pickled code is refused in one line).
+
+Every load runs one way down: this module reads ``config.json`` and resolves
+the family (``gfm.registry``), then ``gfm.loader`` builds the tokenizer or
+model (``gfm.weights``) and checks it (``gfm.fit``); nothing below calls back up.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import InputError
-from .gfm import fit, loader, registry
-from .gfm.weights import PICKLES, SAFETENSORS, check_plain_state_dict
+from .gfm import loader, registry
+from .gfm.spec import ModelSpec
 
 __all__ = [
-    "PICKLES",
-    "SAFETENSORS",
     "ModelSpec",
     "architecture_of",
-    "check_inputs",
-    "check_plain_state_dict",
     "load_model",
     "load_tokenizer",
     "max_tokens",
     "model_from_scratch",
     "read_checkpoint_config",
 ]
-
-log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """One entry of the config's ``models`` block (with its name)."""
-
-    name: str
-    path: str
-    kind: str  # causal | masked
-    trust_remote_code: bool = False
-    dtype: str = "auto"  # auto | float32 | bfloat16
-    max_length: int | None = None
-    init: str = "pretrained"  # pretrained | scratch
-    masking: str = "sampled"  # exact | sampled (masked models)
-    mask_fraction: float = 0.15
-    architecture: str = "auto"  # auto | a native family | transformers
-    allow_missing_weights: bool = False
-
-    @classmethod
-    def from_config(cls, name: str, block: Mapping[str, Any]) -> ModelSpec:
-        fields = {k: block[k] for k in cls.__dataclass_fields__ if k in block and k != "name"}
-        return cls(name=name, **fields)
 
 
 def read_checkpoint_config(spec: ModelSpec) -> dict[str, Any]:
@@ -141,96 +115,34 @@ def architecture_of(spec: ModelSpec, config: Mapping[str, Any]) -> str:
     return architecture
 
 
-def quiet_transformers() -> None:
-    """Loading bars and notices from transformers would flood the rule logs.
-
-    Its load report is not lost: the loader checks the missing and unexpected
-    weights itself and stops, or warns under ``allow_missing_weights``.
-    """
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()
+def _resolve(spec: ModelSpec) -> tuple[dict[str, Any], str]:
+    """The checkpoint's ``config.json`` and the architecture that reads it: where every load starts."""
+    config = read_checkpoint_config(spec)
+    return config, architecture_of(spec, config)
 
 
 def load_tokenizer(spec: ModelSpec):
     """The checkpoint's tokenizer: the native family's, else through ``AutoTokenizer``."""
-    config = read_checkpoint_config(spec)
-    architecture = architecture_of(spec, config)
-    if architecture == registry.TRANSFORMERS:
-        quiet_transformers()
-        tokenizer = loader.transformers_tokenizer(spec, config)
-    else:
-        tokenizer = loader.native_tokenizer(spec, architecture)
-    if spec.kind == "masked" and tokenizer.mask_token_id is None:
-        raise InputError(
-            f"model '{spec.name}' is masked (models.{spec.name}.kind) but the tokenizer in {spec.path} has no mask "
-            "token, which pseudo-log-likelihood scoring needs; check that the folder holds the model's own "
-            "tokenizer files (special_tokens_map.json / tokenizer_config.json with mask_token)"
-        )
-    return tokenizer
-
-
-def _auto_class(kind: str):
-    from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
-
-    return AutoModelForCausalLM if kind == "causal" else AutoModelForMaskedLM
-
-
-def torch_dtype(spec: ModelSpec):
-    import torch
-
-    return torch.bfloat16 if spec.dtype == "bfloat16" else torch.float32
+    config, architecture = _resolve(spec)
+    return loader.load_tokenizer(spec, config, architecture)
 
 
 def load_model(spec: ModelSpec, *, tokenizer=None):
     """The model in eval mode, every weight from the checkpoint (safetensors, or a weights-only ``.bin``), each
     one finite, checked against its tokenizer (``tokenizer``, else the folder's) and ``max_length``."""
-    config = read_checkpoint_config(spec)
-    architecture = architecture_of(spec, config)
-    if architecture != registry.TRANSFORMERS:
-        model = loader.native_model(spec, config, architecture)
-    else:
-        quiet_transformers()
-        model = loader.transformers_model(spec, config, auto_class=_auto_class(spec.kind), dtype=torch_dtype(spec))
-    check_inputs(spec, model, config=config, architecture=architecture, tokenizer=tokenizer)
-    return model
-
-
-def check_inputs(spec: ModelSpec, model, *, config: Mapping[str, Any], architecture: str, tokenizer=None) -> None:
-    """Stop in one line when the tokenizer has ids past the model's embedding or max_length exceeds its positions."""
-    fit.check_tokenizer_fits(spec, model, tokenizer if tokenizer is not None else load_tokenizer(spec))
-    fit.check_max_length(spec, model, config=config, architecture=architecture)
+    config, architecture = _resolve(spec)
+    return loader.load_model(spec, config, architecture, tokenizer=tokenizer)
 
 
 def model_from_scratch(spec: ModelSpec, seed: int):
     """A freshly initialised model of the checkpoint folder's architecture (``init: scratch``)."""
-    import torch
-
-    config = read_checkpoint_config(spec)
-    architecture = architecture_of(spec, config)
+    config, architecture = _resolve(spec)
     if architecture != registry.TRANSFORMERS:
         raise InputError(
             f"model '{spec.name}': init: scratch trains transformers-class architectures; {spec.path} is a "
             f"{architecture} checkpoint, which gfm-audit audits as it is (membership.mode regions or none)"
         )
-    from transformers import AutoConfig
-
-    quiet_transformers()
-    try:
-        hf_config = AutoConfig.from_pretrained(
-            spec.path, trust_remote_code=spec.trust_remote_code, local_files_only=True
-        )
-        torch.manual_seed(seed)
-        model = _auto_class(spec.kind).from_config(hf_config, trust_remote_code=spec.trust_remote_code)
-    except InputError:
-        raise
-    except Exception as exc:
-        if loader.runs_remote_code(spec, config):
-            raise loader.remote_code_error(spec, exc, "loading the model") from None
-        raise
-    check_inputs(spec, model, config=config, architecture=architecture)
-    return model
+    return loader.scratch_model(spec, config, seed=seed)
 
 
 def max_tokens(spec: ModelSpec, model, tokenizer) -> int:

@@ -17,7 +17,7 @@ from . import registry
 from .weights import PICKLES, SAFETENSORS
 
 if TYPE_CHECKING:
-    from ..models import ModelSpec
+    from .spec import ModelSpec
 
 # In the order that names the file holding a tokenizer's vocabulary, for the message.
 _TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "tokenizer.model", "spiece.model")

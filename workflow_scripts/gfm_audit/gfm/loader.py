@@ -3,7 +3,10 @@
 Both paths end the same way: every weight of the model comes from the file
 (or from the weight it is tied to) and is finite, and anything else stops the
 run in one line; a model is told whether it takes an attention mask, so that scoring
-passes one only to models whose forward has it.
+passes one only to models whose forward has it. :func:`load_tokenizer`,
+:func:`load_model` and :func:`scratch_model` take a checkpoint whose family is
+resolved (``gfm_audit.models``) and return it checked against its tokenizer
+and ``max_length`` (:mod:`.fit`).
 """
 
 from __future__ import annotations
@@ -15,9 +18,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError, first_line
-from . import registry
+from . import fit, registry
 from .weights import (
     check_finite,
+    check_plain_state_dict,
+    check_weight_names,
     load_weights,
     pickled_weight_files,
     read_state_dict,
@@ -25,7 +30,7 @@ from .weights import (
 )
 
 if TYPE_CHECKING:
-    from ..models import ModelSpec
+    from .spec import ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -188,8 +193,6 @@ def transformers_model(spec: ModelSpec, config: Mapping[str, Any], *, auto_class
         log.warning(
             "model '%s': no safetensors in %s; reading pytorch_model.bin with weights_only=True", spec.name, spec.path
         )
-        from .weights import check_plain_state_dict
-
         for file in pickled_weight_files(spec.path, owner(spec)):
             check_plain_state_dict(file, owner(spec))
     try:
@@ -232,8 +235,6 @@ def transformers_model(spec: ModelSpec, config: Mapping[str, Any], *, auto_class
     unexpected = set(info.get("unexpected_keys", ())) - _ignored(
         info.get("unexpected_keys", ()), getattr(model, "_keys_to_ignore_on_load_unexpected", None)
     )
-    from .weights import check_weight_names
-
     check_weight_names(
         missing=missing,
         unexpected=unexpected,
@@ -249,3 +250,88 @@ def transformers_model(spec: ModelSpec, config: Mapping[str, Any], *, auto_class
     # summation per tensor, a few seconds for a 7B model (see non_finite).
     check_finite(model.named_parameters(), name=spec.name, folder=spec.path)
     return model.eval()
+
+
+# --- the entry points: a resolved checkpoint in, a checked tokenizer or model out ----------
+
+
+def quiet_transformers() -> None:
+    """Loading bars and notices from transformers would flood the rule logs.
+
+    Its load report is not lost: the loader checks the missing and unexpected
+    weights itself and stops, or warns under ``allow_missing_weights``.
+    """
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+
+
+def _auto_class(kind: str):
+    from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
+
+    return AutoModelForCausalLM if kind == "causal" else AutoModelForMaskedLM
+
+
+def _torch_dtype(spec: ModelSpec):
+    import torch
+
+    return torch.bfloat16 if spec.dtype == "bfloat16" else torch.float32
+
+
+def load_tokenizer(spec: ModelSpec, config: Mapping[str, Any], architecture: str):
+    """The tokenizer of a checkpoint read by ``architecture``: the native family's, else ``AutoTokenizer``'s."""
+    if architecture == registry.TRANSFORMERS:
+        quiet_transformers()
+        tokenizer = transformers_tokenizer(spec, config)
+    else:
+        tokenizer = native_tokenizer(spec, architecture)
+    if spec.kind == "masked" and tokenizer.mask_token_id is None:
+        raise InputError(
+            f"model '{spec.name}' is masked (models.{spec.name}.kind) but the tokenizer in {spec.path} has no mask "
+            "token, which pseudo-log-likelihood scoring needs; check that the folder holds the model's own "
+            "tokenizer files (special_tokens_map.json / tokenizer_config.json with mask_token)"
+        )
+    return tokenizer
+
+
+def load_model(spec: ModelSpec, config: Mapping[str, Any], architecture: str, *, tokenizer=None):
+    """The model of a checkpoint read by ``architecture``, in eval mode, checked by :func:`check_inputs`."""
+    if architecture != registry.TRANSFORMERS:
+        model = native_model(spec, config, architecture)
+    else:
+        quiet_transformers()
+        model = transformers_model(spec, config, auto_class=_auto_class(spec.kind), dtype=_torch_dtype(spec))
+    check_inputs(spec, model, config=config, architecture=architecture, tokenizer=tokenizer)
+    return model
+
+
+def scratch_model(spec: ModelSpec, config: Mapping[str, Any], *, seed: int):
+    """A freshly initialised transformers-class model of the checkpoint's config (``init: scratch``), checked."""
+    import torch
+    from transformers import AutoConfig
+
+    quiet_transformers()
+    try:
+        hf_config = AutoConfig.from_pretrained(
+            spec.path, trust_remote_code=spec.trust_remote_code, local_files_only=True
+        )
+        torch.manual_seed(seed)
+        model = _auto_class(spec.kind).from_config(hf_config, trust_remote_code=spec.trust_remote_code)
+    except InputError:
+        raise
+    except Exception as exc:
+        if runs_remote_code(spec, config):
+            raise remote_code_error(spec, exc, "loading the model") from None
+        raise
+    check_inputs(spec, model, config=config, architecture=registry.TRANSFORMERS)
+    return model
+
+
+def check_inputs(spec: ModelSpec, model, *, config: Mapping[str, Any], architecture: str, tokenizer=None) -> None:
+    """Stop in one line when the tokenizer (``tokenizer``, else the checkpoint's) has ids past the model's
+    embedding or max_length exceeds its positions."""
+    if tokenizer is None:
+        tokenizer = load_tokenizer(spec, config, architecture)
+    fit.check_tokenizer_fits(spec, model, tokenizer)
+    fit.check_max_length(spec, model, config=config, architecture=architecture)

@@ -445,7 +445,7 @@ def _load(spec: ModelSpec, *, batch_size: int, device: str | None, options: Scor
     device = device or _device()
     log.info("numerics: %s", numeric_runtime())
     tokenizer = load_tokenizer(spec)
-    model = load_model(spec).to(device)
+    model = load_model(spec, tokenizer=tokenizer).to(device)
     limit = max_tokens(spec, model, tokenizer)
     if spec.kind == "masked" and tokenizer.mask_token_id is None:
         raise InputError(f"model '{spec.name}' is masked but its tokenizer has no mask token")

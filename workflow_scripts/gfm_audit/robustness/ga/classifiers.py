@@ -35,7 +35,7 @@ from ...determinism import single_cpu_thread
 from ...errors import InputError, first_line, listed
 from ...gfm import loader, registry
 from ...gfm.weights import check_plain_state_dict, check_weight_names, pickled_weight_files, weight_format
-from ...models import ModelSpec, architecture_of, quiet_transformers, read_checkpoint_config
+from ...models import ModelSpec, architecture_of, read_checkpoint_config
 from ...outputs import atomic_directory, write_loss_log
 from .data import decode
 
@@ -226,7 +226,7 @@ class HFClassifier(Classifier):
         spec = ModelSpec(name=name, path=str(folder), kind="classifier", trust_remote_code=trust_remote_code)
         config = read_checkpoint_config(spec)
         architecture_of(spec, config)  # auto_map without trust_remote_code, unknown model_type: one line each
-        quiet_transformers()
+        loader.quiet_transformers()
         extra = {"num_labels": num_labels} if num_labels else {}
         tokenizer = loader.transformers_tokenizer(spec, config)
         _refuse_pickled_code(folder, f"classifier '{name}' (robustness.ga.classifiers.{name})")
