@@ -8,9 +8,11 @@ overlap; writes the same table as TSV.
 The bootstrap resamples windows, not training: an attack that leans on the two reference models also moves with
 any change of their training, canaries or not. So the audit also runs without canaries under ``--seeds`` other
 values of ``membership.seed`` (another member split and another training of every model: another draw of the same
-experiment), and gives each attack's range of AUCs over those draws. Exit status 1 when an attack's two intervals
-do not overlap and its change with canaries is larger than that range: only then do the canaries move the verdict
-by more than drawing the experiment again does.
+experiment), and gives each attack's range of AUCs over those draws. The verdict on an attack is the report's: it
+finds leakage when its AUC's 95% interval lies above 0.5. Exit status 1 when the canaries change a verdict, or when
+an attack's two intervals do not overlap, its change with canaries is larger than its range over the draws, and
+larger than the demo check's tolerance for that AUC (``gfm_audit.headline``: what another CPU's rounding may move
+it by); changes within that tolerance are printed, not failed.
 
 Run: .venv/bin/python benchmarks/compare_canaries.py [--out benchmarks/canaries_verdict.tsv] [--seeds 2]
 [--keep DIR [--reuse]] (the demo's privacy part 2 + seeds times: 12-15 minutes each on 2 cores).
@@ -27,6 +29,7 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
+from gfm_audit.headline import TOLERANCE, auc_kind
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
@@ -77,6 +80,8 @@ def side_by_side(with_canaries: pd.DataFrame, without: pd.DataFrame, draws: list
                 "auc_draws_min": min(aucs),
                 "auc_draws_max": max(aucs),
                 "within_draws": bool(abs(a.auc - b.auc) <= max(aucs) - min(aucs)),
+                "leaks_with": bool(a.auc_low > 0.5),
+                "leaks_without": bool(b.auc_low > 0.5),
             }
         )
     return pd.DataFrame(rows)
@@ -108,7 +113,16 @@ def main() -> int:
             f"{'yes' if r.intervals_overlap else 'NO'} | {r.auc_draws_min:.3f}-{r.auc_draws_max:.3f} |"
         )
     moved = table[~table.intervals_overlap & ~table.within_draws]
-    return 1 if len(moved) else 0
+    tolerance = moved.attack.map(lambda attack: TOLERANCE[auc_kind(attack)])
+    for r, tol in zip(moved.itertuples(index=False), tolerance, strict=True):
+        print(
+            f"moved beyond its interval and its range over the draws: {r.attack} ({r.difference:+.4f}; tolerance {tol})"
+        )
+    moved = moved[moved.difference.abs() > tolerance]
+    changed = table[table.leaks_with != table.leaks_without]
+    for r in changed.itertuples(index=False):
+        print(f"verdict changed by the canaries: {r.attack}")
+    return 1 if len(moved) or len(changed) else 0
 
 
 if __name__ == "__main__":

@@ -56,6 +56,12 @@ def _row(metric: str, value: float, kind: str, low: float = math.nan, high: floa
     return {"metric": metric, "value": float(value), "low": low, "high": high, "tolerance": TOLERANCE[kind]}
 
 
+def auc_kind(attack: str) -> str:
+    """The tolerance kind of an attack's AUC: a neighbourhood variant on one probability or on SNP sites only sees
+    a fraction of the neighbours and moves more."""
+    return "auc_variant" if re.search(r"_p0\.\d|_snpsites", attack) else "auc"
+
+
 def privacy_rows(results: Path) -> list[dict]:
     """AUC (with its bootstrap interval), TPR at 1% FPR and the empirical epsilon bound of each attack."""
     rows = []
@@ -66,7 +72,7 @@ def privacy_rows(results: Path) -> list[dict]:
             base = f"privacy.{model}.{r['attack']}"
             if pd.isna(r["auc"]):
                 continue
-            kind = "auc_variant" if re.search(r"_p0\.\d|_snpsites", r["attack"]) else "auc"
+            kind = auc_kind(r["attack"])
             rows.append(_row(f"{base}.auc", r["auc"], kind, r["auc_low"], r["auc_high"]))
             rows.append(_row(f"{base}.tpr_at_fpr_0.01", r["tpr_at_fpr_0.01"], "tpr"))
             if not pd.isna(r["eps_lower_bound"]):
