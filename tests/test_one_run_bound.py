@@ -35,7 +35,7 @@ def test_p_value_with_delta_matches_the_formula_worked_by_hand():
     slack = max(p1 / 1, (p1 + p0) / 2)  # i = 1: 0.3932239; i = 2: 0.2327767
     expected = tail + 2 * 2 * 0.01 * slack  # 0.5344466 + 0.0157290 = 0.5501756
     assert expected == pytest.approx(0.5501756, abs=1e-7)
-    assert one_run_p_value(2, 2, 2, 1.0, 0.01) == pytest.approx(expected, rel=1e-12)
+    assert one_run_p_value(2, 2, 2, eps=1.0, delta=0.01) == pytest.approx(expected, rel=1e-12)
 
 
 def test_without_delta_the_bound_is_the_logit_of_the_one_sided_clopper_pearson_limit():
@@ -63,7 +63,7 @@ REFERENCE = [
 def test_bound_and_p_value_equal_a_public_implementation(args, eps, p_at_1):
     m, r, v, delta = args
     assert one_run_epsilon(m, r, v, delta=delta, level=0.95) == pytest.approx(eps, abs=1e-8)
-    assert one_run_p_value(m, r, v, 1.0, delta) == pytest.approx(p_at_1, rel=1e-12)
+    assert one_run_p_value(m, r, v, eps=1.0, delta=delta) == pytest.approx(p_at_1, rel=1e-12)
 
 
 def test_bound_grows_with_correct_guesses_and_never_passes_the_all_correct_value():

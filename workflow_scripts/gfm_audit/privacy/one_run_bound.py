@@ -35,7 +35,7 @@ def randomised_response_accuracy(eps: float) -> float:
     return 1.0 / (1.0 + math.exp(-eps))
 
 
-def one_run_p_value(m: int, r: int, v: int, eps: float, delta: float) -> float:
+def one_run_p_value(m: int, r: int, v: int, *, eps: float, delta: float) -> float:
     """Upper bound on P[W >= v] for an (eps, delta)-DP algorithm (the module docstring's formula), capped at 1.
 
     m canaries, r guesses, v correct.
@@ -56,22 +56,24 @@ def one_run_p_value(m: int, r: int, v: int, eps: float, delta: float) -> float:
 def one_run_epsilon(m: int, r: int, v: int, *, delta: float, level: float = 0.95) -> float:
     """Largest eps that v correct guesses out of r (m canaries, each in with probability 1/2) rule out.
 
-    sup {eps >= 0 : one_run_p_value(m, r, v, eps, delta) < 1 - level}, to 1e-10; 0 when even eps = 0 is
+    sup {eps >= 0 : one_run_p_value(m, r, v, eps=eps, delta=delta) < 1 - level}, to 1e-10; 0 when even eps = 0 is
     consistent with the observation (guesses at chance, too few guesses, or a delta term too large).
     """
     _check(m, r, v, delta)
     if not 0 < level < 1:
         raise ValueError(f"level must lie in (0, 1), got {level}")
     alpha = 1 - level
-    if v == 0 or one_run_p_value(m, r, v, 0.0, delta) >= alpha:
+    if v == 0 or one_run_p_value(m, r, v, eps=0.0, delta=delta) >= alpha:
         return 0.0
     hi = 1.0
-    while one_run_p_value(m, r, v, hi, delta) < alpha:
+    while one_run_p_value(m, r, v, eps=hi, delta=delta) < alpha:
         hi *= 2
         if hi > 1e4:  # unreachable for r >= 1: q^r -> 1 as eps grows
             return math.inf
     return float(
-        brentq(lambda e: one_run_p_value(m, r, v, e, delta) - alpha, hi / 2 if hi > 1 else 0.0, hi, xtol=1e-10)
+        brentq(
+            lambda e: one_run_p_value(m, r, v, eps=e, delta=delta) - alpha, hi / 2 if hi > 1 else 0.0, hi, xtol=1e-10
+        )
     )
 
 
