@@ -204,6 +204,7 @@ def model_run(tmp_path_factory):
 # Modules whose tests compare numbers between implementations (golden files of the original code, scoring against a
 # direct forward pass): CI runs them again under each CPU capability PyTorch can pick (.ci/numerics.sh).
 NUMERIC_MODULES = {
+    "test_dp_training",
     "test_gfm_caduceus",
     "test_gfm_dnabert2",
     "test_gfm_families",

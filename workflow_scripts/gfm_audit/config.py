@@ -95,6 +95,11 @@ def check_consistency(config: dict[str, Any], source: str = "the config") -> Non
         raise InputError(f"{where} membership.mode regions needs membership.member_bed and membership.nonmember_bed")
     if models and mode == "individuals" and not config.get("individuals", {}).get("vcf"):
         raise InputError(f"{where} membership.mode individuals needs individuals.vcf: a phased multi-sample VCF")
+    if membership.get("training", {}).get("dp") and mode not in ("finetune", "individuals"):
+        raise InputError(
+            f"{where} membership.training.dp is set but membership.mode {mode} trains no model; remove it, or use "
+            "mode finetune or individuals"
+        )
     for name, spec in models.items():
         if spec.get("init") == "scratch" and not (mode in ("finetune", "individuals") and name == target):
             raise InputError(

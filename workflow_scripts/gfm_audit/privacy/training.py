@@ -103,6 +103,10 @@ def _train(
         attention[i, : len(e.ids)] = 1
         special[i, : len(e.ids)] = torch.from_numpy(e.special)
 
+    if params.get("dp"):
+        return _train_dp(
+            spec, model, tokenizer, ids, attention, special, params=params, seed=seed, out_dir=out_dir, device=device
+        )
     optimizer = torch.optim.AdamW(model.parameters(), lr=params["learning_rate"], weight_decay=params["weight_decay"])
     generator = torch.Generator().manual_seed(seed)
     # A generator of its own for the extra batches, so that the main one draws exactly what it draws without them.
@@ -144,6 +148,32 @@ def _train(
             time.perf_counter() - start,
         )
     save_model(model, tokenizer, losses=losses, out_dir=out_dir, source=spec.path)
+    return losses
+
+
+def _train_dp(spec: ModelSpec, model, tokenizer, ids, attention, special, *, params, seed, out_dir, device):
+    """DP-SGD (privacy/dp_training.py): planted canaries are rows like any other, Poisson-sampled with the rest."""
+    from .dp_training import train_dp
+
+    def make_batch(rows, generator):
+        x = ids[rows]
+        if spec.kind == "causal":
+            return x, x.masked_fill(attention[rows] == 0, -100)
+        return _mask_tokens(x, special[rows], tokenizer.mask_token_id, len(tokenizer), generator)
+
+    losses, record = train_dp(
+        model,
+        name=spec.name,
+        kind=spec.kind,
+        ids=ids,
+        attention=attention,
+        make_batch=make_batch,
+        params=params,
+        seed=seed,
+        device=device,
+        force_noise_multiplier=params.get("force_noise_multiplier"),
+    )
+    save_model(model, tokenizer, losses=losses, out_dir=out_dir, source=spec.path, dp_record=record)
     return losses
 
 
@@ -196,9 +226,18 @@ def lm_loss(model, ids, attention, *, labels, kind: str):
 
 
 def save_model(
-    model, tokenizer, *, losses: Sequence[float], out_dir: str | os.PathLike, source: str | None = None
+    model,
+    tokenizer,
+    *,
+    losses: Sequence[float],
+    out_dir: str | os.PathLike,
+    source: str | None = None,
+    dp_record: Mapping[str, Any] | None = None,
 ) -> None:
-    """Save with ``save_pretrained`` (a native family: in its original layout); a killed job leaves no folder."""
+    """Save with ``save_pretrained`` (a native family: in its original layout); a killed job leaves no folder.
+
+    A DP-trained model's folder also holds ``dp.json``: the achieved (eps, delta) and the accountant.
+    """
     with atomic_directory(out_dir) as tmp:
         if getattr(model, "gfm_audit_architecture", None):
             save_native(model, source=source, out_dir=tmp)
@@ -206,6 +245,10 @@ def save_model(
             model.save_pretrained(tmp, safe_serialization=True)
             tokenizer.save_pretrained(tmp)
         write_loss_log(tmp, losses)
+        if dp_record is not None:
+            from .dp_training import write_dp_record
+
+            write_dp_record(tmp, dp_record)
 
 
 def save_native(model, *, source: str, out_dir: str | os.PathLike) -> None:
@@ -219,7 +262,9 @@ def save_native(model, *, source: str, out_dir: str | os.PathLike) -> None:
     state = {k: v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()}
     save_file(state, Path(out_dir) / "model.safetensors", metadata={"format": "pt"})
     for file in Path(source).iterdir():
-        if file.is_file() and file.suffix not in (".safetensors", ".bin", ".py") and "index.json" not in file.name:
+        # dp.json describes the source's training, not this one's (save_model writes this one's).
+        kept = file.suffix not in (".safetensors", ".bin", ".py") and "index.json" not in file.name
+        if file.is_file() and kept and file.name != "dp.json":
             shutil.copy(file, Path(out_dir) / file.name)
 
 
