@@ -57,6 +57,11 @@ def train_model(
     ``sequences`` by a generator of their own: the batches of ``sequences`` and their order are the same with and
     without them, so planting canaries adds optimizer steps but changes neither which windows are trained together
     nor the shuffle.
+
+    ``params["dp"]`` (``membership.training.dp``) trains with DP-SGD instead (privacy/dp_training.py); there every
+    sequence, canaries included, is Poisson-sampled alike. ``params["force_noise_multiplier"]``, which no config can
+    set (the schema refuses the key), replaces the calibrated noise while ``dp.json`` keeps the claim: the broken
+    DP-SGD of the test that the audit catches one.
     """
     import torch
 
