@@ -279,3 +279,13 @@ def test_training_without_dp_from_a_dp_trained_native_checkpoint_does_not_inheri
         device="cpu",
     )
     assert read_dp_record(tmp_path / "dp") is not None and read_dp_record(tmp_path / "plain") is None
+
+
+def test_planted_canaries_are_sampled_with_the_windows_and_counted_in_n(tmp_path, tiny_causal):
+    spec = ModelSpec("t", str(tiny_causal), "causal", init="scratch")
+    extra = [demo_sequence(50_000 + i * 40, 50_000 + i * 40 + 30) for i in range(4)]
+    train_model(
+        spec, _sequences(12), params=_params(), seed=0, out_dir=tmp_path / "t", device="cpu", extra_sequences=extra
+    )
+    record = read_dp_record(tmp_path / "t")
+    assert record["n_sequences"] == 16 and record["sample_rate"] == pytest.approx(1 / 4)  # ceil(16 / 4) batches

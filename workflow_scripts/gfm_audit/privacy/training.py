@@ -109,6 +109,12 @@ def _train(
         special[i, : len(e.ids)] = torch.from_numpy(e.special)
 
     if params.get("dp"):
+        if extra:
+            log.info(
+                "DP-SGD: the %d planted copies are Poisson-sampled with the %d windows, not batched apart",
+                len(extra),
+                len(sequences),
+            )
         return _train_dp(
             spec, model, tokenizer, ids, attention, special, params=params, seed=seed, out_dir=out_dir, device=device
         )
