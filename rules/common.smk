@@ -266,7 +266,15 @@ def report_inputs(wildcards):
         "individuals": individuals_names(),
     }
     names |= {"exposure": EXPOSURE_MODELS, "extraction": EXTRACTION_MODELS}
+    # The DP audit: the folder (for its dp.json) of each audited model trained here with DP; the one-run canary
+    # bound's table has no rule yet, and is asked for by no name.
+    names |= {"dp_audit": dp_audit_models(), "one_run": []}
     return report_layout.report_inputs(names)
+
+
+def dp_audit_models():
+    """Audited models whose training (membership.training.dp) writes dp.json into their folder."""
+    return [m for m in audited_models() if m in TRAINED] if MEMBERSHIP["training"].get("dp") else []
 
 
 def report_wanted():

@@ -13,7 +13,7 @@ from gfm_audit.privacy.training import train_model
 def test_a_bound_above_the_claim_is_a_violation_and_bounds_at_or_below_it_are_consistent():
     verdict = check_claim(1.0, {"one_run": 1.7, "clopper_pearson": 0.4}, delta=1e-5)
     assert verdict.violated == ("one_run",)
-    assert "one-run canary bound exceed the claim: it is violated" in verdict.sentence()
+    assert "one-run canary bound exceeds the claim: it is violated" in verdict.sentence()
     consistent = check_claim(1.0, {"one_run": 1.0, "clopper_pearson": 0.0}, delta=1e-5)
     assert consistent.violated == () and consistent.sentence().endswith("Consistent with the claimed guarantee.")
 

@@ -482,3 +482,44 @@ def test_neighbor_loss_reader_keeps_a_fixed_bottom_k_sample_of_windows_across_sh
     assert len(sample) == 10 and set(sample.kind) == {"window", "snp"}
     everything = plots.read_snp_neighbor_losses(paths)
     assert sorted(everything.window_id.unique()) == sorted(ids) and len(everything) == 24
+
+
+# The report's sections of a run without DP training, as they were before the DP audit section existed.
+SECTIONS = [
+    "Verdict",
+    "Data",
+    "Models",
+    "Attacks on report",
+    "Attacks on m",
+    "Robustness: genetic-algorithm attack on sequence classifiers",
+    "Robustness: FIMBA on gene-expression classifiers",
+    "Run",
+    "Configuration of this run",
+]
+
+
+def test_a_run_without_dp_has_the_sections_of_before_and_a_dp_trained_model_adds_its_dp_audit(tmp_path):
+    config = {
+        "target": "report",
+        "models": {"report": {"path": "x", "kind": "causal"}, "m": {"path": "y", "kind": "causal"}},
+        "membership": {"mode": "finetune", "training": {"dp": {"epsilon": 1.0, "delta": 1e-5}}},
+        "attacks": {"metrics": {"delta": 1e-5, "confidence": 0.95}},
+    }
+    inputs = _write_report_inputs(tmp_path / "plain")
+    plain = _run_report_script(tmp_path / "plain", inputs, config)
+    assert re.findall(r"<h2>(.*?)</h2>", plain) == SECTIONS and "DP audit" not in plain
+    # The rule asks for the target's folder (its dp.json) when it was trained with DP: a section after the attacks.
+    folder = tmp_path / "prefix/results/models/report"
+    folder.mkdir(parents=True)
+    (folder / "dp.json").write_text('{"epsilon": 1.0, "delta": 1e-05, "accountant": "rdp"}')
+    inputs |= {
+        key: str(tmp_path / "prefix" / path)
+        for key, path in report_layout.report_inputs({"dp_audit": ["report"]}).items()
+    }
+    page = _run_report_script(tmp_path, inputs, config)
+    assert re.findall(r"<h2>(.*?)</h2>", page) == [*SECTIONS[:5], "DP audit of report", *SECTIONS[5:]]
+    # metrics.tsv of every model here holds one attack, its eps_lower_bound 1.0: at the claim, not above.
+    assert (
+        "Claimed (eps = 1.00, delta = 1e-05); empirical lower bounds at 95% confidence: Clopper-Pearson bound of "
+        "attack_on_report 1.00. Consistent with the claimed guarantee." in page
+    )

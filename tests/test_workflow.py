@@ -532,3 +532,19 @@ def test_individuals_mode_runs_from_vcf_to_report_on_real_people(tmp_path):
     assert not (tmp_path / "results/membership.tsv").exists() and not (tmp_path / "results/scores").exists()
     rerun = snakemake(tmp_path, "--dry-run", config=config)
     assert "Nothing to be done" in rerun.stdout + rerun.stderr
+
+
+def test_the_report_asks_for_a_models_folder_only_where_training_writes_dp_json(tmp_path):
+    """membership.training.dp: the target's folder (its dp.json) is an input of the report; without dp, it is not."""
+    config = tiny_model_config(tmp_path, shards=1)
+    planned = {}
+    for dp in (False, True):
+        if dp:
+            config["membership"]["training"]["dp"] = {"epsilon": 1.0, "delta": 1e-5}
+        plan = snakemake(tmp_path, "--dry-run", "results/report/report.html", config=config)
+        text = plan.stdout + plan.stderr
+        assert plan.returncode == 0, text[-3000:]
+        (inputs,) = re.findall(r"rule report:\n    input: (.*)\n", text)
+        planned[dp] = set(inputs.split(", "))
+    assert planned[True] - planned[False] == {"results/models/tiny"}
+    assert planned[False] == set(report_layout.report_inputs({"privacy": ["tiny"]}).values())

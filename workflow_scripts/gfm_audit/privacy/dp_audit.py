@@ -36,7 +36,8 @@ class DPVerdict:
         )
         if self.violated:
             names = " and ".join(NAMES.get(k, k) for k in self.violated)
-            return f"{head} The {names} exceed the claim: it is violated, the DP implementation or accounting is wrong."
+            verb = "exceeds" if len(self.violated) == 1 else "exceed"
+            return f"{head} The {names} {verb} the claim: it is violated, the DP implementation or accounting is wrong."
         return f"{head} Consistent with the claimed guarantee."
 
 

@@ -6,7 +6,7 @@
 - ``build``: the sections in their order, each from the report rule's inputs by key;
 - ``stages``: the report rule's adapter.
 
-Each section's own HTML comes from the package of its part: ``privacy/report.py``,
+Each section's own HTML comes from the package of its part: ``privacy/report.py``, ``privacy/dp_report.py``,
 ``privacy/memorisation/report.py``, ``privacy/individuals/report.py``, ``robustness/ga/report.py`` and
 ``robustness/fimba/report.py``.
 Nothing is imported here, so that rules/common.smk, which reads ``layout`` as the workflow is parsed, loads

@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..privacy.dp_report import dp_audit_section
 from ..privacy.memorisation.report import memorisation_html
 from ..privacy.report import privacy_section
 from ..robustness.fimba.report import fimba_section
@@ -28,12 +29,14 @@ def build_report(
     """Write the report; return {model: leaks}. A section whose names are empty is left out.
 
     ``inputs`` holds every file under its key (:func:`.layout.input_key`), as Snakemake resolved it (a module's
-    prefix included). Sections: privacy, memorisation, individuals, the GA attack, FIMBA, then the run.
+    prefix included). Sections: privacy, the DP audit of each DP-trained model (none without), memorisation,
+    individuals, the GA attack, FIMBA, then the run.
     """
     sections, leaks = [], {}
     if models:
         privacy, leaks = _privacy(inputs, config, models)
         sections.append(privacy)
+    sections += _dp_audit(inputs, config)
     sections.append(memorisation_html(inputs))
     # These three join without a line break, as the report has always laid them out.
     sections.append(_individuals(inputs, config, individuals) + _ga(inputs, classifiers) + _fimba(inputs, fimba_models))
@@ -56,6 +59,23 @@ def _privacy(
         threshold_paths=part.tables["thresholds"],
         figures=part.figures,
     )
+
+
+def _dp_audit(inputs: Mapping[str, str], config: Mapping[str, Any]) -> list[str]:
+    """One section per model whose folder the rule asked for (it holds dp.json); none at all without DP training."""
+    names = layout.names_in(inputs, "dp_model")
+    part = layout.collect(inputs, "dp_audit", names)
+    one_run = {name: inputs.get(layout.input_key("one_run_bound", name)) for name in names}
+    return [
+        dp_audit_section(
+            name,
+            folder=part.tables["dp_model"][name],
+            metrics_path=str(inputs[layout.input_key("metrics", name)]),
+            config=config,
+            one_run_path=None if one_run[name] is None else str(one_run[name]),
+        )[0]
+        for name in names
+    ]
 
 
 def _individuals(inputs: Mapping[str, str], config: Mapping[str, Any], names: Sequence[str]) -> str:

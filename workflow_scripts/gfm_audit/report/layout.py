@@ -23,6 +23,8 @@ WILDCARDS = {
     "exposure": "model",
     "extraction": "model",
     "individuals": "model",
+    "dp_audit": "model",
+    "one_run": "model",
 }
 
 
@@ -68,6 +70,11 @@ TABLES = {
     "person_metrics": ReportFile("individuals", "results/individuals/attacks/{model}/person_metrics.tsv"),
     "windows_curve": ReportFile("individuals", "results/individuals/attacks/{model}/windows_curve.tsv"),
     "genotype_summary": ReportFile("individuals", "results/individuals/genotypes/{model}/summary.tsv"),
+    # A DP-trained model's folder, for the dp.json inside (privacy/dp_report.py): train_model's directory output,
+    # of which a file cannot be an input of its own. Asked for only where training writes dp.json.
+    "dp_model": ReportFile("dp_audit", "results/models/{model}"),
+    # The one-run canary bound of a DP-trained model (columns: privacy/dp_report.py), where a rule writes it.
+    "one_run_bound": ReportFile("one_run", "results/memorisation/{model}/one_run.tsv"),
 }
 
 # In the order the report shows them within a section.
@@ -149,6 +156,11 @@ def input_key(kind: str, name: str | None = None) -> str:
     Kinds are distinct and none holds ``__``, so two (kind, name) pairs never share a key.
     """
     return kind if name is None else f"{kind}__{name}"
+
+
+def names_in(inputs: Mapping[str, str], kind: str) -> list[str]:
+    """The names that the report rule's ``inputs`` hold a file of ``kind`` for, in their order (none: [])."""
+    return [key.split("__", 1)[1] for key in inputs if key.startswith(input_key(kind, ""))]
 
 
 def section_outputs(section: str, names: Sequence[str]) -> dict[str, list[str]]:
