@@ -151,21 +151,26 @@ def test_hyenadna_whole_model_gradients_equal_each_sequence_on_its_own():
             torch.testing.assert_close(grads[name][row], p.grad, rtol=1e-3, atol=2e-4, msg=name)
 
 
+def _train_causal(model, ids, *, name, **options):
+    """DP training of a causal model on ``ids`` (each sequence its own target), with the test's parameters."""
+    return train_dp(
+        model,
+        name=name,
+        kind="causal",
+        ids=ids,
+        attention=torch.ones_like(ids),
+        make_batch=lambda rows, g: (ids[rows], ids[rows]),
+        params=_params(),
+        seed=0,
+        device="cpu",
+        **options,
+    )
+
+
 def test_opacus_hooks_refuse_the_hyenadna_filter_in_one_line_naming_the_layer():
     model, ids = _hyenadna_batch(12)
     with pytest.raises(InputError) as err:
-        train_dp(
-            model,
-            name="h",
-            kind="causal",
-            ids=ids,
-            attention=torch.ones_like(ids),
-            make_batch=lambda rows, g: (ids[rows], ids[rows]),
-            params=_params(),
-            seed=0,
-            device="cpu",
-            per_sample_gradients="hooks",
-        )
+        _train_causal(model, ids, name="h", per_sample_gradients="hooks")
     message = str(err.value)
     assert "layer hyena.backbone.layers.0.mixer.filter_fn (_Filter)" in message and "\n" not in message
     assert "membership.training.dp" in message
@@ -198,17 +203,7 @@ class _Toy(torch.nn.Module):
 def test_a_layer_opacus_cannot_differentiate_per_sequence_stops_training_naming_it(toy, layer):
     ids = torch.randint(8, (12, 10), generator=torch.Generator().manual_seed(0))
     with pytest.raises(InputError) as err:
-        train_dp(
-            toy,
-            name="toy",
-            kind="causal",
-            ids=ids,
-            attention=torch.ones_like(ids),
-            make_batch=lambda rows, g: (ids[rows], ids[rows]),
-            params=_params(),
-            seed=0,
-            device="cpu",
-        )
+        _train_causal(toy, ids, name="toy")
     assert layer in str(err.value) and "\n" not in str(err.value)
 
 
