@@ -213,8 +213,12 @@ CANARIES = MEMORISATION["canaries"]
 EXTRACTION = MEMORISATION["extraction"]
 CANARIES_ON = MODE == "finetune" and CANARIES["n"] > 0
 CANARY_TABLE = "results/memorisation/canaries.tsv"
-# Canaries go into the target's training data only: exposure is measured on the target.
-EXPOSURE_MODELS = [TARGET] if CANARIES_ON else []
+# Canaries go into the target's training data only: exposure is measured on the target. With inclusion bernoulli
+# the canaries are the one-run audit's (many, each in by a fair coin): their bound replaces exposure, whose
+# candidate sets would cost m times as many forwards.
+BERNOULLI = CANARIES["inclusion"] == "bernoulli"
+EXPOSURE_MODELS = [TARGET] if CANARIES_ON and not BERNOULLI else []
+ONE_RUN_MODELS = [TARGET] if CANARIES_ON and BERNOULLI else []
 EXTRACTION_MODELS = list(MODELS) if EXTRACTION["enabled"] and MODE in ("finetune", "regions") else []
 
 
@@ -234,7 +238,15 @@ def memorisation_outputs():
     return {
         **report_layout.section_outputs("exposure", EXPOSURE_MODELS),
         **report_layout.section_outputs("extraction", EXTRACTION_MODELS),
+        **report_layout.section_outputs("one_run", ONE_RUN_MODELS),
     }
+
+
+def one_run_delta():
+    """The one-run bound's delta: the DP training's, where the target is trained with DP (the claim it is held
+    against), else the membership attacks' (attacks.metrics.delta)."""
+    dp = MEMBERSHIP["training"].get("dp")
+    return dp["delta"] if dp else config["attacks"]["metrics"]["delta"]
 
 
 # --- the report -------------------------------------------------------------------
@@ -267,8 +279,8 @@ def report_inputs(wildcards):
     }
     names |= {"exposure": EXPOSURE_MODELS, "extraction": EXTRACTION_MODELS}
     # The DP audit: the folder (for its dp.json) of each audited model trained here with DP; the one-run canary
-    # bound's table has no rule yet, and is asked for by no name.
-    names |= {"dp_audit": dp_audit_models(), "one_run": []}
+    # bound of the target, where its canaries are the one-run audit's.
+    names |= {"dp_audit": dp_audit_models(), "one_run": ONE_RUN_MODELS}
     return report_layout.report_inputs(names)
 
 

@@ -22,7 +22,7 @@ rule make_canaries:
         runtime=30,
     params:
         # Only what decides the canaries: an exposure setting must not retrain the target.
-        canaries={k: CANARIES[k] for k in ("n", "length", "repeats", "kind", "seed")},
+        canaries={k: CANARIES[k] for k in ("n", "length", "repeats", "kind", "seed", "inclusion")},
     script:
         "../workflow_scripts/scripts/make_canaries.py"
 
@@ -53,6 +53,37 @@ rule canary_exposure:
         batch_size=config["scoring"]["batch_size"],
     script:
         "../workflow_scripts/scripts/canary_exposure.py"
+
+
+rule one_run_audit:
+    """The one-run canary bound on the target's epsilon (one GPU job): which of the canaries, each inserted by a
+    fair coin, went in, guessed from their loss."""
+    input:
+        model=lambda w: model_folder(w.model),
+        canaries=CANARY_TABLE,
+    output:
+        report_table("one_run_bound", category="Memorisation", subcategory="{model}"),
+    log:
+        "results/logs/memorisation/{model}.one_run.log",
+    benchmark:
+        "results/benchmarks/one_run_audit/{model}.tsv"
+    wildcard_constraints:
+        model="|".join(ONE_RUN_MODELS) or "no-model-has-one-run-canaries",
+    conda:
+        "../envs/models.yaml"
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=16000,
+        runtime=60,
+    params:
+        spec=lambda w, input: model_spec(w.model, input.model),
+        batch_size=config["scoring"]["batch_size"],
+        delta=one_run_delta(),
+        level=config["attacks"]["metrics"]["confidence"],
+        guesses=CANARIES["guesses"],
+    script:
+        "../workflow_scripts/scripts/one_run_audit.py"
 
 
 rule extraction:

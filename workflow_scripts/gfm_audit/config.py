@@ -175,6 +175,9 @@ def _check_memorisation(config: dict[str, Any], where: str) -> None:
             f"{where} memorisation.canaries.n > 0 needs membership.mode finetune (canaries go into the target's "
             "training data); set memorisation.canaries.n: 0 or membership.mode: finetune"
         )
+    canaries = memorisation.get("canaries", {})
+    if canaries.get("n", 0) and canaries.get("inclusion") == "bernoulli":
+        _check_one_run(config, canaries, where)
     extraction = memorisation.get("extraction", {})
     if not extraction.get("enabled"):
         return
@@ -189,6 +192,38 @@ def _check_memorisation(config: dict[str, Any], where: str) -> None:
                 f"{where} memorisation.extraction.decoding is {decoding}, which model '{name}' ({wrong}) cannot do; "
                 f"set memorisation.extraction.decoding: {fix} or auto"
             )
+
+
+def _check_one_run(config: dict[str, Any], canaries: dict[str, Any], where: str) -> None:
+    """The one-run audit: one repeat count (once per canary under DP, whose guarantee is per sequence), and enough
+    canaries for its bound to reach epsilon 1, or the claimed epsilon if smaller."""
+    from .privacy.memorisation.one_run import check_canaries
+
+    repeats = canaries["repeats"]
+    if len(repeats) != 1:
+        raise InputError(
+            f"{where} memorisation.canaries.inclusion bernoulli takes one repeat count, got repeats {repeats}; set "
+            "memorisation.canaries.repeats: [1]"
+        )
+    dp = config.get("membership", {}).get("training", {}).get("dp")
+    if dp and repeats != [1]:
+        raise InputError(
+            f"{where} memorisation.canaries.repeats {repeats} with membership.training.dp: DP's guarantee is per "
+            f"training sequence, and a canary inserted {repeats[0]} times is {repeats[0]} of them, whose bound the "
+            "claim does not cover; set memorisation.canaries.repeats: [1]"
+        )
+    metrics = config.get("attacks", {}).get("metrics", {})
+    delta = dp["delta"] if dp else metrics.get("delta", 1e-5)
+    try:
+        check_canaries(
+            canaries["n"],
+            target=min(dp["epsilon"], 1.0) if dp else 1.0,
+            delta=delta,
+            level=metrics.get("confidence", 0.95),
+            guesses=canaries.get("guesses"),
+        )
+    except InputError as exc:
+        raise InputError(f"{where} {exc}") from None
 
 
 # What to do when a path is missing, by the kind of thing the key names.

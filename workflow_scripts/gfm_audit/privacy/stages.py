@@ -409,9 +409,19 @@ def make_canaries_rule(job: Job) -> None:
 
     params = job.params.canaries
     n_members = int(read_membership(job.input.membership).target_member.sum())
-    check_budget(params["n"], params["repeats"], n_members)
+    bernoulli = params.get("inclusion", "all") == "bernoulli"
+    if not bernoulli:
+        # The one-run audit needs many canaries, and bounds the training algorithm's epsilon whatever else the
+        # training set holds: there, canaries may outnumber the member windows.
+        check_budget(params["n"], params["repeats"], n_members)
     if params["kind"] == "random":
-        canaries = random_canaries(params["n"], params["length"], repeats=params["repeats"], seed=params["seed"])
+        canaries = random_canaries(
+            params["n"],
+            params["length"],
+            repeats=params["repeats"],
+            seed=params["seed"],
+            inclusion=params.get("inclusion", "all"),
+        )
     else:
         windows = pd.read_csv(job.input.windows, sep="\t", dtype={"window_id": str, "chrom": str})
         contigs = {c.fasta_contig: c.vcf_contig for c in read_contigs(job.input.contigs)}
@@ -419,13 +429,44 @@ def make_canaries_rule(job: Job) -> None:
             job.input.fasta, job.input.vcf, windows=windows, vcf_contigs=contigs, params=params
         )
     write_canaries(canaries, job.output[0])
-    inserted = sum(c.group == "inserted" for c in canaries)
+    inserted = [c for c in canaries if c.group == "inserted"]
     logging.getLogger("gfm_audit.privacy.memorisation").info(
-        "%d canaries inserted (%d copies into %d member windows), %d never inserted",
-        inserted,
-        params["n"] * sum(params["repeats"]),
+        "%d canaries inserted (%d copies beside %d member windows), %d never inserted%s",
+        len(inserted),
+        sum(c.repeats for c in inserted),
         n_members,
-        len(canaries) - inserted,
+        len(canaries) - len(inserted),
+        " (each by a fair coin)" if bernoulli else "",
+    )
+
+
+def one_run_audit_rule(job: Job) -> None:
+    """results/memorisation/<model>/one_run.tsv: the one-run canary bound (Steinke et al. 2023) of the target."""
+    import numpy as np
+    import torch
+
+    from ..models import ModelSpec
+    from ..outputs import atomic_outputs, write_tsv
+    from .memorisation.canaries import read_canaries
+    from .memorisation.one_run import canary_scores, one_run_audit
+
+    torch.set_num_threads(job.threads)
+    spec = ModelSpec.from_config(job.wildcards.model, job.params.spec)
+    canaries = read_canaries(job.input.canaries)
+    scores = canary_scores(spec, [c.sequence for c in canaries], batch_size=job.params.batch_size)
+    included = np.array([c.group == "inserted" for c in canaries])
+    table = one_run_audit(scores, included, delta=job.params.delta, level=job.params.level, guesses=job.params.guesses)
+    with atomic_outputs(job.output[0]) as (tmp,):
+        write_tsv(table, tmp)
+    row = table.iloc[0]
+    logging.getLogger("gfm_audit.privacy.memorisation").info(
+        "one-run bound: eps >= %.3f at delta %g (%d of %d guesses right, %d canaries; at most %.3f possible)",
+        row.eps_lower_bound,
+        row.delta,
+        row.correct,
+        row.guesses,
+        row.canaries,
+        row.ceiling,
     )
 
 

@@ -73,7 +73,8 @@ TABLES = {
     # A DP-trained model's folder, for the dp.json inside (privacy/dp_report.py): train_model's directory output,
     # of which a file cannot be an input of its own. Asked for only where training writes dp.json.
     "dp_model": ReportFile("dp_audit", "results/models/{model}"),
-    # The one-run canary bound of a DP-trained model (columns: privacy/dp_report.py), where a rule writes it.
+    # The one-run canary bound of the target (privacy/memorisation/one_run.py), when its canaries are included by
+    # a fair coin each (memorisation.canaries.inclusion: bernoulli).
     "one_run_bound": ReportFile("one_run", "results/memorisation/{model}/one_run.tsv"),
 }
 

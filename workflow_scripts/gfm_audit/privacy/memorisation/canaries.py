@@ -7,8 +7,10 @@ secret, ``|R| = 4^length``). ``snp_rich`` canaries are real reference segments o
 windows, chosen among those with the most SNV sites, whose sites take a seeded allele among REF and
 the VCF's ALTs (the secret), so ``|R| = prod_i (1 + n_alt_i)``.
 
-``n`` canaries per repeat count r are inserted into the target's training data r times each; as many
-(``n * len(repeats)``) are drawn from the same distribution and never inserted: the reference set.
+``inclusion: all``: ``n`` canaries per repeat count r are inserted into the target's training data r times each;
+as many (``n * len(repeats)``) are drawn from the same distribution and never inserted: the reference set.
+``inclusion: bernoulli`` (the one-run audit, Steinke, Nasr & Jagielski 2023): ``n`` canaries in all, each inserted
+(``repeats``: one count) or not by a fair coin of its own, seeded; which ones went in is the secret the audit guesses.
 """
 
 from __future__ import annotations
@@ -54,24 +56,46 @@ class Canary:
         return template, self.secret_offsets, self.choices
 
 
-def _assign(sequences: Sequence[tuple[str, tuple[int, ...], tuple[str, ...]]], n: int, repeats: Sequence[int]):
-    """First ``n * len(repeats)`` sequences inserted (n per repeat count, in config order), the rest reference."""
+def canary_count(n: int, repeats: Sequence[int], inclusion: str = "all") -> int:
+    """How many canaries are drawn: n per repeat count and as many never inserted, or n in all (bernoulli)."""
+    return n if inclusion == "bernoulli" else 2 * n * len(repeats)
+
+
+def _plan(n: int, repeats: Sequence[int], inclusion: str, seed: int) -> list[int]:
+    """Each canary's repeat count, 0 for never inserted: the first n * len(repeats) inserted (n per repeat count,
+    in config order) and the rest not; or, under bernoulli, each inserted with probability 1/2."""
+    if inclusion == "bernoulli":
+        (r,) = repeats
+        coins = np.random.default_rng(np.random.SeedSequence([seed, 2])).random(n) < 0.5
+        return [r if c else 0 for c in coins]
+    return [r for r in repeats for _ in range(n)] + [0] * (n * len(repeats))
+
+
+def _assign(
+    sequences: Sequence[tuple[str, tuple[int, ...], tuple[str, ...]]],
+    n: int,
+    repeats: Sequence[int],
+    inclusion: str = "all",
+    seed: int = 0,
+):
+    """Canaries from ``sequences`` (``_plan`` decides which are inserted, and how often)."""
     canaries = []
-    plan = [r for r in repeats for _ in range(n)] + [0] * (n * len(repeats))
+    plan = _plan(n, repeats, inclusion, seed)
     for i, ((seq, offsets, choices), r) in enumerate(zip(sequences, plan, strict=True)):
         group = "inserted" if r else "reference"
         canaries.append(Canary(f"canary_{i:04d}", group, r, seq, offsets, choices))
     return canaries
 
 
-def random_canaries(n: int, length: int, *, repeats: Sequence[int], seed: int) -> list[Canary]:
-    """``n`` uniform random DNA canaries per repeat count, and as many never-inserted ones."""
-    total = 2 * n * len(repeats)
+def random_canaries(n: int, length: int, *, repeats: Sequence[int], seed: int, inclusion: str = "all") -> list[Canary]:
+    """Uniform random DNA canaries: ``n`` per repeat count and as many never-inserted ones, or ``n`` in all each
+    inserted with probability 1/2 (``inclusion: bernoulli``)."""
+    total = canary_count(n, repeats, inclusion)
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0]))
     codes = rng.integers(0, 4, size=(total, length))
     offsets, choices = tuple(range(length)), (BASES,) * length
     seqs = ["".join(BASES[c] for c in row) for row in codes]
-    return _assign([(s, offsets, choices) for s in seqs], n, repeats)
+    return _assign([(s, offsets, choices) for s in seqs], n, repeats, inclusion, seed)
 
 
 def check_budget(n: int, repeats: Sequence[int], n_members: int) -> None:
@@ -99,8 +123,8 @@ def snp_rich_canaries(
 ) -> list[Canary]:
     """Real segments outside the audited windows, the most SNV-rich of a seeded draw, with seeded alleles.
 
-    ``params``: the ``memorisation.canaries`` block (n, length, repeats, seed). Segments overlap neither an
-    audited window nor each other and hold only A, C, G, T.
+    ``params``: the ``memorisation.canaries`` block (n, length, repeats, seed, inclusion). Segments overlap
+    neither an audited window nor each other and hold only A, C, G, T.
     """
     import cyvcf2
     import pysam
@@ -108,7 +132,8 @@ def snp_rich_canaries(
     from ..windows import extract_snps
 
     n, length, repeats, seed = params["n"], params["length"], params["repeats"], params["seed"]
-    total = 2 * n * len(repeats)
+    inclusion = params.get("inclusion", "all")
+    total = canary_count(n, repeats, inclusion)
     rng = np.random.default_rng(np.random.SeedSequence([seed, 1]))
     chroms = list(dict.fromkeys(windows.chrom.astype(str)))
     taken = {c: [(int(s), int(e)) for s, e in zip(g.start, g.end, strict=True)] for c, g in windows.groupby("chrom")}
@@ -155,7 +180,7 @@ def snp_rich_canaries(
         for off, opts in zip(offsets, choices, strict=True):
             bases[off] = opts[int(rng.integers(0, len(opts)))]
         out.append(("".join(bases), offsets, choices))
-    return _assign(out, n, repeats)
+    return _assign(out, n, repeats, inclusion, seed)
 
 
 def write_canaries(canaries: Sequence[Canary], path: str | os.PathLike) -> None:

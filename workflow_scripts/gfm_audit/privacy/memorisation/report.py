@@ -23,14 +23,24 @@ EXTRACTION_NOTE = (
 )
 
 
+ONE_RUN_NOTE = (
+    "<p>One-run audit (Steinke, Nasr &amp; Jagielski 2023): each canary went into training by a fair coin; the "
+    "lowest-loss canaries are guessed in and the highest-loss out, and the count of right guesses rules out every "
+    "ε below <code>eps_lower_bound</code> at the stated confidence and δ, for any training that is (ε, δ)-DP. "
+    "<code>ceiling</code> is the most this many canaries can show.</p>"
+)
+
+
 def memorisation_section(
     *,
     exposure_paths: Mapping[str, str],
     extraction_paths: Mapping[str, str],
     figures: Mapping[str, Sequence[tuple[str, str]]],
+    one_run_paths: Mapping[str, str] | None = None,
 ) -> str:
-    """HTML of the memorisation section: per model, its exposure and extraction summaries and figures."""
-    models = list(dict.fromkeys([*exposure_paths, *extraction_paths]))
+    """HTML of the memorisation section: per model, its exposure, one-run and extraction summaries and figures."""
+    one_run_paths = one_run_paths or {}
+    models = list(dict.fromkeys([*exposure_paths, *one_run_paths, *extraction_paths]))
     if not models:
         return ""
     parts = ["<h2>Memorisation: canaries and extraction</h2>"]
@@ -47,6 +57,10 @@ def memorisation_section(
             )
             summary["log2_space"] = exposure.log2_space.max()
             parts.append("<h4>Canary exposure</h4>" + html_table(summary, 2) + EXPOSURE_NOTE)
+        if model in one_run_paths:
+            one_run = pd.read_csv(one_run_paths[model], sep="\t")
+            one_run["delta"] = one_run["delta"].map("{:g}".format)  # 1e-05, not 0.000
+            parts.append("<h4>One-run canary bound on ε</h4>" + html_table(one_run, 3) + ONE_RUN_NOTE)
         if model in extraction_paths:
             extraction = pd.read_csv(extraction_paths[model], sep="\t")
             parts.append("<h4>Extraction</h4>" + html_table(extraction) + EXTRACTION_NOTE)
@@ -64,10 +78,14 @@ def memorisation_html(inputs: Mapping[str, str]) -> str:
         section: [k.split("__", 1)[1] for k in inputs if k.startswith(f"{section}__")]
         for section in ("exposure", "extraction")
     }
+    one_run = layout.collect(inputs, "one_run", layout.names_in(inputs, "one_run_bound"))
     exposure = layout.collect(inputs, "exposure", names["exposure"])
     extraction = layout.collect(inputs, "extraction", names["extraction"])
     models = list(dict.fromkeys([*names["exposure"], *names["extraction"]]))
     figures = {m: exposure.figures.get(m, []) + extraction.figures.get(m, []) for m in models}
     return memorisation_section(
-        exposure_paths=exposure.tables["exposure"], extraction_paths=extraction.tables["extraction"], figures=figures
+        exposure_paths=exposure.tables["exposure"],
+        extraction_paths=extraction.tables["extraction"],
+        figures=figures,
+        one_run_paths=one_run.tables["one_run_bound"],
     )
