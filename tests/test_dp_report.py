@@ -97,6 +97,42 @@ def test_the_one_run_canary_bound_is_taken_from_its_table_when_given(tmp_path):
     assert "No one-run canary bound" not in page
 
 
+def test_the_gaussian_dp_bound_is_shown_but_never_held_against_the_claim(tmp_path):
+    # A Gaussian-DP bound above the claim (eps 1): it rules out only Gaussian privacy curves, not the claim.
+    rows = pd.DataFrame(
+        [
+            {
+                "bound": "one_run",
+                "canaries": 1000,
+                "guesses": 100,
+                "correct": 60,
+                "delta": 1e-5,
+                "level": 0.95,
+                "eps_lower_bound": 0.05,
+            },
+            {
+                "bound": "one_run_gdp",
+                "canaries": 1000,
+                "guesses": 100,
+                "correct": 90,
+                "delta": 1e-5,
+                "level": 0.95,
+                "eps_lower_bound": 2.46,
+            },
+        ]
+    )
+    paths = _inputs(tmp_path, {"loss": 0.2})
+    paths["one_run_path"] = tmp_path / "one_run.tsv"
+    rows.to_csv(paths["one_run_path"], sep="\t", index=False)
+    page, verdict = dp_audit_section("target", config=CONFIG, **paths)
+    assert verdict.violated == () and set(verdict.bounds) == {"one_run", "Clopper-Pearson bound of loss"}
+    assert "Consistent with the claimed guarantee" in page
+    assert (
+        "<td>one-run Gaussian-DP bound (90 of 100 guesses right, m = 1000)</td><td>1e-05</td><td>95%</td><td>2.46</td>"
+        "<td>no: assumes a Gaussian privacy curve</td>" in page
+    )
+
+
 def test_a_bound_at_a_delta_below_the_claims_is_shown_but_not_compared(tmp_path):
     # At delta = 1e-7 < 1e-5 a bound may exceed a true claim: 2.0 > 1 is no violation.
     config = {"attacks": {"metrics": {"delta": 1e-7, "confidence": 0.95}}}

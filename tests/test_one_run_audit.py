@@ -17,6 +17,7 @@ from gfm_audit.privacy.memorisation.one_run import (
     one_run_audit,
 )
 from gfm_audit.privacy.one_run_bound import one_run_epsilon
+from gfm_audit.privacy.one_run_fdp import gaussian_one_run_mu, gdp_to_epsilon
 
 
 def _closed_form_all_correct(r: int, alpha: float) -> float:
@@ -69,24 +70,28 @@ def test_perfectly_separated_canaries_give_every_guess_right_and_stay_below_the_
     included = np.random.default_rng(0).random(200) < 0.5
     table = one_run_audit(np.where(included, 1.0, -1.0), included, delta=1e-5, level=0.95)
     row = table.iloc[0]
-    assert list(table.columns) == list(COLUMNS) and len(table) == 1
+    assert list(table.columns) == list(COLUMNS) and table.bound.tolist() == ["one_run", "one_run_gdp"]
     assert row.included == included.sum() != 100
     # Half the guesses are "in": with other than 100 of 200 included, all 200 cannot be right, 100 can.
     assert row.correct == row.guesses == 100
     assert row.eps_lower_bound == pytest.approx(one_run_epsilon(200, 100, 100, delta=1e-5, level=1 - 0.05 / 4))
     assert row.eps_lower_bound < row.ceiling
+    gaussian = table.iloc[1]
+    mu = gaussian_one_run_mu(200, 100, 100, level=1 - 0.05 / 4)
+    assert (gaussian.guesses, gaussian.correct) == (100, 100) and gaussian.mu_lower_bound == pytest.approx(mu)
+    assert gaussian.eps_lower_bound == pytest.approx(gdp_to_epsilon(mu, 1e-5))
+    # Ruling out only Gaussian curves, it goes further than the bound for every (eps, delta)-DP training.
+    assert row.eps_lower_bound < gaussian.eps_lower_bound <= gaussian.ceiling
 
 
 def test_scores_that_ignore_inclusion_give_no_evidence():
     rng = np.random.default_rng(1)
     included = rng.random(1000) < 0.5
-    bounds = [
-        one_run_audit(rng.normal(size=1000), included, delta=1e-5, level=0.95).eps_lower_bound.iloc[0]
-        for _ in range(20)
-    ]
-    # At 95% (Bonferroni over 4 counts), a chance score rules out eps > 0 in at most 5% of draws: 0 or 1 of 20
-    # (more than 3 has probability below 2% under the bound's own guarantee).
-    assert sum(b > 0 for b in bounds) <= 3
+    tables = [one_run_audit(rng.normal(size=1000), included, delta=1e-5, level=0.95) for _ in range(20)]
+    # At 95% (Bonferroni over 4 counts), a chance score rules out eps > 0 in at most 5% of draws, for each of the
+    # two bounds: about 1 of 20 (more than 3 has probability below 2% under the bounds' own guarantee).
+    for i in (0, 1):
+        assert sum(t.eps_lower_bound.iloc[i] > 0 for t in tables) <= 3
 
 
 def test_the_reported_bound_is_the_best_count_at_the_corrected_level_by_hand():
@@ -169,7 +174,7 @@ def test_a_dp_trained_target_gets_its_one_run_bound_and_a_dp_audit_section_in_th
     table = pd.read_csv(tmp_path / "results/memorisation/tiny/one_run.tsv", sep="\t")
     canaries = pd.read_csv(tmp_path / "results/memorisation/canaries.tsv", sep="\t")
     row = table.iloc[0]
-    assert list(table.columns) == list(COLUMNS) and len(canaries) == row.canaries == 48
+    assert list(table.columns) == list(COLUMNS) and len(canaries) == row.canaries == 48 and len(table) == 2
     assert row.included == (canaries.group == "inserted").sum() and row.delta == 1e-3 and row.level == 0.95
     assert row.guess_counts == "4,12,24,48" and 0 <= row.eps_lower_bound <= row.ceiling
     # Sound at 95%: a two-epoch model trained at eps 2 leaves no room for a bound above its claim.
@@ -179,3 +184,4 @@ def test_a_dp_trained_target_gets_its_one_run_bound_and_a_dp_audit_section_in_th
     assert f"{row.included} canaries inserted" in log
     page = (tmp_path / "results/report/report.html").read_text()
     assert "DP audit" in page and "one-run canary bound" in page and "One-run canary bound on ε" in page
+    assert "no: assumes a Gaussian privacy curve" in page

@@ -17,7 +17,14 @@ import numpy as np
 from .metrics import epsilon_lower_bound
 from .one_run_bound import guesses_from_scores, one_run_epsilon
 
-NAMES = {"one_run": "one-run canary bound", "clopper_pearson": "Clopper-Pearson threshold bound"}
+NAMES = {
+    "one_run": "one-run canary bound",
+    "one_run_gdp": "one-run Gaussian-DP bound",
+    "clopper_pearson": "Clopper-Pearson threshold bound",
+}
+# Bounds that rule out only trainings of a given privacy-curve shape (here Gaussian): shown beside a claim, never
+# held against it, since an (eps, delta)-DP training of another shape may exceed them without being wrong.
+SHAPE_ASSUMED = frozenset({"one_run_gdp"})
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 Shown for a model whose folder holds ``dp.json`` (``membership.training.dp``; the report rule asks for the folder
 only then). The bounds: the Clopper-Pearson threshold bound of each membership attack (``eps_lower_bound`` of
 ``results/attacks/<model>/metrics.tsv``, at ``attacks.metrics.delta`` and ``confidence``) and, where a table of it
-is given, the one-run canary bound (Steinke, Nasr & Jagielski 2023). The verdict is :class:`.dp_audit.DPVerdict`'s
+is given, the one-run canary bound (Steinke, Nasr & Jagielski 2023) and its Gaussian-DP version (shown, not held
+against the claim: ``dp_audit.SHAPE_ASSUMED``). The verdict is :class:`.dp_audit.DPVerdict`'s
 sentence.
 
 A bound computed at a delta below the claim's is shown but not compared: (eps, delta)-DP implies (eps, delta')-DP
@@ -25,7 +26,7 @@ import pandas as pd
 
 from ..errors import InputError
 from ..report.elements import html_table
-from .dp_audit import NAMES, DPVerdict, check_claim
+from .dp_audit import NAMES, SHAPE_ASSUMED, DPVerdict, check_claim
 from .dp_training import RECORD, read_dp_record
 
 # The claim's rows, in this order: (dp.json key, label).
@@ -100,7 +101,7 @@ def dp_verdict(record: Mapping[str, Any], bounds: pd.DataFrame) -> DPVerdict | N
     states the lowest confidence of the bounds compared.
     """
     delta = float(record["delta"])
-    compared = bounds[bounds.delta >= delta]
+    compared = bounds[(bounds.delta >= delta) & ~bounds.key.isin(SHAPE_ASSUMED)]
     if compared.empty:
         return None
     return check_claim(
@@ -145,8 +146,12 @@ def dp_audit_section(
             "confidence": [f"{level:.0%}" for level in bounds.level],
             "ε lower bound": bounds.eps.astype(float),
             "compared with the claim": [
-                ("above it" if e > claimed else "at or below it") if d >= record["delta"] else "no: δ below the claim's"
-                for d, e in zip(bounds.delta, bounds.eps, strict=True)
+                "no: assumes a Gaussian privacy curve"
+                if k in SHAPE_ASSUMED
+                else ("above it" if e > claimed else "at or below it")
+                if d >= record["delta"]
+                else "no: δ below the claim's"
+                for k, d, e in zip(bounds.key, bounds.delta, bounds.eps, strict=True)
             ],
         }
     )

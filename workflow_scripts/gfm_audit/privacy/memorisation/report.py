@@ -60,6 +60,7 @@ def memorisation_section(
         if model in one_run_paths:
             one_run = pd.read_csv(one_run_paths[model], sep="\t")
             one_run["delta"] = one_run["delta"].map("{:g}".format)  # 1e-05, not 0.000
+            one_run["mu_lower_bound"] = one_run["mu_lower_bound"].map(lambda v: "" if pd.isna(v) else f"{v:.3f}")
             parts.append("<h4>One-run canary bound on ε</h4>" + html_table(one_run, 3) + ONE_RUN_NOTE)
         if model in extraction_paths:
             extraction = pd.read_csv(extraction_paths[model], sep="\t")
