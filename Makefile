@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CORES ?= 2
 
-.PHONY: demo demo-individuals demo-check test lint install clean bench bench-slurm
+.PHONY: demo demo-individuals demo-dp demo-check test lint install clean bench bench-slurm
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,17 @@ demo-individuals: $(STAMP)
 	@echo "  genotypes:  results/individuals/genotypes/<target>/summary.tsv"
 	@echo
 	@echo "Report: $(CURDIR)/results/report/report.html"
+
+# The privacy audit of a target trained with DP-SGD (config/demo_dp.yaml), in demo-dp/ so that it leaves the
+# demo's results alone.
+demo-dp: $(STAMP)
+	mkdir -p demo-dp && ln -sfn $(CURDIR)/resources demo-dp/resources
+	GFM_AUDIT_CONFIG=$(CURDIR)/config/demo_dp.yaml $(BIN)/snakemake --cores $(CORES) --directory demo-dp
+	@echo
+	@echo "DP demo finished. Claim: $(CURDIR)/demo-dp/results/models/demo_lm/dp.json;"
+	@echo "one-run bound: $(CURDIR)/demo-dp/results/memorisation/demo_lm/one_run.tsv"
+	@echo
+	@echo "Report: $(CURDIR)/demo-dp/results/report/report.html"
 
 test: $(STAMP)
 	$(BIN)/pytest

@@ -97,6 +97,20 @@ def test_the_one_run_canary_bound_is_taken_from_its_table_when_given(tmp_path):
     assert "No one-run canary bound" not in page
 
 
+def test_many_attack_bounds_are_summed_up_in_the_sentence_by_their_largest(tmp_path):
+    bounds = {"loss": 0.1, "zlib": 0.3, "rmia": 0.3, "lira_offline": 1.2}
+    page, verdict = dp_audit_section("target", config=CONFIG, **_inputs(tmp_path, bounds))
+    assert verdict.violated == ("Clopper-Pearson bound of lira_offline",)
+    sentence = (
+        "Claimed (eps = 1.00, delta = 1e-05); empirical lower bounds at 95% confidence: the largest of 4 "
+        "Clopper-Pearson bounds of the membership attacks (lira_offline) 1.20. The Clopper-Pearson bound of "
+        "lira_offline exceeds the claim"
+    )
+    assert sentence in page
+    # Every bound is still in the table below it.
+    assert all(f"<td>Clopper-Pearson bound of {a}</td>" in page for a in bounds)
+
+
 def test_the_gaussian_dp_bound_is_shown_but_never_held_against_the_claim(tmp_path):
     # A Gaussian-DP bound above the claim (eps 1): it rules out only Gaussian privacy curves, not the claim.
     rows = pd.DataFrame(
