@@ -106,6 +106,11 @@ def check_consistency(config: dict[str, Any], source: str = "the config") -> Non
                 f"{where} models.{name}.init is scratch, which only the target can use in membership.mode "
                 "finetune or individuals"
             )
+        if "stride_k" in spec and spec.get("masking", "sampled") != "stride":
+            raise InputError(
+                f"{where} models.{name}.stride_k is read only by masking stride, but masking is "
+                f"{spec.get('masking', 'sampled')}; set models.{name}.masking: stride or remove stride_k"
+            )
     _check_ga(config, where)
     _check_fimba(config, where)
     _check_memorisation(config, where)

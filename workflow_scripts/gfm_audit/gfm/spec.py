@@ -18,8 +18,9 @@ class ModelSpec:
     dtype: str = "auto"  # auto | float32 | bfloat16
     max_length: int | None = None
     init: str = "pretrained"  # pretrained | scratch
-    masking: str = "sampled"  # exact | sampled (masked models)
+    masking: str = "sampled"  # exact | sampled | stride (masked models)
     mask_fraction: float = 0.15
+    stride_k: int = 6  # forward passes per sequence in stride mode
     architecture: str = "auto"  # auto | a native family | transformers
     allow_missing_weights: bool = False
 

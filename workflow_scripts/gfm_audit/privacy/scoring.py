@@ -6,7 +6,8 @@ token t is replaced by the mask token and scored from that pass. ``exact``
 masks every token; ``sampled`` masks only the tokens covering a seeded subset
 of base offsets (the window's SNP sites plus random positions), the same
 subset for a window and all its neighbors, so their scores compare like with
-like. A masked model is never scored without masking.
+like; ``stride`` scores every token as ``exact`` does from k passes per sequence
+(:func:`stride_passes`). A masked model is never scored without masking.
 
 For min-k%++ every scored token also gets the mean and standard deviation of
 log p under the model's predictive distribution at that position:
@@ -129,6 +130,29 @@ def sampled_offsets(window_id: str, length: int, *, snp_offsets: np.ndarray, fra
 # --- the numbers ---------------------------------------------------------------
 
 
+def stride_passes(counts: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The masked copies of the stride pseudo-log-likelihood: which copy masks each scored token.
+
+    For a sequence x with scored tokens s_0 < s_1 < ... < s_{n-1} (the tokens ``exact`` scores), pass j
+    (j = 0 .. min(k, n) - 1) masks M_j = {s_r : r ≡ j (mod k)} all at once, and
+
+        PLL_k(x) = sum_j sum_{i in M_j} log p(x_i | x with M_j masked),
+
+    each token scored once, from the pass that masked it: k forward passes instead of n. With k >= n every pass
+    masks one token and PLL_k is the pseudo-log-likelihood of Salazar et al. (2020), ``exact``; passes beyond the
+    n-th would mask nothing and do not exist. Source: the strided PLL with which GLMap (ai4nucleome/GLMap, 2026)
+    profiles the masked models among its 123 genomic LMs.
+
+    ``counts``: (S,) scored tokens per sequence, whose tokens lie end to end in the flat order. Returns ``copy``:
+    (sum(counts),) int64, the masked copy of each token, copies numbered sequence by sequence and pass by pass;
+    and ``passes``: (S,) int64, min(k, counts), the copies of each sequence.
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    rank = np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(offsets_of(counts)[:-1], counts)
+    passes = np.minimum(counts, k)
+    return np.repeat(offsets_of(passes)[:-1], counts) + rank % k, passes
+
+
 def token_statistics(logits, targets):
     """log p(target), and mean and std of log p under the predictive distribution, per position.
 
@@ -210,8 +234,18 @@ class Scorer:
         self.tokens_seen += int(attention.sum())
         return logits, x
 
-    def score(self, encodings: Sequence[Encoded], positions: Sequence[np.ndarray], progress=None) -> Ragged:
+    def score(
+        self,
+        encodings: Sequence[Encoded],
+        positions: Sequence[np.ndarray],
+        progress=None,
+        *,
+        stride: int | None = None,
+    ) -> Ragged:
         """For each sequence, a (3, len(positions)) array: log p, mean, std at those token positions.
+
+        Masked models: each masked copy masks one of ``positions``, or with ``stride`` k the positions of one
+        pass of :func:`stride_passes` (k copies per sequence).
 
         The arrays come laid end to end (:class:`gfm_audit.ragged.Ragged`, offsets those of ``positions``):
         each batch's statistics are gathered at its scored positions on the device and written into the flat
@@ -228,7 +262,7 @@ class Scorer:
         depth = self.options.prefetch if on_gpu or torch.get_num_threads() > 1 else 0
         pending = None
         with grad_off():
-            for ids, attention, rows in prefetch(self._batches(batch, positions), depth, self._pinned):
+            for ids, attention, rows in prefetch(self._batches(batch, positions, stride=stride), depth, self._pinned):
                 stats = self._statistics(ids, attention, rows)
                 # On a GPU the statistics come back asynchronously: batch i's are stored once batch i+1's forward
                 # is queued, so the device never waits for the host's bookkeeping (nor the host for the device).
@@ -251,7 +285,11 @@ class Scorer:
             stats = torch.stack(token_statistics(logits[:, :-1], x[:, 1:]))
             return stats.reshape(3, -1)[:, source]
         targets = torch.from_numpy(rows.targets).to(x.device, non_blocking=True)
-        picked = logits[torch.arange(len(rows.source), device=x.device), source]
+        if rows.row is None:
+            row = torch.arange(len(rows.source), device=x.device)
+        else:
+            row = torch.from_numpy(rows.row).to(x.device, non_blocking=True)
+        picked = logits[row, source]
         return torch.stack(token_statistics(picked, targets))
 
     @staticmethod
@@ -282,10 +320,14 @@ class Scorer:
             return None if a is None else torch.from_numpy(a).pin_memory().numpy()
 
         ids, attention, rows = batch
-        return pin(ids), pin(attention), replace(rows, source=pin(rows.source), targets=pin(rows.targets))
+        return (
+            pin(ids),
+            pin(attention),
+            replace(rows, source=pin(rows.source), targets=pin(rows.targets), row=pin(rows.row)),
+        )
 
     def _batches(
-        self, batch: Sequence[Encoded], positions: Sequence[np.ndarray]
+        self, batch: Sequence[Encoded], positions: Sequence[np.ndarray], *, stride: int | None = None
     ) -> Iterator[tuple[np.ndarray, np.ndarray, _Rows]]:
         # Everything a batch needs besides the forward is computed here, in the prefetch thread: the padded ids,
         # and the index arrays that move its statistics into the flat result.
@@ -303,18 +345,21 @@ class Scorer:
                 row = np.repeat(np.arange(len(chunk), dtype=np.int64) * (ids.shape[1] - 1), counts[chunk])
                 yield ids, attention, _Rows(len(chunk), _as_slice(dest), row + positions.flat[dest] - 1)
         else:
-            # One row per masked token, sequences in bucketed order, positions in order within each.
-            dest = ranges(positions.offsets[order], counts[order])
-            seq = np.repeat(order, counts[order])
+            # One row per masked copy, sequences in bucketed order, copies in order within each: a copy masks one
+            # token, or with a stride the tokens of one pass. A batch holds batch_size copies, whatever the mode.
+            dest, copy, seq = _masked_copies(positions, order, stride)
             where = positions.flat[dest]
-            row_lengths = lengths[seq]
-            for start, stop in self._chunks(row_lengths):
+            # Copies start..stop hold tokens first[start]:first[stop]: a batch is cut by copies, not tokens.
+            first = offsets_of(np.bincount(copy, minlength=len(seq)))
+            for start, stop in self._chunks(lengths[seq]):
                 chunk = seq[start:stop]
                 ids, attention = self._stack(batch, chunk)
-                p = where[start:stop]
-                targets = ids[np.arange(len(chunk)), p]
-                ids[np.arange(len(chunk)), p] = self.mask_id
-                yield ids, attention, _Rows(len(chunk), _as_slice(dest[start:stop]), p, targets)
+                t0, t1 = int(first[start]), int(first[stop])
+                row, p = copy[t0:t1] - start, where[t0:t1]
+                targets = ids[row, p]
+                ids[row, p] = self.mask_id
+                rows = _Rows(t1 - t0, _as_slice(dest[t0:t1]), p, targets, None if stride is None else row)
+                yield ids, attention, rows
 
     def _chunks(self, lengths: np.ndarray) -> Iterator[tuple[int, int]]:
         """(start, stop) of each batch of rows: ``batch_size`` rows, and for a model that takes no attention mask
@@ -344,6 +389,22 @@ class Scorer:
         return ids, real.astype(np.int64)
 
 
+def _masked_copies(
+    positions: Ragged, order: np.ndarray, stride: int | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The masked copies of the sequences ``order``: ``dest``, the flat index of each scored token, grouped by
+    copy; ``copy``, its copy (non-decreasing); ``seq``, the sequence of each copy. Without a stride every token
+    is a copy of its own."""
+    counts = positions.counts[order]
+    dest = ranges(positions.offsets[order], counts)
+    if stride is None:
+        return dest, np.arange(len(dest), dtype=np.int64), np.repeat(order, counts)
+    copy, passes = stride_passes(counts, stride)
+    # Stable: a pass's tokens stay in position order.
+    by_copy = np.argsort(copy, kind="stable")
+    return dest[by_copy], copy[by_copy], np.repeat(order, passes)
+
+
 def _as_slice(dest: np.ndarray) -> np.ndarray | slice:
     """``dest`` as a slice when it is one run of consecutive indices (equal-length sequences in order): storing a
     batch's statistics is then one block copy instead of a scatter."""
@@ -356,25 +417,31 @@ def _as_slice(dest: np.ndarray) -> np.ndarray | slice:
 class _Rows:
     """Where a batch's statistics go: ``n`` sequences (causal) or masked tokens; ``dest``: indices (or a slice)
     into the flat result; ``source``: causal, indices into the batch's flattened (B, width - 1) statistics;
-    masked, the masked position of each row, whose true id is ``targets``."""
+    masked, the masked position of each scored token, whose true id is ``targets``; ``row``: the batch row of
+    each scored token where a row masks several (stride), else None (row i masks token i)."""
 
     n: int
     dest: np.ndarray
     source: np.ndarray
     targets: np.ndarray | None = None
+    row: np.ndarray | None = None
+
+
+# The masking modes that score every token standing for DNA.
+EVERY_TOKEN = ("exact", "stride")
 
 
 def scored_positions(enc: Encoded, kind: str, *, masking: str, offsets: np.ndarray | None) -> np.ndarray:
     """Token indices that get a score.
 
     Causal: every token that stands for DNA and has a token before it. Masked
-    exact: every token that stands for DNA. Masked sampled: those covering ``offsets``.
+    exact and stride: every token that stands for DNA. Masked sampled: those covering ``offsets``.
     """
     real = enc.scorable
     if kind == "causal":
         real[0] = False
         return np.flatnonzero(real)
-    if masking == "exact":
+    if masking in EVERY_TOKEN:
         return np.flatnonzero(real)
     return np.flatnonzero(tokens_covering(enc, offsets))
 
@@ -384,7 +451,7 @@ def scored_positions_many(
 ) -> Ragged:
     """:func:`scored_positions` of every sequence of ``batch`` (``offsets``: each one's, masked sampled only),
     laid end to end, from whole-array passes."""
-    if kind != "causal" and masking != "exact":
+    if kind != "causal" and masking not in EVERY_TOKEN:
         real = covering_many(batch, offsets)
     else:
         real = batch.scorable
@@ -544,6 +611,11 @@ def _prepare(
     return encodings, positions
 
 
+def stride_of(spec: ModelSpec) -> int | None:
+    """The stride k that ``spec`` scores with: its ``stride_k`` in masked stride mode, else None."""
+    return int(spec.stride_k) if spec.kind == "masked" and spec.masking == "stride" else None
+
+
 def _run(spec: ModelSpec, loaded: _Loaded, records, encodings: EncodedBatch, positions: Ragged, *, progress):
     """The model's part: (3, n) statistics at ``positions``, with the throughput logged."""
     import torch
@@ -560,7 +632,7 @@ def _run(spec: ModelSpec, loaded: _Loaded, records, encodings: EncodedBatch, pos
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     try:
-        stats = scorer.score(encodings, positions, bar)
+        stats = scorer.score(encodings, positions, bar, stride=stride_of(spec))
     except (RuntimeError, TypeError, AttributeError, ValueError) as exc:
         # A checkpoint's own code may load and still fail in its forward pass (written for another transformers).
         if runs_remote_code(spec, read_checkpoint_config(spec)):
