@@ -21,7 +21,9 @@ def test_each_point_sets_epsilon_and_seeds_and_infinity_trains_without_dp():
     assert point["membership"]["training"]["dp"]["epsilon"] == 16.0
     assert point["membership"]["seed"] == point["memorisation"]["canaries"]["seed"] == 2
     assert "dp" not in bench.point_config(BASE, math.inf, 0)["membership"]["training"]
+    assert bench.point_config(BASE, 1.0, 0, epochs=30)["membership"]["training"]["epochs"] == 30
     assert BASE["membership"]["training"]["dp"]["epsilon"] == 4.0  # the base is left alone
+    assert BASE["membership"]["training"]["epochs"] == 5
 
 
 def _fake_run(folder, *, epsilon, one_run, attacks, seconds):
@@ -98,3 +100,4 @@ def test_the_privacy_meter_reference_ratio_is_its_bound_over_its_epsilon():
     # 0.4181 / 68.51 = 0.0061; 0.1258 / 68.51 = 0.00184 (3 significant digits)
     assert "| 68.5 | Privacy Meter, mislabelled canaries | 0.418 | 0.0061 |" in text
     assert "| 68.5 | Privacy Meter, natural canaries | 0.126 | 0.00184 |" in text
+    assert "| ∞ | Privacy Meter, mislabelled canaries | 5.48 |  |" in text  # no ratio to an infinite epsilon
