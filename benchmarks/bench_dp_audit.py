@@ -29,9 +29,7 @@ import argparse
 import copy
 import json
 import math
-import os
 import re
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -40,7 +38,10 @@ import pandas as pd
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
+# The shared run helper sits beside this script (also when a test loads it by path).
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from demo_runs import run_workflow  # noqa: E402
+
 EPSILONS = (1.0, 4.0, 16.0, math.inf)
 # Bounds an excess of which is a bug (the others assume a privacy-curve shape; gfm_audit.privacy.dp_audit).
 SOUND = ("one_run", "clopper_pearson")
@@ -73,14 +74,7 @@ def run(folder: Path, config: dict, reuse: bool) -> None:
     done = folder / "results" / "memorisation" / config["target"] / "one_run.tsv"
     if reuse and done.is_file() and (folder / "results" / "report" / "report.html").is_file():
         return
-    folder.mkdir(parents=True, exist_ok=True)
-    if not (folder / "resources").exists():
-        (folder / "resources").symlink_to(REPO / "resources")
-    path = folder / "base.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    env = {**os.environ, "GFM_AUDIT_CONFIG": str(path)}
-    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(folder), "--cores", "2", "-q"]
-    subprocess.run(cmd, env=env, check=True)
+    run_workflow(folder, config)
 
 
 def collect(folder: Path, config: dict, epsilon: float, seed: int) -> pd.DataFrame:

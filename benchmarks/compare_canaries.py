@@ -22,8 +22,6 @@ Run: .venv/bin/python benchmarks/compare_canaries.py [--out benchmarks/canaries_
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -33,7 +31,9 @@ import yaml
 from gfm_audit.headline import TOLERANCE, auc_kind
 
 REPO = Path(__file__).resolve().parents[1]
-SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
+# The shared run helper sits beside this script (also when a test loads it by path).
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from demo_runs import run_workflow  # noqa: E402
 
 
 def privacy_config(canaries: bool, seed_offset: int = 0) -> dict:
@@ -49,13 +49,7 @@ def run(folder: Path, config: dict, reuse: bool = False) -> pd.DataFrame:
     metrics = folder / "results" / "attacks" / config["target"] / "metrics.tsv"
     if reuse and metrics.is_file():
         return pd.read_csv(metrics, sep="\t").set_index("attack")
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "resources").symlink_to(REPO / "resources")
-    path = folder / "base.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    env = {**os.environ, "GFM_AUDIT_CONFIG": str(path)}
-    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(folder), "--cores", "2", "-q"]
-    subprocess.run(cmd, env=env, check=True)
+    run_workflow(folder, config)
     target = config["target"]
     return pd.read_csv(folder / "results" / "attacks" / target / "metrics.tsv", sep="\t").set_index("attack")
 
