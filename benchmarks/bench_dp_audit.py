@@ -108,7 +108,8 @@ def collect(folder: Path, config: dict, epsilon: float, seed: int) -> pd.DataFra
     table = pd.DataFrame(rows)
     table.insert(0, "epsilon", epsilon)
     table.insert(1, "seed", seed)
-    table.insert(2, "achieved_epsilon", achieved)
+    table.insert(2, "epochs", config["membership"]["training"]["epochs"])
+    table.insert(3, "achieved_epsilon", achieved)
     table["tightness"] = table.eps_lower_bound / achieved if math.isfinite(achieved) else math.nan
     table["exceeds"] = table.eps_lower_bound > achieved
     table["noise_multiplier"] = record["noise_multiplier"] if record else 0.0
@@ -121,12 +122,14 @@ def family(method: str) -> str:
 
 
 def summary(table: pd.DataFrame) -> pd.DataFrame:
-    """Per epsilon: the one-run bounds and the best membership attack's, over seeds; the cost per epoch."""
+    """Per epsilon and epochs: the one-run bounds and the best membership attack's, over seeds; the one-run
+    ceiling (every guess right: the most the bound can say with these canaries); the cost per epoch against the
+    non-private runs of the same length."""
     table = table.assign(family=table.method.map(family))
     best_cp = (
         table[table.family == "clopper_pearson"]
         .sort_values("eps_lower_bound", ascending=False, kind="stable")
-        .groupby(["epsilon", "seed"], sort=False)
+        .groupby(["epsilon", "epochs", "seed"], sort=False)
         .head(1)
         .assign(method="best membership attack (Clopper-Pearson)")
     )
@@ -134,22 +137,24 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
     shown["method"] = shown.method.replace(
         {"one_run": "one-run canary bound", "one_run_gdp": "one-run Gaussian-DP bound"}
     )
-    cost = table.groupby("epsilon").train_s_per_epoch.mean()
-    plain = cost.get(math.inf, math.nan)
+    cost = table.groupby(["epsilon", "epochs"]).train_s_per_epoch.mean()
     rows = []
-    for (epsilon, method), g in shown.groupby(["epsilon", "method"], sort=True):
+    for (epsilon, epochs, method), g in shown.groupby(["epsilon", "epochs", "method"], sort=True):
+        plain = cost.get((math.inf, epochs), math.nan)
         rows.append(
             {
                 "epsilon": epsilon,
+                "epochs": epochs,
                 "achieved epsilon": g.achieved_epsilon.mean(),
                 "method": method,
                 "seeds": len(g),
                 "bound (mean)": g.eps_lower_bound.mean(),
                 "bound (max)": g.eps_lower_bound.max(),
                 "tightness (mean)": g.tightness.mean(),
+                "ceiling": g.ceiling.mean(),
                 "exceeds": int(g.exceeds.sum()),
-                "s per epoch": cost[epsilon],
-                "cost vs non-private": cost[epsilon] / plain,
+                "s per epoch": cost[(epsilon, epochs)],
+                "cost vs non-private": cost[(epsilon, epochs)] / plain,
             }
         )
     return pd.DataFrame(rows)
@@ -197,10 +202,19 @@ def figure(table: pd.DataFrame, path: Path) -> None:
         "one_run_gdp": ("one-run Gaussian-DP bound", "C2", "s"),
         "clopper_pearson": ("membership attacks (Clopper-Pearson)", "C1", "x"),
     }
+    # The grid at the config's epochs is drawn filled; a longer-trained arm (--tightness-epochs) hollow, beside it.
+    lengths = sorted(table.epochs.unique())
     for key, (label, color, marker) in styles.items():
-        part = table[table.method.map(family) == key]
-        xs = part.epsilon.map(x_of) * (1 + 0.04 * (list(styles).index(key) - 1))
-        ax.scatter(xs, part.eps_lower_bound, color=color, marker=marker, label=label, alpha=0.8, s=22)
+        for i, epochs in enumerate(lengths):
+            part = table[(table.method.map(family) == key) & (table.epochs == epochs)]
+            if part.empty:
+                continue
+            xs = part.epsilon.map(x_of) * (1 + 0.04 * (list(styles).index(key) - 1)) * (1 + 0.25 * i)
+            # "x" has no face to leave hollow: it keeps its colour.
+            face = color if i == 0 else "none"
+            paint = {"color": color} if marker == "x" else {"facecolors": face, "edgecolors": color}
+            label_i = label if i == 0 else f"{label}, {epochs} epochs"
+            ax.scatter(xs, part.eps_lower_bound, marker=marker, label=label_i, alpha=0.8, s=22, **paint)
     ceiling = table[table.method == "one_run"].ceiling.max()
     ax.axhline(ceiling, color="C0", linewidth=0.8, linestyle=":", label=f"one-run ceiling ({ceiling:.2f})")
     ax.set_xscale("log")
@@ -223,6 +237,12 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epsilons", type=float, nargs="+", default=list(EPSILONS))
     parser.add_argument("--epochs", type=int, help="train this many epochs instead of the config's")
+    parser.add_argument(
+        "--tightness-epochs",
+        type=int,
+        help="also train the non-private target this many epochs (a target that memorises its canaries: how high "
+        "the bound gets when the model leaks)",
+    )
     parser.add_argument("--keep", help="run in this folder (kept) instead of a temporary one")
     parser.add_argument("--reuse", action="store_true", help="with --keep: read runs already finished there")
     args = parser.parse_args()
@@ -237,6 +257,12 @@ def main() -> int:
                 run(folder, config, args.reuse)
                 tables.append(collect(folder, config, epsilon, seed))
                 print(f"epsilon {epsilon:g}, seed {seed}: done", flush=True)
+        for seed in range(args.seeds if args.tightness_epochs else 0):
+            folder = root / f"epsinf_seed{seed}_epochs{args.tightness_epochs}"
+            config = point_config(base, math.inf, seed, args.tightness_epochs)
+            run(folder, config, args.reuse)
+            tables.append(collect(folder, config, math.inf, seed))
+            print(f"no DP, {args.tightness_epochs} epochs, seed {seed}: done", flush=True)
         table = pd.concat(tables, ignore_index=True)
     table.to_csv(args.out, sep="\t", index=False, float_format="%.6g")
     figure(table, Path(args.figure))

@@ -77,6 +77,7 @@ def test_the_summary_keeps_the_best_attack_per_run_and_compares_the_cost_with_no
         )
         tables.append(bench.collect(folder, BASE, epsilon, seed))
     result = bench.summary(pd.concat(tables, ignore_index=True)).set_index(["epsilon", "method"])
+    assert (result.epochs == 5).all()
     best = result.loc[(4.0, "best membership attack (Clopper-Pearson)")]
     # Per seed the larger of the two attacks: 0.3 (rmia), then 0.4 (loss).
     assert best["bound (mean)"] == pytest.approx(0.35) and best["bound (max)"] == pytest.approx(0.4)
@@ -101,3 +102,24 @@ def test_the_privacy_meter_reference_ratio_is_its_bound_over_its_epsilon():
     assert "| 68.5 | Privacy Meter, mislabelled canaries | 0.418 | 0.0061 |" in text
     assert "| 68.5 | Privacy Meter, natural canaries | 0.126 | 0.00184 |" in text
     assert "| ∞ | Privacy Meter, mislabelled canaries | 5.48 |  |" in text  # no ratio to an infinite epsilon
+
+
+def test_a_longer_trained_arm_is_summarised_apart_with_its_ceiling_and_drawn(tmp_path):
+    tables = []
+    for epochs, bound, seconds in ((5, 0.05, 10.0), (30, 1.2, 66.0)):
+        config = bench.point_config(BASE, math.inf, 0, epochs)
+        folder = _fake_run(
+            tmp_path / f"inf-{epochs}", epsilon=None, one_run={"one_run": bound}, attacks={"loss": 0.1}, seconds=seconds
+        )
+        tables.append(bench.collect(folder, config, math.inf, 0))
+    table = pd.concat(tables, ignore_index=True)
+    result = bench.summary(table).set_index(["epochs", "method"])
+    # Each length against the non-private runs of its own length: 1.0 for both, not 30/5 or 66/10.
+    assert result.loc[(30, "one-run canary bound")]["bound (mean)"] == pytest.approx(1.2)
+    assert result.loc[(5, "one-run canary bound")]["bound (mean)"] == pytest.approx(0.05)
+    assert result.loc[(30, "one-run canary bound")]["s per epoch"] == pytest.approx(66.0 / 30)
+    assert result["cost vs non-private"].tolist() == pytest.approx([1.0] * len(result))
+    assert result.loc[(30, "one-run canary bound")]["ceiling"] == pytest.approx(5.4)
+    assert math.isnan(result.loc[(30, "best membership attack (Clopper-Pearson)")]["ceiling"])
+    bench.figure(table, tmp_path / "f.png")
+    assert (tmp_path / "f.png").stat().st_size > 0
