@@ -15,6 +15,7 @@ from gfm_audit.privacy.dataset_inference import (
     p_value_curve,
     score_table_inference,
     split_test,
+    window_sets,
 )
 from scipy.stats import kstest, norm
 
@@ -221,3 +222,26 @@ def test_a_duci_attack_that_was_not_run_is_refused():
         score_table_inference(
             table, member == 1, member == 0, names=("members", "non_members"), duci_attack="lira_online"
         )
+
+
+def test_bed_sets_are_the_labelled_windows_overlapping_their_regions(tmp_path):
+    table = score_table(np.random.default_rng(43))
+    windows = pd.DataFrame(
+        {"window_id": table.window_id, "chrom": "z", "start": np.arange(len(table)) * 1000, "end": 0}
+    )
+    windows["end"] = windows.start + 256
+    windows.to_csv(tmp_path / "windows.tsv", sep="\t", index=False)
+    (tmp_path / "contigs.tsv").write_text(
+        f"fasta_contig\tvcf_contig\tlength\tmatch\nz\tz\t{1000 * len(table)}\tidentical\n"
+    )
+    # One region covering windows 0-9 whole, one ending a base into window 20: overlap, as membership BEDs count.
+    (tmp_path / "suspect.bed").write_text("z\t0\t9300\nz\t19000\t20001\n")
+    suspect, validation = window_sets(
+        table,
+        str(tmp_path / "suspect.bed"),
+        "non_members",
+        windows_path=str(tmp_path / "windows.tsv"),
+        contigs_path=str(tmp_path / "contigs.tsv"),
+    )
+    assert np.flatnonzero(suspect).tolist() == [*range(10), 19, 20]
+    assert (validation == (table.member == 0)).all()

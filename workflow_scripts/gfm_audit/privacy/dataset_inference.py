@@ -420,6 +420,27 @@ def window_set(value: str, member: np.ndarray, in_regions: np.ndarray | None = N
     return np.asarray(in_regions, bool)
 
 
+def window_sets(
+    table: pd.DataFrame, suspect: str, validation: str, *, windows_path: str, contigs_path: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Boolean masks of the score table's rows in the suspect and validation sets (config values: ``members``,
+    ``non_members`` or a BED file, whose regions a window must overlap, as membership.member_bed's)."""
+    masks = []
+    for value in (suspect, validation):
+        in_regions = None
+        if value not in SET_KEYWORDS:
+            # The windows stage's BED reader and the membership's overlap: a set is drawn as the labels are.
+            from .membership import _overlaps
+            from .reference import read_contigs
+            from .windows import read_bed
+
+            windows = pd.read_csv(windows_path, sep="\t", dtype={"window_id": str, "chrom": str})
+            hit = _overlaps(windows, read_bed(value, read_contigs(contigs_path)))
+            in_regions = table.window_id.astype(str).isin(set(windows.window_id[hit])).to_numpy()
+        masks.append(window_set(value, table.member.to_numpy(), in_regions))
+    return masks[0], masks[1]
+
+
 def score_table_inference(
     table: pd.DataFrame,
     suspect: np.ndarray,
