@@ -36,6 +36,7 @@ class ScoredTokens:
     end: np.ndarray  # (N,) int32
     snp: np.ndarray  # (N,) bool: the token covers a SNP site of its sequence's window
     n_excluded: np.ndarray  # (n,) int64 tokens that stand for no DNA
+    ids: np.ndarray | None = None  # (N,) int64 token id of each scored token (DC-PDD's frequencies are per id)
 
     @property
     def counts(self) -> np.ndarray:
@@ -69,7 +70,7 @@ def scored_tokens(
     n_excluded = np.zeros(len(batch), dtype=np.int64)
     if batch.excluded.any():
         n_excluded = np.bincount(segment_ids(batch.offsets)[batch.excluded], minlength=len(batch)).astype(np.int64)
-    return ScoredTokens(offsets, values, batch.start[flat], batch.end[flat], snp, n_excluded)
+    return ScoredTokens(offsets, values, batch.start[flat], batch.end[flat], snp, n_excluded, batch.ids[flat])
 
 
 def build_table(
