@@ -6,11 +6,20 @@ of all windows, so every window is IN for about half of the references and
 OUT for the rest (the LiRA protocol, Carlini et al. 2022; Privacy Meter).
 ``regions``: member and non-member BED files label the windows of a model
 whose training split is published.
+
+``membership.train_on: neighbor`` (finetune mode) trains every model on one seeded SNP neighbor of each of its
+member windows instead of the window (:func:`trained_neighbors`): the same neighbor of a window for every model,
+one that differs from the window where any does. ``target_member`` then labels the window's *range* (some
+haplotype variant of this locus was trained on, RaMIA's label, attacks/ramia.py), not the window itself, which
+no model saw verbatim; every attack is evaluated against it. In the other modes the range label is
+``target_member`` too: a trained window is a point of its own range, and the neighbors of a held-out window are
+variants no model trained on.
 """
 
 from __future__ import annotations
 
 import os
+import zlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -46,6 +55,38 @@ def finetune_split(window_ids: Sequence[str], *, member_fraction: float, n_refer
     for name, stream in zip(reference_names(n_references), streams[1:], strict=True):
         table[f"{name}_member"] = sample_labels(n, n // 2, stream)
     return pd.DataFrame(table)
+
+
+def trained_neighbors(neighbors_tsv: str | os.PathLike, window_ids: Sequence[str], *, seed: int) -> list[str]:
+    """Per window of ``window_ids``, the id of the SNP neighbor that the models train on instead of it.
+
+    Drawn uniformly among the window's snp neighbors (every p and replicate) that change at least one base, or
+    among all its snp neighbors when none does (a window without SNP sites: its neighbors are the window itself);
+    from a stream of (``seed``, window id) of its own, so a window's choice depends neither on the other windows
+    nor on the order of the table. Read in chunks: memory is that of the windows' candidate ids.
+    """
+    wanted = set(window_ids)
+    changed: dict[str, list[str]] = {}
+    unchanged: dict[str, list[str]] = {}
+    columns = ["neighbor_id", "window_id", "kind", "n_changed"]
+    for chunk in pd.read_csv(
+        neighbors_tsv, sep="\t", usecols=columns, dtype={"neighbor_id": str, "window_id": str}, chunksize=500_000
+    ):
+        chunk = chunk[(chunk.kind == "snp") & chunk.window_id.isin(wanted)]
+        for nid, wid, n in zip(chunk.neighbor_id, chunk.window_id, chunk.n_changed, strict=True):
+            (changed if n > 0 else unchanged).setdefault(wid, []).append(nid)
+    chosen = []
+    for wid in window_ids:
+        # Sorted: the draw does not depend on the order the shards wrote the neighbors in.
+        candidates = sorted(changed.get(wid) or unchanged.get(wid) or [])
+        if not candidates:
+            raise InputError(
+                f"window {wid} has no snp neighbor in {os.fspath(neighbors_tsv)}; membership.train_on neighbor "
+                "needs the neighbors stage's snp neighbors of every window (re-run make_neighbors)"
+            )
+        rng = np.random.default_rng(np.random.SeedSequence([seed, zlib.crc32(wid.encode())]))
+        chosen.append(candidates[int(rng.integers(len(candidates)))])
+    return chosen
 
 
 def _overlaps(windows: pd.DataFrame, intervals: Sequence[tuple[str, int, int]]) -> np.ndarray:

@@ -282,3 +282,25 @@ def save_native(model, *, source: str, out_dir: str | os.PathLike) -> None:
 def member_sequences(windows: Mapping[str, str], labels: Mapping[str, int]) -> list[str]:
     """Sequences of the windows labelled 1, in window order (deterministic)."""
     return [seq for wid, seq in windows.items() if labels.get(wid) == 1]
+
+
+def member_neighbor_sequences(
+    window_ids: Sequence[str],
+    labels: Mapping[str, int],
+    trained: Mapping[str, str],
+    neighbor_fastas: Sequence[str | os.PathLike],
+) -> list[str]:
+    """The sequences of the neighbors ``trained[w]`` of the windows labelled 1, in window order
+    (``membership.train_on: neighbor``); the neighbor FASTAs are read one at a time, keeping only those."""
+    from ..fasta import read_fasta
+
+    wanted = {trained[w]: w for w in window_ids if labels.get(w) == 1}
+    found: dict[str, str] = {}
+    for path in neighbor_fastas:
+        found |= read_fasta(path, keep=wanted)
+    lost = [nid for nid in wanted if nid not in found]
+    if lost:
+        raise InputError(
+            f"trained neighbor {lost[0]} is in no neighbor FASTA; re-run make_neighbors and membership_labels"
+        )
+    return [found[nid] for nid in wanted]

@@ -18,7 +18,7 @@ from typing import Any
 
 from .data import AttackData
 
-__all__ = ["AttackData", "registry", "required_features"]
+__all__ = ["AttackData", "registry", "required_features", "required_reductions"]
 
 
 def registry() -> dict[str, ModuleType]:
@@ -42,4 +42,17 @@ def required_features(names: Sequence[str], params: Mapping[str, Any]) -> list[s
     for name in names:
         if name in attacks and hasattr(attacks[name], "features"):
             wanted |= set(attacks[name].features(params))
+    return sorted(wanted)
+
+
+def required_reductions(names: Sequence[str], params: Mapping[str, Any]) -> list[str]:
+    """The per-window statistics beyond the neighbor means that the attacks ``names`` read, sorted: what the
+    reduce step (rule window_features) adds to each model's table. An attack declares them in ``reductions(params)``
+    (ramia: trimmed means over each window's range, :mod:`..ranges`); none unless such an attack is configured, so
+    the table of any other configuration keeps its columns."""
+    attacks = registry()
+    wanted: set[str] = set()
+    for name in names:
+        if name in attacks and hasattr(attacks[name], "reductions"):
+            wanted |= set(attacks[name].reductions(params))
     return sorted(wanted)
