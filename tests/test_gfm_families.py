@@ -133,7 +133,8 @@ def test_scores_through_score_sequences_equal_a_direct_computation(family):
         spec, records, snp_offsets={}, batch_size=4, seed=0, device="cpu", max_excluded_share=1.0
     ).to_pylist()
     model, tokenizer = load_model(spec), load_tokenizer(spec)
-    for row, (seq, ids, logits) in zip(rows, golden, strict=True):
+    vocab_ids, logsumexp = golden_vocab(name)
+    for i, (row, (seq, ids, logits)) in enumerate(zip(rows, golden, strict=True)):
         enc = encode(tokenizer, seq, model=name)
         excluded = np.flatnonzero(enc.excluded)
         assert row["n_excluded"] == len(excluded)
@@ -146,8 +147,14 @@ def test_scores_through_score_sequences_equal_a_direct_computation(family):
                 spans_start.append(int(enc.start[0]))
                 spans_end.append(int(enc.end[0]))
             assert _tiles(spans_start, spans_end, len(seq))
-            logp = torch.log_softmax(torch.from_numpy(logits).double(), -1).numpy()  # the original's logits
-            expected = np.array([logp[p - 1, ids[p]] for p in positions])
+            if vocab_ids is None:
+                logp = torch.log_softmax(torch.from_numpy(logits).double(), -1).numpy()  # the original's logits
+                expected = np.array([logp[p - 1, ids[p]] for p in positions])
+            else:  # the original's logits of a subset of the vocabulary, and its log-normaliser over all of it
+                column = {int(v): j for j, v in enumerate(vocab_ids)}
+                expected = np.array(
+                    [float(logits[p - 1, column[int(ids[p])]]) - float(logsumexp[i, p - 1]) for p in positions]
+                )
             np.testing.assert_allclose(row["token_logprob"], expected, rtol=SCORE_TOL, atol=SCORE_TOL)
             assert row["loss"] == pytest.approx(-expected.mean(), rel=1e-3, abs=1e-3)
         else:

@@ -3,7 +3,7 @@
 A checkpoint is read by one of two paths, chosen by ``models.<name>.architecture``
 (``auto`` asks each native family module whether the folder's ``config.json`` is
 its own): a family gfm-audit implements natively (``gfm_audit.gfm``: HyenaDNA,
-Caduceus, DNABERT-2, Nucleotide Transformer v2, GENA-LM), whose original weight
+Caduceus, DNABERT-2, Nucleotide Transformer v2, GENA-LM, Evo 2), whose original weight
 names load strictly into our PyTorch module and whose checkpoint's own code is
 never run; or transformers' own classes (``AutoModelForCausalLM`` /
 ``AutoModelForMaskedLM``: GPT-2, Llama such as GENERator, ESM such as the
@@ -56,6 +56,12 @@ def read_checkpoint_config(spec: ModelSpec) -> dict[str, Any]:
         )
     config_file = path / "config.json"
     if not config_file.is_file():
+        # A family whose original layout has no config.json (Evo 2: a .pt and its YAML) reads the folder itself.
+        for family in registry.available_families():
+            reader = getattr(registry.family_module(family), "read_folder_config", None)
+            config = reader(path, name=spec.name) if reader is not None else None
+            if config is not None:
+                return config
         raise InputError(
             f"model '{spec.name}': {spec.path} has no config.json; is it a Hugging Face checkpoint folder?"
         )

@@ -117,14 +117,22 @@ def read_state_dict(folder: str | Path, owner: str) -> dict[str, Any]:
 
 
 def check_weight_names(
-    *, missing: Iterable[str], unexpected: Iterable[str], name: str, folder: str | Path, allow_missing: bool
+    *,
+    missing: Iterable[str],
+    unexpected: Iterable[str],
+    name: str,
+    folder: str | Path,
+    allow_missing: bool,
+    config_file: str = "config.json",
 ) -> None:
-    """Stop, in one line naming the model and the first keys, when the file lacks weights or has extra ones."""
+    """Stop, in one line naming the model and the first keys, when the file lacks weights or has extra ones.
+
+    ``config_file``: the file that describes the model, named in the message (config.json, or Evo 2's YAML)."""
     missing, unexpected = sorted(missing), sorted(unexpected)
     if unexpected:
         raise InputError(
             f"model '{name}': the weights in {folder} have {len(unexpected)} tensors the model does not "
-            f"({listed(unexpected)}); the checkpoint is another architecture or variant than its config.json says"
+            f"({listed(unexpected)}); the checkpoint is another architecture or variant than its {config_file} says"
         )
     if missing and not allow_missing:
         raise InputError(
@@ -217,6 +225,7 @@ def load_weights(
     derived: Iterable[str] = (),
     unused: Iterable[str] = (),
     copies: Iterable[tuple[str, str]] = (),
+    config_file: str = "config.json",
 ) -> list[str]:
     """Load ``state`` into ``module`` by exact names; returns the keys left at their initial values.
 
@@ -227,6 +236,7 @@ def load_weights(
     module computes them; a file may lack them). ``unused``: prefixes of weights a
     file may carry that this model never uses (a pretraining head), dropped. ``copies``: extra names of a
     shared tensor (:func:`merge_copies`). A tensor with NaN or infinite values stops the load (:func:`check_finite`).
+    ``config_file``: the file that describes the model, for the messages.
     """
     import torch
 
@@ -250,14 +260,19 @@ def load_weights(
     computed = {k for k in expected - set(state) if any(p.fullmatch(k) for p in patterns)}
     missing = expected - set(state) - computed
     check_weight_names(
-        missing=missing, unexpected=set(state) - expected, name=name, folder=folder, allow_missing=allow_missing
+        missing=missing,
+        unexpected=set(state) - expected,
+        name=name,
+        folder=folder,
+        allow_missing=allow_missing,
+        config_file=config_file,
     )
     try:
         module.load_state_dict(state, strict=not (missing or computed))
     except RuntimeError as exc:
         detail = re.search(r"size mismatch for [^\n]*", str(exc))
         raise InputError(
-            f"model '{name}': the weights in {folder} do not fit the model that its config.json describes "
+            f"model '{name}': the weights in {folder} do not fit the model that its {config_file} describes "
             f"({detail.group(0).rstrip('.') if detail else first_line(exc)})"
         ) from None
     for key in filled:
