@@ -212,6 +212,7 @@ NUMERIC_MODULES = {
     "test_gfm_hyenadna",
     "test_gfm_loader",
     "test_gfm_nt_v2",
+    "test_gfm_nt_v3",
     "test_scoring",
     "test_training",
 }

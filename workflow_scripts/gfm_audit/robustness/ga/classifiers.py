@@ -294,7 +294,9 @@ class NativeHeadClassifier(Classifier):
         self.architecture, self.num_labels = architecture, num_labels
         self.device = _device()
         self.accepts_mask = loader.accepts_attention_mask(lm)
-        hidden = self._hidden(torch.as_tensor([self._ids("ACGT")]), None).shape[-1]
+        # A probe of at least the model's shortest input (NT v3: one down-sampling block), else four bases.
+        probe = "ACGT" * -(-getattr(lm, "min_input_tokens", 4) // 4)
+        hidden = self._hidden(torch.as_tensor([self._ids(probe)]), None).shape[-1]
         self.model = torch.nn.ModuleDict({"lm": lm, "head": torch.nn.Linear(hidden, num_labels)})
         self.model.to(self.device).eval()
 
