@@ -250,8 +250,9 @@ class _Rotary(nn.Module):
         self.register_buffer("inv_freq", 1.0 / (10000 ** (torch.arange(0, dim, 2, dtype=torch.float32) / dim)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, L, H, D)
-        t = torch.arange(x.shape[1], device=x.device, dtype=self.inv_freq.dtype)
-        freqs = torch.outer(t, self.inv_freq)[None, :, None, :]
+        # In float32 whatever the model's dtype: bfloat16 would round positions past 256.
+        t = torch.arange(x.shape[1], device=x.device, dtype=torch.float32)
+        freqs = torch.outer(t, self.inv_freq.float())[None, :, None, :]
         cos, sin = freqs.cos().to(x.dtype), freqs.sin().to(x.dtype)
         half = x.shape[-1] // 2
         x1, x2 = x[..., :half], x[..., half:]
