@@ -151,6 +151,9 @@ def test_check_supported_names_the_key(config):
     for change, message in cases:
         with pytest.raises(InputError, match=message):
             nt_v3.check_supported({**config, **change}, name="tiny")
+    without = {k: v for k, v in config.items() if k != "embed_dim"}
+    with pytest.raises(InputError, match="config.json has no embed_dim"):
+        nt_v3.check_supported(without, name="tiny")
     with pytest.raises(InputError, match="kind 'causal'"):
         nt_v3.build_lm(config, kind="causal")
 

@@ -59,21 +59,28 @@ _REMOTE_MODULE = "modeling_ntv3_pretrained."
 _UPSAMPLINGS = ("repeat+conv", "conv_transpose")
 # Keys of the post-trained (species-conditioned) checkpoints, whose adaptive layer norms this module lacks.
 _CONDITIONED_KEYS = ("conditions_vocab_size", "conditions_names", "bigwigs_per_species", "species_to_token_id")
-# The original's defaults (NTv3PreTrainedConfig) for keys a config.json leaves out.
+# Sizes config.json must state: the original JAX config and the hub's config class default them differently
+# (num_downsamples 8 / 7, embed_dim 512 / 256, deconv_upsample_type conv_transpose / repeat+conv, ...), so a
+# config.json without them is ambiguous. The hub writes them all.
+_REQUIRED = (
+    "alphabet_size",
+    "num_downsamples",
+    "attention_heads",
+    "token_embed_dim",
+    "conv_init_embed_dim",
+    "embed_dim",
+    "ffn_embed_dim",
+    "num_layers",
+    "deconv_upsample_type",
+)
+# Keys on whose defaults the two agree.
 _DEFAULTS = {
-    "num_downsamples": 8,
-    "attention_heads": 16,
     "key_size": None,
-    "token_embed_dim": 16,
-    "conv_init_embed_dim": 512,
-    "embed_dim": 512,
-    "ffn_embed_dim": 2048,
-    "num_layers": 12,
     "layer_norm_eps": 1e-5,
     "num_hidden_layers_head": 0,
     "use_skip_connection": True,
-    "deconv_upsample_type": "conv_transpose",
     "deconv_phase": "odd",
+    "pad_token_id": 1,
 }
 _CONV_LN_EPS = 1e-5  # fixed in the original's convolution blocks, whatever layer_norm_eps says
 # -1e30 where a key is masked, as the original writes it (not -inf: a row with every key masked stays finite).
@@ -92,9 +99,8 @@ def claims(config: dict) -> bool:
 
 
 def _config(config: dict) -> SimpleNamespace:
-    cfg = SimpleNamespace(**{**_DEFAULTS, **{k: config[k] for k in _DEFAULTS if k in config}})
-    cfg.alphabet_size = int(config.get("alphabet_size", config.get("vocab_size", 11)))
-    cfg.pad_token_id = int(config.get("pad_token_id", 1))
+    known = (*_REQUIRED, *_DEFAULTS)
+    cfg = SimpleNamespace(**{**_DEFAULTS, **{k: config[k] for k in known if k in config}})
     if cfg.key_size is None:
         cfg.key_size = int(cfg.embed_dim) // int(cfg.attention_heads)
     # The original's widths: numpy linspace, truncated to integers.
@@ -112,6 +118,12 @@ def check_supported(config: dict, *, name: str) -> None:
             f"model {name}: config.json is a post-trained (species-conditioned) NT v3 checkpoint "
             f"({conditioned[0] if conditioned else 'model_type ' + repr(config.get('model_type'))}), which gfm-audit "
             "does not read natively; use a pre-trained InstaDeepAI/NTv3_*_pre checkpoint"
+        )
+    missing = [k for k in _REQUIRED if k not in config]
+    if missing:
+        raise InputError(
+            f"model {name}: config.json has no {missing[0]}, whose default the original code and the hub's differ "
+            "on; restore config.json from the hub"
         )
     cfg = _config(config)
     if cfg.deconv_upsample_type not in _UPSAMPLINGS:
