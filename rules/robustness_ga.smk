@@ -178,3 +178,58 @@ rule plot_ga:
         runtime=20,
     script:
         "../workflow_scripts/scripts/plot_ga.py"
+
+
+rule certify_ga:
+    """Certified radius of each sequence of the GA's sample under randomised substitution smoothing (tight l0
+    certificate), and certified accuracy by radius beside the GA's robust accuracy by budget."""
+    input:
+        classifier=lambda w: classifier_folder(w.classifier),
+        test=GA["test"] or [],
+        adversarial="results/robustness/ga/{classifier}/adversarial.tsv",
+    output:
+        certified="results/robustness/ga/{classifier}/certified.tsv",
+        accuracy="results/robustness/ga/{classifier}/certified_accuracy.tsv",
+    log:
+        "results/logs/robustness/{classifier}.certify_ga.log",
+    benchmark:
+        "results/benchmarks/certify_ga/{classifier}.tsv"
+    wildcard_constraints:
+        classifier="|".join(GA_CLASSIFIERS) or "no-classifier",
+    conda:
+        "../envs/models.yaml"
+    threads: 2
+    resources:
+        gpu=classifier_gpu,
+        mem_mb=8000,
+        runtime=240,
+    params:
+        spec=lambda w: GA_CLASSIFIERS[w.classifier],
+        non_acgt=GA["non_acgt"],
+        attack=ga_block("attack"),
+        # Read when a job is made: the rules are requested (certify_outputs, rules/common.smk) only when enabled.
+        certify=lambda w: GA["certify"],
+    script:
+        "../workflow_scripts/scripts/certify_ga.py"
+
+
+rule plot_certified:
+    """Certified accuracy against radius beside the GA's robust accuracy against budget."""
+    input:
+        accuracy="results/robustness/ga/{classifier}/certified_accuracy.tsv",
+    output:
+        "results/robustness/ga/{classifier}/certified_accuracy.png",
+    log:
+        "results/logs/robustness/{classifier}.plot_certified.log",
+    benchmark:
+        "results/benchmarks/plot_certified/{classifier}.tsv"
+    wildcard_constraints:
+        classifier="|".join(GA_CLASSIFIERS) or "no-classifier",
+    conda:
+        "../envs/report.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    script:
+        "../workflow_scripts/scripts/plot_certified.py"

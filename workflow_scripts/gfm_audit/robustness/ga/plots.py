@@ -97,3 +97,27 @@ def comparison_figure(comparison: pd.DataFrame, path: str | os.PathLike) -> None
         ax.set_xticks(sorted(comparison.budget.unique()))
     ax.legend(fontsize=8)
     save_figure(fig, path)
+
+
+def certified_accuracy_figure(accuracy: pd.DataFrame, path: str | os.PathLike) -> None:
+    """certified_accuracy.tsv: the smoothed classifier's certified accuracy against the radius beside the base
+    classifier's GA robust accuracy against the budget, both with their 95% Wilson intervals."""
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for column, low, high, style, label in (
+        ("certified_accuracy", "certified_ci_low", "certified_ci_high", "o-", "certified (smoothed classifier)"),
+        ("ga_robust_accuracy", "ga_ci_low", "ga_ci_high", "s--", "not flipped by the GA (base classifier)"),
+    ):
+        # Clipped at 0: the Wilson bound of 0 of n can sit a rounding error above 0.
+        below = 100 * (accuracy[column] - accuracy[low]).clip(lower=0)
+        above = 100 * (accuracy[high] - accuracy[column]).clip(lower=0)
+        ax.errorbar(accuracy.budget, 100 * accuracy[column], yerr=[below, above], fmt=style, capsize=3, label=label)
+    n = int(accuracy.n_sequences.max()) if len(accuracy) else 0
+    ax.set(
+        xlabel="substitutions (certified radius / GA edit budget)",
+        ylabel="accuracy (%)",
+        title=f"Certified vs empirical robust accuracy (n = {n})",
+    )
+    ax.set_ylim(0, 100)
+    ax.set_xticks(list(accuracy.budget))
+    ax.legend(fontsize=8)
+    save_figure(fig, path)

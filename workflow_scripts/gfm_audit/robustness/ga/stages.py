@@ -2,7 +2,7 @@
 (as in ``privacy/stages.py``): read its inputs and params, call the library, which writes its outputs.
 
 The work itself is in the library, as plain functions the tests call: ``clean_training``, ``attack``,
-``comparison``, ``adversarial_training`` and ``report`` (the attack table).
+``comparison``, ``adversarial_training``, ``certify`` and ``report`` (the attack table).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 from ...rule_script import Job
 from .adversarial_training import adversarial_training_stage
 from .attack import ga_attack_stage
+from .certify import certify_stage
 from .clean_training import train_classifier_stage
 from .comparison import compare_attacks_stage
 from .report import attack_table_stage
@@ -77,6 +78,22 @@ def adversarial_training_rule(job: Job) -> None:
     )
 
 
+def certify_ga_rule(job: Job) -> None:
+    """results/robustness/ga/<classifier>/certified.tsv and certified_accuracy.tsv."""
+    certify_stage(
+        job.wildcards.classifier,
+        job.params.spec,
+        folder=job.input.classifier,
+        test_csv=job.input.test,
+        non_acgt=job.params.non_acgt,
+        attack=job.params.attack,
+        certify_block=job.params.certify,
+        adversarial_tsv=job.input.adversarial,
+        certified_tsv=job.output.certified,
+        accuracy_tsv=job.output.accuracy,
+    )
+
+
 def ga_attack_table_rule(job: Job) -> None:
     """results/robustness/attack_table.tsv."""
     names = list(job.params.names)
@@ -101,3 +118,12 @@ def plot_ga_rule(job: Job) -> None:
     plots.edits_histogram_figure(adversarial, job.output.edits)
     cost = pd.read_csv(job.input.cost, sep="\t")
     plots.progress_figure(pd.read_csv(job.input.progress, sep="\t"), job.output.progress, cost)
+
+
+def plot_certified_rule(job: Job) -> None:
+    """results/robustness/ga/<classifier>/certified_accuracy.png."""
+    import pandas as pd
+
+    from . import plots  # here, not at the top: matplotlib is in the plotting rule's conda env only
+
+    plots.certified_accuracy_figure(pd.read_csv(job.input.accuracy, sep="\t"), job.output[0])
