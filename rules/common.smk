@@ -65,6 +65,44 @@ from gfm_audit.privacy.attacks import required_features  # noqa: E402
 # The per-sequence features the configured attacks read: what every scoring job computes (a parameter of an
 # attack that is not run asks for none).
 FEATURES = required_features(config["attacks"]["names"], config["attacks"]) if MODE in ("finetune", "regions") else []
+
+from gfm_audit.privacy.features import needs_token_frequencies  # noqa: E402
+
+# dc_pdd's reference corpus: the token frequencies of each audited model's tokenizer in the reference FASTA
+# (rule token_frequencies), counted only when the attack is configured; a reference model shares the target's.
+FREQUENCY_MODELS = list(MODELS) if needs_token_frequencies(FEATURES) else []
+
+
+def token_frequency_input(wildcards):
+    """The scoring job's token frequency table, as an input, only when dc_pdd is configured."""
+    if not FREQUENCY_MODELS:
+        return {}
+    name = TARGET if wildcards.model in REFERENCES else wildcards.model
+    return {"token_frequencies": f"results/reference/token_frequencies/{name}.tsv"}
+
+
+def staged_fasta(wildcards):
+    """The staged reference FASTA and its indexes (no VCF): what a pass over the genome reads."""
+    return {k: v for k, v in staged_reference().items() if k in ("fasta", "fai", "gzi")}
+
+
+from gfm_audit.privacy.features import parse_recall_feature, reference_features  # noqa: E402
+
+# ReCaLL's prefix as (windows, seed), when recall is configured: non-member windows drawn from the membership
+# (written by the recall_prefix rule), read by the audited models' scoring jobs.
+RECALL = next((parse_recall_feature(f) for f in FEATURES if parse_recall_feature(f)), None)
+
+
+def model_features(name):
+    """The features of a model's scoring jobs: the own-pass ones (recall, gradnorm) for audited models only."""
+    return FEATURES if name in MODELS else reference_features(FEATURES)
+
+
+def recall_prefix_input(wildcards):
+    """The prefix FASTA, as an input of an audited model's scoring jobs, only when recall is configured."""
+    return {"recall_prefix": "results/attacks/recall_prefix.fa"} if RECALL and wildcards.model in MODELS else {}
+
+
 # Figures drawn from per-token scores: they need scoring.keep_tokens.
 TOKEN_FIGURES = config["report"]["token_figures"] if MODE in ("finetune", "regions") else []
 if TOKEN_FIGURES and not SCORING["keep_tokens"]:
@@ -192,6 +230,14 @@ def ga_outputs():
     return report_layout.section_outputs("ga", list(GA_CLASSIFIERS))
 
 
+def certify_outputs():
+    """The certified tables and figure of every GA classifier, when robustness.ga.certify.enabled."""
+    if not GA["certify"]["enabled"]:
+        return []
+    files = ("certified.tsv", "certified_accuracy.tsv", "certified_accuracy.png")
+    return [f"results/robustness/ga/{c}/{f}" for c in GA_CLASSIFIERS for f in files]
+
+
 # --- robustness: FIMBA on gene-expression classifiers -----------------------------
 FIMBA = config["robustness"]["fimba"]
 FIMBA_MODELS = FIMBA["models"] if FIMBA["data"] else []
@@ -247,6 +293,18 @@ def one_run_delta():
     against), else the membership attacks' (attacks.metrics.delta)."""
     dp = MEMBERSHIP["training"].get("dp")
     return dp["delta"] if dp else config["attacks"]["metrics"]["delta"]
+
+
+# --- dataset inference (rules/dataset_inference.smk) --------------------------------
+DATASET_INFERENCE = config["dataset_inference"]
+DI_MODELS = list(MODELS) if DATASET_INFERENCE["enabled"] and MODE in ("finetune", "regions") else []
+DI_SETS = ("members", "non_members")
+
+
+def dataset_inference_beds(wildcards):
+    """The suspect and validation BED files, as inputs: the sets not named by a membership keyword."""
+    sets = {key: DATASET_INFERENCE[key] for key in ("suspect", "validation")}
+    return {key: value for key, value in sets.items() if value not in DI_SETS}
 
 
 # --- the report -------------------------------------------------------------------
@@ -307,8 +365,10 @@ def final_targets():
         targets += [f for files in report_layout.section_outputs("individuals", [TARGET]).values() for f in files]
     targets += [f"results/features/{m}.parquet" for m in SCORED]
     targets += [f for files in ga_outputs().values() for f in files]
+    targets += certify_outputs()
     targets += [f for files in fimba_outputs().values() for f in files]
     targets += [f for files in memorisation_outputs().values() for f in files]
+    targets += [f"results/dataset_inference/{m}/{t}.tsv" for m in DI_MODELS for t in ("result", "p_curve")]
     targets += ["results/report/report.html"] if report_wanted() else []
     targets += [f"results/report/{m}/{figure}.png" for m in audited_models() for figure in TOKEN_FIGURES]
     # Shards are targets too, so that deleting one re-runs just that shard (and the cheap reduce).

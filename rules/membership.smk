@@ -1,6 +1,12 @@
+# membership.train_on neighbor: every trained model takes a seeded snp neighbor of each member window instead of it.
+TRAIN_ON_NEIGHBOR = MODE == "finetune" and MEMBERSHIP["train_on"] == "neighbor"
+
+
 rule membership_labels:
     """Membership ground truth: seeded member / reference splits, or labels from BED regions."""
     input:
+        # The neighbor table, to draw each window's trained neighbor among those that change a base.
+        unpack(lambda w: {"neighbors": "results/neighbors/neighbors.tsv"} if TRAIN_ON_NEIGHBOR else {}),
         windows="results/windows/windows.tsv",
         contigs="results/reference/contigs.tsv",
         beds=membership_beds(),

@@ -5,6 +5,8 @@ rule train_model:
         membership="results/membership.tsv",
         base=lambda w: MODELS[TARGET]["path"],
         canaries=lambda w: canary_training_input(w.trained),
+        # membership.train_on neighbor: the neighbor FASTAs, where the trained_neighbor of each window is read.
+        neighbors=(expand("results/neighbors/shard-{shard}.fa", shard=SHARDS) if TRAIN_ON_NEIGHBOR else []),
     output:
         directory("results/models/{trained}"),
     log:

@@ -79,13 +79,25 @@ def _data(scores, member=(1, 0), references=(), ref_member=None, params=None, se
 
 def test_each_attack_declares_the_features_it_reads_and_unused_parameters_ask_for_none():
     every = list(registry())
-    assert required_features(every, {}) == ["loss", "min_k_k0.2", "min_k_pp_k0.2", "snp_loss", "zlib_bytes"]
+    assert required_features(every, {}) == [
+        "dc_pdd_a0.01",
+        "gradnorm_parameters",
+        "loss",
+        "min_k_k0.2",
+        "min_k_pp_k0.2",
+        "recall_loss_n1_seed0",
+        "snp_loss",
+        "zlib_bytes",
+    ]
     assert required_features(every, {"min_k": {"k": [0.1, 0.5]}}) == [
+        "dc_pdd_a0.01",
+        "gradnorm_parameters",
         "loss",
         "min_k_k0.1",
         "min_k_k0.5",
         "min_k_pp_k0.1",
         "min_k_pp_k0.5",
+        "recall_loss_n1_seed0",
         "snp_loss",
         "zlib_bytes",
     ]
@@ -104,7 +116,20 @@ def test_several_min_k_fractions_give_one_column_each():
 
 
 def test_registry_has_every_attack_of_the_config_schema():
-    assert set(registry()) == {"loss", "zlib", "min_k", "min_k_plus_plus", "neighborhood", "reference", "rmia", "lira"}
+    assert set(registry()) == {
+        "loss",
+        "zlib",
+        "min_k",
+        "min_k_plus_plus",
+        "neighborhood",
+        "reference",
+        "rmia",
+        "lira",
+        "dc_pdd",
+        "recall",
+        "gradnorm",
+        "ramia",
+    }
 
 
 def test_loss_zlib_and_min_k_by_hand():

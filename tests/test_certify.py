@@ -117,7 +117,7 @@ def test_each_base_is_replaced_with_probability_q_by_a_uniformly_drawn_other_bas
     rng = np.random.default_rng(0)
     x = rng.integers(0, 4, 50).astype(np.uint8)
     q, n = 0.3, 40_000
-    z = cert.noisy_copies(x, n, q, rng)
+    z = cert.noisy_copies(x, n, q, rng=rng)
     changed = z != x
     total = changed.size
     # Binomial counts within 5 standard deviations: each of these 54 checks fails by chance with probability

@@ -262,10 +262,11 @@ def test_every_path_setting_of_the_schema_is_checked_at_start_up():
         "robustness.fimba.label",
         "robustness.ga.classifiers.*.model",
         "robustness.ga.comparison.proposal_model",
+        "dataset_inference.duci_attack",
     }
     checked = {
         k.replace(".tiny.", ".*.").replace(".hf.", ".*.").replace(".gfm.", ".*.")
-        for k in PATH_KEYS + INDIVIDUALS_PATH_KEYS
+        for k in PATH_KEYS + INDIVIDUALS_PATH_KEYS + DATASET_INFERENCE_PATH_KEYS
     }
     assert set(_string_keys(load_schema())) == checked | not_paths
 
@@ -285,6 +286,53 @@ def test_missing_individuals_path_is_one_line_naming_its_config_key(key, tmp_pat
     _set(config, key, str(tmp_path / "gone"))
     with pytest.raises(InputError, match=rf"^config key {key}: .*gone does not exist"):
         check_input_paths(config)
+
+
+# Paths only when they are not the keywords members / non_members, and only with dataset inference enabled.
+DATASET_INFERENCE_PATH_KEYS = ["dataset_inference.suspect", "dataset_inference.validation"]
+
+
+@pytest.mark.parametrize("key", DATASET_INFERENCE_PATH_KEYS)
+def test_missing_dataset_inference_bed_is_one_line_naming_its_config_key(key, tmp_path):
+    config = _every_path_used(tmp_path)
+    (tmp_path / "suspect.bed").write_text("")
+    (tmp_path / "valid.bed").write_text("")
+    config["dataset_inference"] = {
+        "enabled": True,
+        "suspect": str(tmp_path / "suspect.bed"),
+        "validation": str(tmp_path / "valid.bed"),
+    }
+    assert set(DATASET_INFERENCE_PATH_KEYS) <= {k for k, _, _ in input_paths(config)}
+    _set(config, key, str(tmp_path / "gone"))
+    with pytest.raises(InputError, match=rf"^config key {key}: .*gone does not exist"):
+        check_input_paths(config)
+
+
+def test_dataset_inference_keywords_are_not_paths_and_off_reads_nothing(tmp_path):
+    config = _every_path_used(tmp_path)
+    config["dataset_inference"] = {"enabled": True, "suspect": "members", "validation": "non_members"}
+    assert not {k for k, _, _ in input_paths(config)} & set(DATASET_INFERENCE_PATH_KEYS)
+    config["dataset_inference"] = {"enabled": False, "suspect": str(tmp_path / "gone"), "validation": "non_members"}
+    check_input_paths(config)
+
+
+@pytest.mark.parametrize(
+    ("blocks", "expected"),
+    [
+        ({"dataset_inference": {"enabled": True}}, r"dataset_inference.enabled needs attack scores"),
+        (
+            {
+                "models": {"m": {"path": "m", "kind": "causal"}},
+                "target": "m",
+                "dataset_inference": {"enabled": True, "suspect": "non_members"},
+            },
+            r"dataset_inference.suspect and dataset_inference.validation are both non_members",
+        ),
+    ],
+)
+def test_dataset_inference_without_scores_or_with_one_set_twice_is_refused(blocks, expected):
+    with pytest.raises(InputError, match=expected):
+        validate_config({"reference": {"fasta": "r.fa", "vcf": "s.vcf.gz"}, **blocks})
 
 
 def test_config_check_command_names_the_line_of_a_yaml_mistake(tmp_path, capsys):

@@ -56,17 +56,30 @@ def network_terms(n_layers: int, *reduction_lengths: int) -> int:
     return int(n_layers) * int(max(reduction_lengths))
 
 
-def golden_terms(family: str, sequence_length: int) -> int:
-    """``network_terms`` of a golden fixture's config (tests/fixtures/gfm/<family>/config.json) at one length."""
-    return config_terms(json.loads((FIXTURES / family / "config.json").read_text()), sequence_length, family)
+def golden_terms(family: str, sequence_length: int, folder: Path | None = None) -> int:
+    """``network_terms`` of a golden fixture's config (tests/fixtures/gfm/<family>/config.json, or the YAML of a
+    family whose checkpoints have none: Evo 2) at one length."""
+    folder = folder or FIXTURES / family
+    if (folder / "config.json").is_file():
+        config = json.loads((folder / "config.json").read_text())
+    else:
+        import yaml
+
+        (file,) = folder.glob("*.yml")
+        config = yaml.safe_load(file.read_text())
+    return config_terms(config, sequence_length, family)
 
 
 def config_terms(config: dict, sequence_length: int, family: str = "") -> int:
     """``network_terms`` of a checkpoint config (layer count and widths under the hub's key names)."""
-    layers = config.get("num_hidden_layers") or config["n_layer"]
+    if family == "nt_v3" or config.get("model_type") == "ntv3":
+        return nt_v3_terms(config, sequence_length)
+    layers = config.get("num_hidden_layers") or config.get("n_layer") or config["num_layers"]
+    # Evo 2 (inner_mlp_size): its long convolutions (FFT, log2(2L) roundings a term) and attention reduce along the
+    # sequence, which the sequence length already counts.
     widths = [
         config.get(key)
-        for key in ("hidden_size", "intermediate_size", "d_model", "d_inner")
+        for key in ("hidden_size", "intermediate_size", "d_model", "d_inner", "inner_mlp_size")
         if isinstance(config.get(key), int)
     ]
     if family == "caduceus":  # Mamba's inner width is expand (2) x d_model, its scan runs along the sequence
@@ -74,6 +87,25 @@ def config_terms(config: dict, sequence_length: int, family: str = "") -> int:
     return network_terms(layers, sequence_length, *widths)
 
 
-def golden_atol(family: str, values: np.ndarray, sequence_length: int, implementations: int = 2) -> float:
-    """The tolerance of a comparison with a family's golden numbers."""
-    return float32_atol(values, golden_terms(family, sequence_length), implementations)
+def nt_v3_terms(config: dict, sequence_length: int) -> int:
+    """NT v3's U-Net: the stem, two convolutions per down- and up-sampling block, the transformer layers and the
+    head in sequence; its reductions are the stem's (15 x token width), a width-5 convolution over the widest
+    channels, the feed-forward and attention widths, and attention over the sequence compressed 2**n times."""
+    n = int(config["num_downsamples"])
+    layers = 1 + 2 * n + int(config["num_layers"]) + 2 * n + 1
+    widest = max(int(config["conv_init_embed_dim"]), int(config["embed_dim"]))
+    return network_terms(
+        layers,
+        -(-int(sequence_length) // 2**n),
+        15 * int(config["token_embed_dim"]),
+        5 * widest,
+        int(config["ffn_embed_dim"]),
+        int(config["embed_dim"]),
+    )
+
+
+def golden_atol(
+    family: str, values: np.ndarray, sequence_length: int, implementations: int = 2, folder: Path | None = None
+) -> float:
+    """The tolerance of a comparison with a family's golden numbers (``folder``: a variant's fixture folder)."""
+    return float32_atol(values, golden_terms(family, sequence_length, folder), implementations)

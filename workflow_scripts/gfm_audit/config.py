@@ -111,9 +111,63 @@ def check_consistency(config: dict[str, Any], source: str = "the config") -> Non
                 f"{where} models.{name}.stride_k is read only by masking stride, but masking is "
                 f"{spec.get('masking', 'sampled')}; set models.{name}.masking: stride or remove stride_k"
             )
+    _check_causal_attacks(config, where)
+    _check_ranges(config, where)
     _check_ga(config, where)
     _check_fimba(config, where)
     _check_memorisation(config, where)
+    _check_dataset_inference(config, where)
+
+
+def _check_dataset_inference(config: dict[str, Any], where: str) -> None:
+    """Dataset inference reads the attack scores and the membership: refuse it where there are none, and a suspect
+    set that is its own validation set."""
+    di = config.get("dataset_inference", {})
+    if not di.get("enabled"):
+        return
+    mode = config.get("membership", {}).get("mode", "none")
+    if mode not in ("finetune", "regions") or not config.get("models"):
+        raise InputError(
+            f"{where} dataset_inference.enabled needs attack scores: models and membership.mode finetune or "
+            f"regions (have {mode}); set dataset_inference.enabled: false or change the mode"
+        )
+    if di.get("suspect", "members") == di.get("validation", "non_members"):
+        raise InputError(
+            f"{where} dataset_inference.suspect and dataset_inference.validation are both {di['suspect']}; the "
+            "validation set must be windows known not to be in training, apart from the suspect set: give disjoint sets"
+        )
+
+
+# Attacks that need a left-to-right likelihood: ReCaLL conditions it on a prefix, gradnorm differentiates it.
+CAUSAL_ONLY_ATTACKS = ("recall", "gradnorm")
+
+
+def _check_causal_attacks(config: dict[str, Any], where: str) -> None:
+    """Refuse a causal-only attack where it would attack a masked model (every model in models is attacked)."""
+    if config.get("membership", {}).get("mode", "none") not in ("finetune", "regions"):
+        return
+    names = config.get("attacks", {}).get("names", [])
+    for attack in (a for a in CAUSAL_ONLY_ATTACKS if a in names):
+        for name, spec in config.get("models", {}).items():
+            if spec.get("kind") == "masked":
+                raise InputError(
+                    f"{where} attack {attack} needs a causal model, but models.{name} is masked; remove {attack} "
+                    "from attacks.names to audit it"
+                )
+
+
+def _check_ranges(config: dict[str, Any], where: str) -> None:
+    """membership.train_on neighbor trains models (finetune mode only); ramia's ranges must be fillable."""
+    membership = config.get("membership", {})
+    if membership.get("train_on", "window") == "neighbor" and membership.get("mode", "none") != "finetune":
+        raise InputError(
+            f"{where} membership.train_on neighbor trains the models on neighbors, which only membership.mode "
+            f"finetune does (mode is {membership.get('mode', 'none')}); remove train_on or use mode finetune"
+        )
+    if membership.get("mode", "none") in ("finetune", "regions"):
+        from .privacy.attacks.ramia import check_config
+
+        check_config(config, where)
 
 
 def _check_ga(config: dict[str, Any], where: str) -> None:
@@ -147,6 +201,10 @@ def _check_ga(config: dict[str, Any], where: str) -> None:
     attack = ga.get("attack", {})
     if attack.get("elitism", 0) >= attack.get("population", 2):
         raise InputError(f"{where} robustness.ga.attack.elitism must be smaller than population")
+    if ga.get("certify", {}).get("enabled"):
+        from .robustness.ga.certify import check_config
+
+        check_config(ga["certify"], where)
 
 
 def classifier_blocks(ga: dict[str, Any], name: str) -> dict[str, dict[str, Any]]:
@@ -251,6 +309,14 @@ def _path_slots(config: dict[str, Any]) -> list[tuple[str, dict[str, Any], str, 
     membership = config.get("membership", {})
     if models and membership.get("mode") == "regions":
         slots += [(f"membership.{key}", membership, key, "file") for key in ("member_bed", "nonmember_bed")]
+    di = config.get("dataset_inference", {})
+    if models and di.get("enabled"):
+        # Either set may be a BED file; members and non_members name the membership's own sets.
+        slots += [
+            (f"dataset_inference.{key}", di, key, "file")
+            for key in ("suspect", "validation")
+            if di.get(key) not in (None, "members", "non_members")
+        ]
     individuals = config.get("individuals", {})
     if models and membership.get("mode") == "individuals":
         slots.append(("individuals.vcf", individuals, "vcf", "file"))

@@ -335,7 +335,7 @@ class _Attention(nn.Module):
         else:
             q, k, v = qkv.reshape(batch, length, 3, self.heads, self.head_dim).unbind(2)
         cos, sin = sh.rotary_tables(self.rotary_emb.inv_freq, length, scaling=self.scaling, dtype=q.dtype)
-        return sh.causal_attention(sh.rotary(q, cos, sin), sh.rotary(k, cos, sin), v, self.out_proj)
+        return sh.causal_attention(sh.rotary(q, cos, sin), sh.rotary(k, cos, sin), v, out_proj=self.out_proj)
 
 
 class _AttentionBlock(nn.Module):

@@ -93,15 +93,20 @@ def native_model(spec: ModelSpec, config: Mapping[str, Any], architecture: str, 
     family = native_family(spec, config, architecture)
     model = family.build_lm(dict(config), kind=spec.kind)
     if weights:
-        if weight_format(spec.path) is None:
+        # A family with its own weight files (Evo 2's .pt) reads them itself, and says which file its config is.
+        reader = getattr(family, "read_state_dict", None)
+        if reader is None and weight_format(spec.path) is None:
             raise InputError(
                 f"model '{spec.name}': {spec.path} holds no weights (model.safetensors); "
                 "for an architecture to train from scratch set init: scratch"
             )
+        state = (reader or read_state_dict)(spec.path, owner(spec))
+        config_file = family.config_file_name(config) if hasattr(family, "config_file_name") else "config.json"
         left = load_weights(
             model,
-            read_state_dict(spec.path, owner(spec)),
+            state,
             tied=family_ties(family, config),
+            config_file=config_file,
             name=spec.name,
             folder=spec.path,
             allow_missing=spec.allow_missing_weights,
@@ -113,6 +118,8 @@ def native_model(spec: ModelSpec, config: Mapping[str, Any], architecture: str, 
             log.warning("model '%s': %d weights are random (allow_missing_weights): %s", spec.name, len(left), left)
     setattr(model, MASK_ATTRIBUTE, bool(family.ACCEPTS_ATTENTION_MASK))
     model.gfm_audit_architecture = architecture
+    # For messages the model itself raises about its input (NT v3: shorter than one down-sampling block).
+    model.gfm_audit_source = f"model '{spec.name}' ({spec.path})"
     if spec.dtype == "bfloat16":
         model = model.to(torch.bfloat16)
     return model.eval()

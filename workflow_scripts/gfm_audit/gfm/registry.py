@@ -7,7 +7,10 @@ follows the contract in its docstring: ``ARCHITECTURE``, ``KINDS``,
 ``ACCEPTS_ATTENTION_MASK``, ``claims(config)``, ``check_supported(config, name=)``,
 ``build_lm(config, kind=)``, ``TIED_WEIGHTS`` and ``load_tokenizer(folder)``; optionally
 ``DERIVED_BUFFERS``, ``UNUSED_WEIGHT_PREFIXES``, ``SHARED_COPIES`` (see ``weights.load_weights``) and
-``max_positions(config)`` (see ``fit.position_limit``).
+``max_positions(config)`` (see ``fit.position_limit``); for a checkpoint layout without ``config.json``,
+``read_folder_config(folder, name=)`` (asked by ``models.read_checkpoint_config``),
+``read_state_dict(folder, owner)`` (its weight files) and ``config_file_name(config)`` (the file named in
+messages).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Any
 from ..errors import InputError
 
 # In the order ``auto`` asks them; a checkpoint claimed by none is read by transformers' classes.
-FAMILIES = ("hyenadna", "caduceus", "dnabert2", "nt_v2", "gena_lm")
+FAMILIES = ("hyenadna", "caduceus", "dnabert2", "nt_v2", "gena_lm", "evo2", "nt_v3")
 TRANSFORMERS = "transformers"
 AUTO = "auto"
 ARCHITECTURES = (AUTO, *FAMILIES, TRANSFORMERS)

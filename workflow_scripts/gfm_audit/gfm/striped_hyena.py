@@ -149,7 +149,7 @@ def rotary_tables(
 
 
 def causal_attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out_proj: nn.Module
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, out_proj: nn.Module
 ) -> torch.Tensor:  # (B, L, H, hd) each
     """Softmax attention, causal, scaled by 1 / sqrt(hd); torch's fused kernels where the device has them."""
     context = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True)

@@ -7,14 +7,24 @@ so that no later job needs per-token data:
   snp_loss      the same mean over the tokens covering the window's SNP sites (null if none);
   min_k_k<k>    mean of the max(1, floor(k n)) lowest log p(x_t) (Min-k% prob, Shi et al. 2024);
   min_k_pp_k<k> the same over z_t = (log p(x_t) - mu_t) / sigma_t (Min-K%++, Zhang et al. 2024);
-  zlib_bytes    size of the zlib-compressed window sequence (zlib attack, Carlini et al. 2021), windows only.
+  dc_pdd_a<a>   mean of min(p(x_t) log(1/f(x_t)), a) over each token id's first occurrence, f its smoothed
+                frequency in the reference genome (DC-PDD, Zhang et al. 2024; :mod:`.dc_pdd`);
+  zlib_bytes    size of the zlib-compressed window sequence (zlib attack, Carlini et al. 2021), windows only;
+  recall_loss_n<n>_seed<s>  mean NLL of the window's tokens after a prefix of n non-member windows (ReCaLL,
+                Xie et al. 2024), windows only, null for the prefix's own windows: a forward pass of its own;
+  gradnorm_<wrt>  L2 norm of the gradient of the window's loss w.r.t. the parameters or the input embeddings
+                (gradient-norm attack), windows only: a backward pass of its own.
+The last two are not reductions of the per-token arrays: the scoring job computes them in passes of their own
+(:mod:`.scoring`) and only for the audited models, never for the reference models (no attack reads them there).
 The min-k features are computed from the float16 values that the per-token table stores, so that they are the
 same numbers whether or not that table is kept.
 
 Reduce (one job per model): one row per window with its own features and, for every neighbor kind and for every
 (kind, p), the mean, standard deviation (ddof 1) and count of each neighbor feature:
 ``nbr_<kind>_<feature>_mean``, ``nbr_<kind>_p<p>_<feature>_std``, ``nbr_<kind>_n``, ... Its memory is
-O(windows x features): the shards are read one at a time.
+O(windows x features): the shards are read one at a time. Only when an attack asks for them (the ramia attack),
+range statistics follow: trimmed means over each window and its neighbors, ``range_<kind>[_p<p>]_trim<q>_loss``
+(:mod:`.ranges`).
 """
 
 from __future__ import annotations
@@ -32,12 +42,17 @@ import pyarrow.parquet as pq
 from ..errors import InputError
 from ..outputs import atomic_outputs
 from ..ragged import length_groups, offsets_of, segment_ids, segment_means, segment_rows
+from .dc_pdd import dc_pdd_means
+from .ranges import RangeSpec, parse_range_column, range_aggregates
 from .score_table import _float16
 
 # Computed for every sequence whatever the attacks: the neighbor figure and the report rely on them.
 BASE_FEATURES = ("n_tokens", "loss", "snp_loss")
 ID_COLUMNS = ("sequence_id", "window_id", "kind", "prob", "replicate")
 _MIN_K = re.compile(r"^min_k(_pp)?_k(?P<k>[0-9.]+(?:e-?[0-9]+)?)$")
+_DC_PDD = re.compile(r"^dc_pdd_a(?P<a>[0-9.]+(?:e[-+]?[0-9]+)?)$")
+_RECALL = re.compile(r"^recall_loss_n(?P<n>[0-9]+)_seed(?P<seed>[0-9]+)$")
+_GRADNORM = re.compile(r"^gradnorm_(?P<wrt>parameters|embeddings)$")
 
 
 def min_k_feature(k: float) -> str:
@@ -48,8 +63,51 @@ def min_k_pp_feature(k: float) -> str:
     return f"min_k_pp_k{k:g}"
 
 
+def dc_pdd_feature(a: float) -> str:
+    return f"dc_pdd_a{a:g}"
+
+
+def needs_token_frequencies(features: Sequence[str]) -> bool:
+    """Whether ``features`` hold a DC-PDD feature, which reads the reference's token frequency table."""
+    return any(_DC_PDD.match(name) for name in features)
+
+
+def recall_feature(prefix_windows: int, seed: int) -> str:
+    """The ReCaLL feature of a prefix of ``prefix_windows`` non-member windows drawn with ``seed``: both in the
+    name, so that changing either re-runs the scoring jobs (the rule's params are the feature names)."""
+    return f"recall_loss_n{prefix_windows}_seed{seed}"
+
+
+def parse_recall_feature(name: str) -> tuple[int, int] | None:
+    """(prefix windows, seed) of a ReCaLL feature name, None for another feature."""
+    match = _RECALL.match(name)
+    return (int(match["n"]), int(match["seed"])) if match else None
+
+
+def gradnorm_feature(wrt: str) -> str:
+    return f"gradnorm_{wrt}"
+
+
+def parse_gradnorm_feature(name: str) -> str | None:
+    """``parameters`` or ``embeddings`` of a gradient-norm feature name, None for another feature."""
+    match = _GRADNORM.match(name)
+    return match["wrt"] if match else None
+
+
+def own_pass(name: str) -> bool:
+    """Features that need a model pass of their own (not a reduction of the per-token arrays): windows only, and
+    only on the audited models."""
+    return bool(_RECALL.match(name) or _GRADNORM.match(name))
+
+
+def reference_features(features: Sequence[str]) -> list[str]:
+    """What a reference model's scoring jobs compute of ``features``: all but the own-pass features, which only
+    the attacked models' tables are read for."""
+    return [name for name in features if not own_pass(name)]
+
+
 def known_feature(name: str) -> bool:
-    return name in (*BASE_FEATURES, "zlib_bytes") or bool(_MIN_K.match(name))
+    return name in (*BASE_FEATURES, "zlib_bytes") or bool(_MIN_K.match(name) or _DC_PDD.match(name)) or own_pass(name)
 
 
 def feature_schema(features: Sequence[str]) -> pa.Schema:
@@ -104,13 +162,23 @@ def sequence_features(
 
 
 def features_many(
-    values: np.ndarray, offsets: np.ndarray, snp: np.ndarray, *, features: Sequence[str], texts: Sequence[str | None]
+    values: np.ndarray,
+    offsets: np.ndarray,
+    snp: np.ndarray,
+    *,
+    features: Sequence[str],
+    texts: Sequence[str | None],
+    own: Mapping[str, Sequence] | None = None,
+    token_ids: np.ndarray | None = None,
+    frequencies: np.ndarray | None = None,
 ) -> dict[str, list]:
     """The ``features`` of many sequences, as columns of Python values (None where null), in whole-array passes.
 
     ``values``: (3, N) log p, mu, sigma at the scored tokens of all sequences laid end to end, sequence ``i``
     at ``offsets[i]:offsets[i+1]``; ``snp``: (N,) bool, the scored tokens that cover a SNP site; ``texts``: each
-    sequence's bases for zlib_bytes (None for a neighbor, whose zlib_bytes is null).
+    sequence's bases for zlib_bytes (None for a neighbor, whose zlib_bytes is null); ``own``: the own-pass
+    features (:func:`own_pass`), one value per sequence, as the scoring job computed them; ``token_ids``: (N,)
+    the scored tokens' ids and ``frequencies`` the smoothed frequency of every token id, for DC-PDD.
     """
     for name in features:
         if not known_feature(name):
@@ -129,6 +197,15 @@ def features_many(
             out[name] = _nulls(segment_means(-logp[snp], offsets_of(snp_counts)), snp_counts == 0)
         elif name == "zlib_bytes":
             out[name] = [len(zlib.compress(t.encode(), 9)) if t is not None else None for t in texts]
+        elif own_pass(name):
+            if own is None or name not in own:
+                raise InputError(f"feature '{name}' needs a model pass of its own, which the caller did not run")
+            out[name] = list(own[name])
+        elif match := _DC_PDD.match(name):
+            if token_ids is None or frequencies is None:
+                raise InputError(f"feature '{name}' needs the token ids and the reference's token frequencies")
+            means = dc_pdd_means(logp, token_ids, offsets, frequencies=frequencies, a=float(match["a"]))
+            out[name] = _nulls(means, counts == 0)
         else:
             match = _MIN_K.match(name)
             if stored is None:
@@ -226,6 +303,11 @@ def neighbor_groups(columns: Iterable[str]) -> list[tuple[str, float | None]]:
 _NOT_AGGREGATED = ("n_tokens", "zlib_bytes")
 
 
+def _aggregated(feature: str) -> bool:
+    """Whether the per-window table holds neighbor aggregates of ``feature``: not of window-only features."""
+    return feature not in _NOT_AGGREGATED and not own_pass(feature)
+
+
 def _groups_in_order(probs_by_kind: Mapping[str, Iterable[float]]) -> list[tuple[str, float | None]]:
     """The (kind, p) groups of the per-window table in column order: snp first, each kind pooled, then by p."""
     order: list[tuple[str, float | None]] = []
@@ -249,20 +331,30 @@ def _aggregate(neighbors: pd.DataFrame, features: Sequence[str], window_ids) -> 
     return out
 
 
-def window_table(sequences: pd.DataFrame) -> pd.DataFrame:
-    """One row per window: its own features and the neighbor aggregates (one shard's sequences at a time)."""
+def window_table(sequences: pd.DataFrame, ranges: Sequence[str] = ()) -> pd.DataFrame:
+    """One row per window: its own features and the neighbor aggregates (one shard's sequences at a time), then
+    the range statistics named in ``ranges`` (:mod:`.ranges`, RaMIA's trimmed means; none unless configured)."""
     features = [c for c in sequences.columns if c not in ID_COLUMNS]
     windows = sequences[sequences.kind == "window"]
     window_ids = windows.window_id.to_numpy()
     table = {"window_id": window_ids}
     for feature in features:
         table[feature] = windows[feature].to_numpy()
-    neighbor_features = [f for f in features if f not in _NOT_AGGREGATED]
+    neighbor_features = [f for f in features if _aggregated(f)]
     table |= _aggregate(sequences[sequences.kind != "window"], neighbor_features, window_ids)
+    table |= range_aggregates(sequences, window_ids, _range_specs(ranges))
     return pd.DataFrame(table)
 
 
-def reduce_shards(paths: Sequence[str | os.PathLike], out_path: str | os.PathLike) -> int:
+def _range_specs(ranges: Sequence[str]) -> list[RangeSpec]:
+    specs = [parse_range_column(name) for name in ranges]
+    unknown = [name for name, spec in zip(ranges, specs, strict=True) if spec is None]
+    if unknown:
+        raise InputError(f"unknown range statistic '{unknown[0]}' (an attack module declares it in reductions)")
+    return specs
+
+
+def reduce_shards(paths: Sequence[str | os.PathLike], out_path: str | os.PathLike, ranges: Sequence[str] = ()) -> int:
     """The per-window table of a model from its per-sequence feature shards; returns its row count.
 
     Streamed: a first pass reads only the shards' ``kind`` and ``prob`` columns to fix the table's columns (the
@@ -275,19 +367,19 @@ def reduce_shards(paths: Sequence[str | os.PathLike], out_path: str | os.PathLik
         if not paths:
             pq.write_table(pa.table({"window_id": pa.array([], pa.string())}), tmp, compression="zstd")
             return 0
-        schema = _window_schema(paths)
+        schema = _window_schema(paths, ranges)
         counts = [f.name for f in schema if f.name.startswith("nbr_") and f.name.endswith("_n")]
         rows = 0
         with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
             for path in paths:
-                part = window_table(pd.read_parquet(path)).reindex(columns=schema.names)
+                part = window_table(pd.read_parquet(path), ranges).reindex(columns=schema.names)
                 part[counts] = part[counts].fillna(0)
                 writer.write_table(pa.Table.from_pandas(part, schema=schema, preserve_index=False))
                 rows += len(part)
     return rows
 
 
-def _window_schema(paths: Sequence[str | os.PathLike]) -> pa.Schema:
+def _window_schema(paths: Sequence[str | os.PathLike], ranges: Sequence[str] = ()) -> pa.Schema:
     """Columns of the per-window table of these shards: window id, own features, then each neighbor group's
     count, mean and std per feature, in :func:`window_table`'s order over the union of the shards' groups."""
     source = pq.read_schema(paths[0])
@@ -301,9 +393,11 @@ def _window_schema(paths: Sequence[str | os.PathLike]) -> pa.Schema:
     fields = [pa.field("window_id", pa.string()), *(source.field(f) for f in features)]
     for kind, prob in _groups_in_order(groups):
         fields.append(pa.field(neighbor_count_column(kind, prob), pa.int64()))
-        for feature in (f for f in features if f not in _NOT_AGGREGATED):
+        for feature in (f for f in features if _aggregated(f)):
             for stat in ("mean", "std"):
                 fields.append(pa.field(neighbor_column(kind, prob, feature, stat=stat), pa.float64()))
+    # Range statistics last, as window_table adds them; a shard without a range's points holds NaN there.
+    fields += [pa.field(spec.column, pa.float64()) for spec in _range_specs(ranges)]
     return pa.schema(fields)
 
 

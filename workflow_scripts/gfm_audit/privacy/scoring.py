@@ -47,8 +47,19 @@ from ..prefetch import InOrder, prefetch
 from ..ragged import Ragged, offsets_of, ranges, segment_ids, segment_sums
 from ..sampling import sample_indices
 from ..tokens import Encoded, EncodedBatch, covering_many, encode_many, tokens_covering
-from .features import BASE_FEATURES, ShardWriter, feature_schema, features_many
+from .dc_pdd import smoothed_frequencies
+from .features import (
+    BASE_FEATURES,
+    ShardWriter,
+    feature_schema,
+    features_many,
+    needs_token_frequencies,
+    own_pass,
+    parse_gradnorm_feature,
+    parse_recall_feature,
+)
 from .score_table import ScoredTokens, build_table, scored_tokens
+from .token_frequencies import read_token_frequencies
 
 log = logging.getLogger(__name__)
 
@@ -713,7 +724,7 @@ def window_chunks(records: Sequence[SeqRecord], size: int) -> Iterator[list[SeqR
         yield chunk
 
 
-def _feature_rows(records, scored: ScoredTokens, features) -> dict[str, list]:
+def _feature_rows(records, scored: ScoredTokens, features, frequencies=None, own=None) -> dict[str, list]:
     columns: dict[str, list] = {
         "sequence_id": [r.seq_id for r in records],
         "window_id": [r.window_id for r in records],
@@ -722,7 +733,180 @@ def _feature_rows(records, scored: ScoredTokens, features) -> dict[str, list]:
         "replicate": [r.replicate for r in records],
     }
     texts = [r.text if r.kind == "window" else None for r in records]
-    return columns | features_many(scored.values, scored.offsets, scored.snp, features=features, texts=texts)
+    return columns | features_many(
+        scored.values,
+        scored.offsets,
+        scored.snp,
+        features=features,
+        texts=texts,
+        token_ids=scored.ids,
+        frequencies=frequencies,
+        own=own,
+    )
+
+
+# --- features with a model pass of their own: ReCaLL's conditional loss, the gradient norm ---------------------
+
+
+@dataclass(frozen=True)
+class Prefix:
+    """ReCaLL's prefix: the non-member windows it is made of (in order) and their bases encoded as one text."""
+
+    window_ids: tuple[str, ...]
+    encoded: Encoded
+
+
+def read_prefix(path: str | os.PathLike, tokenizer, *, model: str) -> Prefix:
+    """The prefix FASTA (rule recall_prefix) encoded as one text: the windows' bases end to end, as ReCaLL's
+    reference implementation joins its non-member shots into one string before tokenising it."""
+    windows = read_fasta(path)
+    text = "".join(windows.values())
+    encoded = encode_many(tokenizer, [text], seq_ids=["recall_prefix"], model=model)[0]
+    return Prefix(tuple(windows), encoded)
+
+
+def check_prefix_fits(prefix: Prefix, window_tokens: int, limit: int, *, model: str) -> None:
+    """Stop before any scoring when the prefix and the longest window do not fit in the model's context."""
+    if len(prefix.encoded.ids) + window_tokens > limit:
+        raise InputError(
+            f"model '{model}' takes {limit} tokens, fewer than ReCaLL's prefix of {len(prefix.encoded.ids)} tokens "
+            f"({len(prefix.window_ids)} windows) plus a window of {window_tokens} tokens; lower "
+            "attacks.recall.prefix_windows or windows.length, or drop recall from attacks.names"
+        )
+
+
+def conditional_losses(scorer: Scorer, prefix: Prefix, windows: EncodedBatch) -> np.ndarray:
+    """Mean NLL of every scorable token of each window after the prefix, L(x | P): one forward of P + x each.
+
+    Every scorable token of the window is scored, its first one too (the prefix's last token predicts it), as
+    the reference implementation does; NaN for a window without one.
+    """
+    p = prefix.encoded
+    joined, positions = [], []
+    for i in range(len(windows)):
+        w = windows[i]
+        joined.append(
+            Encoded(
+                np.concatenate([p.ids, w.ids]),
+                np.concatenate([p.start, w.start]),
+                np.concatenate([p.end, w.end]),
+                np.concatenate([p.special, w.special]),
+                np.concatenate([p.excluded, w.excluded]),
+            )
+        )
+        positions.append(len(p.ids) + np.flatnonzero(w.scorable))
+    stats = scorer.score(joined, positions)
+    counts = np.diff(stats.offsets)
+    means = segment_sums(-stats.flat[0].astype(np.float64), stats.offsets) / np.maximum(counts, 1)
+    return np.where(counts > 0, means, np.nan)
+
+
+def gradient_norms(model, windows: EncodedBatch, positions: Ragged, *, wrt: str, device: str) -> np.ndarray:
+    """Per window, the L2 norm of the gradient of its loss (the mean NLL over ``positions``, the tokens the
+    ``loss`` feature averages) w.r.t. all the model's parameters as one vector (``wrt`` parameters) or its input
+    embeddings (``embeddings``); NaN for a window without a scored token.
+
+    One forward and backward per window, in float32 without autocast: torch.func's per-sample gradients
+    (vmap over grad) stop in transformers' GPT-2 forward (its padding-mask checks branch on tensor values),
+    and a batch's summed loss would give the norm of the summed gradient, not each window's.
+    """
+    import torch
+
+    out = np.full(len(windows), np.nan)
+    params = list(model.parameters())
+    was = [p.requires_grad for p in params]
+    captured = []
+
+    def keep_embeddings(_module, _inputs, output):
+        # A leaf of its own: its gradient is the window's, whatever the parameters' requires_grad.
+        leaf = output.detach().requires_grad_(True)
+        captured.append(leaf)
+        return leaf
+
+    hook = model.get_input_embeddings().register_forward_hook(keep_embeddings) if wrt == "embeddings" else None
+    try:
+        for p in params:
+            p.requires_grad_(wrt == "parameters")
+        with torch.enable_grad():
+            for i in range(len(windows)):
+                where = np.asarray(positions[i], dtype=np.int64)
+                if not len(where):
+                    continue
+                captured.clear()
+                x = torch.from_numpy(np.ascontiguousarray(windows[i].ids, dtype=np.int64)).to(device)
+                logits = model(input_ids=x.unsqueeze(0)).logits[0].float()
+                # Token t is predicted by the logits at t - 1, as in the scoring pass.
+                t = torch.from_numpy(where).to(device)
+                logp = torch.log_softmax(logits[t - 1], dim=-1).gather(-1, x[t].unsqueeze(-1)).squeeze(-1)
+                grads = torch.autograd.grad(-logp.mean(), params if wrt == "parameters" else captured)
+                out[i] = float(torch.sqrt(sum(g.double().square().sum() for g in grads)))
+    finally:
+        if hook is not None:
+            hook.remove()
+        for p, flag in zip(params, was, strict=True):
+            p.requires_grad_(flag)
+    return out
+
+
+@dataclass(frozen=True)
+class OwnPasses:
+    """The own-pass features a scoring job computes (:func:`.features.own_pass`), for windows only."""
+
+    recall: str | None = None
+    prefix: Prefix | None = None
+    gradnorm: tuple[tuple[str, str], ...] = ()  # (feature, wrt)
+
+    @property
+    def wanted(self) -> bool:
+        return self.recall is not None or bool(self.gradnorm)
+
+    @classmethod
+    def of(cls, spec: ModelSpec, features: Sequence[str], loaded: _Loaded, *, records, prefix_path) -> OwnPasses:
+        """What ``features`` ask for, checked before any scoring: a causal model, and a prefix that fits."""
+        wanted = [f for f in features if own_pass(f)]
+        if not wanted:
+            return cls()
+        if spec.kind != "causal":
+            raise InputError(f"feature {wanted[0]} needs a causal model; model '{spec.name}' is masked")
+        recall = next((f for f in wanted if parse_recall_feature(f)), None)
+        prefix = None
+        if recall is not None:
+            if prefix_path is None:
+                raise InputError(f"feature {recall} needs the prefix windows (rule recall_prefix)")
+            prefix = read_prefix(prefix_path, loaded.tokenizer, model=spec.name)
+            windows = [r for r in records if r.kind == "window"]
+            if windows:
+                texts, ids = [r.text for r in windows], [r.seq_id for r in windows]
+                lengths = encode_many(loaded.tokenizer, texts, seq_ids=ids, model=spec.name).lengths
+                check_prefix_fits(prefix, int(lengths.max()), loaded.limit, model=spec.name)
+        gradnorm = tuple((f, parse_gradnorm_feature(f)) for f in wanted if parse_gradnorm_feature(f))
+        return cls(recall, prefix, gradnorm)
+
+    def compute(self, loaded: _Loaded, records, encodings: EncodedBatch, *, positions: Ragged) -> dict[str, list]:
+        """One column per own-pass feature: a value per window, None for a neighbor and for the prefix's own
+        windows (ReCaLL scores no window conditioned on itself)."""
+        out: dict[str, list] = {}
+        if self.recall is not None:
+            rows = [
+                i for i, r in enumerate(records) if r.kind == "window" and r.window_id not in self.prefix.window_ids
+            ]
+            losses = conditional_losses(loaded.scorer, self.prefix, EncodedBatch.of([encodings[i] for i in rows]))
+            out[self.recall] = _spread(len(records), rows, losses)
+        rows = [i for i, r in enumerate(records) if r.kind == "window"]
+        for name, wrt in self.gradnorm:
+            windows = EncodedBatch.of([encodings[i] for i in rows])
+            scored = Ragged.of([positions[i] for i in rows], empty=np.zeros(0, dtype=np.int64))
+            norms = gradient_norms(loaded.scorer.model, windows, scored, wrt=wrt, device=loaded.device)
+            out[name] = _spread(len(records), rows, norms)
+        return out
+
+
+def _spread(n: int, rows: Sequence[int], values: np.ndarray) -> list:
+    """A column of ``n`` values: ``values`` at ``rows``, None elsewhere and where a value is NaN."""
+    column: list = [None] * n
+    for i, v in zip(rows, values.tolist(), strict=True):
+        column[i] = None if np.isnan(v) else v
+    return column
 
 
 def score_shard(
@@ -741,6 +925,8 @@ def score_shard(
     progress: bool = True,
     max_excluded_share: float = MAX_EXCLUDED_SHARE,
     overlap: bool | None = None,
+    token_frequencies: str | os.PathLike | None = None,
+    recall_prefix: str | os.PathLike | None = None,
 ) -> int:
     """Score one shard's windows and neighbors (the shard's own files); returns its row count.
 
@@ -749,12 +935,18 @@ def score_shard(
     (Parquet row groups) under temporary names renamed at the end: per-token memory is that of one chunk, and a
     killed job leaves no file under either final name. ``overlap`` (default: on a GPU) tokenises the next chunk
     and reduces and writes the last one in threads while a chunk is scored; the files are the same either way.
+    ``token_frequencies``: the reference's token frequency table of the model's tokenizer
+    (:mod:`.token_frequencies`), read only for a DC-PDD feature. Own-pass features (ReCaLL's conditional loss,
+    from the prefix FASTA ``recall_prefix``; the gradient norm) are computed on the job's own thread for each
+    chunk's windows, after its scoring (:class:`OwnPasses`).
     """
     features = [*BASE_FEATURES, *(f for f in features if f not in BASE_FEATURES)]
     window_ids = read_window_ids(windows_fasta)
     records = load_sequences(windows_fasta, neighbors_fasta, neighbors_tsv, window_ids=window_ids)
     snp_offsets = read_snp_offsets(snps_path)
     loaded = _load(spec, batch_size=batch_size, device=None, options=None)
+    frequencies = _frequencies(spec, loaded.tokenizer, features, token_frequencies)
+    own = OwnPasses.of(spec, features, loaded, records=records, prefix_path=recall_prefix)
     if overlap is None:
         overlap = loaded.device.startswith("cuda")
     with contextlib.ExitStack() as stack:
@@ -763,9 +955,9 @@ def score_shard(
         # On a GPU the reduction and the writes of chunk k run in a thread while chunk k+1 is scored.
         background = stack.enter_context(InOrder(enabled=overlap))
 
-        def reduce_and_write(chunk, encodings, positions, stats):
+        def reduce_and_write(chunk, encodings, positions, stats, own_columns):
             scored = scored_tokens(chunk, encodings, positions, stats=stats, snp_offsets=snp_offsets)
-            feature_writer.write(_feature_rows(chunk, scored, features))
+            feature_writer.write(_feature_rows(chunk, scored, features, frequencies, own_columns))
             if token_writer is not None:
                 token_writer.write(_table(chunk, encodings, positions, stats, snp_offsets, scored))
 
@@ -779,5 +971,16 @@ def score_shard(
             max_excluded_share=max_excluded_share,
             overlap=overlap,
         ):
-            background.submit(reduce_and_write, *scored_chunk)
+            # The own-pass features' model passes run here, on the job's thread, not beside the next chunk's.
+            own_columns = own.compute(loaded, *scored_chunk[:2], positions=scored_chunk[2]) if own.wanted else None
+            background.submit(reduce_and_write, *scored_chunk, own_columns)
     return feature_writer.rows
+
+
+def _frequencies(spec: ModelSpec, tokenizer, features: Sequence[str], path: str | os.PathLike | None):
+    """The smoothed token frequencies of DC-PDD (:mod:`.dc_pdd`) when ``features`` ask for them, else None."""
+    if not needs_token_frequencies(features):
+        return None
+    if path is None:
+        raise InputError(f"model '{spec.name}': the dc_pdd attack needs the reference's token frequency table")
+    return smoothed_frequencies(read_token_frequencies(path, tokenizer, model=spec.name))

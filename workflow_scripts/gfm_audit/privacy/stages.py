@@ -116,6 +116,13 @@ def membership_labels_rule(job: Job) -> None:
             windows, member_bed=params["member_bed"], nonmember_bed=params["nonmember_bed"], contigs=contigs
         )
         log.info("%d windows are in neither BED file and are left out", dropped)
+    if params.get("train_on", "window") == "neighbor":
+        from .membership import trained_neighbors
+
+        table["trained_neighbor"] = trained_neighbors(
+            job.input.neighbors, table.window_id.tolist(), seed=params["seed"]
+        )
+        log.info("every model trains on one snp neighbor of each of its member windows (trained_neighbor)")
     log.info(
         "%d windows: %d members, %d non-members",
         len(table),
@@ -137,9 +144,17 @@ def train_model_rule(job: Job) -> None:
     torch.set_num_threads(job.threads)
     block = dict(job.params.spec)
     spec = ModelSpec.from_config(block.pop("name"), block)
-    labels = read_membership(job.input.membership).set_index("window_id")[job.params.column].to_dict()
+    table = read_membership(job.input.membership)
+    labels = table.set_index("window_id")[job.params.column].to_dict()
     windows = read_fasta(job.input.windows)
-    sequences = member_sequences(windows, labels)
+    # membership.train_on neighbor: the table names the neighbor each model trains on instead of each window.
+    if "trained_neighbor" in table:
+        from .training import member_neighbor_sequences
+
+        trained = dict(zip(table.window_id, table.trained_neighbor, strict=True))
+        sequences = member_neighbor_sequences(list(windows), labels, trained, neighbor_fastas=list(job.input.neighbors))
+    else:
+        sequences = member_sequences(windows, labels)
     # The canary table is an input when canaries are planted (rules/common.smk, canary_training_input): the target
     # takes every inserted canary, each reference model a seeded half of them.
     canaries = _optional_input(job, "canaries")
@@ -166,6 +181,17 @@ def _optional_input(job: Job, key: str) -> str | None:
     return str(value[0]) if value else None
 
 
+def token_frequencies_rule(job: Job) -> None:
+    """How often each token of a model's tokenizer occurs in the staged reference FASTA (DC-PDD's corpus)."""
+    from ..models import ModelSpec, load_tokenizer
+    from .token_frequencies import count_token_frequencies, write_token_frequencies
+
+    spec = ModelSpec.from_config(job.wildcards.model, {**job.params.spec, "path": job.input.model})
+    tokenizer = load_tokenizer(spec)
+    counts = count_token_frequencies(job.input.fasta, tokenizer, piece_length=job.params.piece_length, model=spec.name)
+    write_token_frequencies(counts, tokenizer, job.output[0])
+
+
 def score_shard_rule(job: Job) -> None:
     """Score one shard of windows and neighbors with one model: its features (and per-token table if kept)."""
     import torch
@@ -189,14 +215,27 @@ def score_shard_rule(job: Job) -> None:
         features_path=out.features,
         tokens_path=out.tokens if "tokens" in out.keys() else None,
         max_excluded_share=job.params.max_excluded_share,
+        token_frequencies=_optional_input(job, "token_frequencies"),
+        recall_prefix=_optional_input(job, "recall_prefix"),
     )
+
+
+def recall_prefix_rule(job: Job) -> None:
+    """ReCaLL's prefix: a seeded draw of the target's non-member windows, with their sequences (attacks/recall)."""
+    from .attacks.recall import write_prefix
+
+    ids = write_prefix(
+        job.input.membership, job.input.windows, job.output[0], n=job.params.prefix_windows, seed=job.params.seed
+    )
+    logging.getLogger("gfm_audit.privacy.attacks.recall").info("prefix windows: %s", ", ".join(ids))
 
 
 def window_features_rule(job: Job) -> None:
     """The per-window feature table of one model, from its shards (the reduce step)."""
     from .features import reduce_shards
 
-    rows = reduce_shards(list(job.input), job.output[0])
+    # The range statistics of the configured attacks (ramia's trimmed means), none by default.
+    rows = reduce_shards(list(job.input), job.output[0], ranges=job.params.ranges)
     logging.getLogger("gfm_audit.privacy.features").info("reduced %d shards: %d windows", len(job.input), rows)
 
 
@@ -214,6 +253,51 @@ def run_attacks_rule(job: Job) -> None:
     )
     table, skipped = run_attacks(data, params.attacks["names"])
     write_attack_outputs(table, skipped, scores_path=job.output.scores, skipped_path=job.output.skipped)
+
+
+def dataset_inference_rule(job: Job) -> None:
+    """result.tsv and p_curve.tsv of one model: Maini et al.'s test of the suspect set, DUCI's share of it."""
+    from ..outputs import atomic_outputs, write_tsv
+    from .dataset_inference import score_table_inference, window_sets
+    from .metrics import read_scores
+
+    s = job.params.settings
+    table = read_scores(job.input.scores)
+    suspect, validation = window_sets(
+        table, s["suspect"], s["validation"], windows_path=job.input.windows, contigs_path=job.input.contigs
+    )
+    result, curve = score_table_inference(
+        table,
+        suspect,
+        validation,
+        names=(s["suspect"], s["validation"]),
+        splits=s["splits"],
+        seed=s["seed"],
+        alpha=s["alpha"],
+        clip=s["clip"],
+        C=s["C"],
+        curve_sizes=s["curve_sizes"],
+        curve_repeats=s["curve_repeats"],
+        duci_attack=s["duci_attack"],
+    )
+    result.insert(0, "model", job.wildcards.model)
+    with atomic_outputs(job.output.result, job.output.curve) as (r, c):
+        write_tsv(result, r)
+        write_tsv(curve, c)
+    log = logging.getLogger("gfm_audit.privacy.dataset_inference")
+    for row in result.itertuples():
+        log.info(
+            "%s: %s vs %s, p = %.3g over %d splits (%s at %g), DUCI share %.3f +- %.3f",
+            row.test,
+            row.suspect,
+            row.validation,
+            row.p_value,
+            row.splits,
+            "rejected" if row.rejected else "not rejected",
+            row.alpha,
+            row.duci_fraction,
+            row.duci_standard_error,
+        )
 
 
 def evaluate_attacks_rule(job: Job) -> None:

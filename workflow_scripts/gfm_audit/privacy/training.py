@@ -273,8 +273,9 @@ def save_native(model, *, source: str, out_dir: str | os.PathLike) -> None:
     state = {k: v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()}
     save_file(state, Path(out_dir) / "model.safetensors", metadata={"format": "pt"})
     for file in Path(source).iterdir():
-        # dp.json describes the source's training, not this one's (save_model writes this one's).
-        kept = file.suffix not in (".safetensors", ".bin", ".py") and "index.json" not in file.name
+        # dp.json describes the source's training, not this one's (save_model writes this one's); a .pt is the
+        # source's weights (Evo 2), which model.safetensors replaces.
+        kept = file.suffix not in (".safetensors", ".bin", ".py", ".pt") and "index.json" not in file.name
         if file.is_file() and kept and file.name != "dp.json":
             shutil.copy(file, Path(out_dir) / file.name)
 
@@ -288,6 +289,7 @@ def member_neighbor_sequences(
     window_ids: Sequence[str],
     labels: Mapping[str, int],
     trained: Mapping[str, str],
+    *,
     neighbor_fastas: Sequence[str | os.PathLike],
 ) -> list[str]:
     """The sequences of the neighbors ``trained[w]`` of the windows labelled 1, in window order

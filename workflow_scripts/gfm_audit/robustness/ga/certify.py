@@ -113,7 +113,7 @@ def substitute(codes: np.ndarray, q: float, uniforms: np.ndarray) -> np.ndarray:
     return ((codes.astype(np.int64) + np.where(replaced, shift, 0)) % ALPHABET).astype(np.uint8)
 
 
-def noisy_copies(codes: np.ndarray, n: int, q: float, rng: np.random.Generator) -> np.ndarray:
+def noisy_copies(codes: np.ndarray, n: int, q: float, *, rng: np.random.Generator) -> np.ndarray:
     """(n, L) independent noisy copies of one (L,) sequence."""
     return substitute(codes[None, :], q, rng.random((n, codes.shape[-1])))
 
@@ -176,7 +176,7 @@ def certified_radius(p_a: ArrayLike, q: float, length: int) -> np.ndarray:
     return radius.reshape(np.shape(p_a))
 
 
-def max_certifiable_radius(q: float, n_samples: int, confidence: float, length: int) -> int:
+def max_certifiable_radius(q: float, n_samples: int, confidence: float, *, length: int) -> int:
     """The radius of a sequence whose every sample agrees: no sequence can be certified further at these settings."""
     return int(certified_radius(clopper_pearson_lower(n_samples, n_samples, confidence), q, length))
 
@@ -266,7 +266,7 @@ def class_counts(
         size = 0
         while i < len(pieces) and (not rows or size + pieces[i][1] <= batch_rows):
             s, m = pieces[i]
-            rows.append(noisy_copies(codes[s], m, q, rngs[s]))
+            rows.append(noisy_copies(codes[s], m, q, rng=rngs[s]))
             owners.append(np.full(m, s))
             size += m
             i += 1
@@ -394,7 +394,7 @@ def certify_stage(
         n,
         len(chosen) * (certify_block["n_select"] + n),
         confidence,
-        max_certifiable_radius(q, n, confidence, codes.shape[1]),
+        max_certifiable_radius(q, n, confidence, length=codes.shape[1]),
     )
     cert = certify(
         clf.predict_proba,
