@@ -58,6 +58,7 @@ from .features import (
     parse_gradnorm_feature,
     parse_recall_feature,
 )
+from .flanks import Flanks, read_loci, token_multiple, with_flanks
 from .score_table import ScoredTokens, build_table, scored_tokens
 from .token_frequencies import read_token_frequencies
 
@@ -567,18 +568,26 @@ def score_chunks(
     progress,
     max_excluded_share: float = MAX_EXCLUDED_SHARE,
     overlap: bool | None = None,
+    flanks: Flanks | None = None,
 ) -> Iterator[tuple[Sequence[SeqRecord], EncodedBatch, Ragged, Ragged]]:
     """(records, encodings, positions, statistics) of each chunk, in order.
 
     With ``overlap`` (default: on a GPU) chunk k+1 is tokenised, checked and given its scored positions in a
-    thread while chunk k's batches run, so the device does not wait for the host between chunks.
+    thread while chunk k's batches run, so the device does not wait for the host between chunks. ``flanks``
+    (``scoring.context``): each sequence is scored inside its window's reference flanks (:mod:`.flanks`).
     """
     if overlap is None:
         overlap = loaded.device.startswith("cuda")
 
     def prepare(chunk):
         return chunk, *_prepare(
-            spec, loaded, chunk, snp_offsets=snp_offsets, seed=seed, max_excluded_share=max_excluded_share
+            spec,
+            loaded,
+            chunk,
+            snp_offsets=snp_offsets,
+            seed=seed,
+            max_excluded_share=max_excluded_share,
+            flanks=flanks,
         )
 
     for chunk, encodings, positions in prefetch(chunks, 1 if overlap else 0, prepare):
@@ -586,13 +595,25 @@ def score_chunks(
 
 
 def _prepare(
-    spec: ModelSpec, loaded: _Loaded, records: Sequence[SeqRecord], *, snp_offsets, seed, max_excluded_share
+    spec: ModelSpec,
+    loaded: _Loaded,
+    records: Sequence[SeqRecord],
+    *,
+    snp_offsets,
+    seed,
+    max_excluded_share,
+    flanks: Flanks | None = None,
 ) -> tuple[EncodedBatch, Ragged]:
     """Encodings of ``records`` (checked) and the token positions that get a score: the host's work before the
     model's."""
     tokenizer, limit = loaded.tokenizer, loaded.limit
     encodings = encode_many(tokenizer, [r.text for r in records], seq_ids=[r.seq_id for r in records], model=spec.name)
     _check_many(encodings, records, model=spec.name, max_share=max_excluded_share, tokenizer=tokenizer, limit=limit)
+    if flanks is not None:
+        # Read here, a chunk at a time (in the prefetch thread on a GPU): memory holds one chunk's flanks.
+        texts = flanks.texts(r.window_id for r in records)
+        encodings = with_flanks(tokenizer, encodings, records, flanks=texts, model=spec.name)
+        check_context_fits(encodings, records, limit=limit, model=spec.name, context=flanks.context)
     offsets = None
     if spec.kind == "masked" and spec.masking == "sampled":
         offsets, sample_cache, empty = [], {}, np.zeros(0, dtype=np.int64)
@@ -682,6 +703,18 @@ def _check_many(batch: EncodedBatch, records: Sequence[SeqRecord], *, model: str
         f"sequence {r.seq_id} is {len(enc.ids)} tokens, longer than model '{model}' takes ({limit}); "
         f"lower windows.length or set models.{model}.max_length if the model allows more"
     )
+
+
+def check_context_fits(batch: EncodedBatch, records: Sequence[SeqRecord], *, limit: int, model: str, context: int):
+    """Stop when a sequence with its flanks is longer than the model takes."""
+    longer = np.flatnonzero(batch.lengths > limit)
+    if len(longer):
+        i = int(longer[0])
+        raise InputError(
+            f"sequence {records[i].seq_id} with its flanks (scoring.context: {context}) is {int(batch.lengths[i])} "
+            f"tokens, longer than model '{model}' takes ({limit}); lower scoring.context or windows.length, or set "
+            f"models.{model}.max_length if the model allows more"
+        )
 
 
 def check_excluded_share(enc: Encoded, record: SeqRecord, *, model: str, max_share: float, tokenizer) -> None:
@@ -861,8 +894,11 @@ class OwnPasses:
         return self.recall is not None or bool(self.gradnorm)
 
     @classmethod
-    def of(cls, spec: ModelSpec, features: Sequence[str], loaded: _Loaded, *, records, prefix_path) -> OwnPasses:
-        """What ``features`` ask for, checked before any scoring: a causal model, and a prefix that fits."""
+    def of(
+        cls, spec: ModelSpec, features: Sequence[str], loaded: _Loaded, *, records, prefix_path, flank_tokens: int = 0
+    ) -> OwnPasses:
+        """What ``features`` ask for, checked before any scoring: a causal model, and a prefix that fits (beside
+        a window and the ``flank_tokens`` its flanks add, which ReCaLL's pass keeps between prefix and window)."""
         wanted = [f for f in features if own_pass(f)]
         if not wanted:
             return cls()
@@ -878,7 +914,7 @@ class OwnPasses:
             if windows:
                 texts, ids = [r.text for r in windows], [r.seq_id for r in windows]
                 lengths = encode_many(loaded.tokenizer, texts, seq_ids=ids, model=spec.name).lengths
-                check_prefix_fits(prefix, int(lengths.max()), loaded.limit, model=spec.name)
+                check_prefix_fits(prefix, int(lengths.max()) + flank_tokens, loaded.limit, model=spec.name)
         gradnorm = tuple((f, parse_gradnorm_feature(f)) for f in wanted if parse_gradnorm_feature(f))
         return cls(recall, prefix, gradnorm)
 
@@ -927,6 +963,8 @@ def score_shard(
     overlap: bool | None = None,
     token_frequencies: str | os.PathLike | None = None,
     recall_prefix: str | os.PathLike | None = None,
+    context: int = 0,
+    reference_fasta: str | os.PathLike | None = None,
 ) -> int:
     """Score one shard's windows and neighbors (the shard's own files); returns its row count.
 
@@ -938,7 +976,9 @@ def score_shard(
     ``token_frequencies``: the reference's token frequency table of the model's tokenizer
     (:mod:`.token_frequencies`), read only for a DC-PDD feature. Own-pass features (ReCaLL's conditional loss,
     from the prefix FASTA ``recall_prefix``; the gradient norm) are computed on the job's own thread for each
-    chunk's windows, after its scoring (:class:`OwnPasses`).
+    chunk's windows, after its scoring (:class:`OwnPasses`). ``context`` > 0 (``scoring.context``): every sequence
+    is scored inside its window's reference flanks of that many bases, read from the indexed ``reference_fasta``
+    (:mod:`.flanks`); 0 scores the sequences alone.
     """
     features = [*BASE_FEATURES, *(f for f in features if f not in BASE_FEATURES)]
     window_ids = read_window_ids(windows_fasta)
@@ -946,7 +986,17 @@ def score_shard(
     snp_offsets = read_snp_offsets(snps_path)
     loaded = _load(spec, batch_size=batch_size, device=None, options=None)
     frequencies = _frequencies(spec, loaded.tokenizer, features, token_frequencies)
-    own = OwnPasses.of(spec, features, loaded, records=records, prefix_path=recall_prefix)
+    flanks = _flanks(
+        spec, loaded, records, windows_fasta=windows_fasta, reference_fasta=reference_fasta, context=context
+    )
+    own = OwnPasses.of(
+        spec,
+        features,
+        loaded,
+        records=records,
+        prefix_path=recall_prefix,
+        flank_tokens=flanks.flank_tokens() if flanks is not None else 0,
+    )
     if overlap is None:
         overlap = loaded.device.startswith("cuda")
     with contextlib.ExitStack() as stack:
@@ -954,6 +1004,8 @@ def score_shard(
         token_writer = stack.enter_context(ShardWriter(tokens_path, SCHEMA)) if tokens_path is not None else None
         # On a GPU the reduction and the writes of chunk k run in a thread while chunk k+1 is scored.
         background = stack.enter_context(InOrder(enabled=overlap))
+        if flanks is not None:
+            stack.callback(flanks.close)
 
         def reduce_and_write(chunk, encodings, positions, stats, own_columns):
             scored = scored_tokens(chunk, encodings, positions, stats=stats, snp_offsets=snp_offsets)
@@ -970,11 +1022,47 @@ def score_shard(
             progress=progress,
             max_excluded_share=max_excluded_share,
             overlap=overlap,
+            flanks=flanks,
         ):
             # The own-pass features' model passes run here, on the job's thread, not beside the next chunk's.
             own_columns = own.compute(loaded, *scored_chunk[:2], positions=scored_chunk[2]) if own.wanted else None
             background.submit(reduce_and_write, *scored_chunk, own_columns)
+    if flanks is not None:
+        log.info(
+            "scoring.context %d (%s): %d of %d windows got a shorter flank at a contig end",
+            context,
+            "both sides" if flanks.right else "left flank only: a causal model's scores cannot see the right one",
+            len(flanks.clipped),
+            len(flanks.seen),
+        )
     return feature_writer.rows
+
+
+def _flanks(spec: ModelSpec, loaded: _Loaded, records, *, windows_fasta, reference_fasta, context) -> Flanks | None:
+    """The shard's flank reader for ``scoring.context`` > 0 (None at 0), after the checks that need no scoring: a
+    tokenizer that keeps the window's tokens, and the longest window with full flanks within the model's context."""
+    if not context:
+        return None
+    if reference_fasta is None:
+        raise InputError("scoring.context needs the indexed reference FASTA the windows come from")
+    multiple = token_multiple(loaded.tokenizer, context, model=spec.name)
+    # A causal model's scores depend on the tokens before each one only: the right flank could change none of them.
+    right = spec.kind != "causal"
+    flanks = Flanks(reference_fasta, read_loci(windows_fasta), context=context, right=right, multiple=multiple)
+    windows = [r for r in records if r.kind == "window"]
+    if windows:
+        lengths = encode_many(
+            loaded.tokenizer, [r.text for r in windows], seq_ids=[r.seq_id for r in windows], model=spec.name
+        ).lengths
+        longest = int(np.argmax(lengths))
+        total = int(lengths[longest]) + flanks.flank_tokens()
+        if total > loaded.limit:
+            raise InputError(
+                f"window {windows[longest].seq_id} with its flanks (scoring.context: {context}) is {total} tokens, "
+                f"longer than model '{spec.name}' takes ({loaded.limit}); lower scoring.context or windows.length, "
+                f"or set models.{spec.name}.max_length if the model allows more"
+            )
+    return flanks
 
 
 def _frequencies(spec: ModelSpec, tokenizer, features: Sequence[str], path: str | os.PathLike | None):
