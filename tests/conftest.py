@@ -207,6 +207,7 @@ NUMERIC_MODULES = {
     "test_dp_training",
     "test_gfm_caduceus",
     "test_gfm_dnabert2",
+    "test_gfm_evo1",
     "test_gfm_evo2",
     "test_gfm_families",
     "test_gfm_gena_lm",

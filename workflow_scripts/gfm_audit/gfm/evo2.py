@@ -226,19 +226,8 @@ def _activation(config: Mapping[str, Any], layer: int):
     return F.silu if _get(config, "mlp_activation") == "silu" else F.gelu
 
 
-class _Float32(nn.Module):
-    """A module whose tensors stay float32 when the model is cast to half precision: the filters and rotary
-    frequencies, which the original also keeps in float32 (its poles, residues and MR filters; positions). A cast
-    to float64 applies."""
-
-    def _apply(self, fn, recurse: bool = True):
-        def keep_dtype(t: torch.Tensor) -> torch.Tensor:
-            out = fn(t)
-            if t.is_floating_point() and out.dtype in (torch.float16, torch.bfloat16) and out.dtype != t.dtype:
-                return t.to(device=out.device)
-            return out
-
-        return super()._apply(keep_dtype, recurse)
+# Filters and rotary frequencies stay float32 under a half-precision cast, as the original keeps them.
+_Float32 = sh.KeepFloat32
 
 
 class _HyenaFilter(_Float32):
@@ -479,42 +468,7 @@ def _load_pt(file: pathlib.Path, owner: str) -> dict[str, torch.Tensor]:
 
 
 def load_tokenizer(folder: pathlib.Path) -> PreTrainedTokenizerFast:
-    """The original's byte tokenizer (``CharLevelTokenizer(512)``) as a fast tokenizer built in-process.
-
-    Every UTF-8 byte of the text is one token whose id is the byte's value (A=65, C=67, G=71, T=84, N=78, lower
-    case its own ids); no token is added around a sequence; eos 0, pad 1 (the original's eod and pad ids),
-    padding on the right. The byte-level pre-tokenizer maps bytes to printable stand-ins; the vocabulary maps them
-    back to the byte values.
-    """
-    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
+    """The original's byte tokenizer (``CharLevelTokenizer(512)``: one token per UTF-8 byte, id = byte value,
+    nothing added; eos 0, pad 1) as a fast tokenizer built in-process (:func:`.striped_hyena.byte_tokenizer`)."""
     config = read_folder_config(pathlib.Path(folder), name=pathlib.Path(folder).name) or {}
-    stand_in = _byte_stand_ins()
-    vocab = {stand_in[b]: b for b in range(256)}
-    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token=None))
-    backend.pre_tokenizer = pre_tokenizers.Sequence(
-        [
-            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-            pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated"),
-        ]
-    )
-    backend.decoder = decoders.ByteLevel()
-    return PreTrainedTokenizerFast(
-        tokenizer_object=backend,
-        model_max_length=max_positions(config) if config else int(1e30),
-        padding_side="right",
-        model_input_names=["input_ids", "attention_mask"],
-        eos_token=stand_in[0],
-        pad_token=stand_in[1],
-    )
-
-
-def _byte_stand_ins() -> dict[int, str]:
-    """The byte -> character map of byte-level BPE (GPT-2's): printable Latin-1 bytes are themselves, the other
-    bytes the characters from U+0100 up, in byte order; it is what ``pre_tokenizers.ByteLevel`` emits."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    chars = {b: chr(b) for b in printable}
-    others = [b for b in range(256) if b not in chars]
-    chars.update({b: chr(256 + i) for i, b in enumerate(others)})
-    return chars
+    return sh.byte_tokenizer(max_positions(config) if config else int(1e30))

@@ -23,7 +23,7 @@ from typing import Any
 from ..errors import InputError
 
 # In the order ``auto`` asks them; a checkpoint claimed by none is read by transformers' classes.
-FAMILIES = ("hyenadna", "caduceus", "dnabert2", "nt_v2", "gena_lm", "evo2", "nt_v3")
+FAMILIES = ("hyenadna", "caduceus", "dnabert2", "nt_v2", "gena_lm", "evo1", "evo2", "nt_v3")
 TRANSFORMERS = "transformers"
 AUTO = "auto"
 ARCHITECTURES = (AUTO, *FAMILIES, TRANSFORMERS)

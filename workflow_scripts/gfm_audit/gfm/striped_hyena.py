@@ -11,8 +11,10 @@ with the inner filter ``h`` one of
 
 - an explicit FIR of a few taps (Hyena-SE, 7 in Evo 2): a direct convolution, no ``D`` term;
 - an explicit FIR of 128 taps or more (Hyena-MR): FFT convolution, plus the ``D`` term;
-- an implicit long filter in modal form (Hyena-LI, and every Hyena block of Evo 1),
-  ``h[d, t] = sum_s R[d, s] * exp(log_pole[d, s] * t)`` over the whole sequence: FFT convolution plus ``D``.
+- an implicit long filter in modal form over the whole sequence, FFT convolution plus ``D``: Evo 2's Hyena-LI
+  with real log-poles, ``h[d, t] = sum_s R[d, s] * exp(log_pole[d, s] * t)`` (:func:`modal_filter`), and every
+  Hyena block of Evo 1 with complex poles and residues, ``h[d, t] = Re sum_s R[d, s] * p[d, s]**t``
+  (:func:`complex_modal_filter`).
 
 Explicit filters follow the originals' orientation: a direct FIR is ``torch.nn.functional.conv1d`` over a
 left-padded input (cross-correlation: the LAST tap multiplies the current step), an FFT one is a convolution (the
@@ -23,9 +25,14 @@ device torch.fft runs on; in float32 whatever the model's dtype, as the original
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerFast
 
 
 def wide(t: torch.Tensor) -> torch.Tensor:
@@ -112,6 +119,24 @@ def modal_filter(log_poles: torch.Tensor, residues: torch.Tensor, length: int) -
     return h
 
 
+def complex_modal_filter(poles: torch.Tensor, residues: torch.Tensor, length: int) -> torch.Tensor:
+    """(D, L) taps of Evo 1's modal filter ``h[d, t] = Re sum_s R[d, s] p[d, s]**t``, in float32 at least.
+
+    ``poles`` and ``residues`` (D, S, 1, 2) as StripedHyena 1 stores them: complex numbers as (real, imaginary)
+    pairs. ``p**t`` is ``exp(t log p)`` with the principal complex logarithm, as the original computes it; summed
+    one state at a time (working memory D x L).
+    """
+    real = wide(poles).dtype
+    p = torch.view_as_complex(wide(poles)[..., 0, :].contiguous())
+    r = torch.view_as_complex(residues[..., 0, :].to(real).contiguous())
+    log_p = p.log()
+    t = torch.arange(length, device=p.device, dtype=real)
+    h = torch.zeros(p.shape[0], length, device=p.device, dtype=real)
+    for s in range(p.shape[1]):
+        h = h + (r[:, s, None] * torch.exp(log_p[:, s, None] * t)).real
+    return h
+
+
 def split_features(z: torch.Tensor, *, heads: int, column_split: bool) -> tuple[torch.Tensor, ...]:
     """(B, 3D, L) featurised channels -> x2, x1, v (each B, D, L).
 
@@ -155,3 +180,59 @@ def causal_attention(
     context = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True)
     batch, _, length, _ = context.shape
     return out_proj(context.transpose(1, 2).reshape(batch, length, -1))
+
+
+class KeepFloat32(nn.Module):
+    """A module whose tensors stay float32 when the model is cast to half precision: the long filters and rotary
+    frequencies, which the originals also keep in float32 (poles, residues, explicit long filters; positions). A
+    cast to float64 applies."""
+
+    def _apply(self, fn, recurse: bool = True):
+        def keep_dtype(t: torch.Tensor) -> torch.Tensor:
+            out = fn(t)
+            if t.is_floating_point() and out.dtype in (torch.float16, torch.bfloat16) and out.dtype != t.dtype:
+                return t.to(device=out.device)
+            return out
+
+        return super()._apply(keep_dtype, recurse)
+
+
+def byte_tokenizer(max_length: int) -> PreTrainedTokenizerFast:
+    """The originals' byte tokenizer (``CharLevelTokenizer(512)`` of Evo 1 and Evo 2) as a fast tokenizer.
+
+    Every UTF-8 byte of the text is one token whose id is the byte's value (A=65, C=67, G=71, T=84, N=78, lower
+    case its own ids); no token is added around a sequence; eos 0, pad 1 (the original's eod and pad ids),
+    padding on the right. The byte-level pre-tokenizer maps bytes to printable stand-ins; the vocabulary maps them
+    back to the byte values.
+    """
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    stand_in = _byte_stand_ins()
+    vocab = {stand_in[b]: b for b in range(256)}
+    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token=None))
+    backend.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+            pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated"),
+        ]
+    )
+    backend.decoder = decoders.ByteLevel()
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        model_max_length=max_length,
+        padding_side="right",
+        model_input_names=["input_ids", "attention_mask"],
+        eos_token=stand_in[0],
+        pad_token=stand_in[1],
+    )
+
+
+def _byte_stand_ins() -> dict[int, str]:
+    """The byte -> character map of byte-level BPE (GPT-2's): printable Latin-1 bytes are themselves, the other
+    bytes the characters from U+0100 up, in byte order; it is what ``pre_tokenizers.ByteLevel`` emits."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    chars = {b: chr(b) for b in printable}
+    others = [b for b in range(256) if b not in chars]
+    chars.update({b: chr(256 + i) for i, b in enumerate(others)})
+    return chars
