@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError, first_line
-from . import fit, registry
+from . import fit, memory, registry
 from .weights import (
     check_finite,
     check_plain_state_dict,
@@ -303,7 +303,9 @@ def load_tokenizer(spec: ModelSpec, config: Mapping[str, Any], architecture: str
 
 
 def load_model(spec: ModelSpec, config: Mapping[str, Any], architecture: str, *, tokenizer=None):
-    """The model of a checkpoint read by ``architecture``, in eval mode, checked by :func:`check_inputs`."""
+    """The model of a checkpoint read by ``architecture``, in eval mode, checked by :func:`check_inputs`; a
+    checkpoint too large for this machine's memory stops in one line before any weight is read (:mod:`.memory`)."""
+    memory.check_fits(spec)
     if architecture != registry.TRANSFORMERS:
         model = native_model(spec, config, architecture)
     else:
