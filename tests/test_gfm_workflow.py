@@ -2,6 +2,7 @@
 ``regions``, each family's tiny golden checkpoint as a model (``path:`` the fixture folder, nothing else set),
 scoring and every attack; and the GA's ``gfm_head`` classifier on HyenaDNA and DNABERT-2."""
 
+import shutil
 import subprocess
 
 import pandas as pd
@@ -80,6 +81,61 @@ def test_every_family_is_scored_and_attacked_in_regions_mode(families_run):
             assert scores.loss.notna().all() and set(scores.window_id) <= set(membership.window_id)
             if "n_excluded" in scores:
                 assert (scores.n_excluded == 0).all()
+        metrics = pd.read_csv(workdir / f"results/attacks/{family}/metrics.tsv", sep="\t")
+        assert len(metrics) > 0 and metrics.filter(like="auc").notna().any().any()
+
+
+# The checkpoint files a user downloads for each of the newest families, without the fixtures' golden numbers.
+USER_FILES = {
+    "evo2": ("evo2-tiny.pt", "evo2-tiny.yml"),
+    "nt_v3": ("config.json", "model.safetensors", "special_tokens_map.json", "tokenizer_config.json", "vocab.json"),
+}
+
+
+@pytest.fixture(scope="module")
+def long_context_run(tmp_path_factory):
+    """Evo 2 (causal, its .pt and YAML in a folder without config.json) and NT v3 (masked U-Net) from folders of
+    their own checkpoint files, as a user keeps them, in membership mode regions."""
+    missing = [f for f in USER_FILES if f not in registry.available_families()]
+    if missing:
+        pytest.skip(f"no {missing[0]} family module in this checkout")
+    workdir = tmp_path_factory.mktemp("long_context")
+    models = {}
+    for family, files in USER_FILES.items():
+        folder = workdir / "checkpoints" / family
+        folder.mkdir(parents=True)
+        for name in files:
+            shutil.copy(FIXTURES / family / name, folder / name)
+        models[family] = {"path": str(folder), "kind": registry.family_module(family).KINDS[0]}
+    member, nonmember = workdir / "member.bed", workdir / "nonmember.bed"
+    member.write_text("z\t0\t500000\n")
+    nonmember.write_text("z\t500000\t1000000\n")
+    config = demo_config(length=96, n=6)
+    config["neighbors"] = {"probs": [0.5], "per_prob": 1}
+    config["models"] = models
+    config["target"] = "evo2"
+    config["membership"] = {"mode": "regions", "member_bed": str(member), "nonmember_bed": str(nonmember)}
+    config["scoring"] = {"shards": 1, "batch_size": 8}
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    targets = [f"results/attacks/{f}/metrics.tsv" for f in USER_FILES]
+    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "--cores", "2", *targets]
+    result = subprocess.run(
+        [*cmd, "--configfile", str(workdir / "config.yaml")], capture_output=True, text=True, timeout=1200
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    return workdir
+
+
+def test_evo2_and_nt_v3_folders_are_scored_and_attacked_in_regions_mode(long_context_run):
+    workdir = long_context_run
+    membership = pd.read_csv(workdir / "results/membership.tsv", sep="\t")
+    neighbors = pd.read_csv(workdir / "results/neighbors/shard-0.tsv", sep="\t")
+    assert set(membership.target_member) == {0, 1}
+    for family in USER_FILES:
+        scores = pq.read_table(workdir / f"results/features/{family}/shard-0.parquet").to_pandas()
+        # Every window and every neighbor scored once, each over some tokens with a finite loss.
+        assert sorted(scores.sequence_id) == sorted([*membership.window_id, *neighbors.neighbor_id])
+        assert scores.loss.notna().all() and (scores.n_tokens > 0).all()
         metrics = pd.read_csv(workdir / f"results/attacks/{family}/metrics.tsv", sep="\t")
         assert len(metrics) > 0 and metrics.filter(like="auc").notna().any().any()
 
