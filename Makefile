@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CORES ?= 2
 
-.PHONY: demo demo-individuals demo-dp demo-check test lint install clean bench bench-slurm
+.PHONY: demo demo-individuals demo-dp demo-inference demo-check test lint install clean bench bench-slurm
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -56,6 +56,17 @@ demo-dp: $(STAMP)
 	@echo "one-run bound: $(CURDIR)/demo-dp/results/memorisation/demo_lm/one_run.tsv"
 	@echo
 	@echo "Report: $(CURDIR)/demo-dp/results/report/report.html"
+
+# The demo's privacy audit with the attacks it leaves out (dc_pdd, recall, gradnorm, ramia) and dataset inference
+# (config/demo_inference.yaml), in demo-inference/ so that it leaves the demo's results alone.
+demo-inference: $(STAMP)
+	mkdir -p demo-inference && ln -sfn $(CURDIR)/resources demo-inference/resources
+	GFM_AUDIT_CONFIG=$(CURDIR)/config/demo_inference.yaml $(BIN)/snakemake --cores $(CORES) --directory demo-inference
+	@echo
+	@echo "Dataset inference demo finished. Attacks: $(CURDIR)/demo-inference/results/attacks/demo_lm/metrics.tsv;"
+	@echo "dataset inference: $(CURDIR)/demo-inference/results/dataset_inference/demo_lm/result.tsv, p_curve.tsv"
+	@echo
+	@echo "Report: $(CURDIR)/demo-inference/results/report/report.html"
 
 test: $(STAMP)
 	$(BIN)/pytest

@@ -23,6 +23,18 @@ METRICS_NOTE = (
     "likelihood ratio.</p>"
 )
 
+# Shown under the metrics when recall or ramia ran: the attacks whose rows count fewer windows than the data has
+# for a reason of their own (RMIA's population is in METRICS_NOTE, the SNP-site variants' windows without SNPs
+# explain themselves). The demo's page without them stays as it was.
+COUNTS_NOTE = (
+    "<p><code>n_members</code> and <code>n_nonmembers</code> count the windows an attack scored: recall leaves out "
+    "the non-member windows of its prefix (<code>results/attacks/recall_prefix.fa</code>, "
+    "<code>attacks.recall.prefix_windows</code>), RMIA its population, ramia a window whose range has no scored "
+    "point (none while the window is a point of its own range), the <code>_snpsites</code> variants the windows "
+    "without SNP sites.</p>"
+)
+COUNTS_NOTE_ATTACKS = ("recall", "ramia")
+
 
 def verdict(model: str, metrics: pd.DataFrame, *, is_target: bool, mode: str) -> tuple[bool, str]:
     """Plain-language verdict: does the strongest attack separate members from non-members?
@@ -125,7 +137,8 @@ def privacy_section(
         metrics = pd.read_csv(metrics_paths[model], sep="\t")
         if "rmia_population" in metrics:
             metrics["rmia_population"] = [("" if pd.isna(v) else str(int(v))) for v in metrics.rmia_population]
-        parts.append(html_table(metrics, labels=LABELS) + METRICS_NOTE)
+        counted = metrics.attack.astype(str).str.startswith(COUNTS_NOTE_ATTACKS).any()
+        parts.append(html_table(metrics, labels=LABELS) + METRICS_NOTE + (COUNTS_NOTE if counted else ""))
         skipped = pd.read_csv(skipped_paths[model], sep="\t")
         if not skipped.empty:
             parts.append("<p>Skipped attacks:</p>" + html_table(skipped, labels=LABELS))

@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..privacy.dataset_inference_report import dataset_inference_section
 from ..privacy.dp_report import dp_audit_section
 from ..privacy.memorisation.report import memorisation_html
 from ..privacy.report import privacy_section
@@ -29,13 +30,14 @@ def build_report(
     """Write the report; return {model: leaks}. A section whose names are empty is left out.
 
     ``inputs`` holds every file under its key (:func:`.layout.input_key`), as Snakemake resolved it (a module's
-    prefix included). Sections: privacy, the DP audit of each DP-trained model (none without), memorisation,
-    individuals, the GA attack, FIMBA, then the run.
+    prefix included). Sections: privacy, dataset inference on each model (none unless enabled), the DP audit of
+    each DP-trained model (none without), memorisation, individuals, the GA attack, FIMBA, then the run.
     """
     sections, leaks = [], {}
     if models:
         privacy, leaks = _privacy(inputs, config, models)
         sections.append(privacy)
+    sections += _dataset_inference(inputs)
     sections += _dp_audit(inputs, config)
     sections.append(memorisation_html(inputs))
     # These three join without a line break, as the report has always laid them out.
@@ -59,6 +61,18 @@ def _privacy(
         threshold_paths=part.tables["thresholds"],
         figures=part.figures,
     )
+
+
+def _dataset_inference(inputs: Mapping[str, str]) -> list[str]:
+    """One section per model the rule asked for a result.tsv of (dataset_inference.enabled); none otherwise."""
+    names = layout.names_in(inputs, "dataset_inference")
+    part = layout.collect(inputs, "dataset_inference", names)
+    return [
+        dataset_inference_section(
+            name, result_path=part.tables["dataset_inference"][name], figure=part.figures[name][0]
+        )
+        for name in names
+    ]
 
 
 def _dp_audit(inputs: Mapping[str, str], config: Mapping[str, Any]) -> list[str]:

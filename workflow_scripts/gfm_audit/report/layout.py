@@ -25,6 +25,7 @@ WILDCARDS = {
     "individuals": "model",
     "dp_audit": "model",
     "one_run": "model",
+    "dataset_inference": "model",
 }
 
 
@@ -76,6 +77,9 @@ TABLES = {
     # The one-run canary bound of the target (privacy/memorisation/one_run.py), when its canaries are included by
     # a fair coin each (memorisation.canaries.inclusion: bernoulli).
     "one_run_bound": ReportFile("one_run", "results/memorisation/{model}/one_run.tsv"),
+    # Was the suspect set trained on, and what share of it (privacy/dataset_inference.py), with
+    # dataset_inference.enabled.
+    "dataset_inference": ReportFile("dataset_inference", "results/dataset_inference/{model}/result.tsv"),
 }
 
 # In the order the report shows them within a section.
@@ -132,6 +136,11 @@ FIGURES = {
         "extraction",
         "results/report/{model}/extraction_vs_prefix.png",
         "Extraction against prefix length: members, non-members and the k-mer baseline",
+    ),
+    "dataset_inference_curve": ReportFile(
+        "dataset_inference",
+        "results/report/{model}/dataset_inference_curve.png",
+        "Dataset inference: p-value and power against the number of suspect windows",
     ),
     "person_roc": ReportFile(
         "individuals",
