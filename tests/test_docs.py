@@ -84,3 +84,16 @@ def test_no_work_periods_or_issue_numbers_in_the_products_text():
             if WORK_LOG.search(line) and path != Path(__file__):
                 found.append(f"{path.relative_to(REPO)}:{number}: {line.strip()[:80]}")
     assert found == []
+
+
+def test_every_native_family_has_a_row_in_the_family_table_the_readme_links():
+    from gfm_audit.gfm import registry
+
+    page = REPO / "docs" / "models.md"
+    text = page.read_text()
+    heading = "Families and how each is read"
+    section = text.split(f"## {heading}", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ")]
+    for family in registry.FAMILIES:
+        assert [r for r in rows if f"`gfm_audit.gfm.{family}`" in r], f"no row reads with gfm_audit.gfm.{family}"
+    assert f"docs/models.md#{slug(heading)}" in links(REPO / "README.md")
