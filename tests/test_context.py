@@ -55,6 +55,8 @@ def _score(spec, folder, stem, **kwargs):
         features_path=folder / f"{stem}.features.parquet",
         tokens_path=folder / f"{stem}.tokens.parquet",
         progress=False,
+        # The hand computations below are float32 on the CPU; a GPU would score under bf16 autocast.
+        device="cpu",
         **kwargs,
     )
     return pq.read_table(folder / f"{stem}.tokens.parquet").to_pylist()

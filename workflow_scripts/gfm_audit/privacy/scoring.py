@@ -965,6 +965,7 @@ def score_shard(
     recall_prefix: str | os.PathLike | None = None,
     context: int = 0,
     reference_fasta: str | os.PathLike | None = None,
+    device: str | None = None,
 ) -> int:
     """Score one shard's windows and neighbors (the shard's own files); returns its row count.
 
@@ -978,13 +979,13 @@ def score_shard(
     from the prefix FASTA ``recall_prefix``; the gradient norm) are computed on the job's own thread for each
     chunk's windows, after its scoring (:class:`OwnPasses`). ``context`` > 0 (``scoring.context``): every sequence
     is scored inside its window's reference flanks of that many bases, read from the indexed ``reference_fasta``
-    (:mod:`.flanks`); 0 scores the sequences alone.
+    (:mod:`.flanks`); 0 scores the sequences alone. ``device``: default CUDA where available, else the CPU.
     """
     features = [*BASE_FEATURES, *(f for f in features if f not in BASE_FEATURES)]
     window_ids = read_window_ids(windows_fasta)
     records = load_sequences(windows_fasta, neighbors_fasta, neighbors_tsv, window_ids=window_ids)
     snp_offsets = read_snp_offsets(snps_path)
-    loaded = _load(spec, batch_size=batch_size, device=None, options=None)
+    loaded = _load(spec, batch_size=batch_size, device=device, options=None)
     frequencies = _frequencies(spec, loaded.tokenizer, features, token_frequencies)
     flanks = _flanks(
         spec, loaded, records, windows_fasta=windows_fasta, reference_fasta=reference_fasta, context=context
