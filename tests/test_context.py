@@ -174,3 +174,13 @@ def test_kmer_flanks_of_a_multiple_of_k_give_the_joined_texts_tokens_with_the_wi
     assert flanked.start[inside].tolist() == list(range(0, len(text), 3))
     # Flank tokens lie outside the window's bases and are never scored.
     assert flanked.special.sum() == len(joined) - len(text) // 3
+
+
+def test_sampled_masking_picks_the_same_window_bases_with_or_without_flanks(tiny_masked, shard):
+    folder, _ = shard
+    spec = ModelSpec("tiny", str(tiny_masked), "masked", masking="sampled", mask_fraction=0.2)
+    alone = _score(spec, folder, "sampled0")
+    flanked = _score(spec, folder, "sampled40", context=CONTEXT, reference_fasta=str(folder / "ref.fa"))
+    for a, b in zip(alone, flanked, strict=True):
+        assert a["sequence_id"] == b["sequence_id"] and a["token_start"] == b["token_start"]
+        assert 0 < b["n_tokens"] < 60
