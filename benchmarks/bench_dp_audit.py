@@ -19,8 +19,9 @@ Writes the per-run table (``--out``), the figure (``--figure``: each bound again
 summary into the page (``--page``, between its dp-audit markers). Exit status 1 when an (eps, delta) bound exceeds
 its run's epsilon.
 
-Run: .venv/bin/python benchmarks/bench_dp_audit.py [--keep DIR [--reuse]] [--seeds 3] [--epochs N] (about 5.5
-minutes per DP run and 4 per non-private run on 2 CPU cores at the config's 5 epochs).
+Run: .venv/bin/python benchmarks/bench_dp_audit.py [--keep DIR [--reuse]] [--seeds 3] [--epochs N]
+[--tightness-epochs 30] (about 5.5 minutes per DP run and 4 per non-private run on 2 CPU cores at the config's 5
+epochs; about 15 more per non-private run of the 30-epoch arm).
 """
 
 from __future__ import annotations
@@ -210,11 +211,12 @@ def figure(table: pd.DataFrame, path: Path) -> None:
             if part.empty:
                 continue
             xs = part.epsilon.map(x_of) * (1 + 0.04 * (list(styles).index(key) - 1)) * (1 + 0.25 * i)
-            # "x" has no face to leave hollow: it keeps its colour.
+            # "x" has no face to leave hollow: the longer arm draws "+" instead.
             face = color if i == 0 else "none"
             paint = {"color": color} if marker == "x" else {"facecolors": face, "edgecolors": color}
+            shape = "+" if marker == "x" and i > 0 else marker
             label_i = label if i == 0 else f"{label}, {epochs} epochs"
-            ax.scatter(xs, part.eps_lower_bound, marker=marker, label=label_i, alpha=0.8, s=22, **paint)
+            ax.scatter(xs, part.eps_lower_bound, marker=shape, label=label_i, alpha=0.8, s=22, **paint)
     ceiling = table[table.method == "one_run"].ceiling.max()
     ax.axhline(ceiling, color="C0", linewidth=0.8, linestyle=":", label=f"one-run ceiling ({ceiling:.2f})")
     ax.set_xscale("log")
