@@ -339,6 +339,8 @@ def report_inputs(wildcards):
     # The DP audit: the folder (for its dp.json) of each audited model trained here with DP; the one-run canary
     # bound of the target, where its canaries are the one-run audit's.
     names |= {"dp_audit": dp_audit_models(), "one_run": ONE_RUN_MODELS}
+    # Dataset inference: each model's result.tsv and p-value figure, only with dataset_inference.enabled.
+    names |= {"dataset_inference": DI_MODELS}
     return report_layout.report_inputs(names)
 
 

@@ -3,6 +3,8 @@ rule score_shard:
     input:
         unpack(token_frequency_input),
         unpack(recall_prefix_input),
+        # The staged FASTA, whose flanks the job reads, only with scoring.context > 0.
+        unpack(lambda w: {f"reference_{k}": v for k, v in staged_fasta(w).items()} if SCORING["context"] else {}),
         model=lambda w: model_folder(w.model),
         windows="results/windows/shard-{shard}.fa",
         neighbors_fasta="results/neighbors/shard-{shard}.fa",
@@ -33,6 +35,7 @@ rule score_shard:
         seed=config["scoring"]["seed"],
         chunk_size=config["scoring"]["chunk_size"],
         max_excluded_share=config["scoring"]["max_excluded_share"],
+        context=config["scoring"]["context"],
     script:
         "../workflow_scripts/scripts/score_shard.py"
 

@@ -217,6 +217,8 @@ def score_shard_rule(job: Job) -> None:
         max_excluded_share=job.params.max_excluded_share,
         token_frequencies=_optional_input(job, "token_frequencies"),
         recall_prefix=_optional_input(job, "recall_prefix"),
+        context=job.params.context,
+        reference_fasta=_optional_input(job, "reference_fasta"),
     )
 
 
@@ -310,6 +312,15 @@ def evaluate_attacks_rule(job: Job) -> None:
     fixed = job.params.thresholds == "fixed"
     thresholds = threshold_table(scores, HYENADNA_BENCHMARK_THRESHOLDS if fixed else None)
     write_metrics(metrics, thresholds, metrics_path=job.output.metrics, thresholds_path=job.output.thresholds)
+
+
+def plot_dataset_inference_rule(job: Job) -> None:
+    """The figure of one model's p_curve.tsv (privacy/dataset_inference_report.py)."""
+    import pandas as pd
+
+    from .dataset_inference_report import p_curve_figure
+
+    p_curve_figure(pd.read_csv(job.input.curve, sep="\t"), job.output[0])
 
 
 def plot_attacks_rule(job: Job) -> None:
