@@ -224,6 +224,13 @@ def test_stride_k_below_one_is_refused_naming_the_key(k):
         validate_config(_config(masking="stride", stride_k=k))
 
 
+def test_stride_k_larger_than_a_window_is_refused_naming_both_numbers():
+    config = _config(masking="stride", stride_k=300) | {"windows": {"length": 256}}
+    with pytest.raises(InputError, match=r"models.m.stride_k is 300, more than the 256 bases of a window"):
+        validate_config(config)
+    validate_config(_config(masking="stride", stride_k=256) | {"windows": {"length": 256}})
+
+
 def test_stride_k_that_is_not_an_integer_is_refused():
     with pytest.raises(InputError, match=r"key models.m.stride_k: 2.5 is not of type 'integer'"):
         validate_config(_config(masking="stride", stride_k=2.5))

@@ -111,6 +111,14 @@ def check_consistency(config: dict[str, Any], source: str = "the config") -> Non
                 f"{where} models.{name}.stride_k is read only by masking stride, but masking is "
                 f"{spec.get('masking', 'sampled')}; set models.{name}.masking: stride or remove stride_k"
             )
+        length = config.get("windows", {}).get("length")
+        if spec.get("masking") == "stride" and length and spec.get("stride_k", 6) > length:
+            # A window has at most one token per base: passes beyond its length would mask nothing, and the
+            # user who asked for a stride would silently get exact's cost.
+            raise InputError(
+                f"{where} models.{name}.stride_k is {spec.get('stride_k', 6)}, more than the {length} bases of a "
+                f"window (windows.length); set a stride_k below it, or masking: exact"
+            )
     _check_causal_attacks(config, where)
     _check_ranges(config, where)
     _check_ga(config, where)
