@@ -156,14 +156,6 @@ def max_positions(config: dict) -> int:
     return int(_get(config, "max_seqlen"))
 
 
-def _inner_mlp_size(config: Mapping[str, Any]) -> int:
-    if config.get("inner_mlp_size"):
-        return int(config["inner_mlp_size"])
-    multiple = _get(config, "inner_size_multiple_of") * _get(config, "model_parallel_size")
-    inner = int(2 * config["hidden_size"] * 4 / 3)
-    return multiple * ((inner + multiple - 1) // multiple)
-
-
 class _HyenaFilter(sh.KeepFloat32):
     """``filter`` of a Hyena block: the short featurising FIR and the modal long filter (complex poles and
     residues stored as (real, imaginary) pairs, one system a channel)."""
@@ -200,11 +192,20 @@ class _HyenaBlock(nn.Module):
         self.filter = _HyenaFilter(config)
         self.projections = nn.Linear(d, 3 * d)
         self.out_filter_dense = nn.Linear(d, d)
-        self.mlp = sh.GatedMLP(d, _inner_mlp_size(config), _activation(config))
+        self.mlp = sh.GatedMLP(
+            d,
+            _inner_mlp_size(config),
+            _activation(config),
+        )
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         r = self.out_filter_dense(self.filter(self.projections(self.pre_norm(u)))) + u
         return self.mlp(self.post_norm(r)) + r
+
+
+def _inner_mlp_size(config: Mapping[str, Any]) -> int:
+    multiple_of, parallel = _get(config, "inner_size_multiple_of"), _get(config, "model_parallel_size")
+    return sh.inner_mlp_size(config, multiple_of=multiple_of, parallel=parallel)
 
 
 def _activation(config: Mapping[str, Any]):
@@ -245,7 +246,11 @@ class _AttentionBlock(nn.Module):
         d, eps = config["hidden_size"], float(_get(config, "eps"))
         self.pre_norm, self.post_norm = sh.RMSNorm(d, eps), sh.RMSNorm(d, eps)
         self.inner_mha_cls = _Attention(config)
-        self.mlp = sh.GatedMLP(d, _inner_mlp_size(config), _activation(config))
+        self.mlp = sh.GatedMLP(
+            d,
+            _inner_mlp_size(config),
+            _activation(config),
+        )
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         r = self.inner_mha_cls(self.pre_norm(u)) + u
@@ -296,7 +301,7 @@ class Evo1ForCausalLM(nn.Module):
     ) -> types.SimpleNamespace:
         """``.logits`` (B, T, vocab_size), float32; ``.hidden_states``: embeddings, each block, the final norm."""
         if attention_mask is not None:
-            _check_right_padded(attention_mask)
+            sh.check_right_padded(attention_mask, "Evo 1")
         h = self.backbone.embedding_layer(input_ids)
         states = [h] if output_hidden_states else None
         for block in self.backbone.blocks:
@@ -308,13 +313,6 @@ class Evo1ForCausalLM(nn.Module):
             states.append(h)
         logits = F.linear(h, self.backbone.head()).float()
         return types.SimpleNamespace(logits=logits, hidden_states=tuple(states) if states is not None else None)
-
-
-def _check_right_padded(mask: torch.Tensor) -> None:
-    # A 0 followed by a 1 means a pad token before real ones: with no mask inside the model it would change them.
-    m = mask.to(torch.int64)
-    if bool((m[..., 1:] > m[..., :-1]).any()):
-        raise ValueError("Evo 1 takes no attention mask: pad batches on the right (a causal model), not the left")
 
 
 def build_lm(config: dict, *, kind: str = "causal") -> Evo1ForCausalLM:

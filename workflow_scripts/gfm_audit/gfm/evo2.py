@@ -213,11 +213,8 @@ def max_positions(config: dict) -> int:
 
 
 def _inner_mlp_size(config: Mapping[str, Any]) -> int:
-    if config.get("inner_mlp_size"):
-        return int(config["inner_mlp_size"])
-    multiple = _get(config, "inner_size_multiple_of") * _get(config, "model_parallel_size")
-    inner = int(2 * config["hidden_size"] * 4 / 3)
-    return multiple * ((inner + multiple - 1) // multiple)
+    multiple_of, parallel = _get(config, "inner_size_multiple_of"), _get(config, "model_parallel_size")
+    return sh.inner_mlp_size(config, multiple_of=multiple_of, parallel=parallel)
 
 
 def _activation(config: Mapping[str, Any], layer: int):
@@ -227,10 +224,9 @@ def _activation(config: Mapping[str, Any], layer: int):
 
 
 # Filters and rotary frequencies stay float32 under a half-precision cast, as the original keeps them.
-_Float32 = sh.KeepFloat32
 
 
-class _HyenaFilter(_Float32):
+class _HyenaFilter(sh.KeepFloat32):
     """``filter`` of a Hyena block: the short featurising FIR and the inner filter of its kind."""
 
     def __init__(self, config: Mapping[str, Any], kind: str) -> None:
@@ -286,14 +282,18 @@ class _ConvBlock(nn.Module):
         # The original's input projection has a bias only where the YAML says qkv_proj_bias: true.
         self.projections = nn.Linear(d, 3 * d, bias=bool(config.get("qkv_proj_bias")))
         self.out_filter_dense = nn.Linear(d, d, bias=bool(_get(config, "hyena_out_proj_bias")))
-        self.mlp = sh.GatedMLP(d, _inner_mlp_size(config), _activation(config, layer))
+        self.mlp = sh.GatedMLP(
+            d,
+            _inner_mlp_size(config),
+            _activation(config, layer),
+        )
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         r = self.out_filter_dense(self.filter(self.projections(self.pre_norm(u)))) + u
         return self.mlp(self.post_norm(r)) + r
 
 
-class _Rotary(_Float32):
+class _Rotary(sh.KeepFloat32):
     def __init__(self, head_dim: int, base: float) -> None:
         super().__init__()
         exponents = torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim
@@ -333,7 +333,11 @@ class _AttentionBlock(nn.Module):
         d, eps = config["hidden_size"], float(_get(config, "eps"))
         self.pre_norm, self.post_norm = sh.RMSNorm(d, eps), sh.RMSNorm(d, eps)
         self.inner_mha_cls = _Attention(config)
-        self.mlp = sh.GatedMLP(d, _inner_mlp_size(config), _activation(config, layer))
+        self.mlp = sh.GatedMLP(
+            d,
+            _inner_mlp_size(config),
+            _activation(config, layer),
+        )
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         r = self.inner_mha_cls(self.pre_norm(u)) + u
@@ -380,7 +384,7 @@ class Evo2ForCausalLM(nn.Module):
     ) -> types.SimpleNamespace:
         """``.logits`` (B, T, vocab_size), float32; ``.hidden_states``: embeddings, each block, the final norm."""
         if attention_mask is not None:
-            _check_right_padded(attention_mask)
+            sh.check_right_padded(attention_mask, "Evo 2")
         h = self.embedding_layer(input_ids)
         states = [h] if output_hidden_states else None
         for block in self.blocks:
@@ -393,13 +397,6 @@ class Evo2ForCausalLM(nn.Module):
         head = self.embedding_layer.weight if self.tied else self.unembed.weight
         logits = F.linear(h, head).float()
         return types.SimpleNamespace(logits=logits, hidden_states=tuple(states) if states is not None else None)
-
-
-def _check_right_padded(mask: torch.Tensor) -> None:
-    # A 0 followed by a 1 means a pad token before real ones: with no mask inside the model it would change them.
-    m = mask.to(torch.int64)
-    if bool((m[..., 1:] > m[..., :-1]).any()):
-        raise ValueError("Evo 2 takes no attention mask: pad batches on the right (a causal model), not the left")
 
 
 def build_lm(config: dict, *, kind: str = "causal") -> Evo2ForCausalLM:

@@ -25,7 +25,8 @@ device torch.fft runs on; in float32 whatever the model's dtype, as the original
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -180,6 +181,24 @@ def causal_attention(
     context = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True)
     batch, _, length, _ = context.shape
     return out_proj(context.transpose(1, 2).reshape(batch, length, -1))
+
+
+def inner_mlp_size(config: Mapping[str, Any], *, multiple_of: int, parallel: int) -> int:
+    """The gated MLP's width: ``inner_mlp_size`` where given, else 8/3 of the hidden size rounded up to a
+    multiple of ``multiple_of x parallel`` (the originals' rule, so that files without the key still load)."""
+    if config.get("inner_mlp_size"):
+        return int(config["inner_mlp_size"])
+    multiple = multiple_of * parallel
+    inner = int(2 * config["hidden_size"] * 4 / 3)
+    return multiple * ((inner + multiple - 1) // multiple)
+
+
+def check_right_padded(mask: torch.Tensor, family: str) -> None:
+    """Refuse a mask that pads on the left: these models take no mask, and padding is harmless only on the right."""
+    # A 0 followed by a 1 means a pad token before real ones: with no mask inside the model it would change them.
+    m = mask.to(torch.int64)
+    if bool((m[..., 1:] > m[..., :-1]).any()):
+        raise ValueError(f"{family} takes no attention mask: pad batches on the right (a causal model), not the left")
 
 
 class KeepFloat32(nn.Module):
