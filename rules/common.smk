@@ -230,6 +230,25 @@ def ga_outputs():
     return report_layout.section_outputs("ga", list(GA_CLASSIFIERS))
 
 
+def defence_schemes():
+    """The adversarial-training schemes run beside robustness.ga.adversarial_training.scheme (its compare list)."""
+    block = GA["adversarial_training"]
+    return [s for s in block["compare"] if s != block["scheme"]]
+
+
+def defence_runs():
+    """(classifier, progress.tsv, cost.tsv) of every scheme run on every GA classifier: the rows of the defence
+    table, the configured scheme first."""
+    runs = []
+    for c in GA_CLASSIFIERS:
+        folder = f"results/robustness/adv_training/{c}"
+        runs.append((c, f"{folder}/progress.tsv", f"{folder}/cost.tsv"))
+        for s in defence_schemes():
+            folder = f"results/robustness/defences/{c}/{s}"
+            runs.append((c, f"{folder}/progress.tsv", f"{folder}/cost.tsv"))
+    return runs
+
+
 def certify_outputs():
     """The certified tables and figure of every GA classifier, when robustness.ga.certify.enabled."""
     if not GA["certify"]["enabled"]:
@@ -341,6 +360,8 @@ def report_inputs(wildcards):
     names |= {"dp_audit": dp_audit_models(), "one_run": ONE_RUN_MODELS}
     # Dataset inference: each model's result.tsv and p-value figure, only with dataset_inference.enabled.
     names |= {"dataset_inference": DI_MODELS}
+    # Certificates of every GA classifier, only with robustness.ga.certify.enabled.
+    names |= {"ga_certify": list(GA_CLASSIFIERS) if GA["certify"]["enabled"] else []}
     return report_layout.report_inputs(names)
 
 

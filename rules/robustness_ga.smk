@@ -127,6 +127,63 @@ rule adversarial_training:
         "../workflow_scripts/scripts/adversarial_training.py"
 
 
+rule ga_defence:
+    """A further adversarial-training scheme (robustness.ga.adversarial_training.compare) on the same classifier,
+    settings and held-out sample as rule adversarial_training."""
+    input:
+        classifier=lambda w: classifier_folder(w.classifier),
+        train=GA["train"] or [],
+        test=GA["test"] or [],
+    output:
+        progress="results/robustness/defences/{classifier}/{scheme}/progress.tsv",
+        cost="results/robustness/defences/{classifier}/{scheme}/cost.tsv",
+        model=directory("results/robustness/defences/{classifier}/{scheme}/model"),
+    log:
+        "results/logs/robustness/{classifier}.{scheme}.defence.log",
+    benchmark:
+        "results/benchmarks/ga_defence/{classifier}.{scheme}.tsv"
+    wildcard_constraints:
+        classifier="|".join(GA_CLASSIFIERS) or "no-classifier",
+        scheme="iterative|madry|freelb|adfar",
+    conda:
+        "../envs/models.yaml"
+    threads: 2
+    resources:
+        gpu=classifier_gpu,
+        mem_mb=8000,
+        runtime=480,
+    params:
+        spec=lambda w: GA_CLASSIFIERS[w.classifier],
+        non_acgt=GA["non_acgt"],
+        attack=ga_block("attack"),
+        settings=lambda w: {**classifier_blocks(GA, w.classifier)["adversarial_training"], "scheme": w.scheme},
+    script:
+        "../workflow_scripts/scripts/adversarial_training.py"
+
+
+rule ga_defence_table:
+    """The defence rows: GA success before / after every scheme run on every classifier, Wilson intervals."""
+    input:
+        progress=[r[1] for r in defence_runs()],
+        cost=[r[2] for r in defence_runs()],
+    output:
+        report_table("defence_table", category="Robustness (GA)"),
+    log:
+        "results/logs/robustness/defence_table.log",
+    benchmark:
+        "results/benchmarks/ga_defence_table.tsv"
+    conda:
+        "../envs/models.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        names=[r[0] for r in defence_runs()],
+    script:
+        "../workflow_scripts/scripts/ga_defence_table.py"
+
+
 rule ga_attack_table:
     """The GenoArmory-style table: one row per classifier, one column per attack, ASR at the full budget."""
     input:

@@ -17,6 +17,7 @@ from gfm_audit.privacy.metrics import evaluate, threshold_table
 from gfm_audit.privacy.report import privacy_section
 from gfm_audit.report import layout as report_layout
 from gfm_audit.report.page import benchmark_summary, write_page
+from gfm_audit.robustness.ga.defence_table import COLUMNS as DEFENCE_COLUMNS
 from gfm_audit.robustness.ga.report import attack_table
 
 
@@ -144,7 +145,10 @@ def test_report_inputs_give_every_name_the_files_of_its_own_templates_at_todays_
         f"results/report/report/{figure}.png" for figure in ("roc", "histograms", "neighbor_loss", "snp_sites")
     ]
     ga = report_layout.collect(inputs, "ga", NAMES["ga"])
-    assert ga.shared == {"attack_table": "results/robustness/attack_table.tsv"}
+    assert ga.shared == {
+        "attack_table": "results/robustness/attack_table.tsv",
+        "defence_table": "results/robustness/defence_table.tsv",
+    }
     assert ga.tables["summary"] == {name: f"results/robustness/ga/{name}/summary.tsv" for name in NAMES["ga"]}
     assert ga.tables["adversarial"]["ga"] == "results/robustness/ga/ga/adversarial.tsv"
     assert ga.tables["progress"]["cnn"] == "results/robustness/adv_training/cnn/progress.tsv"
@@ -174,9 +178,9 @@ def test_report_inputs_give_every_name_the_files_of_its_own_templates_at_todays_
         "results/report/robustness/fimba/cnn/spectra.png",
         "results/report/robustness/fimba/cnn/comparison.png",
     ]
-    # Every file once, under one key: 7 per model + 3 shared, 9 per classifier + 1 shared, 4 per FIMBA model + 3
+    # Every file once, under one key: 7 per model + 3 shared, 9 per classifier + 2 shared, 4 per FIMBA model + 3
     # shared.
-    assert len(inputs) == len(set(inputs.values())) == 2 * 7 + 3 + 3 * 9 + 1 + 2 * 4 + 3
+    assert len(inputs) == len(set(inputs.values())) == 2 * 7 + 3 + 3 * 9 + 2 + 2 * 4 + 3
 
 
 def test_no_two_report_files_share_a_kind():
@@ -303,6 +307,7 @@ def _write_report_inputs(root: Path) -> dict[str, str]:
             pd.DataFrame({"iteration": [0], "robust_accuracy": [0.5], "note": [f"cost_of_{name}"]}),
         )
     write("attack_table", attack_table({n: inputs[key("ga_comparison", n)] for n in NAMES["ga"]}))
+    write("defence_table", pd.DataFrame(columns=DEFENCE_COLUMNS))
     for clean, name in zip((0.811, 0.722), NAMES["fimba"], strict=True):
         write(
             key("curve", name),

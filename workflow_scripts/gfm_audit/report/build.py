@@ -116,6 +116,7 @@ def _ga(inputs: Mapping[str, str], classifiers: Sequence[str]) -> str:
     if not classifiers:
         return ""
     part = layout.collect(inputs, "ga", classifiers)
+    certified = layout.names_in(inputs, "certified_accuracy")
     return ga_section(
         classifiers,
         adversarial_paths=part.tables["adversarial"],
@@ -125,6 +126,8 @@ def _ga(inputs: Mapping[str, str], classifiers: Sequence[str]) -> str:
         comparison_paths=part.tables["ga_comparison"],
         cost_paths=part.tables["training_cost"],
         attack_table_path=part.shared["attack_table"],
+        defence_table_path=part.shared.get("defence_table"),
+        certified_paths=layout.collect(inputs, "ga_certify", certified).tables["certified_accuracy"],
     )
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 WILDCARDS = {
     "privacy": "model",
     "ga": "classifier",
+    "ga_certify": "classifier",
     "fimba": "fmodel",
     "exposure": "model",
     "extraction": "model",
@@ -51,6 +52,8 @@ SHARED = {
     "comparison": ReportFile("fimba", "results/robustness/fimba/comparison.tsv"),
     # Not under results/robustness/ga/, where each classifier has a folder of its own name.
     "attack_table": ReportFile("ga", "results/robustness/attack_table.tsv"),
+    # The defence rows of that table: GA success before / after every adversarial-training scheme run.
+    "defence_table": ReportFile("ga", "results/robustness/defence_table.tsv"),
     "haplotype_counts": ReportFile("individuals", "results/individuals/counts.tsv"),
     "membership_individuals": ReportFile("individuals", "results/membership_individuals.tsv"),
 }
@@ -65,6 +68,8 @@ TABLES = {
     "progress": ReportFile("ga", "results/robustness/adv_training/{classifier}/progress.tsv"),
     "ga_comparison": ReportFile("ga", "results/robustness/ga/{classifier}/comparison.tsv"),
     "training_cost": ReportFile("ga", "results/robustness/adv_training/{classifier}/cost.tsv"),
+    # Certified accuracy by radius beside the GA's robust accuracy by budget, with robustness.ga.certify.enabled.
+    "certified_accuracy": ReportFile("ga_certify", "results/robustness/ga/{classifier}/certified_accuracy.tsv"),
     "curve": ReportFile("fimba", "results/robustness/fimba/{fmodel}/curve.tsv"),
     "exposure": ReportFile("exposure", "results/memorisation/{model}/exposure.tsv"),
     "extraction": ReportFile("extraction", "results/memorisation/{model}/extraction.tsv"),

@@ -1,4 +1,6 @@
-"""Adversarial training, two schemes (``robustness.ga.adversarial_training.scheme``).
+"""Adversarial training schemes (``robustness.ga.adversarial_training.scheme``); ``freelb`` (FreeLB, embedding
+perturbations) and ``adfar`` (ADFAR, detection + frequency-aware randomisation) are in :mod:`.freelb` and
+:mod:`.adfar`, the check of which classifier takes which in :mod:`.defences`.
 
 ``iterative`` (the default): each iteration attacks the current model on a fresh seeded sample of the
 *training* split, adds the successful adversarial sequences with their true
@@ -34,10 +36,13 @@ import numpy as np
 import pandas as pd
 
 from ...outputs import atomic_outputs, write_tsv
+from .adfar import AdfarClassifier
 from .attack import attack_sequences, sample_rows, settings_from_config
 from .classifiers import Classifier, accuracy, load_classifier, save_classifier
 from .constraints import Constraints, protected_mask
 from .data import LabelledSequences, encode
+from .defences import check_scheme
+from .freelb import freelb_epochs
 from .search import GAParams
 from .splits import check_fits, load_splits
 
@@ -166,6 +171,8 @@ def adversarial_training(
     seed = settings["seed"]
     scheme = settings.get("scheme", "iterative")
     holdout = test.subset(sample_rows(len(test), settings["holdout"], seed))
+    if scheme == "adfar":  # the defended classifier: detector + frequency-aware randomisation (adfar.py)
+        clf = AdfarClassifier(clf, train, settings=settings)
     test_codes = encode(test.sequences)
     train_codes, train_labels = encode(train.sequences), train.labels
     adv_codes = np.zeros((0, train_codes.shape[1]), dtype=np.uint8)
@@ -175,7 +182,20 @@ def adversarial_training(
     n_made = 0
     for iteration in range(settings["iterations"] + 1):
         started, queries = time.perf_counter(), 0
-        if iteration and scheme == "madry":
+        if iteration and scheme == "freelb":
+            made, queries = freelb_epochs(clf, train, settings=settings, training=training, seed=seed + iteration)
+            n_made += made
+        elif iteration and scheme == "adfar":
+            made, queries = clf.train_round(
+                train,
+                constraints=constraints,
+                params=params,
+                settings=settings,
+                training=training,
+                seed=seed + iteration,
+            )
+            n_made += made
+        elif iteration and scheme == "madry":
             made, queries = madry_epochs(
                 clf,
                 train,
@@ -263,6 +283,7 @@ def adversarial_training_stage(
     train, test = load_splits(train_csv, test_csv, non_acgt)
     clf = load_classifier(name, folder, spec)
     check_fits(clf, train, test)
+    check_scheme(clf, settings.get("scheme", "iterative"))
     constraints, params = settings_from_config(attack)
     progress, cost = adversarial_training(
         clf, train, test, constraints=constraints, params=params, settings=settings, training=spec["training"]

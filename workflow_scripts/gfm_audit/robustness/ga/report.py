@@ -161,9 +161,12 @@ def ga_section(
     comparison_paths: Mapping[str, str] | None = None,
     cost_paths: Mapping[str, str] | None = None,
     attack_table_path: str | None = None,
+    defence_table_path: str | None = None,
+    certified_paths: Mapping[str, str] | None = None,
 ) -> str:
     """HTML for every classifier: headline GA vs random, ASR by budget, the attack comparison, edits, examples,
-    adversarial training with its robust-accuracy intervals and cost."""
+    adversarial training with its robust-accuracy intervals and cost; the defence rows (with their one-sentence
+    verdict) under the attack table, and each classifier's certificates when certify ran."""
     parts = [
         "<h2>Robustness: genetic-algorithm attack on sequence classifiers</h2>",
         "<p>Hard constraints on every candidate: at most k substitutions, GC content within the configured "
@@ -174,6 +177,10 @@ def ga_section(
     ]
     if attack_table_path:
         parts.append(attack_table_html(pd.read_csv(attack_table_path, sep="\t"), read_published()))
+    if defence_table_path:
+        from .defence_table import defence_table_html
+
+        parts.append(defence_table_html(pd.read_csv(defence_table_path, sep="\t")))
     for name in classifiers:
         summary = pd.read_csv(summary_paths[name], sep="\t")
         adversarial = pd.read_csv(adversarial_paths[name], sep="\t")
@@ -201,7 +208,23 @@ def ga_section(
                 "each iteration: queries spent making training adversarial examples and wall seconds (the only "
                 "value that is not reproducible run to run).</p>" + html_table(cost)
             )
+        if certified_paths and name in certified_paths:
+            parts.append(certified_html(pd.read_csv(certified_paths[name], sep="\t")))
     return "".join(parts)
+
+
+def certified_html(accuracy: pd.DataFrame) -> str:
+    """Certified accuracy by radius (randomised substitution smoothing) beside the GA's empirical robust accuracy by
+    budget, radii 1 to 5 (the rest is in certified_accuracy.tsv)."""
+    shown = accuracy[(accuracy.budget >= 1) & (accuracy.budget <= 5)]
+    return (
+        "<h4>Certified vs empirical robustness</h4><p>Certified accuracy at radius r: the share of the GA's sample "
+        "whose smoothed prediction is correct and provably unchanged by any r substitutions (randomised "
+        "substitution smoothing, Lee et al. 2019; it holds with the configured confidence); beside it the GA's "
+        "robust accuracy at budget r (correct and not flipped within r substitutions; the base classifier, not the "
+        "smoothed one), each with its 95% Wilson interval. A certified figure is a lower bound on the smoothed "
+        "classifier's robustness, the GA's an upper bound on the base classifier's.</p>" + html_table(shown)
+    )
 
 
 def describe_classifier(spec: Mapping[str, Any], folder: str | os.PathLike) -> str:

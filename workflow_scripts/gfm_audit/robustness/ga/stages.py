@@ -13,6 +13,7 @@ from .attack import ga_attack_stage
 from .certify import certify_stage
 from .clean_training import train_classifier_stage
 from .comparison import compare_attacks_stage
+from .defence_table import defence_table_stage
 from .report import attack_table_stage
 
 
@@ -103,6 +104,12 @@ def ga_attack_table_rule(job: Job) -> None:
         specs=job.params.specs,
         out_tsv=job.output[0],
     )
+
+
+def ga_defence_table_rule(job: Job) -> None:
+    """results/robustness/defence_table.tsv."""
+    runs = list(zip(job.params.names, job.input.progress, job.input.cost, strict=True))
+    defence_table_stage(runs, out_tsv=job.output[0])
 
 
 def plot_ga_rule(job: Job) -> None:
