@@ -53,8 +53,9 @@ MODELS = config["models"]
 TARGET = config["target"]
 MEMBERSHIP = config["membership"]
 MODE = MEMBERSHIP["mode"] if MODELS else "none"
-REFERENCES = reference_names(MEMBERSHIP["reference_models"]) if MODE == "finetune" else []
-TRAINED = [TARGET, *REFERENCES] if MODE == "finetune" else []
+# Mode genome trains its reference models too, each on a split of the genome of its own (rules/membership.smk).
+REFERENCES = reference_names(MEMBERSHIP["reference_models"]) if MODE in ("finetune", "genome") else []
+TRAINED = [TARGET, *REFERENCES] if MODE in ("finetune", "genome") else []
 # Mode individuals trains and scores on people's haplotypes (rules/individuals.smk), not on the windows.
 SCORED = [*MODELS, *REFERENCES] if MODE != "individuals" else []
 SCORING = config["scoring"]
@@ -64,7 +65,11 @@ from gfm_audit.privacy.attacks import required_features  # noqa: E402
 
 # The per-sequence features the configured attacks read: what every scoring job computes (a parameter of an
 # attack that is not run asks for none).
-FEATURES = required_features(config["attacks"]["names"], config["attacks"]) if MODE in ("finetune", "regions") else []
+FEATURES = (
+    required_features(config["attacks"]["names"], config["attacks"])
+    if MODE in ("finetune", "regions", "genome")
+    else []
+)
 
 from gfm_audit.privacy.features import needs_token_frequencies  # noqa: E402
 
@@ -104,7 +109,7 @@ def recall_prefix_input(wildcards):
 
 
 # Figures drawn from per-token scores: they need scoring.keep_tokens.
-TOKEN_FIGURES = config["report"]["token_figures"] if MODE in ("finetune", "regions") else []
+TOKEN_FIGURES = config["report"]["token_figures"] if MODE in ("finetune", "regions", "genome") else []
 if TOKEN_FIGURES and not SCORING["keep_tokens"]:
     sys.exit(
         f"gfm-audit: figure {TOKEN_FIGURES[0]} (report.token_figures) needs per-token scores, which "
@@ -178,6 +183,19 @@ def individuals_names():
 
 def membership_beds():
     return [MEMBERSHIP["member_bed"], MEMBERSHIP["nonmember_bed"]] if MODE == "regions" else []
+
+
+def genome_heldout():
+    """Mode genome: the held-out blocks of every trained model (rule genome_split), as an input."""
+    return ["results/genome/heldout.tsv"] if MODE == "genome" else []
+
+
+def genome_training_inputs():
+    """Mode genome: the staged FASTA with its indexes, the contig table and the held-out blocks."""
+    if MODE != "genome":
+        return []
+    staged = staged_reference()
+    return [staged[k] for k in ("fasta", "fai", "gzi", "contigs") if k in staged] + genome_heldout()
 
 
 # --- robustness: GA attack on sequence classifiers ------------------------------
@@ -284,7 +302,7 @@ CANARY_TABLE = "results/memorisation/canaries.tsv"
 BERNOULLI = CANARIES["inclusion"] == "bernoulli"
 EXPOSURE_MODELS = [TARGET] if CANARIES_ON and not BERNOULLI else []
 ONE_RUN_MODELS = [TARGET] if CANARIES_ON and BERNOULLI else []
-EXTRACTION_MODELS = list(MODELS) if EXTRACTION["enabled"] and MODE in ("finetune", "regions") else []
+EXTRACTION_MODELS = list(MODELS) if EXTRACTION["enabled"] and MODE in ("finetune", "regions", "genome") else []
 
 
 def canary_training_input(trained):
@@ -316,7 +334,7 @@ def one_run_delta():
 
 # --- dataset inference (rules/dataset_inference.smk) --------------------------------
 DATASET_INFERENCE = config["dataset_inference"]
-DI_MODELS = list(MODELS) if DATASET_INFERENCE["enabled"] and MODE in ("finetune", "regions") else []
+DI_MODELS = list(MODELS) if DATASET_INFERENCE["enabled"] and MODE in ("finetune", "regions", "genome") else []
 DI_SETS = ("members", "non_members")
 
 
@@ -381,7 +399,7 @@ def final_targets():
         "results/windows/snps.tsv.gz",
         "results/neighbors/neighbors.tsv",
     ]
-    if MODE in ("finetune", "regions"):
+    if MODE in ("finetune", "regions", "genome"):
         targets.append("results/membership.tsv")
     if MODE == "individuals":
         targets.append("results/membership_individuals.tsv")
@@ -403,7 +421,7 @@ def final_targets():
 
 def audited_models():
     """Models the attacks and the report cover: every configured model, when membership is known."""
-    return list(MODELS) if MODE in ("finetune", "regions") else []
+    return list(MODELS) if MODE in ("finetune", "regions", "genome") else []
 
 
 def attack_feature_inputs(wildcards):

@@ -2,7 +2,11 @@ from gfm_audit.privacy.attacks import required_reductions
 
 # Per-window statistics beyond the neighbor means that the configured attacks read (ramia's trimmed means over
 # each window's range); none unless such an attack is configured.
-RANGES = required_reductions(config["attacks"]["names"], config["attacks"]) if MODE in ("finetune", "regions") else []
+RANGES = (
+    required_reductions(config["attacks"]["names"], config["attacks"])
+    if MODE in ("finetune", "regions", "genome")
+    else []
+)
 
 
 rule window_features:

@@ -10,6 +10,8 @@ rule membership_labels:
         windows="results/windows/windows.tsv",
         contigs="results/reference/contigs.tsv",
         beds=membership_beds(),
+        # Mode genome: every model's held-out blocks, which decide the windows' labels.
+        heldout=genome_heldout(),
     output:
         "results/membership.tsv",
     log:
@@ -25,5 +27,31 @@ rule membership_labels:
     params:
         membership=MEMBERSHIP,
         mode=MODE,
+        # Mode genome refuses a split that leaves fewer matched windows of a class than the attacks need.
+        attacks=config["attacks"],
     script:
         "../workflow_scripts/scripts/membership_labels.py"
+
+
+rule genome_split:
+    """Mode genome: the seeded held-out blocks of the target and of each reference model."""
+    input:
+        contigs="results/reference/contigs.tsv",
+    output:
+        "results/genome/heldout.tsv",
+    log:
+        "results/logs/genome_split.log",
+    benchmark:
+        "results/benchmarks/genome_split.tsv"
+    conda:
+        "../envs/data.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        genome=MEMBERSHIP["genome"],
+        seed=MEMBERSHIP["seed"],
+        models=TRAINED,
+    script:
+        "../workflow_scripts/scripts/genome_split.py"

@@ -1,5 +1,6 @@
 rule train_model:
-    """Controlled fine-tune: the target on member windows, ref_i on their random halves."""
+    """Controlled fine-tune: the target on member windows, ref_i on their random halves (mode genome: from scratch
+    on the genome outside each model's held-out blocks)."""
     input:
         windows="results/windows/windows.fa",
         membership="results/membership.tsv",
@@ -7,6 +8,8 @@ rule train_model:
         canaries=lambda w: canary_training_input(w.trained),
         # membership.train_on neighbor: the neighbor FASTAs, where the trained_neighbor of each window is read.
         neighbors=(expand("results/neighbors/shard-{shard}.fa", shard=SHARDS) if TRAIN_ON_NEIGHBOR else []),
+        # Mode genome: the staged FASTA its chunks are read from, and the held-out blocks they avoid.
+        genome=genome_training_inputs(),
     output:
         directory("results/models/{trained}"),
     log:
@@ -28,5 +31,7 @@ rule train_model:
         training=MEMBERSHIP["training"],
         seed=lambda w: MEMBERSHIP["seed"] + TRAINED.index(w.trained),
         canary_inclusion_seed=lambda w: canary_inclusion_seed(w.trained),
+        mode=MODE,
+        genome=MEMBERSHIP["genome"],
     script:
         "../workflow_scripts/scripts/train_model.py"

@@ -95,16 +95,23 @@ def check_consistency(config: dict[str, Any], source: str = "the config") -> Non
         raise InputError(f"{where} membership.mode regions needs membership.member_bed and membership.nonmember_bed")
     if models and mode == "individuals" and not config.get("individuals", {}).get("vcf"):
         raise InputError(f"{where} membership.mode individuals needs individuals.vcf: a phased multi-sample VCF")
+    if membership.get("training", {}).get("dp") and mode == "genome":
+        raise InputError(
+            f"{where} membership.training.dp is not available in membership.mode genome (its chunks are not "
+            "Poisson-sampled); remove it, or use mode finetune or individuals"
+        )
+    if mode == "genome":
+        _check_genome(config, where)
     if membership.get("training", {}).get("dp") and mode not in ("finetune", "individuals"):
         raise InputError(
             f"{where} membership.training.dp is set but membership.mode {mode} trains no model; remove it, or use "
             "mode finetune or individuals"
         )
     for name, spec in models.items():
-        if spec.get("init") == "scratch" and not (mode in ("finetune", "individuals") and name == target):
+        if spec.get("init") == "scratch" and not (mode in ("finetune", "individuals", "genome") and name == target):
             raise InputError(
                 f"{where} models.{name}.init is scratch, which only the target can use in membership.mode "
-                "finetune or individuals"
+                "finetune, individuals or genome"
             )
         if "stride_k" in spec and spec.get("masking", "sampled") != "stride":
             raise InputError(
@@ -127,6 +134,25 @@ def check_consistency(config: dict[str, Any], source: str = "the config") -> Non
     _check_dataset_inference(config, where)
 
 
+def _check_genome(config: dict[str, Any], where: str) -> None:
+    """Mode genome trains the target from scratch (a pretrained start may have seen the held-out blocks), and a
+    window must fit in a held-out block to be a non-member."""
+    models, target = config.get("models", {}), config.get("target")
+    if target in models and models[target].get("init", "pretrained") != "scratch":
+        raise InputError(
+            f"{where} membership.mode genome trains the target from scratch, but models.{target}.init is "
+            f"{models[target].get('init', 'pretrained')}; set models.{target}.init: scratch (a pretrained start may "
+            "have seen the held-out blocks)"
+        )
+    block = config.get("membership", {}).get("genome", {}).get("block_length", 100000)
+    length = config.get("windows", {}).get("length", 0)
+    if length > block:
+        raise InputError(
+            f"{where} windows.length {length} is longer than membership.genome.block_length {block}: no window "
+            "could lie inside a held-out block; use blocks of at least windows.length bp"
+        )
+
+
 def _check_dataset_inference(config: dict[str, Any], where: str) -> None:
     """Dataset inference reads the attack scores and the membership: refuse it where there are none, and a suspect
     set that is its own validation set."""
@@ -134,10 +160,10 @@ def _check_dataset_inference(config: dict[str, Any], where: str) -> None:
     if not di.get("enabled"):
         return
     mode = config.get("membership", {}).get("mode", "none")
-    if mode not in ("finetune", "regions") or not config.get("models"):
+    if mode not in ("finetune", "regions", "genome") or not config.get("models"):
         raise InputError(
-            f"{where} dataset_inference.enabled needs attack scores: models and membership.mode finetune or "
-            f"regions (have {mode}); set dataset_inference.enabled: false or change the mode"
+            f"{where} dataset_inference.enabled needs attack scores: models and membership.mode finetune, "
+            f"regions or genome (have {mode}); set dataset_inference.enabled: false or change the mode"
         )
     if di.get("suspect", "members") == di.get("validation", "non_members"):
         raise InputError(
@@ -152,7 +178,7 @@ CAUSAL_ONLY_ATTACKS = ("recall", "gradnorm")
 
 def _check_causal_attacks(config: dict[str, Any], where: str) -> None:
     """Refuse a causal-only attack where it would attack a masked model (every model in models is attacked)."""
-    if config.get("membership", {}).get("mode", "none") not in ("finetune", "regions"):
+    if config.get("membership", {}).get("mode", "none") not in ("finetune", "regions", "genome"):
         return
     names = config.get("attacks", {}).get("names", [])
     for attack in (a for a in CAUSAL_ONLY_ATTACKS if a in names):
@@ -172,7 +198,7 @@ def _check_ranges(config: dict[str, Any], where: str) -> None:
             f"{where} membership.train_on neighbor trains the models on neighbors, which only membership.mode "
             f"finetune does (mode is {membership.get('mode', 'none')}); remove train_on or use mode finetune"
         )
-    if membership.get("mode", "none") in ("finetune", "regions"):
+    if membership.get("mode", "none") in ("finetune", "regions", "genome"):
         from .privacy.attacks.ramia import check_config
 
         check_config(config, where)

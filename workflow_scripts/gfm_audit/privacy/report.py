@@ -60,6 +60,11 @@ def verdict(model: str, metrics: pd.DataFrame, *, is_target: bool, mode: str) ->
     )
     if mode == "finetune" and not is_target:
         body += " (This model was not fine-tuned on the members, so leakage here would point to a flaw in the setup.)"
+    if mode == "genome" and not is_target:
+        body += (
+            " (This model was not trained on the target's split of the genome, so leakage here would point to a "
+            "flaw in the setup.)"
+        )
     return leaks, head + body
 
 

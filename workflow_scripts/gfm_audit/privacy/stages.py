@@ -103,7 +103,35 @@ def membership_labels_rule(job: Job) -> None:
     params = job.params.membership
     windows = pd.read_csv(job.input.windows, sep="\t", dtype={"window_id": str, "chrom": str})
     log = logging.getLogger("gfm_audit.privacy.membership")
-    if job.params.mode == "finetune":
+    if job.params.mode == "genome":
+        from .genome_split import genome_membership, minimum_per_class, read_heldout
+
+        table, counts, cells = genome_membership(
+            windows,
+            read_heldout(job.input.heldout[0]),
+            params=params["genome"],
+            seed=params["seed"],
+            needed=minimum_per_class(job.params.attacks),
+        )
+        log.info(
+            "mode genome: %d of %d windows straddle a training/held-out boundary of the target and %d more one of a "
+            "reference model (left out); %d labelled, %d left out by the GC x SNP-density matching",
+            counts["straddling_target"],
+            len(windows),
+            counts.get("straddling_reference", 0),
+            counts["labelled"],
+            counts["unmatched"],
+        )
+        for cell in cells.itertuples(index=False):
+            log.info(
+                "GC bin %d, SNP bin %d: %d members, %d non-members, %d of each kept",
+                cell.gc_bin,
+                cell.snp_bin,
+                cell.members,
+                cell.nonmembers,
+                cell.kept,
+            )
+    elif job.params.mode == "finetune":
         table = finetune_split(
             windows.window_id.tolist(),
             member_fraction=params["member_fraction"],
@@ -132,6 +160,22 @@ def membership_labels_rule(job: Job) -> None:
     write_membership(table, job.output[0])
 
 
+def genome_split_rule(job: Job) -> None:
+    """results/genome/heldout.tsv: the held-out blocks of the target and of each reference model (mode genome)."""
+    from .genome_split import split_table, write_heldout
+    from .reference import read_contigs
+
+    contigs = [(c.fasta_contig, c.length) for c in read_contigs(job.input.contigs)]
+    params = job.params.genome
+    table = split_table(contigs, list(job.params.models), params=params, seed=job.params.seed)
+    total = sum(n for _, n in contigs)
+    log = logging.getLogger("gfm_audit.privacy.genome_split")
+    for model, rows in table.groupby("model", sort=False):
+        held = int((rows.end - rows.start).sum())
+        log.info("%s: %d held-out blocks, %d of %d bases (%.4f)", model, len(rows), held, total, held / total)
+    write_heldout(table, job.output[0])
+
+
 def train_model_rule(job: Job) -> None:
     """Train the target or one reference model on its member windows."""
     import torch
@@ -144,6 +188,9 @@ def train_model_rule(job: Job) -> None:
     torch.set_num_threads(job.threads)
     block = dict(job.params.spec)
     spec = ModelSpec.from_config(block.pop("name"), block)
+    if job.params.mode == "genome":
+        _train_genome_model(job, spec)
+        return
     table = read_membership(job.input.membership)
     labels = table.set_index("window_id")[job.params.column].to_dict()
     windows = read_fasta(job.input.windows)
@@ -155,6 +202,11 @@ def train_model_rule(job: Job) -> None:
         sequences = member_neighbor_sequences(list(windows), labels, trained, neighbor_fastas=list(job.input.neighbors))
     else:
         sequences = member_sequences(windows, labels)
+    # membership.training.duplication: each member window is in every epoch that many times (shuffled apart).
+    duplication = job.params.training.get("duplication", 1)
+    if duplication > 1:
+        sequences = [s for s in sequences for _ in range(duplication)]
+        logging.getLogger("gfm_audit.privacy.training").info("each member window %d times an epoch", duplication)
     # The canary table is an input when canaries are planted (rules/common.smk, canary_training_input): the target
     # takes every inserted canary, each reference model a seeded half of them.
     canaries = _optional_input(job, "canaries")
@@ -170,6 +222,28 @@ def train_model_rule(job: Job) -> None:
         seed=job.params.seed,
         out_dir=job.output[0],
         extra_sequences=copies,
+    )
+
+
+def _train_genome_model(job: Job, spec) -> None:
+    """Mode genome: train from scratch on the chunks of the reference outside the model's held-out blocks."""
+    from .genome_split import blocks_of, read_heldout, training_chunks
+    from .genome_training import train_on_genome
+    from .reference import read_contigs
+
+    # genome_training_inputs (rules/common.smk): the staged FASTA and its indexes, contigs.tsv, heldout.tsv.
+    files = list(job.input.genome)
+    contigs = [(c.fasta_contig, c.length) for c in read_contigs(files[-2])]
+    genome = job.params.genome
+    plan = training_chunks(contigs, blocks_of(read_heldout(files[-1]), spec.name), chunk_length=genome["chunk_length"])
+    train_on_genome(
+        spec,
+        plan,
+        fasta=files[0],
+        params=job.params.training,
+        duplication=genome["duplication"],
+        seed=job.params.seed,
+        out_dir=job.output[0],
     )
 
 
