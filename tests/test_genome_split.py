@@ -190,8 +190,29 @@ def test_the_trainer_reads_duplication_times_the_training_bases_each_epoch(tmp_p
         )
     assert len(losses) == 2 and all(np.isfinite(losses))
     epochs = [r.getMessage() for r in caplog.records if " epoch " in r.getMessage()]
-    assert len(epochs) == 2 and all(f", {3 * plan.bases} bases" in m for m in epochs)
+    assert len(epochs) == 2 and all(f", 0 gap chunks skipped, {3 * plan.bases} bases (" in m for m in epochs)
     assert (tmp_path / "model/model.safetensors").exists()
+
+
+def test_chunks_of_assembly_gap_are_skipped_and_counted_and_the_rest_trained_on(tmp_path, caplog):
+    from gfm_audit.char_lm import save_char_causal_lm
+    from gfm_audit.models import ModelSpec
+    from gfm_audit.privacy.genome_training import train_on_genome
+
+    # 230 N (a gap: the chunks [0, 200) of 50 bp are all N, [200, 250) has 30 N and 20 bases), sequence, 100 N.
+    sequence = "N" * 230 + demo_sequence(0, 420) + "N" * 100
+    fasta = write_fasta(tmp_path / "gap.fa", {"a": sequence})
+    plan = training_chunks([("a", 750)], [("a", 300, 400)], chunk_length=50)
+    gap_chunks = [k for k in range(len(plan)) if set(sequence[slice(*plan.chunk(k)[1:])]) == {"N"}]
+    assert len(gap_chunks) == 4 + 2  # by hand: [0, 300) opens with 4 all-N chunks, [400, 750) ends with 2
+    trained_bases = plan.bases - sum(plan.chunk(k)[2] - plan.chunk(k)[1] for k in gap_chunks)
+    arch = save_char_causal_lm(tmp_path / "arch", hidden=16, layers=1, heads=2, max_positions=80)
+    spec = ModelSpec.from_config("tiny", {"path": str(arch), "kind": "causal", "init": "scratch"})
+    params = {"epochs": 1, "learning_rate": 1e-3, "batch_size": 4, "weight_decay": 0.0}
+    with caplog.at_level(logging.INFO, logger="gfm_audit.privacy.genome_training"):
+        train_on_genome(spec, plan, fasta=fasta, params=params, duplication=2, seed=0, out_dir=tmp_path / "m")
+    (line,) = [r.getMessage() for r in caplog.records if " epoch " in r.getMessage()]
+    assert f", {2 * len(gap_chunks)} gap chunks skipped, {2 * trained_bases} bases (" in line
 
 
 def test_chunks_longer_than_the_model_takes_are_refused_in_one_line(tmp_path):

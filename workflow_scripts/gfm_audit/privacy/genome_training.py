@@ -4,7 +4,8 @@ The same losses as finetune mode (privacy/training.py: next-token for causal mod
 for masked ones, AdamW, seeded), over the chunks of :func:`genome_split.training_chunks` in the order of
 :func:`genome_split.training_schedule` (each chunk ``duplication`` times per epoch). A batch's chunks are read from
 the indexed FASTA when the batch is trained, so the job holds one batch of sequence at a time, never the genome;
-the chunk order is one integer per chunk copy.
+the chunk order is one integer per chunk copy. A chunk with no A, C, G or T (an assembly gap of N) is skipped when
+it is read, and counted in each epoch's log line: it holds no sequence to learn or to leak.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def _train(spec, plan, *, fasta, params, duplication, seed, out_dir, device) -> 
         duplication,
         epochs,
     )
-    losses, total, batches, bases = [], 0.0, 0, 0
+    losses, total, batches, bases, gaps = [], 0.0, 0, 0, 0
     start = time.perf_counter()
     schedule = training_schedule(
         len(plan), epochs=epochs, duplication=duplication, batch_size=params["batch_size"], generator=generator
@@ -85,20 +86,30 @@ def _train(spec, plan, *, fasta, params, duplication, seed, out_dir, device) -> 
             if rows is None:
                 losses.append(total / max(batches, 1))
                 log.info(
-                    "model %s epoch %d/%d: training loss %.4f, %d bases (%.0f s)",
+                    "model %s epoch %d/%d: training loss %.4f, %d gap chunks skipped, %d bases (%.0f s)",
                     spec.name,
                     epoch + 1,
                     epochs,
                     losses[-1],
+                    gaps,
                     bases,
                     time.perf_counter() - start,
                 )
-                total, batches, bases = 0.0, 0, 0
+                total, batches, bases, gaps = 0.0, 0, 0, 0
                 continue
-            chunks = [plan.chunk(int(i)) for i in rows]
+            chunks, sequences = [], []
+            for c, s, e in (plan.chunk(int(i)) for i in rows):
+                sequence = reference.fetch(c, s, e).upper()
+                if is_gap(sequence):
+                    gaps += 1
+                    continue
+                chunks.append((c, s, e))
+                sequences.append(sequence)
+            if not chunks:
+                continue
             encodings = [
-                encode(tokenizer, reference.fetch(c, s, e).upper(), seq_id=f"{c}:{s}-{e}", model=spec.name)
-                for c, s, e in chunks
+                encode(tokenizer, seq, seq_id=f"{c}:{s}-{e}", model=spec.name)
+                for (c, s, e), seq in zip(chunks, sequences, strict=True)
             ]
             longest = max(len(x.ids) for x in encodings)
             if longest > limit:
@@ -126,6 +137,11 @@ def _train(spec, plan, *, fasta, params, duplication, seed, out_dir, device) -> 
             bases += sum(e - s for _, s, e in chunks)
     save_model(model, tokenizer, losses=losses, out_dir=out_dir, source=spec.path)
     return losses
+
+
+def is_gap(sequence: str) -> bool:
+    """No A, C, G or T in an upper-case sequence: an assembly gap (N) or only ambiguity codes."""
+    return not any(base in sequence for base in "ACGT")
 
 
 def _with_epoch_ends(schedule):
