@@ -113,17 +113,53 @@ def test_duci_recovers_the_member_share_of_a_suspect_set(share):
     duci = duci_fraction(suspect, members, nonmembers)
     # The tolerance is four delta-method standard errors at the population's own TPR and FPR: for equal-variance
     # Gaussians Youden's threshold is gap / 2, so TPR = Phi(gap / 2), FPR = 1 - TPR. The guessed share q,
-    # TPR and FPR are binomial proportions; the threshold chosen on the calibration scores adds a bias of a smaller
-    # order (the ROC is flat at its J maximum).
+    # TPR and FPR are binomial proportions, TPR and FPR measured on the held-out fold of each class (n_cal / 2).
     tpr = norm.cdf(gap / 2)
     fpr = 1 - tpr
     q = fpr + share * (tpr - fpr)
-    var = q * (1 - q) / n_suspect + (1 - share) ** 2 * fpr * (1 - fpr) / n_cal + share**2 * tpr * (1 - tpr) / n_cal
+    m = n_cal / 2
+    var = q * (1 - q) / n_suspect + (1 - share) ** 2 * fpr * (1 - fpr) / m + share**2 * tpr * (1 - tpr) / m
     tolerance = 4 * np.sqrt(var) / (tpr - fpr)
     assert abs(duci.fraction_raw - share) < tolerance
     assert abs(duci.fraction - share) < tolerance
     assert 0 <= duci.fraction <= 1
     assert duci.standard_error == pytest.approx(np.sqrt(var) / (tpr - fpr), rel=0.2)
+
+
+def test_duci_interval_covers_sets_of_every_member_and_of_none():
+    """20 members and 20 non-members whose scores barely overlap (gap 4): the whole member set is the suspect set,
+    each half calibrated on the other (cross-fitting). Youden's threshold lands at or near the lowest calibration
+    member, where the calibration's own TPR is 1 and a fresh member's below it; the interval must still cover."""
+    draws, n = 200, 20
+    covered = {1: 0, 0: 0}
+    for d in range(draws):
+        rng = np.random.default_rng([29, d])
+        member = (np.arange(2 * n) < n).astype(int)
+        scores = rng.standard_normal(2 * n) + 4.0 * member
+        for share in covered:
+            duci = cross_fitted_duci(scores, member, member == share, seed=d)
+            covered[share] += bool(abs(duci.fraction_raw - share) <= 1.96 * duci.standard_error)
+    # 95% nominal; 0.9 of 200 draws is 3.2 binomial standard deviations (sqrt(0.95 * 0.05 / 200) = 0.015) below
+    # it. TPR and FPR measured on the scores that chose the threshold, without their variance when measured at 0
+    # or 1, covered the all-member sets in 0.82 of 300 such draws.
+    assert covered[1] / draws >= 0.9
+    assert covered[0] / draws >= 0.9
+
+
+def test_duci_measures_tpr_and_fpr_on_the_fold_that_did_not_choose_the_threshold():
+    # Members 0..9, non-members -10..-1, cut into folds of five. Youden's threshold on a fold is its lowest member.
+    # The fold holding member 0 chooses 0: the other fold is all at or above it (TPR 1). The other fold chooses its
+    # own lowest member, at least 1, which member 0 of the measuring fold is below (TPR at most 0.8). FPR is 0 for
+    # both. Measured on the scores that chose them, both TPRs would be 1.
+    members, nonmembers = np.arange(10.0), -np.arange(1.0, 11.0)
+    # 9 is at or above either threshold (a fold's lowest of five is at most 5), -20 below both: q = 1/2 each time.
+    duci = duci_fraction(np.array([9.0, -20.0]), members, nonmembers, seed=3)
+    assert duci.fpr == 0.0 and duci.guessed_share == 0.5
+    assert duci.tpr <= 0.9
+    other = 2 * duci.tpr - 1  # the mean of 1 and the other fold's TPR
+    assert duci.fraction_raw == pytest.approx((0.5 / 1 + 0.5 / other) / 2, rel=1e-12)
+    with pytest.raises(ValueError, match="at least 2 calibration scores"):
+        duci_fraction(np.array([1.0]), np.array([1.0]), nonmembers)
 
 
 def test_duci_says_nothing_when_the_attack_does_not_separate():

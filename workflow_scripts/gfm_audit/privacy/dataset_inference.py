@@ -41,6 +41,16 @@ unbiased because E[m_i] = FPR + (TPR - FPR) [i is a member]. Privacy Meter's thr
 calibration scores (Youden's J), which also makes the denominator largest; here the guess is score >= threshold,
 the rule its TPR and FPR are measured for (Privacy Meter measures with >= and applies >). The fraction is reported
 both as estimated (may leave [0, 1] by sampling error) and clipped to [0, 1].
+
+Two departures from Privacy Meter, both about the TPR and FPR being estimates. (1) Measured on the scores that chose
+the threshold, TPR - FPR is the largest of many and biased upwards (with separable calibration scores Youden's
+threshold sits at the lowest calibration member, TPR is exactly 1 there and below 1 on any fresh member). Here the
+calibration members and non-members are each cut into two seeded folds; the threshold is chosen on one fold and
+its TPR and FPR are measured on the other, where they are unbiased for that threshold, and the two estimates (each
+fold choosing once) are averaged. (2) Their sampling error is propagated into the standard error by the delta
+method (``duci_fraction``), with each binomial variance taken at the Agresti-Coull proportion (x + 2) / (n + 4)
+(Agresti & Coull, "Approximate is better than exact for interval estimation of binomial proportions", Am. Stat.
+1998), so that a rate measured at exactly 0 or 1 still carries the uncertainty of its sample size.
 """
 
 from __future__ import annotations
@@ -258,7 +268,7 @@ class Duci:
 
     fraction: float  # clipped to [0, 1]
     fraction_raw: float  # (mean guess - FPR) / (TPR - FPR), unbiased, may leave [0, 1]
-    standard_error: float  # delta-method, from the guesses' and the calibration's binomial variances
+    standard_error: float  # delta-method, from the guesses' and the held-out TPR's and FPR's binomial variances
     guessed_share: float  # mean guess on the suspect set: the fraction before debiasing
     tpr: float
     fpr: float
@@ -268,33 +278,73 @@ class Duci:
     n_nonmembers: int
 
 
-def duci_fraction(suspect_scores: np.ndarray, member_scores: np.ndarray, nonmember_scores: np.ndarray) -> Duci:
+def _youden(pos: np.ndarray, neg: np.ndarray) -> float:
+    """The threshold maximising TPR - FPR of the rule score >= threshold on these scores."""
+    fpr, tpr, thresholds = roc_curve(np.r_[np.ones(len(pos)), np.zeros(len(neg))], np.r_[pos, neg])
+    return float(thresholds[int(np.argmax(tpr - fpr))])
+
+
+def _ac_variance(p: float, n: int) -> float:
+    """Binomial variance of a proportion p of n, at the Agresti-Coull proportion (x + 2) / (n + 4)."""
+    a = (p * n + 2) / (n + 4)
+    return a * (1 - a) / n
+
+
+# Each calibration class is cut in two folds, one choosing the threshold and one measuring it.
+MIN_CALIBRATION = 2
+
+
+def duci_fraction(
+    suspect_scores: np.ndarray, member_scores: np.ndarray, nonmember_scores: np.ndarray, *, seed: int = 0
+) -> Duci:
     """DUCI's debiased fraction (module docstring) from one attack's scores, higher meaning "member".
 
-    The threshold, TPR and FPR come from the scores of known members and non-members (Youden's J on their ROC);
-    the suspect sequences must not be among them. The standard error is the delta method's on
-    fraction = (q - FPR) / (TPR - FPR), q the guessed share, with binomial variances of q, TPR and FPR:
+    The calibration members and non-members (at least MIN_CALIBRATION of each; the suspect sequences must not be
+    among them) are each cut into two seeded folds. For each fold k: the threshold t_k maximises TPR - FPR on fold
+    k (Youden's J), TPR_k and FPR_k are measured at t_k on the other fold, q_k is the suspect share at or above
+    t_k, and
 
-        se^2 = [q(1-q)/n + (1-f)^2 FPR(1-FPR)/n_0 + f^2 TPR(1-TPR)/n_1] / (TPR - FPR)^2,  f the raw fraction
+        f_k = (q_k - FPR_k) / (TPR_k - FPR_k),
+        se_k^2 = [V(q_k, n) + (1 - f_k)^2 V(FPR_k, n_0') + f_k^2 V(TPR_k, n_1')] / (TPR_k - FPR_k)^2
 
-    (it leaves out the choice of the threshold on the same calibration scores). NaN when no threshold separates
-    the calibration scores (TPR - FPR = 0): the attack cannot tell members from non-members there.
+    (the delta method; V(p, m) the binomial variance at the Agresti-Coull proportion, n_0' and n_1' the measuring
+    fold's sizes). The fraction is the mean of f_0 and f_1, its standard error the mean of se_0 and se_1 (the two
+    share the suspect guesses: by Cauchy-Schwarz the mean's standard error is at most that, whatever their
+    correlation). TPR, FPR and threshold are the folds' means. NaN when a fold's threshold does not separate the
+    other fold (TPR_k <= FPR_k): the attack cannot tell members from non-members there.
     """
     s = np.asarray(suspect_scores, float)
     pos, neg = np.asarray(member_scores, float), np.asarray(nonmember_scores, float)
-    if not (len(s) and len(pos) and len(neg)):
-        raise ValueError("DUCI needs suspect scores and calibration scores of both members and non-members")
-    fpr, tpr, thresholds = roc_curve(np.r_[np.ones(len(pos)), np.zeros(len(neg))], np.r_[pos, neg])
-    best = int(np.argmax(tpr - fpr))
-    t, a, b = float(thresholds[best]), float(tpr[best]), float(fpr[best])
-    q = float((s >= t).mean())
-    gap = a - b
-    raw = (q - b) / gap if gap > 0 else float("nan")
-    var = q * (1 - q) / len(s) + (1 - raw) ** 2 * b * (1 - b) / len(neg) + raw**2 * a * (1 - a) / len(pos)
+    if not len(s) or len(pos) < MIN_CALIBRATION or len(neg) < MIN_CALIBRATION:
+        raise ValueError(
+            f"DUCI needs suspect scores and at least {MIN_CALIBRATION} calibration scores of members and of "
+            f"non-members (have {len(s)}, {len(pos)}, {len(neg)})"
+        )
+    rng = np.random.default_rng([seed, 2])
+    pos_folds, neg_folds = _halves(len(pos), rng), _halves(len(neg), rng)
+    folds = []
+    for k in (0, 1):
+        t = _youden(pos[pos_folds[k]], neg[neg_folds[k]])
+        held_pos, held_neg = pos[pos_folds[1 - k]], neg[neg_folds[1 - k]]
+        a, b = float((held_pos >= t).mean()), float((held_neg >= t).mean())
+        q = float((s >= t).mean())
+        gap = a - b
+        if gap <= 0:
+            f = se = float("nan")
+        else:
+            f = (q - b) / gap
+            var = (
+                _ac_variance(q, len(s))
+                + (1 - f) ** 2 * _ac_variance(b, len(held_neg))
+                + f**2 * _ac_variance(a, len(held_pos))
+            )
+            se = float(np.sqrt(var) / gap)
+        folds.append((f, se, q, a, b, t))
+    f, se, q, a, b, t = (float(np.mean(v)) for v in zip(*folds, strict=True))
     return Duci(
-        fraction=float(np.clip(raw, 0.0, 1.0)),
-        fraction_raw=raw,
-        standard_error=float(np.sqrt(var) / gap) if gap > 0 else float("nan"),
+        fraction=float(np.clip(f, 0.0, 1.0)),
+        fraction_raw=f,
+        standard_error=se,
         guessed_share=q,
         tpr=a,
         fpr=b,
@@ -323,7 +373,9 @@ def cross_fitted_duci(scores: np.ndarray, member: np.ndarray, suspect: np.ndarra
         inside = np.zeros(len(scores), bool)
         inside[rows[half]] = True
         rest = ~inside
-        parts.append(duci_fraction(scores[inside], scores[rest & (member == 1)], scores[rest & (member == 0)]))
+        parts.append(
+            duci_fraction(scores[inside], scores[rest & (member == 1)], scores[rest & (member == 0)], seed=seed)
+        )
     w = np.array([p.n_suspect for p in parts], float) / len(rows)
 
     def mean(attr: str) -> float:
