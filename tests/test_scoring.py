@@ -95,6 +95,51 @@ def test_optimised_path_gives_the_plain_paths_log_probs(kind, tiny_causal, tiny_
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-5, abs=1e-6)
 
 
+def test_causal_statistics_in_blocks_are_bit_for_bit_those_of_one_piece():
+    """Blocks of rows change the memory traffic, not one bit: a 512-token vocabulary (Evo's) over 3 blocks, the
+    scored positions a subset that leaves a whole block out, against token_statistics of logits[:, :-1]."""
+    from gfm_audit.privacy import scoring
+
+    generator = torch.Generator().manual_seed(0)
+    batch, width, vocab = 5, 300, 512
+    logits = torch.randn(batch, width, vocab, generator=generator) * 3
+    ids = torch.randint(0, vocab, (batch, width), generator=generator)
+    assert scoring._blockwise(logits) and batch * width * vocab > 2 * scoring.STATISTICS_BLOCK
+    # Rows 0-1 wholly, rows 2-3 up to a padded end, row 4 not at all: 1,500 flattened rows in blocks of 512, the
+    # last block (rows 1,024-1,499, sequences 3 and 4 from position 124) holds no scored position past row 3's 200.
+    keep = np.zeros((batch, width - 1), dtype=bool)
+    keep[:2] = True
+    keep[2:4, :199] = True
+    source = np.flatnonzero(keep)
+    blocks = scoring._causal_statistics_in_blocks(logits, ids, source)
+    one_piece = torch.stack(scoring.token_statistics(logits[:, :-1], ids[:, 1:])).reshape(3, -1)[:, source]
+    assert blocks.shape == (3, len(source)) and torch.equal(blocks, one_piece)
+    # And against float64 by hand at a few rows (float32 rounding of log-softmax over 512 logits of size ~10).
+    for b, t in ((0, 1), (1, 299), (3, 199)):
+        row = int(np.searchsorted(source, b * (width - 1) + t - 1))
+        np.testing.assert_allclose(blocks[:, row].numpy(), _manual_stats(logits[b, t - 1], int(ids[b, t])), atol=1e-5)
+
+
+def test_evo_scores_are_the_same_in_blocks_as_in_one_piece(monkeypatch):
+    """The Evo 2 fixture through the whole scoring path, windows of unequal lengths (padding, rows of different
+    lengths): the statistics with blocks are bit for bit those with every batch in one piece."""
+    from gfm_audit.privacy import scoring
+    from gfm_audit.privacy.scoring import Scorer, scored_positions
+    from gfm_audit.tokens import encode_many
+
+    spec = ModelSpec("evo2", str(REPO / "tests" / "fixtures" / "gfm" / "evo2"), "causal")
+    model, tok = load_model(spec), load_tokenizer(spec)
+    texts = [demo_sequence(s, s + n) for s, n in ((0, 400), (500, 377), (1000, 420), (2000, 90), (3000, 415))]
+    encodings = encode_many(tok, texts, seq_ids=[f"w{i}" for i in range(len(texts))], model="evo2")
+    positions = [scored_positions(e, "causal", masking="exact", offsets=None) for e in encodings]
+    scorer = Scorer(model, "causal", pad_id=tok.pad_token_id, mask_id=None, batch_size=4, device="cpu")
+    blocks = scorer.score(encodings, positions)
+    monkeypatch.setattr(scoring, "STATISTICS_BLOCK", 2**40)
+    one_piece = scorer.score(encodings, positions)
+    assert len(blocks.flat[0]) == sum(len(t) - 1 for t in texts)
+    np.testing.assert_array_equal(blocks.flat, one_piece.flat)
+
+
 def test_sampled_masking_scores_the_same_bases_for_a_window_and_its_neighbors(tiny_masked):
     spec = ModelSpec("tiny", str(tiny_masked), "masked", masking="sampled", mask_fraction=0.1)
     window = demo_sequence(0, 200)
