@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CORES ?= 2
 
-.PHONY: demo demo-individuals demo-dp demo-inference demo-check test lint install clean bench bench-slurm
+.PHONY: demo demo-individuals demo-dp demo-inference demo-defences demo-check test lint install clean bench bench-slurm
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -67,6 +67,19 @@ demo-inference: $(STAMP)
 	@echo "dataset inference: $(CURDIR)/demo-inference/results/dataset_inference/demo_lm/result.tsv, p_curve.tsv"
 	@echo
 	@echo "Report: $(CURDIR)/demo-inference/results/report/report.html"
+
+# The GA's defences (standard adversarial training, FreeLB, ADFAR) and randomised-smoothing certificates on the
+# demo task (config/demo_defences.yaml), in demo-defences/ so that it leaves the demo's results alone.
+demo-defences: $(STAMP)
+	mkdir -p demo-defences && ln -sfn $(CURDIR)/resources demo-defences/resources
+	GFM_AUDIT_CONFIG=$(CURDIR)/config/demo_defences.yaml $(BIN)/snakemake --cores $(CORES) --directory demo-defences
+	@echo
+	@echo "Defences demo finished. Defence rows: $(CURDIR)/demo-defences/results/robustness/defence_table.tsv;"
+	@echo "per scheme: $(CURDIR)/demo-defences/results/robustness/adv_training/<classifier>/ (iterative) and"
+	@echo "  results/robustness/defences/<classifier>/<freelb|adfar>/; certificates:"
+	@echo "  $(CURDIR)/demo-defences/results/robustness/ga/<classifier>/certified_accuracy.tsv"
+	@echo
+	@echo "Report: $(CURDIR)/demo-defences/results/report/report.html"
 
 test: $(STAMP)
 	$(BIN)/pytest

@@ -158,7 +158,7 @@ rule ga_defence:
         attack=ga_block("attack"),
         settings=lambda w: {**classifier_blocks(GA, w.classifier)["adversarial_training"], "scheme": w.scheme},
     script:
-        "../workflow_scripts/scripts/adversarial_training.py"
+        "../workflow_scripts/scripts/ga_defence.py"
 
 
 rule ga_defence_table:

@@ -195,6 +195,26 @@ def test_the_adfar_detector_trains_and_flags_what_it_was_shown_and_the_flagged_a
     np.testing.assert_array_equal(probs[~flagged], clf.predict_proba(planted(held_out)[~flagged]))
 
 
+def test_adfar_on_a_gfm_head_reads_the_heads_input_and_trains_only_the_two_heads():
+    clf = classifiers.NativeHeadClassifier.from_gfm(
+        "hyena_head", FIXTURES / "hyenadna", architecture="hyenadna", num_labels=2
+    )
+    codes = random_codes(16, 24, 7)
+    train = data.LabelledSequences("t", [f"t:{i}" for i in range(16)], data.decode(codes), np.arange(16) % 2)
+    defended = AdfarClassifier(clf, train, settings={"adfar": ADFAR, "seed": 0})
+    features, logits = defended.forward(codes[:3])
+    # The detector sees exactly what the classifier's head sees: the head applied to it gives the logits.
+    torch.testing.assert_close(clf.model["head"](features), logits.float())
+    assert features.shape == (3, clf.model["head"].in_features)
+    encoder = [p.detach().clone() for p in clf.model["lm"].parameters()]
+    head, detector = clf.model["head"].weight.detach().clone(), defended.detector.weight.detach().clone()
+    defended.adversarial, defended.adversarial_labels = codes[:4] ^ 1, train.labels[:4]
+    defended.fit_joint(codes, train.labels, settings={"epochs": 1, "learning_rate": 1e-2}, training=TRAINING, seed=0)
+    assert all(torch.equal(a, b) for a, b in zip(encoder, clf.model["lm"].parameters(), strict=True))
+    assert not torch.equal(head, clf.model["head"].weight) and not torch.equal(detector, defended.detector.weight)
+    assert defended.detect(codes).shape == (16,)
+
+
 SETTINGS = {
     "iterations": 1,
     "train_sample": 40,
@@ -273,21 +293,24 @@ def test_defence_rows_carry_scipys_wilson_intervals_and_a_verdict_only_when_the_
     from scipy.stats import binomtest
 
     runs = []
-    for i, (asr, n) in enumerate((([0.9, 0.1], [20, 20]), ([0.5, 0.4], [20, 18]), ([0.5, 0.5], [20, 20]))):
-        progress, cost = _run_tables(asr, n, scheme=["madry", "freelb", "adfar"][i])
+    cases = (([0.9, 0.1], [20, 20]), ([0.5, 0.4], [20, 18]), ([0.5, 0.5], [20, 20]), ([0.25, 0.0], [12, 12]))
+    for i, (asr, n) in enumerate(cases):
+        progress, cost = _run_tables(asr, n, scheme=["madry", "freelb", "adfar", "iterative"][i])
         progress.to_csv(tmp_path / f"p{i}.tsv", sep="\t", index=False)
         cost.to_csv(tmp_path / f"c{i}.tsv", sep="\t", index=False)
         runs.append(("cnn", str(tmp_path / f"p{i}.tsv"), str(tmp_path / f"c{i}.tsv")))
     table = defence_table(runs)
-    assert table.defence.tolist() == ["madry", "freelb", "adfar"]
-    assert table.verdict.tolist() == ["helped", "unclear", "unclear"]
+    assert table.defence.tolist() == ["madry", "freelb", "adfar", "iterative"]
+    assert table.verdict.tolist() == ["helped", "unclear", "unclear", "unclear"]
+    # 0 of 12: the interval starts at the rate itself, not a rounding error above it.
+    assert table.asr_after[3] == 0 and table.asr_after_low[3] == 0
     expected = binomtest(18, 20).proportion_ci(confidence_level=0.95, method="wilson")
     assert table.asr_before_low[0] == pytest.approx(expected.low, abs=1e-12)
     assert table.asr_before_high[0] == pytest.approx(expected.high, abs=1e-12)
     after = binomtest(round(0.4 * 18), 18).proportion_ci(confidence_level=0.95, method="wilson")
     assert (table.asr_after_low[1], table.asr_after_high[1]) == pytest.approx((after.low, after.high), abs=1e-12)
     sentence = defences_sentence(table)
-    assert "in 1 of 3 runs" in sentence and sentence.count(".") - sentence.count("0.") <= 1
+    assert "in 1 of 4 runs" in sentence and sentence.count(".") - sentence.count("0.") <= 1
 
 
 def test_the_ga_section_shows_the_defence_sentence_and_certificates_at_radii_one_to_five(tmp_path):

@@ -48,7 +48,10 @@ def _asr(row: pd.Series) -> tuple[float, float, float, int]:
     n = int(row.n_attacked)
     k = round(float(row.asr) * n) if n else 0
     low, high = wilson_interval(k, n)
-    return (k / n if n else float("nan")), low, high, n
+    rate = k / n if n else float("nan")
+    if n:  # at k = 0 or k = n the interval's end can miss the rate by float rounding (2.8e-17 at 0 of 12)
+        low, high = min(low, rate), max(high, rate)
+    return rate, low, high, n
 
 
 def defence_row(classifier: str, progress: pd.DataFrame, cost: pd.DataFrame) -> dict:

@@ -106,6 +106,11 @@ def ga_attack_table_rule(job: Job) -> None:
     )
 
 
+def ga_defence_rule(job: Job) -> None:
+    """results/robustness/defences/<classifier>/<scheme>/: rule adversarial_training's work with another scheme."""
+    adversarial_training_rule(job)
+
+
 def ga_defence_table_rule(job: Job) -> None:
     """results/robustness/defence_table.tsv."""
     runs = list(zip(job.params.names, job.input.progress, job.input.cost, strict=True))
