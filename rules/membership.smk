@@ -27,8 +27,9 @@ rule membership_labels:
     params:
         membership=MEMBERSHIP,
         mode=MODE,
-        # Mode genome refuses a split that leaves fewer matched windows of a class than the attacks need.
-        attacks=config["attacks"],
+        # Mode genome refuses a split that leaves fewer matched windows of a class than the attacks need; a number,
+        # not the attacks block, so that changing the attacks does not relabel (and retrain) anything.
+        needed=genome_windows_needed(),
     script:
         "../workflow_scripts/scripts/membership_labels.py"
 

@@ -104,14 +104,14 @@ def membership_labels_rule(job: Job) -> None:
     windows = pd.read_csv(job.input.windows, sep="\t", dtype={"window_id": str, "chrom": str})
     log = logging.getLogger("gfm_audit.privacy.membership")
     if job.params.mode == "genome":
-        from .genome_split import genome_membership, minimum_per_class, read_heldout
+        from .genome_split import genome_membership, read_heldout
 
         table, counts, cells = genome_membership(
             windows,
             read_heldout(job.input.heldout[0]),
             params=params["genome"],
             seed=params["seed"],
-            needed=minimum_per_class(job.params.attacks),
+            needed=job.params.needed,
         )
         log.info(
             "mode genome: %d of %d windows straddle a training/held-out boundary of the target and %d more one of a "
