@@ -192,17 +192,17 @@ def genome_heldout():
 
 def genome_training_inputs():
     """Mode genome: the staged FASTA with its indexes, the contig table and the held-out blocks."""
+    if MODE != "genome":
+        return []
+    staged = staged_reference()
+    return [staged[k] for k in ("fasta", "fai", "gzi", "contigs") if k in staged] + genome_heldout()
+
+
 def genome_windows_needed():
     """Mode genome: the matched windows of each class the configured attacks need (0 in the other modes)."""
     from gfm_audit.privacy.genome_split import minimum_per_class
 
     return minimum_per_class(config["attacks"]) if MODE == "genome" else 0
-
-
-    if MODE != "genome":
-        return []
-    staged = staged_reference()
-    return [staged[k] for k in ("fasta", "fai", "gzi", "contigs") if k in staged] + genome_heldout()
 
 
 # --- robustness: GA attack on sequence classifiers ------------------------------
