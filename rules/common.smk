@@ -149,6 +149,8 @@ def membership_column(name):
 # --- membership mode individuals (rules/individuals.smk) ---------------------------
 INDIVIDUALS = config["individuals"]
 IND_MODELS = [TARGET, *reference_names(MEMBERSHIP["reference_models"])] if MODE == "individuals" else []
+# RaMIA over people's haplotypes (rule individual_ramia), when ramia is among attacks.names.
+IND_RAMIA_MODELS = [TARGET] if MODE == "individuals" and "ramia" in config["attacks"]["names"] else []
 
 
 def individuals_vcf():
@@ -343,6 +345,9 @@ def one_run_delta():
 DATASET_INFERENCE = config["dataset_inference"]
 DI_MODELS = list(MODELS) if DATASET_INFERENCE["enabled"] and MODE in ("finetune", "regions", "genome") else []
 DI_SETS = ("members", "non_members")
+# Mode individuals: the target's dataset inference over people (rules/individuals.smk); a set file is then a list
+# of individuals, an input as a BED is (dataset_inference_beds).
+IND_DI_MODELS = [TARGET] if DATASET_INFERENCE["enabled"] and MODE == "individuals" else []
 
 
 def dataset_inference_beds(wildcards):
@@ -384,7 +389,7 @@ def report_inputs(wildcards):
     # bound of the target, where its canaries are the one-run audit's.
     names |= {"dp_audit": dp_audit_models(), "one_run": ONE_RUN_MODELS}
     # Dataset inference: each model's result.tsv and p-value figure, only with dataset_inference.enabled.
-    names |= {"dataset_inference": DI_MODELS}
+    names |= {"dataset_inference": DI_MODELS + IND_DI_MODELS}
     # Certificates of every GA classifier, only with robustness.ga.certify.enabled.
     names |= {"ga_certify": list(GA_CLASSIFIERS) if GA["certify"]["enabled"] else []}
     return report_layout.report_inputs(names)
@@ -411,12 +416,17 @@ def final_targets():
     if MODE == "individuals":
         targets.append("results/membership_individuals.tsv")
         targets += [f for files in report_layout.section_outputs("individuals", [TARGET]).values() for f in files]
+        targets += [
+            f"results/individuals/attacks/{m}/ramia_{t}.tsv" for m in IND_RAMIA_MODELS for t in ("ranges", "metrics")
+        ]
     targets += [f"results/features/{m}.parquet" for m in SCORED]
     targets += [f for files in ga_outputs().values() for f in files]
     targets += certify_outputs()
     targets += [f for files in fimba_outputs().values() for f in files]
     targets += [f for files in memorisation_outputs().values() for f in files]
-    targets += [f"results/dataset_inference/{m}/{t}.tsv" for m in DI_MODELS for t in ("result", "p_curve")]
+    targets += [
+        f"results/dataset_inference/{m}/{t}.tsv" for m in DI_MODELS + IND_DI_MODELS for t in ("result", "p_curve")
+    ]
     targets += ["results/report/report.html"] if report_wanted() else []
     targets += [f"results/report/{m}/{figure}.png" for m in audited_models() for figure in TOKEN_FIGURES]
     # Shards are targets too, so that deleting one re-runs just that shard (and the cheap reduce).

@@ -38,7 +38,7 @@ rule plot_dataset_inference:
     benchmark:
         "results/benchmarks/plot_dataset_inference/{model}.tsv"
     wildcard_constraints:
-        model="|".join(DI_MODELS) or "no-model-has-dataset-inference",
+        model="|".join(DI_MODELS + IND_DI_MODELS) or "no-model-has-dataset-inference",
     conda:
         "../envs/report.yaml"
     threads: 1

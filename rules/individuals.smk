@@ -145,6 +145,68 @@ rule individual_attacks:
         "../workflow_scripts/scripts/individual_attacks.py"
 
 
+rule individuals_dataset_inference:
+    """Were the listed individuals trained on (Maini et al.'s test over people), and what share of them (DUCI)."""
+    input:
+        unpack(individual_score_inputs),
+        unpack(dataset_inference_beds),
+        index="results/individuals/haplotypes.tsv",
+        alleles="results/individuals/alleles.tsv.gz",
+        membership="results/membership_individuals.tsv",
+        samples="results/individuals/samples.tsv",
+    output:
+        result=report_table("dataset_inference", category="Dataset inference", subcategory="{model}"),
+        curve="results/dataset_inference/{model}/p_curve.tsv",
+    log:
+        "results/logs/dataset_inference/{model}.log",
+    benchmark:
+        "results/benchmarks/dataset_inference/{model}.tsv"
+    wildcard_constraints:
+        model="|".join(IND_DI_MODELS) or "no-individuals-dataset-inference",
+    conda:
+        "../envs/report.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        models=IND_MODELS,
+        target=TARGET,
+        settings=DATASET_INFERENCE,
+    script:
+        "../workflow_scripts/scripts/individuals_dataset_inference.py"
+
+
+rule individual_ramia:
+    """RaMIA over people's haplotypes: per (person, window) range, labelled by whether the target trained on one
+    of its sequences."""
+    input:
+        scores=lambda w: f"results/individuals/scores/{w.model}.parquet",
+        haplotypes="results/individuals/haplotypes.fa",
+        index="results/individuals/haplotypes.tsv",
+        membership="results/membership_individuals.tsv",
+    output:
+        ranges="results/individuals/attacks/{model}/ramia_ranges.tsv",
+        metrics="results/individuals/attacks/{model}/ramia_metrics.tsv",
+    log:
+        "results/logs/individuals/ramia/{model}.log",
+    benchmark:
+        "results/benchmarks/individual_ramia/{model}.tsv"
+    wildcard_constraints:
+        model="|".join(IND_RAMIA_MODELS) or "no-individuals-ramia",
+    conda:
+        "../envs/report.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        trim=config["attacks"]["ramia"]["trim"],
+        metrics=config["attacks"]["metrics"],
+    script:
+        "../workflow_scripts/scripts/individual_ramia.py"
+
+
 rule genotype_inference:
     """Hide one allele of a person at a time and ask the target which one they carry."""
     input:

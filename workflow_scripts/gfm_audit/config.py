@@ -160,6 +160,10 @@ def _check_dataset_inference(config: dict[str, Any], where: str) -> None:
     if not di.get("enabled"):
         return
     mode = config.get("membership", {}).get("mode", "none")
+    if mode == "individuals" and config.get("models"):
+        # People, not windows, are the unit (privacy/individuals/dataset_inference.py): a set is a list of them.
+        _check_inference_sets(di, where, unit="individuals")
+        return
     if mode not in ("finetune", "regions", "genome") or not config.get("models"):
         raise InputError(
             f"{where} dataset_inference.enabled needs attack scores: models and membership.mode finetune, "
@@ -170,6 +174,37 @@ def _check_dataset_inference(config: dict[str, Any], where: str) -> None:
             f"{where} dataset_inference.suspect and dataset_inference.validation are both {di['suspect']}; the "
             "validation set must be windows known not to be in training, apart from the suspect set: give disjoint sets"
         )
+    _check_inference_sets(di, where, unit="windows")
+
+
+# How a set file that is not the mode's kind is recognised: by its name, as the user gives it.
+_FASTA_SUFFIXES = (".fa", ".fasta", ".fna", ".fa.gz", ".fasta.gz", ".fna.gz")
+_BED_SUFFIXES = (".bed", ".bed.gz")
+
+
+def _check_inference_sets(di: dict[str, Any], where: str, *, unit: str) -> None:
+    """A dataset inference set is members, non_members, or a file of the mode's kind: a BED of regions where the
+    windows are the unit, a list of individuals in mode individuals. A FASTA is refused in both (its sequences
+    would need windows and scores of their own)."""
+    values = {key: di.get(key, default) for key, default in (("suspect", "members"), ("validation", "non_members"))}
+    if values["suspect"] == values["validation"]:
+        raise InputError(
+            f"{where} dataset_inference.suspect and dataset_inference.validation are both {values['suspect']}; the "
+            f"validation set must be {unit} known not to be in training, apart from the suspect set: give disjoint sets"
+        )
+    for key, value in values.items():
+        name = str(value).lower()
+        if name.endswith(_FASTA_SUFFIXES):
+            kind = "a list of individuals (one sample ID a line)" if unit == "individuals" else "a BED file"
+            raise InputError(
+                f"{where} dataset_inference.{key} {value} is a FASTA file, which dataset inference does not read "
+                f"(its sequences have no scores in this run): give {kind}, or members / non_members"
+            )
+        if unit == "individuals" and name.endswith(_BED_SUFFIXES):
+            raise InputError(
+                f"{where} dataset_inference.{key} {value} is a BED file, but in membership.mode individuals people "
+                "are the unit: give a list of individuals (one sample ID a line), or members / non_members"
+            )
 
 
 # Attacks that need a left-to-right likelihood: ReCaLL conditions it on a prefix, gradnorm differentiates it.

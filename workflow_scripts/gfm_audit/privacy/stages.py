@@ -523,6 +523,118 @@ def individual_attacks_rule(job: Job) -> None:
         log.info("%s: AUC %.3f (%.3f-%.3f)", row.attack, row.auc, row.auc_low, row.auc_high)
 
 
+def individuals_dataset_inference_rule(job: Job) -> None:
+    """Rule individuals_dataset_inference: result.tsv and p_curve.tsv of the target over people."""
+    import pandas as pd
+
+    from ..outputs import atomic_outputs, write_tsv
+    from .dataset_inference import SET_KEYWORDS, score_table_inference
+    from .haplotypes import read_alleles, read_haplotype_index
+    from .individuals.dataset_inference import disjoint_people, person_set, person_table, read_individuals
+    from .individuals.membership import read_individual_membership
+    from .individuals.person_attacks import person_scores, sequence_statistics
+    from .individuals.scores import alt_offsets, sequence_features
+    from .individuals.tables import read_table
+
+    s, target = job.params.settings, job.params.target
+    index = read_haplotype_index(job.input.index)
+    offsets = alt_offsets(read_alleles(job.input.alleles))
+    membership = read_individual_membership(job.input.membership)
+    selected = read_table(job.input.samples, dtype={"sample": str})["sample"].tolist()
+    lists = {
+        s[key]: read_individuals(s[key], selected=selected, key=f"dataset_inference.{key}")
+        for key in ("suspect", "validation")
+        if s[key] not in SET_KEYWORDS
+    }
+    features = {m: sequence_features(pd.read_parquet(job.input[m]), offsets) for m in job.params.models}
+    per_seq = sequence_statistics(features, index, membership, target=target)
+    table = person_table(per_seq, person_scores(features, index, membership, target=target))
+    suspect = person_set(s["suspect"], table, key="dataset_inference.suspect", lists=lists)
+    validation = person_set(s["validation"], table, key="dataset_inference.validation", lists=lists)
+    names = (s["suspect"], s["validation"])
+    disjoint_people(suspect, validation, table, names=names)
+    result, curve = score_table_inference(
+        table,
+        suspect,
+        validation,
+        names=names,
+        splits=s["splits"],
+        seed=s["seed"],
+        alpha=s["alpha"],
+        clip=s["clip"],
+        C=s["C"],
+        curve_sizes=s["curve_sizes"],
+        curve_repeats=s["curve_repeats"],
+        duci_attack=s["duci_attack"],
+    )
+    result.insert(0, "model", job.wildcards.model)
+    with atomic_outputs(job.output.result, job.output.curve) as (r, c):
+        write_tsv(result, r)
+        write_tsv(curve, c)
+    log = logging.getLogger("gfm_audit.privacy.individuals")
+    for row in result.itertuples():
+        log.info(
+            "%s: %s vs %s, %d vs %d people, p = %.3g (%s at %g), DUCI share %.3f +- %.3f",
+            row.test,
+            row.suspect,
+            row.validation,
+            row.n_suspect,
+            row.n_validation,
+            row.p_value,
+            "rejected" if row.rejected else "not rejected",
+            row.alpha,
+            row.duci_fraction,
+            row.duci_standard_error,
+        )
+
+
+def individual_ramia_rule(job: Job) -> None:
+    """Rule individual_ramia: the target's range scores per (person, window), and their metrics (range labels)."""
+    import pandas as pd
+
+    from ..fasta import read_fasta
+    from ..outputs import atomic_outputs, write_tsv
+    from .haplotypes import read_haplotype_index
+    from .individuals.membership import read_individual_membership
+    from .individuals.ranges import haplotype_ranges
+    from .metrics import METRIC_COLUMNS, evaluate
+
+    trims = job.params.trim if isinstance(job.params.trim, list) else [job.params.trim]
+    losses = pd.read_parquet(job.input.scores, columns=["sequence_id", "loss"]).set_index("sequence_id").loss
+    membership = read_individual_membership(job.input.membership)
+    table = haplotype_ranges(
+        losses,
+        read_haplotype_index(job.input.index),
+        membership,
+        read_fasta(job.input.haplotypes),
+        trims=trims,
+    )
+    scores = [c for c in table.columns if c.startswith("ramia_")]
+    shaped = table[["range_id", "member", *scores]].rename(columns={"range_id": "window_id"})
+    p = job.params.metrics
+    log = logging.getLogger("gfm_audit.privacy.individuals")
+    shared = int(((table.member == 1) & (table.person_member == 0)).sum())
+    log.info(
+        "%d ranges, %d members; %d of the non-members' ranges hold a haplotype a member carries",
+        len(table),
+        int(table.member.sum()),
+        shared,
+    )
+    if table.member.nunique() < 2:
+        # Short windows and common haplotypes: every person may share a haplotype with some member at every
+        # window. Then there is nothing to tell apart; the ranges table says so, the metrics are left empty.
+        log.warning("every range has the same label (%d): no metrics", int(table.member.iloc[0]))
+        metrics = pd.DataFrame(columns=[c for c in METRIC_COLUMNS if c != "rmia_population"])
+    else:
+        metrics = evaluate(shaped, n_boot=p["bootstrap"], seed=p["seed"], delta=p["delta"], level=p["confidence"])
+        metrics = metrics.drop(columns="rmia_population")
+    with atomic_outputs(job.output.ranges, job.output.metrics) as (r, m):
+        write_tsv(table, r)
+        write_tsv(metrics, m)
+    for row in metrics.itertuples(index=False):
+        log.info("%s: AUC %.3f (%.3f-%.3f)", row.attack, row.auc, row.auc_low, row.auc_high)
+
+
 def genotype_inference_rule(job: Job) -> None:
     """Ask the target which allele a person carries at hidden sites; accuracy by AF bin."""
     import torch

@@ -47,6 +47,42 @@ def person_scores(
     ``features``: :func:`sequence_features` of the target (key ``target``) and of each reference model
     ``ref_i``; ``windows``: only these windows count (all when None).
     """
+    per_seq = sequence_statistics(
+        features, index, membership, target=target, windows=windows, fixed_variance=fixed_variance, centre=centre
+    )
+    g = per_seq.groupby("sample", sort=False)
+    table = pd.DataFrame(
+        {
+            "lira_online": g.lira_online.sum(min_count=1),
+            "lira_offline": g.z.sum() / np.sqrt(g.z.count()),
+            "loss_difference": g.loss_difference.mean(),
+            "alt_alleles": g.alt_diff.sum() / g.alt_tokens.sum().replace(0, np.nan),
+            "n_sequences": g.size(),
+            "alt_tokens": g.alt_tokens.sum().astype(int),
+        }
+    )
+    table = table.reindex(membership["sample"]).reset_index(names="sample")
+    table.insert(1, "member", membership.target_member.to_numpy(int))
+    return table
+
+
+def sequence_statistics(
+    features: Mapping[str, pd.DataFrame],
+    index: pd.DataFrame,
+    membership: pd.DataFrame,
+    *,
+    target: str,
+    windows: Sequence[str] | None = None,
+    fixed_variance: Any = "auto",
+    centre: bool = True,
+) -> pd.DataFrame:
+    """The per-haplotype-window terms that :func:`person_scores` sums per person (module docstring).
+
+    One row per sequence of ``index`` (in ``windows``): ``seq_id, sample, window_id``, ``loss`` (the target's mean
+    token NLL, uncentred), ``lira_online`` (the sequence's log likelihood ratio), ``z`` (its offline LiRA z-score),
+    ``loss_difference`` (the OUT references' centred loss minus the target's), ``alt_diff`` and ``alt_tokens``
+    (log p_T - log p_ref summed over the tokens covering the haplotype's alt alleles, and their count).
+    """
     refs = [c.removesuffix("_member") for c in membership.columns if c.startswith("ref_")]
     if not refs:
         raise InputError("person-level attacks need reference models (membership.reference_models >= 1)")
@@ -65,9 +101,12 @@ def person_scores(
     ref_loss = (-stat_r * use).sum(axis=0) / use.sum(axis=0)
     ref_alt = np.stack([features[r].loc[seqs.seq_id, "alt_logprob"].to_numpy(float) for r in refs])
     ref_alt = (ref_alt * use).sum(axis=0) / use.sum(axis=0)
-    per_seq = pd.DataFrame(
+    return pd.DataFrame(
         {
+            "seq_id": seqs.seq_id.to_numpy(),
             "sample": seqs["sample"].to_numpy(),
+            "window_id": seqs.window_id.to_numpy(),
+            "loss": features[target].loc[seqs.seq_id, "loss"].to_numpy(float),
             "lira_online": lira.get("lira_online", np.full(len(seqs), np.nan)),
             "z": z,
             "loss_difference": ref_loss + stat_t,
@@ -75,20 +114,6 @@ def person_scores(
             "alt_tokens": features[target].loc[seqs.seq_id, "alt_tokens"].to_numpy(float),
         }
     )
-    g = per_seq.groupby("sample", sort=False)
-    table = pd.DataFrame(
-        {
-            "lira_online": g.lira_online.sum(min_count=1),
-            "lira_offline": g.z.sum() / np.sqrt(g.z.count()),
-            "loss_difference": g.loss_difference.mean(),
-            "alt_alleles": g.alt_diff.sum() / g.alt_tokens.sum().replace(0, np.nan),
-            "n_sequences": g.size(),
-            "alt_tokens": g.alt_tokens.sum().astype(int),
-        }
-    )
-    table = table.reindex(membership["sample"]).reset_index(names="sample")
-    table.insert(1, "member", membership.target_member.to_numpy(int))
-    return table
 
 
 def _statistic(features: pd.DataFrame, seqs: pd.DataFrame, *, centre: bool) -> np.ndarray:
