@@ -228,3 +228,33 @@ def test_bfloat16_cast_keeps_the_long_filter_in_float32(config, golden):
     # The rest runs in bfloat16 (8 mantissa bits); with the filter in bfloat16 the logits were off by ~6.
     for _, ids, logits, _ in golden:
         assert np.abs(_logits(lm, ids).logits[0].numpy() - logits).max() < 0.5
+
+
+def test_init_scratch_builds_a_seeded_untrained_hyenadna_that_saves_and_reloads_in_the_hub_layout(tmp_path):
+    from gfm_audit.models import ModelSpec, load_model, load_tokenizer, model_from_scratch
+    from gfm_audit.privacy.training import save_model
+
+    arch = tmp_path / "arch"  # config.json and tokenizer only, as a scratch folder holds
+    arch.mkdir()
+    for name in ("config.json", "special_tokens_map.json", "tokenizer_config.json"):
+        shutil.copy(FIXTURE / name, arch / name)
+    spec = ModelSpec("h", str(arch), "causal", init="scratch")
+    a, b, other = (model_from_scratch(spec, seed=s) for s in (3, 3, 4))
+    hub = load_file(FIXTURE / "model.safetensors")
+    state = a.state_dict()
+    assert {k: v.shape for k, v in state.items()} == {k: v.shape for k, v in hub.items()}  # the hub's names
+    assert all(torch.equal(v, b.state_dict()[k]) for k, v in state.items())  # same seed, same weights
+    assert not torch.equal(
+        state["hyena.backbone.embeddings.word_embeddings.weight"],
+        other.state_dict()["hyena.backbone.embeddings.word_embeddings.weight"],
+    )
+    assert not torch.equal(
+        state["hyena.backbone.embeddings.word_embeddings.weight"],
+        hub["hyena.backbone.embeddings.word_embeddings.weight"],
+    )
+    save_model(a, load_tokenizer(spec), losses=[1.0], out_dir=tmp_path / "saved", source=str(arch))
+    reloaded = load_model(ModelSpec("h", str(tmp_path / "saved"), "causal"))
+    ids = torch.tensor([[0, 7, 8, 9, 10, 7, 1]])
+    with torch.no_grad():
+        # The same weights through the same module: equal to float32 rounding only if the reload moved nothing.
+        np.testing.assert_array_equal(a.eval()(ids).logits.numpy(), reloaded(ids).logits.numpy())

@@ -141,13 +141,14 @@ def load_model(spec: ModelSpec, *, tokenizer=None):
 
 
 def model_from_scratch(spec: ModelSpec, seed: int):
-    """A freshly initialised model of the checkpoint folder's architecture (``init: scratch``)."""
+    """A freshly initialised model of the checkpoint folder's architecture (``init: scratch``).
+
+    A native family (e.g. HyenaDNA) is our module built from config.json with PyTorch's default initialisation of
+    each layer, seeded (not the family's own pretraining init scheme); a transformers class is ``from_config``.
+    """
     config, architecture = _resolve(spec)
     if architecture != registry.TRANSFORMERS:
-        raise InputError(
-            f"model '{spec.name}': init: scratch trains transformers-class architectures; {spec.path} is a "
-            f"{architecture} checkpoint, which gfm-audit audits as it is (membership.mode regions or none)"
-        )
+        return loader.native_scratch_model(spec, config, architecture, seed=seed)
     return loader.scratch_model(spec, config, seed=seed)
 
 

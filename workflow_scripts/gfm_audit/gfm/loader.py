@@ -337,6 +337,16 @@ def scratch_model(spec: ModelSpec, config: Mapping[str, Any], *, seed: int):
     return model
 
 
+def native_scratch_model(spec: ModelSpec, config: Mapping[str, Any], architecture: str, *, seed: int):
+    """A natively read family's module, untrained (its layers' own seeded initialisation), checked."""
+    import torch
+
+    torch.manual_seed(seed)
+    model = native_model(spec, config, architecture, weights=False)
+    check_inputs(spec, model, config=config, architecture=architecture)
+    return model
+
+
 def check_inputs(spec: ModelSpec, model, *, config: Mapping[str, Any], architecture: str, tokenizer=None) -> None:
     """Stop in one line when the tokenizer (``tokenizer``, else the checkpoint's) has ids past the model's
     embedding or max_length exceeds its positions."""
