@@ -171,7 +171,7 @@ def adversarial_training(
     seed = settings["seed"]
     scheme = settings.get("scheme", "iterative")
     holdout = test.subset(sample_rows(len(test), settings["holdout"], seed))
-    if scheme == "adfar":  # the defended classifier: detector + frequency-aware randomisation (adfar.py)
+    if scheme == "adfar" and not isinstance(clf, AdfarClassifier):  # detector + randomisation (adfar.py)
         clf = AdfarClassifier(clf, train, settings=settings)
     test_codes = encode(test.sequences)
     train_codes, train_labels = encode(train.sequences), train.labels
@@ -284,6 +284,8 @@ def adversarial_training_stage(
     clf = load_classifier(name, folder, spec)
     check_fits(clf, train, test)
     check_scheme(clf, settings.get("scheme", "iterative"))
+    if settings.get("scheme") == "adfar":  # wrapped here, so that the saved model keeps its detection head
+        clf = AdfarClassifier(clf, train, settings=settings)
     constraints, params = settings_from_config(attack)
     progress, cost = adversarial_training(
         clf, train, test, constraints=constraints, params=params, settings=settings, training=spec["training"]

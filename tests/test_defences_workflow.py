@@ -1,0 +1,63 @@
+"""A tiny config/demo_defences.yaml through Snakemake: the three defences (iterative, FreeLB, ADFAR) on the CNN, the
+certificates, the defence rows and the report that shows them."""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+import pytest
+import yaml
+from conftest import DEMO, REPO
+from test_workflow import snakemake
+
+pytestmark = pytest.mark.workflow
+
+
+@pytest.fixture(scope="module")
+def defences_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("defences")
+    config = yaml.safe_load((REPO / "config/demo_defences.yaml").read_text())
+    gue = DEMO / "gue_prom_300_all"
+    train, test = workdir / "train.csv", workdir / "test.csv"
+    train.write_text("".join((gue / "dev.csv").read_text().splitlines(keepends=True)[:401]))
+    test.write_text("".join((gue / "test.csv").read_text().splitlines(keepends=True)[:81]))
+    config["reference"] = {k: str(REPO / v) for k, v in config["reference"].items()}
+    config["windows"]["n"] = 4
+    ga = config["robustness"]["ga"]
+    ga["train"], ga["test"] = str(train), str(test)
+    ga["classifiers"] = {"demo_cnn": {"kind": "cnn", "channels": 16, "training": {"epochs": 3}}}
+    ga["attack"] |= {"n_sequences": 20, "population": 10, "generations": 6, "patience": 3}
+    ga["comparison"] |= {"n_sequences": 20, "attacks": ["greedy"]}
+    ga["adversarial_training"] |= {"train_sample": 20, "holdout": 20}
+    ga["adversarial_training"]["freelb"] = {"steps": 2}
+    ga["certify"] |= {"n_select": 10, "n_samples": 40}
+    result = snakemake(workdir, config=config, timeout=600)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return workdir
+
+
+def test_every_defence_gets_a_row_measured_on_the_same_held_out_sample(defences_run):
+    table = pd.read_csv(defences_run / "results/robustness/defence_table.tsv", sep="\t")
+    assert table.defence.tolist() == ["iterative", "freelb", "adfar"]
+    assert (table.classifier == "demo_cnn").all() and (table.iterations == 1).all()
+    # The same classifier on the same held-out sample before any defence: the before columns agree run to run.
+    assert table.asr_before.nunique() == 1 and table.n_attacked_before.nunique() == 1
+    assert set(table.verdict) <= {"helped", "hurt", "unclear"}
+    assert ((table.asr_after_low <= table.asr_after) & (table.asr_after <= table.asr_after_high)).all()
+    for scheme in ("freelb", "adfar"):
+        cost = pd.read_csv(defences_run / f"results/robustness/defences/demo_cnn/{scheme}/cost.tsv", sep="\t")
+        assert cost.scheme.tolist() == [scheme, scheme]
+    assert (defences_run / "results/robustness/defences/demo_cnn/adfar/model/adfar.json").is_file()
+
+
+def test_the_report_states_the_verdict_and_shows_certificates_beside_the_ga(defences_run):
+    page = (defences_run / "results/report/report.html").read_text()
+    table = pd.read_csv(defences_run / "results/robustness/defence_table.tsv", sep="\t")
+    helped = int((table.verdict == "helped").sum())
+    assert f"beyond the overlap of the 95% Wilson intervals in {helped} of 3 runs" in page
+    assert "Certified vs empirical robustness" in page
+    certified = pd.read_csv(defences_run / "results/robustness/ga/demo_cnn/certified_accuracy.tsv", sep="\t")
+    assert set(range(1, 6)) <= set(certified.budget)
+    shown = page.split("Certified vs empirical robustness", 1)[1].split("</table>", 1)[0]
+    assert [int(b) for b in re.findall(r"<tr><td>(\d+)</td>", shown)] == [1, 2, 3, 4, 5]
