@@ -13,10 +13,14 @@ here the splits never meet.
 
 ``madry`` (Madry et al., ICLR 2018: min_theta E[max_{x' in S(x)} loss(theta, x', y)]): each iteration is
 ``epochs`` epochs over the clean training split in which every batch is mixed with adversarial versions of its
-first ``adv_per_batch`` sequences, made on the fly against the current weights by the greedy attack
-(:mod:`.comparison`) at budget ``inner_max_edits`` under the attack block's other constraints; the inner
-maximiser keeps its lowest-p_true candidate whether or not it flips the label. The loss is the mean
-cross-entropy over the clean and adversarial sequences of the batch.
+sequences, made on the fly against the current weights under the attack block's constraints at budget
+``inner_max_edits`` (null: the attack's own ``max_edits``). With ``inner: hotflip`` (one-hot classifiers, the
+CNN; ``inner: auto`` picks it for those) every sequence of the batch gets one from the gradient-guided greedy
+maximiser (HotFlip, Ebrahimi et al., ACL 2018; :mod:`.inner`), with the madry or the TRADES loss (Zhang et al.,
+ICML 2019) and, with ``init: scratch``, from freshly initialised weights (:mod:`.robust_training`). With
+``inner: greedy`` the first ``adv_per_batch`` sequences of each batch get one from the greedy attack
+(:mod:`.comparison`), which keeps its lowest-p_true candidate whether or not it flips the label; the loss is
+the mean cross-entropy over the clean and adversarial sequences of the batch.
 
 robust accuracy = held-out sequences classified correctly and not flipped by the GA / held-out sequences,
 with a 95% Wilson score interval (Wilson, JASA 1927) in ``cost.tsv`` beside the cost of the iteration (queries
@@ -43,6 +47,7 @@ from .constraints import Constraints, protected_mask
 from .data import LabelledSequences, encode
 from .defences import check_scheme
 from .freelb import freelb_epochs
+from .robust_training import reset_weights, robust_epochs
 from .search import GAParams
 from .splits import check_fits, load_splits
 
@@ -71,7 +76,7 @@ COST_COLUMNS = [
 Z_95 = 1.959963984540054
 
 
-def wilson_interval(k: int, n: int, z: float = Z_95) -> tuple[float, float]:
+def wilson_interval(k: float, n: int, z: float = Z_95) -> tuple[float, float]:
     """Wilson score interval of a proportion k/n: (p + z^2/2n -+ z sqrt(p(1-p)/n + z^2/4n^2)) / (1 + z^2/n)."""
     if n == 0:
         return float("nan"), float("nan")
@@ -80,6 +85,34 @@ def wilson_interval(k: int, n: int, z: float = Z_95) -> tuple[float, float]:
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
     return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def holdout_needed(gain: float, z: float = Z_95) -> int:
+    """The smallest holdout n whose Wilson intervals at robust accuracy 0.5 - gain/2 and 0.5 + gain/2 do not
+    overlap: the size at which a gain of ``gain`` can show as significant where the binomial variance is largest."""
+    if not 0 < gain <= 1:
+        raise ValueError(f"gain must be in (0, 1], got {gain}")
+    n = 1
+    while wilson_interval(n * (0.5 + gain / 2), n, z)[0] <= wilson_interval(n * (0.5 - gain / 2), n, z)[1]:
+        n += 1
+    return n
+
+
+def check_holdout(n_holdout: int, gain: float | None) -> None:
+    """Warn (one line) when a holdout of ``n_holdout`` sequences is too small for its intervals to separate a
+    robust-accuracy gain of ``gain`` (``adversarial_training.target_gain``; None: no check)."""
+    if gain is None:
+        return
+    needed = holdout_needed(gain)
+    if n_holdout < needed:
+        log.warning(
+            "robustness.ga.adversarial_training.holdout: %d held-out sequences cannot separate a robust-accuracy "
+            "gain of %.2f (target_gain) with non-overlapping 95%% Wilson intervals; use at least %d (or a smaller "
+            "target_gain)",
+            n_holdout,
+            gain,
+            needed,
+        )
 
 
 def _holdout_metrics(clf, holdout, constraints, params, seed) -> tuple[float, float, int, int]:
@@ -103,8 +136,20 @@ def madry_epochs(
     """``settings['epochs']`` epochs of Madry-style training; returns (adversarial sequences made, queries spent)."""
     from ...determinism import single_cpu_thread
 
+    budget = settings.get("inner_max_edits") or constraints.max_edits
+    inner = settings.get("inner", "greedy")
+    if inner == "hotflip" or (inner == "auto" and hasattr(clf, "logits_from_one_hot")):
+        made, queries, _ = robust_epochs(
+            clf,
+            train,
+            constraints=replace(constraints, max_edits=budget),
+            settings=settings,
+            training=training,
+            seed=seed,
+        )
+        return made, queries
     with single_cpu_thread():
-        return _madry_epochs(clf, train, constraints, delta, settings, training, seed)
+        return _madry_epochs(clf, train, constraints, delta, {**settings, "inner_max_edits": budget}, training, seed)
 
 
 def _madry_epochs(clf, train, constraints, delta, settings, training, seed) -> tuple[int, int]:
@@ -171,6 +216,7 @@ def adversarial_training(
     seed = settings["seed"]
     scheme = settings.get("scheme", "iterative")
     holdout = test.subset(sample_rows(len(test), settings["holdout"], seed))
+    check_holdout(len(holdout), settings.get("target_gain"))
     if scheme == "adfar" and not isinstance(clf, AdfarClassifier):  # detector + randomisation (adfar.py)
         clf = AdfarClassifier(clf, train, settings=settings)
     test_codes = encode(test.sequences)
@@ -196,6 +242,8 @@ def adversarial_training(
             )
             n_made += made
         elif iteration and scheme == "madry":
+            if iteration == 1 and settings.get("init", "clean") == "scratch":
+                reset_weights(clf, seed)
             made, queries = madry_epochs(
                 clf,
                 train,

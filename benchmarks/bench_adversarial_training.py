@@ -1,0 +1,280 @@
+"""Adversarial training of the robustness stage's CNN: which scheme raises robust accuracy against the GA.
+
+Per task (benchmarks/adversarial_training.yaml: GUE prom_300_all, the demo's, and GUE tf/0), a CNN is trained
+clean and then defended by each variant; every model is attacked by the evaluation GA (the attack block's schema
+defaults, budget 5) on one seeded holdout of the test split that no variant trains on. Robust accuracy at budget j
+= holdout sequences classified correctly and not flipped with at most j edits (the GA's successes after edit
+pruning, as in summary.tsv) / holdout, with its 95% Wilson interval; clean accuracy on the whole test split; cost =
+training wall seconds and attack queries spent making training examples. Variants:
+
+- ``undefended``: the clean CNN;
+- ``iterative``: the old demo setting (2 iterations, GA on 100 training sequences, 1 fine-tuning epoch at 5e-4);
+- ``madry_greedy``: the old madry scheme (3 epochs, greedy inner attack at budget 3 on 32 positions, 16
+  adversarial copies per batch, fine-tune at 5e-4);
+- ``inner_strength``: not a model: the fraction of the clean CNN's holdout the inner maximisers flip (GA success
+  rule), i.e. whether the training examples fool the model the evaluation attacks;
+- ``hotflip_*``: the new madry scheme (HotFlip inner maximiser at budget 5, every sequence of every batch),
+  fine-tuned from the clean model or trained from the start, with the madry or the TRADES loss.
+
+Writes benchmarks/adversarial_training.tsv. Run: .venv/bin/python benchmarks/bench_adversarial_training.py
+[--tasks prom_300_all tf_0] [--variants ...] (about 25 minutes for both tasks on 2 CPU cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import re
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "workflow_scripts"))
+
+from gfm_audit.robustness.ga import adversarial_training as at  # noqa: E402
+from gfm_audit.robustness.ga.attack import attack_sequences, attack_targets, sample_rows  # noqa: E402
+from gfm_audit.robustness.ga.classifiers import CNNClassifier, accuracy  # noqa: E402
+from gfm_audit.robustness.ga.comparison import all_alternatives, ranked_substitution_attack  # noqa: E402
+from gfm_audit.robustness.ga.constraints import Constraints  # noqa: E402
+from gfm_audit.robustness.ga.data import encode  # noqa: E402
+from gfm_audit.robustness.ga.inner import hotflip_attack  # noqa: E402
+from gfm_audit.robustness.ga.robust_training import reset_weights, robust_epochs  # noqa: E402
+from gfm_audit.robustness.ga.search import GAParams, successful  # noqa: E402
+from gfm_audit.robustness.ga.splits import load_splits  # noqa: E402
+
+COLUMNS = [
+    "task",
+    "variant",
+    "budget",
+    "robust_accuracy",
+    "ci_low",
+    "ci_high",
+    "n_holdout",
+    "clean_accuracy",
+    "train_seconds",
+    "train_queries",
+]
+
+# The variants' adversarial_training settings (the schema's keys); "init" says where training starts.
+VARIANTS = {
+    "iterative": {"scheme": "iterative", "iterations": 2, "train_sample": 100, "epochs": 1, "learning_rate": 0.0005},
+    "madry_greedy": {
+        "scheme": "madry",
+        "inner": "greedy",
+        "iterations": 1,
+        "epochs": 3,
+        "learning_rate": 0.0005,
+        "inner_max_edits": 3,
+        "inner_positions": 32,
+        "adv_per_batch": 16,
+    },
+    "hotflip_finetune": {"inner": "hotflip", "loss": "madry", "init": "clean", "epochs": 3, "learning_rate": 0.001},
+    "hotflip_scratch": {"inner": "hotflip", "loss": "madry", "init": "scratch", "epochs": 5, "learning_rate": 0.001},
+    "trades_finetune": {
+        "inner": "hotflip",
+        "loss": "trades",
+        "trades_beta": 1.0,
+        "init": "clean",
+        "epochs": 3,
+        "learning_rate": 0.001,
+    },
+    "trades_scratch": {
+        "inner": "hotflip",
+        "loss": "trades",
+        "trades_beta": 3.0,
+        "init": "scratch",
+        "epochs": 5,
+        "learning_rate": 0.001,
+    },
+}
+COMMON = {"seed": 0, "holdout": 1, "inner_candidates": 4}
+
+
+def robust_by_budget(clf, holdout, constraints, params, seed) -> list[tuple[int, int]]:
+    """(budget j, holdout sequences correct and not flipped within j edits) for j = 1..max_edits."""
+    run = attack_sequences(clf, holdout, constraints=constraints, params=params, seed=seed, baseline=False)
+    edits = (run.ga.adversarial != run.originals).sum(axis=1)
+    return [
+        (j, len(run.attacked) - int((run.ga.success & (edits <= j)).sum())) for j in range(1, constraints.max_edits + 1)
+    ]
+
+
+def inner_strength(clf, holdout, constraints, delta) -> dict[str, float]:
+    """Fraction of the clean model's correctly classified holdout (its first 100) each inner maximiser flips under
+    the GA's success rule: the new one (HotFlip at budget 5) and the old one (greedy at budget 3 on 32 seeded
+    random positions), i.e. whether the training examples fool the model the evaluation attacks."""
+    t = attack_targets(clf, holdout.subset(np.arange(min(100, len(holdout)))), constraints)
+    res = hotflip_attack(clf, t.originals, t.labels, protected=t.protected, constraints=constraints)
+    probs = clf.predict_proba(res.adversarial)
+    p_true = probs[np.arange(len(t.labels)), t.labels]
+    out = {"hotflip_b5": successful(p_true, probs.argmax(1), t.labels, p_true_before=t.p_before, delta=delta).mean()}
+    keys = np.random.default_rng(0).random(t.originals.shape)
+    proposals = all_alternatives(t.originals) & (keys <= np.sort(keys, axis=1)[:, 31:32])[..., None]
+    old = ranked_substitution_attack(
+        clf.predict_proba,
+        t.originals,
+        t.labels,
+        p_true_before=t.p_before,
+        protected=t.protected,
+        proposals=proposals,
+        constraints=replace(constraints, max_edits=3),
+        delta=delta,
+    )
+    out["greedy32_b3"] = old.success.mean()
+    return out
+
+
+def run_task(task: str, spec: dict, cfg: dict, variants: list[str], *, save) -> list[dict]:
+    """Train and attack every variant of one task; ``save(rows)`` after each, so a cut-off run keeps its rows."""
+    seed = cfg["seed"]
+    train, test = load_splits(str(REPO / spec["train"]), str(REPO / spec["test"]), "skip")
+    if spec.get("train_rows"):
+        train = train.subset(sample_rows(len(train), spec["train_rows"], seed))
+    constraints, params = Constraints(**cfg["attack"].get("constraints", {})), GAParams(**cfg["attack"].get("ga", {}))
+    holdout = test.subset(sample_rows(len(test), cfg["holdout"], seed))
+    test_codes = encode(test.sequences)
+    length = len(train.sequences[0])
+    clean = CNNClassifier(task, length, seed=seed, **cfg["cnn"])
+    started = time.perf_counter()
+    clean.fit(encode(train.sequences), train.labels, training=cfg["clean_training"], seed=seed)
+    clean_seconds = time.perf_counter() - started
+    rows = []
+
+    def record(variant, clf, seconds, queries):
+        acc = accuracy(clf, test_codes, test.labels)
+        for j, k in robust_by_budget(clf, holdout, constraints, params, seed):
+            low, high = at.wilson_interval(k, len(holdout))
+            rows.append(
+                dict(
+                    task=task,
+                    variant=variant,
+                    budget=j,
+                    robust_accuracy=k / len(holdout),
+                    ci_low=low,
+                    ci_high=high,
+                    n_holdout=len(holdout),
+                    clean_accuracy=acc,
+                    train_seconds=round(seconds, 1),
+                    train_queries=queries,
+                )
+            )
+        for row in rows[-constraints.max_edits :]:
+            print(row, flush=True)
+        save(rows)
+
+    record("undefended", clean, clean_seconds, 0)
+    for variant in variants:
+        if variant == "inner_strength":
+            for name, value in inner_strength(clean, holdout, constraints, params.delta).items():
+                rows.append(
+                    dict(
+                        task=task,
+                        variant=f"inner_asr_{name}",
+                        budget=int(name[-1]),
+                        robust_accuracy=value,
+                        n_holdout=len(holdout),
+                    )
+                )
+                print(rows[-1], flush=True)
+            save(rows)
+            continue
+        settings = {**COMMON, **VARIANTS[variant]}
+        clf = copy.deepcopy(clean)
+        started = time.perf_counter()
+        if settings.get("inner") == "hotflip":
+            if settings["init"] == "scratch":
+                reset_weights(clf, seed)
+            _, queries, _ = robust_epochs(
+                clf, train, constraints=constraints, settings=settings, training=cfg["clean_training"], seed=seed
+            )
+        else:
+            settings = {**VARIANTS[variant], "seed": seed, "holdout": 1}
+            _, cost = at.adversarial_training(
+                clf,
+                train,
+                holdout,
+                constraints=constraints,
+                params=params,
+                settings=settings,
+                training=cfg["clean_training"],
+            )
+            queries = int(cost["attack_queries"].sum())
+        record(variant, clf, time.perf_counter() - started, queries)
+    return rows
+
+
+START, END = "<!-- adversarial-training:start -->", "<!-- adversarial-training:end -->"
+
+
+def render(table: pd.DataFrame) -> str:
+    """Per task and model: clean accuracy, robust accuracy at budgets 1-5 (95% Wilson interval at 5), the gain at 5
+    over the undefended model and whether the two intervals are disjoint, the training cost."""
+    models = table[~table.variant.str.startswith("inner_asr")]
+    head = (
+        "| task | model | clean acc. | robust acc. at budget 1 / 2 / 3 / 4 / 5 | budget 5, 95% CI | gain at 5 "
+        "| CIs disjoint | train s | train queries |\n|---|---|---|---|---|---|---|---|---|\n"
+    )
+    lines = []
+    for (task, variant), group in models.groupby(["task", "variant"], sort=False):
+        g = group.sort_values("budget")
+        at5 = g.iloc[-1]
+        base = models[(models.task == task) & (models.variant == "undefended") & (models.budget == at5.budget)].iloc[0]
+        disjoint = "" if variant == "undefended" else ("yes" if at5.ci_low > base.ci_high else "no")
+        gain = "" if variant == "undefended" else f"{at5.robust_accuracy - base.robust_accuracy:+.3f}"
+        lines.append(
+            f"| {task} | {variant} | {at5.clean_accuracy:.3f} | "
+            + " / ".join(f"{v:.3f}" for v in g.robust_accuracy)
+            + f" | [{at5.ci_low:.3f}, {at5.ci_high:.3f}] | {gain} | {disjoint} | {at5.train_seconds:.0f} "
+            f"| {int(at5.train_queries):,} |\n"
+        )
+    inner = table[table.variant.str.startswith("inner_asr")]
+    note = "".join(
+        f"- {r.task}: the clean CNN's holdout flipped by {r.variant.removeprefix('inner_asr_')}: "
+        f"{r.robust_accuracy:.3f}\n"
+        for r in inner.itertuples()
+    )
+    n = int(models.n_holdout.iloc[0]) if len(models) else 0
+    return f"Holdout: {n} test sequences per task.\n\n{head}{''.join(lines)}\n{note}"
+
+
+def write_page(page: Path, text: str) -> None:
+    content = page.read_text()
+    pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.S)
+    if not pattern.search(content):
+        raise SystemExit(f"{page}: no {START} ... {END} block to fill")
+    page.write_text(pattern.sub(lambda _: f"{START}\n{text}{END}", content))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default=str(REPO / "benchmarks/adversarial_training.yaml"))
+    parser.add_argument("--tasks", nargs="+")
+    parser.add_argument("--variants", nargs="+", default=["inner_strength", *VARIANTS])
+    parser.add_argument("--out", default=str(REPO / "benchmarks/adversarial_training.tsv"))
+    parser.add_argument("--page", default=str(REPO / "docs/benchmarks/adversarial-training.md"))
+    parser.add_argument("--page-only", action="store_true", help="only re-render the page from --out")
+    args = parser.parse_args(argv)
+    if not args.page_only:
+        cfg = yaml.safe_load(Path(args.config).read_text())
+        done: list[dict] = []
+
+        def save(task_rows):
+            table = pd.DataFrame(done + task_rows, columns=COLUMNS)
+            table.to_csv(args.out, sep="\t", index=False, float_format="%.4f")
+
+        for task, spec in cfg["tasks"].items():
+            if args.tasks and task not in args.tasks:
+                continue
+            done += run_task(task, spec, cfg, args.variants, save=save)
+    write_page(Path(args.page), render(pd.read_csv(args.out, sep="\t")))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
