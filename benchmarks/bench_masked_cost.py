@@ -1,14 +1,18 @@
-"""Masked models' scoring cost, ``sampled`` pseudo-log-likelihood against ``exact``.
+"""Masked models' scoring cost, ``sampled`` and ``stride`` pseudo-log-likelihood against ``exact``.
 
-Run: nice .venv/bin/python benchmarks/bench_masked_cost.py [--windows N] [--references R] [--seeds S]
+Run: nice .venv/bin/python benchmarks/bench_masked_cost.py [--model char|nt_v2] [--windows N] [--references R]
+     [--seeds S] [--strides K ...] [--out TSV]
 
 What it does, in one process on a temporary folder:
 1. The demo's data the demo's way (config/demo.yaml): reference staging, windows, SNP neighbors and controls,
    and the membership split (the library functions the workflow's rules call).
-2. A masked target trained from scratch on the demo's member windows with the demo's training recipe
-   (membership.training: epochs, learning rate, batch size; the masked-token loss of ``training.py``), on the
-   ESM-style character masked LM of ``char_lm.save_char_masked_lm`` (the architecture the tests use), and
-   ``--references`` reference models on their own random halves, as the workflow trains them.
+2. A masked target trained on the demo's member windows with the demo's training recipe (membership.training:
+   epochs, learning rate, batch size; the masked-token loss of ``training.py``), and ``--references`` reference
+   models on their own random halves, as the workflow trains them. ``--model char``: the ESM-style character
+   masked LM of ``char_lm.save_char_masked_lm`` (the architecture the tests use), from scratch. ``--model
+   nt_v2``: the native Nucleotide Transformer v2 (``gfm.nt_v2``: rotary attention, SwiGLU, the hub's 6-mer
+   tokenizer from tests/fixtures/gfm/nt_v2) at ``--hidden``/``--layers``/``--heads``, from random weights
+   seeded per model (the library cannot train a native family from ``init: scratch``; it fine-tunes a folder).
 3. Every model scores ``--windows`` demo windows (half members, half non-members, seeded) and their neighbors in
    ``exact`` mode (one forward pass per token) through the library's scoring path.
 4. ``sampled`` at each ``--fractions`` value: a masked model's pseudo-log-likelihood of a token comes from the
@@ -18,19 +22,30 @@ What it does, in one process on a temporary folder:
    ``scored_positions``), for scoring seeds 0..S-1: S draws of the sampled subset at no extra forward passes.
    On ``--timing-windows`` windows each sampled setting is also scored for real (seed 0), to time it against
    exact on the same sequences and to check that its statistics equal the derived ones.
-5. The attacks run through the attack registry (``run_attacks``) on each setting's per-window table; AUC by
-   ``metrics.auc_with_ci``.
+5. ``stride`` at each ``--strides`` k: every model scores every sequence for real (k forward passes per
+   sequence, pass j masking the scored tokens of rank j mod k; every token scored once), timed on the target.
+   Stride has no random draw, so it has one setting per k.
+6. The attacks run through the attack registry (``run_attacks``) on each setting's per-window table; AUC by
+   ``metrics.auc_with_ci``; for every attack variant, AUC(setting) - AUC(exact) with a 95% paired bootstrap
+   interval over windows (``paired_auc_difference``). A stride k meets the target when every variant's interval
+   lies within +-``--tolerance``.
 
 Cost: forward passes (one sequence through the model each; every pass carries the whole sequence, so tokens
 through the model are in the same ratio) relative to exact, counted on all scored sequences; wall time relative
-to exact, measured on the timing windows.
+to exact, measured on the timing windows (sampled) or on all of the target's sequences (stride). Also the passes
+of one 1 kb window (the first 1,000 bases of the demo's windows, joined) under exact and stride, counted from the
+model's own tokenizer, without a forward pass.
+
+Output: a TSV (``--out``), one row per setting and attack variant, and a summary on stdout.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -47,6 +62,7 @@ import torch  # noqa: E402
 from gfm_audit.char_lm import save_char_masked_lm  # noqa: E402
 from gfm_audit.config import load_config  # noqa: E402
 from gfm_audit.fasta import read_fasta  # noqa: E402
+from gfm_audit.gfm import nt_v2  # noqa: E402
 from gfm_audit.models import ModelSpec  # noqa: E402
 from gfm_audit.privacy.attacks import AttackData, required_features  # noqa: E402
 from gfm_audit.privacy.attacks.runner import run_attacks  # noqa: E402
@@ -67,9 +83,12 @@ from gfm_audit.privacy.scoring import (  # noqa: E402
 )
 from gfm_audit.privacy.training import member_sequences, train_model  # noqa: E402
 from gfm_audit.privacy.windows import select_windows  # noqa: E402
+from gfm_audit.tokens import encode  # noqa: E402
+from safetensors.torch import save_file  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
 TARGET = "masked_lm"
+NT_V2_FIXTURE = REPO / "tests" / "fixtures" / "gfm" / "nt_v2"
 
 
 def demo_data(tmp: Path, config: dict, n_references: int) -> tuple[Path, Path, Path, Path, pd.DataFrame]:
@@ -102,9 +121,28 @@ def demo_data(tmp: Path, config: dict, n_references: int) -> tuple[Path, Path, P
     return win / "windows.fa", win / "snps.tsv.gz", win / "neighbors.fa", win / "neighbors.tsv", split
 
 
+def build_nt_v2(folder: Path, *, hidden: int, layers: int, heads: int, seed: int) -> int:
+    """A hub-layout NT v2 folder: the fixture's tokenizer files and config keys (6-mer vocabulary, rotary, SwiGLU
+    without feed-forward bias) at these sizes (intermediate 4 x hidden, as in the 50M checkpoint), random weights
+    seeded by ``seed``; returns the parameter count."""
+    folder.mkdir(parents=True)
+    for file in NT_V2_FIXTURE.iterdir():
+        if file.is_file() and file.suffix not in (".safetensors", ".npz", ".py", ".md"):
+            shutil.copy(file, folder / file.name)
+    sizes = {"hidden_size": hidden, "num_hidden_layers": layers, "num_attention_heads": heads}
+    config = json.loads((NT_V2_FIXTURE / "config.json").read_text()) | sizes | {"intermediate_size": 4 * hidden}
+    (folder / "config.json").write_text(json.dumps(config, indent=2))
+    torch.manual_seed(seed)
+    model = nt_v2.build_lm(config, kind="masked")
+    # Tied weights share storage, which safetensors refuses: one copy per name (equal values).
+    save_file({k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}, folder / "model.safetensors")
+    return sum(p.numel() for p in model.parameters())
+
+
 def train(tmp: Path, config: dict, windows: dict[str, str], split: pd.DataFrame, args) -> dict[str, ModelSpec]:
     """The target and the reference models, trained the demo's way (seeds as rules/training.smk gives them)."""
     arch = save_char_masked_lm(tmp / "arch", hidden=args.hidden, layers=args.layers, weights_seed=None)
+    arch = arch if args.model == "char" else None
     m = config["membership"]
     training = dict(m["training"])
     if args.epochs is not None:
@@ -113,7 +151,13 @@ def train(tmp: Path, config: dict, windows: dict[str, str], split: pd.DataFrame,
     specs = {}
     for i, (name, column) in enumerate(columns.items()):
         labels = split.set_index("window_id")[column].to_dict()
-        spec = ModelSpec(name=name, path=str(arch), kind="masked", init="scratch", masking="exact")
+        if args.model == "char":
+            spec = ModelSpec(name=name, path=str(arch), kind="masked", init="scratch", masking="exact")
+        else:
+            folder = tmp / "init" / name
+            n = build_nt_v2(folder, hidden=args.hidden, layers=args.layers, heads=args.heads, seed=m["seed"] + i)
+            print(f"# {name}: native NT v2, {n:,} parameters", flush=True)
+            spec = ModelSpec(name=name, path=str(folder), kind="masked", init="pretrained", masking="exact")
         start = time.perf_counter()
         losses = train_model(
             spec,
@@ -190,38 +234,115 @@ def attack_aucs(tables: dict[str, pd.DataFrame], split: pd.DataFrame, ids: list[
 
 
 def paired_auc_difference(
-    exact: np.ndarray, sampled: np.ndarray, member: np.ndarray, *, n_boot: int = 2000, seed: int = 0
+    exact: np.ndarray, other: np.ndarray, member: np.ndarray, *, n_boot: int = 2000, seed: int = 0
 ) -> tuple[float, float, float]:
-    """AUC(sampled) - AUC(exact) and its 95% percentile interval over windows resampled together (paired
+    """AUC(other) - AUC(exact) and its 95% percentile interval over windows resampled together (paired
     bootstrap: both scorings of a window enter or leave a resample at once, so the interval reflects how far
-    the two scorings disagree, not how far either AUC is from the population's)."""
-    ok = np.isfinite(exact) & np.isfinite(sampled)
-    exact, sampled, member = exact[ok], sampled[ok], member[ok].astype(bool)
+    the two scorings disagree, not how far either AUC is from the population's). Resamples that miss a class are
+    dropped.
+
+    A resample's AUC is the Mann-Whitney statistic weighted by how often each window was drawn,
+    ``sum_ij c_i c_j [s_i > s_j] + 0.5 [s_i = s_j] / (sum_i c_i sum_j c_j)`` over members i and non-members j,
+    which is the AUC of the resampled list with its repeats; one matrix product for all resamples."""
+    ok = np.isfinite(exact) & np.isfinite(other)
+    exact, other, member = exact[ok], other[ok], member[ok].astype(bool)
     rng = np.random.default_rng(seed)
-    point = roc_auc_score(member, sampled) - roc_auc_score(member, exact)
-    diffs = []
-    for _ in range(n_boot):
-        idx = rng.integers(0, len(member), len(member))
-        if member[idx].all() or not member[idx].any():
-            continue
-        diffs.append(roc_auc_score(member[idx], sampled[idx]) - roc_auc_score(member[idx], exact[idx]))
-    lo, hi = np.percentile(diffs, [2.5, 97.5])
+    point = roc_auc_score(member, other) - roc_auc_score(member, exact)
+    n = len(member)
+    counts = np.stack([np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(n_boot)]).astype(float)
+    pos, neg = counts[:, member], counts[:, ~member]
+    keep = (pos.sum(1) > 0) & (neg.sum(1) > 0)
+    pos, neg = pos[keep], neg[keep]
+
+    def resampled_auc(score: np.ndarray) -> np.ndarray:
+        a, b = score[member][:, None], score[~member][None, :]
+        wins = (a > b) + 0.5 * (a == b)
+        return ((pos @ wins) * neg).sum(1) / (pos.sum(1) * neg.sum(1))
+
+    lo, hi = np.percentile(resampled_auc(other) - resampled_auc(exact), [2.5, 97.5])
     return float(point), float(lo), float(hi)
 
 
-def main() -> None:
+def passes_per_kb(tokenizer, text: str, strides: list[int]) -> dict[str, int]:
+    """Forward passes of one 1,000-base window (``text[:1000]``) per setting, from the tokenizer's scorable
+    tokens: exact one per token, stride k min(k, tokens)."""
+    enc = encode(tokenizer, text[:1000], seq_id="1 kb window")
+    n = len(scored_positions(enc, "masked", masking="exact", offsets=None))
+    return {"exact": n, **{f"stride {k}": min(k, n) for k in strides}}
+
+
+def setting_rows(
+    setting: str, scores: pd.DataFrame, exact_scores: pd.DataFrame, *, cost: dict, worst: dict | None = None
+) -> list[dict]:
+    """One TSV row per attack variant: the setting's AUC and AUC(setting) - AUC(exact) with its paired interval."""
+    rows = []
+    member = exact_scores.member.to_numpy(int)
+    for column in exact_scores.columns.drop(["window_id", "member"]):
+        e, o = exact_scores[column].to_numpy(float), scores[column].to_numpy(float)
+        ok = np.isfinite(o)
+        d, lo, hi = paired_auc_difference(e, o, member)
+        rows.append(
+            {
+                "setting": setting,
+                **cost,
+                "attack": column,
+                "auc": roc_auc_score(member[ok], o[ok]),
+                "d_auc": d,
+                "d_auc_lo": lo,
+                "d_auc_hi": hi,
+                "worst_seed_abs_d_auc": abs(d) if worst is None else worst[column],
+            }
+        )
+    return rows
+
+
+def attack_table(table: pd.DataFrame, settings: list[str]) -> str:
+    """The page's per-attack table from a run's TSV: exact's AUC with its CI, and each setting's AUC(setting) -
+    AUC(exact) with its paired 95% interval (marked when within the tolerance)."""
+    exact = table[table.setting == "exact"].set_index("attack")
+    lines = [
+        "| attack | exact AUC [95% CI] | " + " | ".join(f"{c}: dAUC [95% paired CI]" for c in settings) + " |",
+        "|---|---|" + "---|" * len(settings),
+    ]
+    for attack, e in exact.iterrows():
+        cells = []
+        for setting in settings:
+            g = table[(table.setting == setting) & (table.attack == attack)].iloc[0]
+            mark = " (within)" if g.within_tolerance else ""
+            cells.append(f"{g.d_auc:+.3f} [{g.d_auc_lo:+.3f}, {g.d_auc_hi:+.3f}]{mark}")
+        lines.append(f"| {attack} | {e.auc:.3f} [{e.auc_lo:.3f}, {e.auc_hi:.3f}] | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", choices=["char", "nt_v2"], default="char", help="the masked architecture")
     parser.add_argument("--windows", type=int, default=40, help="demo windows scored (half members)")
     parser.add_argument("--timing-windows", type=int, default=2, help="windows also scored for real in sampled mode")
     parser.add_argument("--references", type=int, default=0, help="reference models (the demo trains 2)")
     parser.add_argument("--fractions", type=float, nargs="+", default=[0.0, 0.02, 0.05, 0.1, 0.15, 0.25])
+    parser.add_argument("--strides", type=int, nargs="+", default=[3, 6, 12], help="stride_k values")
+    parser.add_argument("--tolerance", type=float, default=0.01, help="the paired interval's target half-width")
     parser.add_argument("--seeds", type=int, default=5, help="draws of the sampled positions per fraction")
     parser.add_argument("--epochs", type=int, default=None, help="default: the demo's membership.training.epochs")
     parser.add_argument("--hidden", type=int, default=64)
     parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--heads", type=int, default=4, help="attention heads (nt_v2; the char model has 4)")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--strongest", type=int, default=3, help="attack variants, by exact AUC, for the target")
-    args = parser.parse_args()
+    parser.add_argument("--out", type=Path, default=None, help="TSV (default benchmarks/masked_cost_<model>.tsv)")
+    parser.add_argument(
+        "--table", type=Path, default=None, help="print the page's per-attack table of this TSV (no run)"
+    )
+    parser.add_argument("--table-settings", nargs="+", default=["stride 3", "stride 6", "stride 12", "sampled 0.15"])
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.table:
+        print(attack_table(pd.read_csv(args.table, sep="\t"), args.table_settings))
+        return
+    out = args.out or REPO / "benchmarks" / f"masked_cost_{args.model}.tsv"
     torch.set_num_threads(args.threads)
     config = load_config(REPO / "config/demo.yaml")
     params = config["attacks"]
@@ -243,15 +364,18 @@ def main() -> None:
 
         exact: dict[str, tuple] = {}
         loaded = {}
+        exact_seconds = 0.0
         for name, spec in specs.items():
             loaded[name] = _load(spec, batch_size=batch_size, device="cpu", options=None)
             start = time.perf_counter()
             exact[name] = _score_loaded(
                 spec, loaded[name], records, snp_offsets=snp_offsets, seed=scoring_seed, progress=False
             )
-            print(
-                f"# exact scoring of {name}: {len(records)} sequences, {time.perf_counter() - start:.0f} s", flush=True
-            )
+            seconds = time.perf_counter() - start
+            exact_seconds = seconds if name == TARGET else exact_seconds
+            print(f"# exact scoring of {name}: {len(records)} sequences, {seconds:.0f} s", flush=True)
+        n_params = sum(p.numel() for p in loaded[TARGET].scorer.model.parameters())
+        kb = passes_per_kb(loaded[TARGET].tokenizer, "".join(windows.values()), args.strides)
 
         def tables_for(fraction: float | None, seed: int) -> tuple[dict[str, pd.DataFrame], int]:
             tables, passes = {}, 0
@@ -275,9 +399,21 @@ def main() -> None:
         exact_scores = attack_scores(tables, split, ids, params, names)
         # The attacks skipped for want of reference models were named once above; not again per setting.
         logging.getLogger("gfm_audit.privacy.attacks.runner").setLevel(logging.ERROR)
+        n_sequences = len(records) * len(specs)
 
-        # Wall time on the timing windows (target only): exact and each sampled setting scored for real, one after
-        # the other on the same sequences.
+        def cost(passes: int, seconds: float, basis: str, kb_passes: int | None) -> dict:
+            return {
+                "passes_per_sequence": passes / n_sequences,
+                "passes_over_exact": passes / exact_passes,
+                "passes_1kb": kb_passes,
+                "passes_1kb_over_exact": None if kb_passes is None else kb_passes / kb["exact"],
+                "seconds": seconds,
+                "time_over_exact": seconds / basis_seconds[basis],
+                "time_basis": basis,
+            }
+
+        # Wall time of sampled on the timing windows (target only): exact and each sampled setting scored for real,
+        # one after the other on the same sequences.
         spec, model = specs[TARGET], loaded[TARGET]
         times: dict[float | None, float] = {}
         max_diff = 0.0
@@ -302,61 +438,93 @@ def main() -> None:
             )
             for real, full, c in zip(st, timing_exact[2], cols, strict=True):
                 max_diff = max(max_diff, float(np.abs(real - full[:, c]).max(initial=0.0)))
+        timing_basis = f"target, {len(timing_records)} sequences of {len(timing_ids)} windows"
+        all_basis = f"target, all {len(records)} sequences"
+        basis_seconds = {timing_basis: times[None], all_basis: exact_seconds}
 
-        strongest = sorted(reference, key=lambda c: -reference[c][0])[: args.strongest]
-        columns = sorted(reference, key=lambda c: -reference[c][0])
-        print(
-            f"\n# windows: {len(ids)} ({sum(split.set_index('window_id').loc[ids].target_member)} members), "
-            f"sequences scored per model: {len(records)}, models: {', '.join(specs)}"
-        )
-        print(f"# sampled statistics scored for real vs derived from exact: max |difference| {max_diff:.2e}")
-        print(f"# strongest attack variants under exact: {', '.join(strongest)}")
-        print(f"# load average at end: {os.getloadavg()}\n")
-        print("exact AUCs (95% bootstrap CI over windows):")
-        for c in columns:
-            auc, lo, hi = reference[c]
-            print(f"  {c}: {auc:.3f} [{lo:.3f}, {hi:.3f}]")
-        print()
-        head = [
-            "setting",
-            "passes / exact",
-            "time / exact",
-            *(f"{c} AUC" for c in strongest),
-            "max |dAUC| strongest (mean over seeds)",
-            "max |dAUC| strongest (worst seed)",
-            "max |dAUC| all variants (worst seed)",
-            f"dAUC {strongest[0]} [95% paired CI]",
-        ]
-        print("| " + " | ".join(head) + " |")
-        print("|" + "---|" * len(head))
-        print(f"| exact | 1 | 1 | {' | '.join(f'{reference[c][0]:.3f}' for c in strongest)} | 0 | 0 | 0 | 0 |")
+        rows = []
+        for column in exact_scores.columns.drop(["window_id", "member"]):
+            auc, lo, hi = reference[column]
+            rows.append(
+                {
+                    "setting": "exact",
+                    **cost(exact_passes, exact_seconds, all_basis, kb["exact"]),
+                    "attack": column,
+                    "auc": auc,
+                    "auc_lo": lo,
+                    "auc_hi": hi,
+                    "d_auc": 0.0,
+                    "d_auc_lo": 0.0,
+                    "d_auc_hi": 0.0,
+                    "worst_seed_abs_d_auc": 0.0,
+                }
+            )
         for fraction in args.fractions:
-            per_seed, ratio = [], None
+            per_seed = []
             for seed in sorted({scoring_seed, *range(args.seeds)}):
                 t, passes = tables_for(fraction, seed)
-                aucs = attack_aucs(t, split, ids, params, names)
-                per_seed.append(aucs)
+                per_seed.append(attack_aucs(t, split, ids, params, names))
                 if seed == scoring_seed:
-                    ratio = passes / exact_passes
-                    shown = aucs
-                    sampled_scores = attack_scores(t, split, ids, params, names)
-                    paired = paired_auc_difference(
-                        exact_scores[strongest[0]].to_numpy(float),
-                        sampled_scores[strongest[0]].to_numpy(float),
-                        exact_scores.member.to_numpy(int),
-                    )
-            d_strong = [max(abs(a[c][0] - reference[c][0]) for c in strongest) for a in per_seed]
-            d_all = [max(abs(a[c][0] - reference[c][0]) for c in columns if c in a) for a in per_seed]
-            print(
-                f"| sampled {fraction:g} | {ratio:.3f} | {times[fraction] / times[None]:.3f} | "
-                f"{' | '.join(f'{shown[c][0]:.3f}' for c in strongest)} | {np.mean(d_strong):.3f} | "
-                f"{max(d_strong):.3f} | {max(d_all):.3f} | {paired[0]:+.3f} [{paired[1]:+.3f}, {paired[2]:+.3f}] |",
-                flush=True,
+                    shown = (attack_scores(t, split, ids, params, names), passes)
+            worst = {c: max(abs(a[c][0] - reference[c][0]) for a in per_seed if c in a) for c in reference}
+            rows += setting_rows(
+                f"sampled {fraction:g}",
+                shown[0],
+                exact_scores,
+                cost=cost(shown[1], times[fraction], timing_basis, None),
+                worst=worst,
             )
+            print(f"# sampled {fraction:g} done", flush=True)
+        for k in args.strides:
+            t, passes, seconds = {}, 0, 0.0
+            for name, spec in specs.items():
+                start = time.perf_counter()
+                encodings, positions, stats = _score_loaded(
+                    replace(spec, masking="stride", stride_k=k),
+                    loaded[name],
+                    records,
+                    snp_offsets=snp_offsets,
+                    seed=scoring_seed,
+                    progress=False,
+                )
+                seconds = time.perf_counter() - start if name == TARGET else seconds
+                passes += sum(min(k, len(p)) for p in positions)
+                scored = scored_tokens(records, encodings, positions, stats=stats, snp_offsets=snp_offsets)
+                t[name] = window_table(pd.DataFrame(_feature_rows(records, scored, features)))
+            rows += setting_rows(
+                f"stride {k}",
+                attack_scores(t, split, ids, params, names),
+                exact_scores,
+                cost=cost(passes, seconds, all_basis, kb[f"stride {k}"]),
+            )
+            print(f"# stride {k} scored: {seconds:.1f} s on the target", flush=True)
+
+        table = pd.DataFrame(rows)
+        table.insert(0, "model", f"{args.model} ({n_params:,} parameters)")
+        table["within_tolerance"] = (table.d_auc_lo >= -args.tolerance) & (table.d_auc_hi <= args.tolerance)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(out, sep="\t", index=False, float_format="%.4g")
+
+        members = int(split.set_index("window_id").loc[ids].target_member.sum())
         print(
-            f"\n(time / exact on {len(timing_records)} sequences of {len(timing_ids)} windows: exact took "
-            f"{times[None]:.1f} s; passes / exact on all {len(records) * len(specs)} scored sequences)"
+            f"\n# {args.model}, {n_params:,} parameters; windows: {len(ids)} ({members} members), sequences scored "
+            f"per model: {len(records)}, models: {', '.join(specs)}; 1 kb window: {kb['exact']} scored tokens"
         )
+        print(f"# sampled statistics scored for real vs derived from exact: max |difference| {max_diff:.2e}")
+        print(f"# load average at end: {os.getloadavg()}; table: {out}\n")
+        print(
+            "| setting | passes / exact | passes / exact (1 kb) | time / exact | max abs dAUC | widest paired 95% "
+            f"interval bound | variants within +-{args.tolerance:g} |"
+        )
+        print("|---|---|---|---|---|---|---|")
+        for setting, g in table.groupby("setting", sort=False):
+            first = g.iloc[0]
+            bound = max(g.d_auc_lo.abs().max(), g.d_auc_hi.abs().max())
+            kb_ratio = "" if pd.isna(first.passes_1kb_over_exact) else f"{first.passes_1kb_over_exact:.4f}"
+            print(
+                f"| {setting} | {first.passes_over_exact:.4f} | {kb_ratio} | {first.time_over_exact:.3f} | "
+                f"{g.d_auc.abs().max():.4f} | {bound:.4f} | {int(g.within_tolerance.sum())} of {len(g)} |"
+            )
 
 
 if __name__ == "__main__":
