@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CORES ?= 2
 
-.PHONY: demo demo-individuals demo-dp demo-inference demo-defences demo-check test lint install clean bench bench-slurm
+.PHONY: demo demo-individuals demo-dp demo-inference demo-defences study demo-check test lint install clean bench bench-slurm
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -67,6 +67,29 @@ demo-inference: $(STAMP)
 	@echo "dataset inference: $(CURDIR)/demo-inference/results/dataset_inference/demo_lm/result.tsv, p_curve.tsv"
 	@echo
 	@echo "Report: $(CURDIR)/demo-inference/results/report/report.html"
+
+# The GA's defences (standard adversarial training, FreeLB, ADFAR) and randomised-smoothing certificates on the
+# demo task (config/demo_defences.yaml), in demo-defences/ so that it leaves the demo's results alone.
+demo-defences: $(STAMP)
+	mkdir -p demo-defences && ln -sfn $(CURDIR)/resources demo-defences/resources
+	GFM_AUDIT_CONFIG=$(CURDIR)/config/demo_defences.yaml $(BIN)/snakemake --cores $(CORES) --directory demo-defences
+	@echo
+	@echo "Defences demo finished. Defence rows: $(CURDIR)/demo-defences/results/robustness/defence_table.tsv;"
+	@echo "per scheme: $(CURDIR)/demo-defences/results/robustness/adv_training/<classifier>/ (iterative) and"
+	@echo "  results/robustness/defences/<classifier>/<freelb|adfar>/; certificates:"
+	@echo "  $(CURDIR)/demo-defences/results/robustness/ga/<classifier>/certified_accuracy.tsv"
+	@echo
+	@echo "Report: $(CURDIR)/demo-defences/results/report/report.html"
+
+# The default study (config/study.yaml, docs/study.md): eight privacy audits of the demo's LM, epochs {1, 2, 4, 8}
+# x duplication {1, 4}, in study/ so that it leaves the demo's results alone.
+study: $(STAMP)
+	mkdir -p study && ln -sfn $(CURDIR)/resources study/resources
+	GFM_AUDIT_CONFIG=$(CURDIR)/config/study.yaml $(BIN)/snakemake --cores $(CORES) --directory study
+	@echo
+	@echo "Study finished. Table: $(CURDIR)/study/results/study/summary.tsv;"
+	@echo "figures: $(CURDIR)/study/results/study/auc_vs_epochs.png, auc_vs_duplication.png"
+	@echo "per point: $(CURDIR)/study/results/study/<point>/attacks/demo_lm/metrics.tsv"
 
 # The GA's defences (standard adversarial training, FreeLB, ADFAR) and randomised-smoothing certificates on the
 # demo task (config/demo_defences.yaml), in demo-defences/ so that it leaves the demo's results alone.

@@ -37,6 +37,7 @@ include: "rules/dataset_inference.smk"
 include: "rules/individuals.smk"
 include: "rules/robustness_ga.smk"
 include: "rules/robustness_fimba.smk"
+include: "rules/study.smk"
 include: "rules/report.smk"
 
 

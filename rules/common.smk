@@ -411,6 +411,8 @@ def final_targets():
         "results/windows/snps.tsv.gz",
         "results/neighbors/neighbors.tsv",
     ]
+    if STUDY_POINTS:  # config study.grid (rules/study.smk): the study's audits in place of the single one
+        return targets + study_targets()
     if MODE in ("finetune", "regions", "genome"):
         targets.append("results/membership.tsv")
     if MODE == "individuals":

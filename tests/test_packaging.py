@@ -52,7 +52,7 @@ def test_every_rule_but_all_has_log_benchmark_conda_threads_and_resources():
 
 
 SCRIPTS = REPO / "workflow_scripts" / "scripts"
-PARTS = r"privacy|robustness\.ga|robustness\.fimba|report"
+PARTS = r"privacy|privacy\.study|robustness\.ga|robustness\.fimba|report"
 STAGE_IMPORT = re.compile(rf"^from gfm_audit\.({PARTS})\.stages import (\w+)  # noqa: E402$", re.M)
 RULE_SCRIPT = re.compile(r"^rule (\w+):(?:(?!\nrule ).)*?\n    script:\n        \"([^\"]+)\"", re.M | re.S)
 
@@ -83,6 +83,7 @@ def test_stages_modules_load_no_torch_and_no_matplotlib():
     """Rules run in different conda envs (envs/*.yaml): a stage function imports its heavy libraries itself."""
     modules = [
         "gfm_audit.privacy.stages",
+        "gfm_audit.privacy.study.stages",
         "gfm_audit.robustness.ga.stages",
         "gfm_audit.robustness.fimba.stages",
         "gfm_audit.report.stages",

@@ -107,8 +107,18 @@ def check_consistency(config: dict[str, Any], source: str = "the config") -> Non
             f"{where} membership.training.dp is set but membership.mode {mode} trains no model; remove it, or use "
             "mode finetune or individuals"
         )
+    duplication = membership.get("training", {}).get("duplication", 1)
+    if duplication > 1 and (mode != "finetune" or membership.get("training", {}).get("dp")):
+        why = (
+            "a DP claim is per training row (a window repeated k times is a group of k)"
+            if mode == "finetune"
+            else f"membership.mode {mode} does not read it"
+        )
+        raise InputError(f"{where} membership.training.duplication is {duplication}, but {why}; set it to 1")
+    # A study's grid.model names models that are each a point's target (gfm_audit/privacy/study/grid.py).
+    targets = {target, *((config.get("study") or {}).get("grid") or {}).get("model", [])}
     for name, spec in models.items():
-        if spec.get("init") == "scratch" and not (mode in ("finetune", "individuals", "genome") and name == target):
+        if spec.get("init") == "scratch" and not (mode in ("finetune", "individuals", "genome") and name in targets):
             raise InputError(
                 f"{where} models.{name}.init is scratch, which only the target can use in membership.mode "
                 "finetune, individuals or genome"

@@ -1,0 +1,11 @@
+"""Rule study_train_model: train one of a grid point's models."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from gfm_audit.privacy.study.stages import study_train_model_rule  # noqa: E402
+from gfm_audit.rule_script import run_rule  # noqa: E402
+
+run_rule(snakemake, study_train_model_rule)  # noqa: F821
