@@ -13,11 +13,13 @@ training wall seconds and attack queries spent making training examples. Variant
   adversarial copies per batch, fine-tune at 5e-4);
 - ``inner_strength``: not a model: the fraction of the clean CNN's holdout the inner maximisers flip (GA success
   rule), i.e. whether the training examples fool the model the evaluation attacks;
-- ``hotflip_*``: the new madry scheme (HotFlip inner maximiser at budget 5, every sequence of every batch),
-  fine-tuned from the clean model or trained from the start, with the madry or the TRADES loss.
+- ``hotflip_*``, ``trades_*``: the new madry scheme (HotFlip inner maximiser at budget 5, every sequence of
+  every batch), fine-tuned from the clean model or trained from the start, with the madry or the TRADES loss.
 
-Writes benchmarks/adversarial_training.tsv. Run: .venv/bin/python benchmarks/bench_adversarial_training.py
-[--tasks prom_300_all tf_0] [--variants ...] (about 25 minutes for both tasks on 2 CPU cores).
+Writes benchmarks/adversarial_training.tsv (after every variant) and its table into
+docs/benchmarks/adversarial-training.md. Run: .venv/bin/python benchmarks/bench_adversarial_training.py
+[--tasks prom_300_all tf_0] [--variants ...] [--page-only]: each HotFlip variant costs several times a clean
+training (prom_300_all from the start: 28 minutes at load 7-25 on 2 shared vCPUs).
 """
 
 from __future__ import annotations
@@ -178,7 +180,7 @@ def run_task(task: str, spec: dict, cfg: dict, variants: list[str], *, save) -> 
                         variant=f"inner_asr_{name}",
                         budget=int(name[-1]),
                         robust_accuracy=value,
-                        n_holdout=len(holdout),
+                        n_holdout=min(100, len(holdout)),
                     )
                 )
                 print(rows[-1], flush=True)
@@ -217,26 +219,38 @@ def render(table: pd.DataFrame) -> str:
     over the undefended model and whether the two intervals are disjoint, the training cost."""
     models = table[~table.variant.str.startswith("inner_asr")]
     head = (
-        "| task | model | clean acc. | robust acc. at budget 1 / 2 / 3 / 4 / 5 | budget 5, 95% CI | gain at 5 "
-        "| CIs disjoint | train s | train queries |\n|---|---|---|---|---|---|---|---|---|\n"
+        "| task | model | clean acc. | clean change | robust acc. at budget 1 / 2 / 3 / 4 / 5 | budget 5, 95% CI "
+        "| gain at 5 | CIs disjoint | target met | train s | train queries |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
     lines = []
     for (task, variant), group in models.groupby(["task", "variant"], sort=False):
         g = group.sort_values("budget")
         at5 = g.iloc[-1]
         base = models[(models.task == task) & (models.variant == "undefended") & (models.budget == at5.budget)].iloc[0]
-        disjoint = "" if variant == "undefended" else ("yes" if at5.ci_low > base.ci_high else "no")
-        gain = "" if variant == "undefended" else f"{at5.robust_accuracy - base.robust_accuracy:+.3f}"
+        by_budget = dict(zip(g.budget, g.robust_accuracy, strict=True))  # n/a: a row the run did not record
+        undefended = variant == "undefended"
+        separated = at5.ci_low > base.ci_high
+        gain_value = at5.robust_accuracy - base.robust_accuracy
+        clean_change = at5.clean_accuracy - base.clean_accuracy
+        # The target: +0.2 at budget 5 with disjoint intervals, clean accuracy within 2 points.
+        met = separated and gain_value >= 0.2 - 1e-9 and abs(clean_change) <= 0.02 + 1e-9
+        disjoint = "" if undefended else ("yes" if separated else "no")
+        gain = "" if undefended else f"{gain_value:+.3f}"
+        change = "" if undefended else f"{clean_change:+.3f}"
+        target = "" if undefended else ("yes" if met else "no")
         lines.append(
-            f"| {task} | {variant} | {at5.clean_accuracy:.3f} | "
-            + " / ".join(f"{v:.3f}" for v in g.robust_accuracy)
-            + f" | [{at5.ci_low:.3f}, {at5.ci_high:.3f}] | {gain} | {disjoint} | {at5.train_seconds:.0f} "
+            f"| {task} | {variant} | {at5.clean_accuracy:.3f} | {change} | "
+            + " / ".join(
+                f"{by_budget[j]:.3f}" if j in by_budget else "n/a" for j in range(1, int(models.budget.max()) + 1)
+            )
+            + f" | [{at5.ci_low:.3f}, {at5.ci_high:.3f}] | {gain} | {disjoint} | {target} | {at5.train_seconds:.0f} "
             f"| {int(at5.train_queries):,} |\n"
         )
     inner = table[table.variant.str.startswith("inner_asr")]
     note = "".join(
-        f"- {r.task}: the clean CNN's holdout flipped by {r.variant.removeprefix('inner_asr_')}: "
-        f"{r.robust_accuracy:.3f}\n"
+        f"- {r.task}: share of the clean CNN's correctly classified sequences among the first {int(r.n_holdout)} "
+        f"held out that {r.variant.removeprefix('inner_asr_')} flips (GA success rule): {r.robust_accuracy:.3f}\n"
         for r in inner.itertuples()
     )
     n = int(models.n_holdout.iloc[0]) if len(models) else 0
