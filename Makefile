@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CORES ?= 2
 
-.PHONY: demo demo-individuals demo-dp demo-inference demo-defences study demo-check test lint install clean bench bench-slurm
+.PHONY: demo demo-individuals demo-dp demo-inference demo-defences study study-seed demo-check test lint install clean bench bench-slurm
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -68,18 +68,18 @@ demo-inference: $(STAMP)
 	@echo
 	@echo "Report: $(CURDIR)/demo-inference/results/report/report.html"
 
-# The GA's defences (standard adversarial training, FreeLB, ADFAR) and randomised-smoothing certificates on the
-# demo task (config/demo_defences.yaml), in demo-defences/ so that it leaves the demo's results alone.
-demo-defences: $(STAMP)
-	mkdir -p demo-defences && ln -sfn $(CURDIR)/resources demo-defences/resources
-	GFM_AUDIT_CONFIG=$(CURDIR)/config/demo_defences.yaml $(BIN)/snakemake --cores $(CORES) --directory demo-defences
+# The project's seed benchmark in its own setting (config/studies/hyenadna_seed.yaml, docs/benchmarks/seed-setting.md):
+# a tiny HyenaDNA trained from scratch in membership.mode genome, its attack tables, and their comparison with the
+# pilot (benchmarks/seed_comparison.tsv), in study-seed/ so that it leaves the demo's results alone.
+study-seed: $(STAMP)
+	mkdir -p study-seed && ln -sfn $(CURDIR)/resources study-seed/resources
+	GFM_AUDIT_CONFIG=$(CURDIR)/config/studies/hyenadna_seed.yaml $(BIN)/snakemake --cores $(CORES) --directory study-seed \
+		results/attacks/hyenadna/metrics.tsv results/attacks/hyenadna/neighborhood_thresholds.tsv
+	PYTHONPATH=$(CURDIR)/workflow_scripts $(BIN)/python benchmarks/seed_comparison.py study-seed/results \
+		--out benchmarks/seed_comparison.tsv --auc benchmarks/seed_comparison_auc.tsv --page docs/benchmarks/seed-setting.md
 	@echo
-	@echo "Defences demo finished. Defence rows: $(CURDIR)/demo-defences/results/robustness/defence_table.tsv;"
-	@echo "per scheme: $(CURDIR)/demo-defences/results/robustness/adv_training/<classifier>/ (iterative) and"
-	@echo "  results/robustness/defences/<classifier>/<freelb|adfar>/; certificates:"
-	@echo "  $(CURDIR)/demo-defences/results/robustness/ga/<classifier>/certified_accuracy.tsv"
-	@echo
-	@echo "Report: $(CURDIR)/demo-defences/results/report/report.html"
+	@echo "Seed benchmark finished. Comparison: $(CURDIR)/benchmarks/seed_comparison.tsv;"
+	@echo "attacks: $(CURDIR)/study-seed/results/attacks/hyenadna/metrics.tsv, neighborhood_thresholds.tsv"
 
 # The default study (config/study.yaml, docs/study.md): eight privacy audits of the demo's LM, epochs {1, 2, 4, 8}
 # x duplication {1, 4}, in study/ so that it leaves the demo's results alone.
