@@ -6,9 +6,11 @@ seconds and CPU seconds summed over the point's jobs, with epochs x duplication 
 makes) and the training CPU seconds per pass side by side; then a total row with the run's wall time and load
 average when given.
 
-    .venv/bin/python benchmarks/study_cost.py study --wall-seconds 1234 --load "9.8" --out benchmarks/study_cost.tsv
+    .venv/bin/python benchmarks/study_cost.py study --config config/study.yaml --wall-seconds 1234 --load "9.8"
 
-`make study` runs in study/; --wall-seconds is its measured wall time (date before and after).
+`make study` runs in study/; --wall-seconds is its measured wall time (date before and after). The points are
+the config's grid, in its order; a point the run has not finished has complete False and the jobs it did finish
+(a run stopped early is recorded as far as it went).
 """
 
 from __future__ import annotations
@@ -51,20 +53,26 @@ def passes(point: str) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path, help="the study's run folder (make study: study/)")
+    parser.add_argument("--config", type=Path, default=Path("config/study.yaml"), help="the study's config")
     parser.add_argument("--wall-seconds", type=float, help="the whole run's measured wall time")
     parser.add_argument("--load", default="", help="load average while it ran (the machine is shared)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/study_cost.tsv"))
     args = parser.parse_args()
+    import yaml
+    from gfm_audit.config import validate_config
+    from gfm_audit.privacy.study.grid import expand_grid
+
+    points = expand_grid(validate_config(yaml.safe_load(args.config.read_text())))
     root = args.run / "results/benchmarks/study"
-    summary = pd.read_csv(args.run / "results/study/summary.tsv", sep="\t")
     rows = []
-    for point in summary.point.unique():
-        row = {"point": point, "passes": passes(point), **point_cost(root / point)}
+    for p in points:
+        done = (args.run / f"results/study/{p.name}/attacks/{p.target}/metrics.tsv").is_file()
+        row = {"point": p.name, "complete": done, "passes": passes(p.name), **point_cost(root / p.name)}
         row["train_cpu_s_per_pass"] = round(row["train_cpu_s"] / row["passes"], 2)
         rows.append(row)
     table = pd.DataFrame(rows)
     total = {c: table[c].sum() for c in table.columns if c.endswith(("_s", "_jobs"))}
-    total |= {"point": "all", "passes": int(table.passes.sum())}
+    total |= {"point": "all", "complete": bool(table.complete.all()), "passes": int(table.passes.sum())}
     total["train_cpu_s_per_pass"] = round(total["train_cpu_s"] / total["passes"], 2)
     table = pd.concat([table, pd.DataFrame([total])], ignore_index=True)
     table["run_wall_s"] = ""
