@@ -68,5 +68,5 @@ def auc_figure(table: pd.DataFrame, key: str, path: str | os.PathLike) -> None:
             ax.set_xscale("log", base=2)
         ax.set_title(", ".join(f"{k} {v}" for k, v in zip(others, label, strict=True)) or f"AUC against {key}")
     axes[0][0].set_ylabel("AUC (CI)")
-    axes[0][-1].legend(fontsize=7, loc="lower right")
+    axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     save_figure(fig, path)
