@@ -155,7 +155,7 @@ def test_a_range_is_a_member_when_any_of_its_haplotypes_was_trained_on_even_from
     }
     membership = pd.DataFrame({"sample": ["A", "B"], "target_member": [1, 0]})
     losses = pd.Series([1.0, 3.0, 2.0, 0.5, 1.5, np.nan, 4.0, 2.5], index=index.seq_id)
-    table = haplotype_ranges(losses, index, membership, sequences, trims=[0.5, 0.0]).set_index("range_id")
+    table = haplotype_ranges(losses, index, membership, sequences=sequences, trims=[0.5, 0.0]).set_index("range_id")
     assert table.member.to_dict() == {"A:w0": 1, "A:w1": 1, "B:w0": 1, "B:w1": 0}
     assert table.person_member.to_dict() == {"A:w0": 1, "A:w1": 1, "B:w0": 0, "B:w1": 0}
     # trim 0.5 keeps max(1, floor(0.5 n)) lowest losses, trim 0 all; A2w1 has no loss: its range has one point.

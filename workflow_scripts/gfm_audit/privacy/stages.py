@@ -606,7 +606,7 @@ def individual_ramia_rule(job: Job) -> None:
         losses,
         read_haplotype_index(job.input.index),
         membership,
-        read_fasta(job.input.haplotypes),
+        sequences=read_fasta(job.input.haplotypes),
         trims=trims,
     )
     scores = [c for c in table.columns if c.startswith("ramia_")]

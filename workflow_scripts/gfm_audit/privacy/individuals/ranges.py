@@ -37,8 +37,8 @@ def haplotype_ranges(
     losses: pd.Series,
     index: pd.DataFrame,
     membership: pd.DataFrame,
-    sequences: Mapping[str, str],
     *,
+    sequences: Mapping[str, str],
     trims: Sequence[float] = (0.5,),
 ) -> pd.DataFrame:
     """One row per (person, window): :data:`RANGE_COLUMNS` and a score ``ramia_trim<q>`` per trim q.
