@@ -156,8 +156,8 @@ def test_duci_measures_tpr_and_fpr_on_the_fold_that_did_not_choose_the_threshold
     duci = duci_fraction(np.array([9.0, -20.0]), members, nonmembers, seed=3)
     assert duci.fpr == 0.0 and duci.guessed_share == 0.5
     assert duci.tpr <= 0.9
-    other = 2 * duci.tpr - 1  # the mean of 1 and the other fold's TPR
-    assert duci.fraction_raw == pytest.approx((0.5 / 1 + 0.5 / other) / 2, rel=1e-12)
+    # The folds' means enter the ratio: (q - FPR) / (TPR - FPR) = 0.5 / TPR.
+    assert duci.fraction_raw == pytest.approx(0.5 / duci.tpr, rel=1e-12)
     with pytest.raises(ValueError, match="at least 2 calibration scores"):
         duci_fraction(np.array([1.0]), np.array([1.0]), nonmembers)
 

@@ -143,3 +143,15 @@ def test_the_metrics_explain_the_window_counts_only_where_recall_or_ramia_ran(tm
     page = _run_report_script(tmp_path, inputs, config)
     attacks = {m.group(1): m.group(2) for m in re.finditer(r"<h2>Attacks on (\w+)</h2>(.*?)(?=<h2>)", page, re.S)}
     assert note in attacks["report"] and note not in attacks["m"]
+
+
+def test_the_section_says_duci_gives_no_share_where_the_attack_does_not_separate(tmp_path):
+    result = _result(tmp_path, shift=0.0, seed=5)
+    result.loc[0, ["duci_fraction", "duci_standard_error"]] = np.nan
+    result.to_csv(tmp_path / "result.tsv", sep="\t", index=False)
+    p_curve_figure(pd.read_csv(tmp_path / "p_curve.tsv", sep="\t"), tmp_path / "curve.png")
+    page = dataset_inference_section(
+        "report", result_path=tmp_path / "result.tsv", figure=(str(tmp_path / "curve.png"), "the curve")
+    )
+    assert "DUCI gives no share: loss does not tell held-out members from non-members apart." in page
+    assert "DUCI estimates" not in page

@@ -104,7 +104,12 @@ def test_new_attacks_and_dataset_inference_run_end_to_end_and_leave_the_default_
     assert set(result.columns) <= documented_result_columns()
     assert result.test.tolist() == ["suspect", "control"] and (result.model == "tiny").all()
     assert set(added) <= set(result.features[0].split(","))
-    assert result.p_value.between(0, 1).all() and result.duci_fraction.between(0, 1).all()
+    assert result.p_value.between(0, 1).all()
+    # DUCI gives a share in [0, 1], or none (NaN) where, for a half of the suspect set, the held-out calibration
+    # says the attack does not separate members from non-members (TPR <= FPR at the thresholds it chose): a tiny
+    # model trained briefly may not. Its TPR and FPR are still reported.
+    assert (result.duci_fraction.between(0, 1) | result.duci_fraction.isna()).all()
+    assert result.duci_tpr.between(0, 1).all() and result.duci_fpr.between(0, 1).all()
     curve = pd.read_csv(folder / "p_curve.tsv", sep="\t")
     assert list(curve.columns) == list(CURVE_COLUMNS) and len(curve) >= 2
 

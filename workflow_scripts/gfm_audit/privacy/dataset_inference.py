@@ -46,11 +46,12 @@ Two departures from Privacy Meter, both about the TPR and FPR being estimates. (
 the threshold, TPR - FPR is the largest of many and biased upwards (with separable calibration scores Youden's
 threshold sits at the lowest calibration member, TPR is exactly 1 there and below 1 on any fresh member). Here the
 calibration members and non-members are each cut into two seeded folds; the threshold is chosen on one fold and
-its TPR and FPR are measured on the other, where they are unbiased for that threshold, and the two estimates (each
-fold choosing once) are averaged. (2) Their sampling error is propagated into the standard error by the delta
-method (``duci_fraction``), with each binomial variance taken at the Agresti-Coull proportion (x + 2) / (n + 4)
-(Agresti & Coull, "Approximate is better than exact for interval estimation of binomial proportions", Am. Stat.
-1998), so that a rate measured at exactly 0 or 1 still carries the uncertainty of its sample size.
+its TPR and FPR are measured on the other, where they are unbiased for that threshold, each fold choosing once,
+and the folds' guessed shares, TPRs and FPRs are averaged before the ratio is taken. (2) Their sampling error is
+propagated into the standard error by the delta method (``duci_fraction``), with each binomial variance taken at
+the Agresti-Coull proportion (x + 2) / (n + 4) (Agresti & Coull, "Approximate is better than exact for interval
+estimation of binomial proportions", Am. Stat. 1998), so that a rate measured at exactly 0 or 1 still carries the
+uncertainty of its sample size.
 """
 
 from __future__ import annotations
@@ -301,17 +302,19 @@ def duci_fraction(
 
     The calibration members and non-members (at least MIN_CALIBRATION of each; the suspect sequences must not be
     among them) are each cut into two seeded folds. For each fold k: the threshold t_k maximises TPR - FPR on fold
-    k (Youden's J), TPR_k and FPR_k are measured at t_k on the other fold, q_k is the suspect share at or above
-    t_k, and
+    k (Youden's J), TPR_k and FPR_k are measured at t_k on the other fold, and q_k is the suspect share at or above
+    t_k. Since E[q_k] = FPR(t_k) + f (TPR(t_k) - FPR(t_k)) for each k, the folds' means q, TPR and FPR satisfy the
+    same relation, and
 
-        f_k = (q_k - FPR_k) / (TPR_k - FPR_k),
-        se_k^2 = [V(q_k, n) + (1 - f_k)^2 V(FPR_k, n_0') + f_k^2 V(TPR_k, n_1')] / (TPR_k - FPR_k)^2
+        f = (q - FPR) / (TPR - FPR),
+        se^2 = [Var(q) + (1 - f)^2 Var(FPR) + f^2 Var(TPR)] / (TPR - FPR)^2
 
-    (the delta method; V(p, m) the binomial variance at the Agresti-Coull proportion, n_0' and n_1' the measuring
-    fold's sizes). The fraction is the mean of f_0 and f_1, its standard error the mean of se_0 and se_1 (the two
-    share the suspect guesses: by Cauchy-Schwarz the mean's standard error is at most that, whatever their
-    correlation). TPR, FPR and threshold are the folds' means. NaN when a fold's threshold does not separate the
-    other fold (TPR_k <= FPR_k): the attack cannot tell members from non-members there.
+    (the delta method; the means rather than each fold's ratio, so that one fold whose threshold happens not to
+    separate the other does not void the estimate). TPR_0 and TPR_1 come from disjoint folds: Var(TPR) is the mean
+    of their binomial variances over 2, likewise FPR's. q_0 and q_1 share the suspect guesses: Var(q) is bounded by
+    the square of the mean of their standard errors (Cauchy-Schwarz, whatever their correlation). Each binomial
+    variance is taken at the Agresti-Coull proportion. NaN when TPR <= FPR: at the thresholds the calibration
+    chose, the attack does not tell held-out members from non-members.
     """
     s = np.asarray(suspect_scores, float)
     pos, neg = np.asarray(member_scores, float), np.asarray(nonmember_scores, float)
@@ -322,25 +325,25 @@ def duci_fraction(
         )
     rng = np.random.default_rng([seed, 2])
     pos_folds, neg_folds = _halves(len(pos), rng), _halves(len(neg), rng)
-    folds = []
+    qs, tprs, fprs, ts, var_q, var_tpr, var_fpr = [], [], [], [], [], [], []
     for k in (0, 1):
         t = _youden(pos[pos_folds[k]], neg[neg_folds[k]])
         held_pos, held_neg = pos[pos_folds[1 - k]], neg[neg_folds[1 - k]]
-        a, b = float((held_pos >= t).mean()), float((held_neg >= t).mean())
-        q = float((s >= t).mean())
-        gap = a - b
-        if gap <= 0:
-            f = se = float("nan")
-        else:
-            f = (q - b) / gap
-            var = (
-                _ac_variance(q, len(s))
-                + (1 - f) ** 2 * _ac_variance(b, len(held_neg))
-                + f**2 * _ac_variance(a, len(held_pos))
-            )
-            se = float(np.sqrt(var) / gap)
-        folds.append((f, se, q, a, b, t))
-    f, se, q, a, b, t = (float(np.mean(v)) for v in zip(*folds, strict=True))
+        qs.append(float((s >= t).mean()))
+        tprs.append(float((held_pos >= t).mean()))
+        fprs.append(float((held_neg >= t).mean()))
+        ts.append(t)
+        var_q.append(_ac_variance(qs[-1], len(s)))
+        var_tpr.append(_ac_variance(tprs[-1], len(held_pos)))
+        var_fpr.append(_ac_variance(fprs[-1], len(held_neg)))
+    q, a, b = float(np.mean(qs)), float(np.mean(tprs)), float(np.mean(fprs))
+    gap = a - b
+    if gap > 0:
+        f = (q - b) / gap
+        var = np.mean(np.sqrt(var_q)) ** 2 + (1 - f) ** 2 * sum(var_fpr) / 4 + f**2 * sum(var_tpr) / 4
+        se = float(np.sqrt(var) / gap)
+    else:
+        f = se = float("nan")
     return Duci(
         fraction=float(np.clip(f, 0.0, 1.0)),
         fraction_raw=f,
@@ -348,7 +351,7 @@ def duci_fraction(
         guessed_share=q,
         tpr=a,
         fpr=b,
-        threshold=t,
+        threshold=float(np.mean(ts)),
         n_suspect=len(s),
         n_members=len(pos),
         n_nonmembers=len(neg),

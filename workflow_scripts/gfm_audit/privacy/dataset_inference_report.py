@@ -59,17 +59,26 @@ def verdict(result: pd.DataFrame) -> tuple[bool, str]:
     suspect = result[result.test == "suspect"].iloc[0]
     sets = f"{html.escape(str(suspect.suspect))} against {html.escape(str(suspect.validation))}"
     sizes = f"{int(suspect.n_suspect)} and {int(suspect.n_validation)} windows"
+    if pd.isna(suspect.duci_fraction):
+        # DUCI's TPR <= FPR on the held-out calibration fold: no share to give.
+        duci = (
+            f"DUCI gives no share: {html.escape(str(suspect.duci_attack))} does not tell held-out members from "
+            "non-members apart."
+        )
+    elif bool(suspect.rejected):
+        share = f"{suspect.duci_fraction:.2f} ± {suspect.duci_standard_error:.2f}"
+        duci = f"DUCI estimates that {share} of it was trained on."
+    else:
+        duci = f"DUCI estimates {suspect.duci_fraction:.2f} ± {suspect.duci_standard_error:.2f} of it."
     if bool(suspect.rejected):
         text = (
             f"<b>The suspect set was used in training</b>: p = {_p(suspect.p_value)} &lt; α = {suspect.alpha:g} "
-            f"({sets}, {sizes}); DUCI estimates that {suspect.duci_fraction:.2f} ± "
-            f"{suspect.duci_standard_error:.2f} of it was trained on."
+            f"({sets}, {sizes}); {duci}"
         )
     else:
         text = (
             f"<b>No evidence that the suspect set was used in training</b>: p = {_p(suspect.p_value)} ≥ α = "
-            f"{suspect.alpha:g} ({sets}, {sizes}); DUCI estimates {suspect.duci_fraction:.2f} ± "
-            f"{suspect.duci_standard_error:.2f} of it."
+            f"{suspect.alpha:g} ({sets}, {sizes}); {duci}"
         )
     for row in result[result.test == "control"].itertuples(index=False):
         outcome = (
