@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CORES ?= 2
 
-.PHONY: demo demo-individuals demo-dp demo-inference demo-defences study study-seed demo-check test lint install clean bench bench-slurm
+.PHONY: demo demo-individuals demo-dp demo-inference demo-masked demo-defences study study-seed demo-check test lint install clean bench bench-slurm
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -67,6 +67,15 @@ demo-inference: $(STAMP)
 	@echo "dataset inference: $(CURDIR)/demo-inference/results/dataset_inference/demo_lm/result.tsv, p_curve.tsv"
 	@echo
 	@echo "Report: $(CURDIR)/demo-inference/results/report/report.html"
+
+# The demo's privacy audit on a masked model scored by stride pseudo-log-likelihood (config/demo_masked.yaml), in
+# demo-masked/ so that it leaves the demo's results alone.
+demo-masked: $(STAMP)
+	mkdir -p demo-masked && ln -sfn $(CURDIR)/resources demo-masked/resources
+	GFM_AUDIT_CONFIG=$(CURDIR)/config/demo_masked.yaml $(BIN)/snakemake --cores $(CORES) --directory demo-masked
+	@echo
+	@echo "Masked demo finished. Attacks: $(CURDIR)/demo-masked/results/attacks/demo_mlm/metrics.tsv"
+	@echo "Report: $(CURDIR)/demo-masked/results/report/report.html"
 
 # The project's seed benchmark in its own setting (config/studies/hyenadna_seed.yaml, docs/benchmarks/seed-setting.md):
 # a tiny HyenaDNA trained from scratch in membership.mode genome, its attack tables, and their comparison with the

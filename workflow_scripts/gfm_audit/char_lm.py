@@ -104,7 +104,12 @@ def _save(path, config, tokenizer, model_class, weights_seed) -> Path:
     return path
 
 
-if __name__ == "__main__":  # python -m gfm_audit.char_lm OUT_DIR: the demo's untrained architecture folder
+if __name__ == "__main__":
+    # python -m gfm_audit.char_lm OUT_DIR [masked]: the demo's untrained architecture folder (resources/demo/char_lm),
+    # or with ``masked`` the masked demo's (resources/demo/char_mlm: the architecture bench_masked_cost.py trains).
     import sys
 
-    save_char_causal_lm(sys.argv[1], hidden=256, layers=2, heads=4, max_positions=1024)
+    if sys.argv[2:] == ["masked"]:
+        save_char_masked_lm(sys.argv[1], hidden=64, layers=2, heads=4, weights_seed=None)
+    else:
+        save_char_causal_lm(sys.argv[1], hidden=256, layers=2, heads=4, max_positions=1024)

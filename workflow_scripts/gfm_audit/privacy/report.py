@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..gfm.spec import ModelSpec
 from ..report.elements import html_image, html_table
 from .metrics import TOO_FEW
 from .neighbors import neighbor_summary
@@ -91,6 +92,19 @@ def data_summary(windows: pd.DataFrame, neighbors: pd.DataFrame, membership: pd.
     return pd.DataFrame(rows, columns=["item", "value"])
 
 
+def scoring_label(spec: ModelSpec) -> str:
+    """How a model's per-token log p is computed, as the Models table states it: a causal model's log p of each
+    token given the tokens before it; a masked model's pseudo-log-likelihood (Salazar et al., ACL 2020) in its
+    masking mode, stride with its k, sampled with its mask fraction."""
+    if spec.kind != "masked":
+        return "log-likelihood (causal)"
+    if spec.masking == "stride":
+        return f"pseudo-log-likelihood, masking stride, stride_k {spec.stride_k}"
+    if spec.masking == "sampled":
+        return f"pseudo-log-likelihood, masking sampled, mask_fraction {spec.mask_fraction:g}"
+    return f"pseudo-log-likelihood, masking {spec.masking}"
+
+
 def privacy_section(
     config: Mapping[str, Any],
     *,
@@ -123,6 +137,7 @@ def privacy_section(
             "kind": spec["kind"],
             "path": spec["path"],
             "init": spec.get("init", "pretrained"),
+            "scoring": scoring_label(ModelSpec.from_config(name, spec)),
             "role": "target" if name == target else "audited",
         }
         for name, spec in config.get("models", {}).items()
@@ -133,7 +148,14 @@ def privacy_section(
         if c.startswith("ref_")
     ]
     model_rows += [
-        {"model": r, "kind": "(as target)", "path": f"results/models/{r}", "init": "trained here", "role": "reference"}
+        {
+            "model": r,
+            "kind": "(as target)",
+            "path": f"results/models/{r}",
+            "init": "trained here",
+            "scoring": "(as target)",
+            "role": "reference",
+        }
         for r in refs
     ]
     parts.append("<h2>Models</h2>" + html_table(pd.DataFrame(model_rows), labels=LABELS))
