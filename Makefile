@@ -99,6 +99,8 @@ study: $(STAMP)
 	@echo "Study finished. Table: $(CURDIR)/study/results/study/summary.tsv;"
 	@echo "figures: $(CURDIR)/study/results/study/auc_vs_epochs.png, auc_vs_duplication.png"
 	@echo "per point: $(CURDIR)/study/results/study/<point>/attacks/demo_lm/metrics.tsv"
+	@echo
+	@echo "Report: $(CURDIR)/study/results/study/report.html"
 
 # The GA's defences (standard adversarial training, FreeLB, ADFAR) and randomised-smoothing certificates on the
 # demo task (config/demo_defences.yaml), in demo-defences/ so that it leaves the demo's results alone.

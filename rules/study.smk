@@ -250,3 +250,28 @@ rule study_summary:
         points=[{"name": p.name, "values": p.values} for p in STUDY_POINTS],
     script:
         "../workflow_scripts/scripts/study_summary.py"
+
+
+rule study_report:
+    """The study's HTML page: the grid, the summary table, the AUC figures and one sentence reading the curve."""
+    input:
+        table="results/study/summary.tsv",
+        epochs="results/study/auc_vs_epochs.png",
+        duplication="results/study/auc_vs_duplication.png",
+    output:
+        report("results/study/report.html", caption="../report/study_report.rst", category="Study"),
+    log:
+        "results/logs/study/report.log",
+    benchmark:
+        "results/benchmarks/study/report.tsv"
+    conda:
+        "../envs/report.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        config=config,
+        points=study_report_points(),
+    script:
+        "../workflow_scripts/scripts/study_report.py"

@@ -2,6 +2,7 @@
 import re
 
 from gfm_audit.privacy.study.grid import expand_grid, model_config_overrides, point_config  # noqa: E402
+from gfm_audit.privacy.study.report import member_passes  # noqa: E402
 
 try:
     STUDY_POINTS = expand_grid(config) if MODELS else []
@@ -35,14 +36,30 @@ def study_base(wildcards):
 
 
 def study_targets():
-    """The study's outputs: its table and figures, and every point's metrics (the per-point audits)."""
+    """The study's outputs: its table, figures and page, and every point's metrics (the per-point audits)."""
     if not STUDY_POINTS:
         return []
     metrics = [f"results/study/{p.name}/attacks/{p.target}/metrics.tsv" for p in STUDY_POINTS]
     return [*metrics, *STUDY_SUMMARY]
 
 
-STUDY_SUMMARY = [f"results/study/{f}" for f in ("summary.tsv", "auc_vs_epochs.png", "auc_vs_duplication.png")]
+STUDY_SUMMARY = [
+    f"results/study/{f}" for f in ("summary.tsv", "auc_vs_epochs.png", "auc_vs_duplication.png", "report.html")
+]
+
+
+def study_report_points():
+    """The points as the study's page lists them: name, grid values, target, seed and member passes."""
+    return [
+        {
+            "name": p.name,
+            "values": p.values,
+            "target": p.target,
+            "seed": p.seed,
+            "passes": member_passes(STUDY_CONFIG[p.name]),
+        }
+        for p in STUDY_POINTS
+    ]
 
 
 def study_heldout(wildcards):

@@ -92,13 +92,40 @@ def test_a_bad_grid_stops_in_one_line_naming_it(grid, extra, words):
         assert word in message
 
 
-def test_a_grid_model_that_cannot_be_trained_here_is_named():
-    # A native HyenaDNA checkpoint with init scratch: only transformers-class models are built from scratch.
+def test_a_native_hyenadna_from_scratch_is_a_grid_model_and_trains(tmp_path):
+    from gfm_audit.models import ModelSpec, load_model
+    from gfm_audit.privacy.training import train_model
+
+    # resources/demo/gfm/hyenadna_scratch: a native HyenaDNA's config.json and tokenizer, no weights.
     config = study_config({"model": ["lm", "hyena"]})
-    config["models"]["hyena"] = {"path": str(DEMO / "gfm" / "hyenadna"), "kind": "causal", "init": "scratch"}
-    validate_config(config)  # the cross-key check lets a grid model be built from scratch
-    with pytest.raises(InputError, match=r"study.grid.model hyena is a hyenadna checkpoint with init: scratch"):
+    config["models"]["hyena"] = {"path": str(DEMO / "gfm" / "hyenadna_scratch"), "kind": "causal", "init": "scratch"}
+    validate_config(config)
+    points = expand_grid(config)
+    assert [(p.name, p.target) for p in points] == [("model-lm", "lm"), ("model-hyena", "hyena")]
+    point = validate_config(point_config(config, points[1]), source="study point model-hyena")
+    # The other grid model is another point's target, not a second scratch model of this point.
+    assert list(point["models"]) == ["hyena"]
+    # It trains as the point's training job would: a repeated 64 bp sequence, 4 epochs of 2 batches from the
+    # seeded default initialisation; the last epoch's mean loss is below the first (a model that learns nothing
+    # would not go down), and the saved folder loads as a native HyenaDNA.
+    spec = ModelSpec.from_config("hyena", point["models"]["hyena"])
+    training = {**point["membership"]["training"], "epochs": 4, "batch_size": 4, "learning_rate": 0.01}
+    losses = train_model(spec, ["ACGTTGCA" * 8] * 8, params=training, seed=0, out_dir=tmp_path / "m", device="cpu")
+    assert losses[-1] < losses[0]
+    assert load_model(ModelSpec("trained", str(tmp_path / "m"), "causal")).gfm_audit_architecture == "hyenadna"
+
+
+def test_a_grid_model_that_cannot_be_trained_here_is_named(tmp_path):
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"model_type": "no_such_family"}')
+    config = study_config({"model": ["lm", "odd"]})
+    config["models"]["odd"] = {"path": str(folder), "kind": "causal", "init": "scratch"}
+    with pytest.raises(InputError) as err:
         expand_grid(config)
+    message = str(err.value)
+    assert message.startswith("config error: study.grid.model odd cannot be trained here: model 'odd'")
+    assert "model_type 'no_such_family'" in message and "\n" not in message
     with pytest.raises(InputError, match=r"names 'other', which is not a key of models"):
         expand_grid(study_config({"model": ["other"]}))
 
@@ -195,6 +222,7 @@ def test_dry_run_lays_out_one_audit_per_point_over_shared_data(tmp_path):
     assert jobs["select_windows"] == "1" and jobs["make_neighbors"] == "1"
     # 4 points x (target + 1 reference model) trainings, one shard each.
     assert jobs["study_train_model"] == "8" and jobs["study_score_shard"] == "8" and jobs["study_summary"] == "1"
+    assert jobs["study_report"] == "1" and "results/study/report.html" in result.stdout
     for point in ("epochs-1_dup-1", "epochs-1_dup-4", "epochs-2_dup-1", "epochs-2_dup-4"):
         assert f"results/study/{point}/attacks/lm/metrics.tsv" in result.stdout
         assert f"results/study/{point}/models/ref_0" in result.stdout
@@ -225,6 +253,11 @@ def test_two_point_study_runs_to_its_summary(tmp_path):
     assert table.attack.tolist() == per_point[0].attack.tolist() + per_point[1].attack.tolist()
     assert table.auc.tolist() == pd.concat(per_point).auc.tolist()
     assert (study / "auc_vs_duplication.png").stat().st_size > 0 and (study / "auc_vs_epochs.png").is_file()
+    # The study's page: both points' loss rows and both figures (tests/test_study_report.py checks the builder).
+    page = (study / "report.html").read_text()
+    for point in ("dup-1", "dup-3"):
+        assert f"<tr><td>{point}</td><td>{point[4:]}</td><td>loss</td>" in page
+    assert page.count('<img alt="AUC against') == 2 and "at the smallest training exposure" in page
     # Same seed, same members: the points differ only in what the grid varies.
     assert (study / "dup-1/membership.tsv").read_bytes() == (study / "dup-3/membership.tsv").read_bytes()
     log = (tmp_path / "results/logs/study/dup-3/train_model/lm.log").read_text()

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from ..privacy.dataset_inference_report import dataset_inference_section
 from ..privacy.dp_report import dp_audit_section
 from ..privacy.memorisation.report import memorisation_html
 from ..privacy.report import privacy_section
+from ..privacy.study.report import study_section
 from ..robustness.fimba.report import fimba_section
 from ..robustness.ga.report import ga_section
 from . import layout
-from .page import write_page
+from .page import benchmark_summary, write_page
 
 
 def build_report(
@@ -143,3 +145,30 @@ def _fimba(inputs: Mapping[str, str], models: Sequence[str]) -> str:
         comparison_path=part.shared["comparison"],
         figures=part.figures,
     )
+
+
+def build_study_report(
+    inputs: Mapping[str, str],
+    *,
+    config: Mapping[str, Any],
+    points: Sequence[Mapping[str, Any]],
+    out_path: str | os.PathLike,
+    benchmarks: str | os.PathLike | None = None,
+) -> None:
+    """Write a study's page (results/study/report.html): its section, the run section and the config.
+
+    ``inputs`` holds the study_summary rule's outputs by key: ``table`` (summary.tsv), ``epochs`` and
+    ``duplication`` (the AUC figures); ``points`` are ``{"name", "values", "target", "seed", "passes"}`` in grid
+    order. With ``benchmarks`` (results/benchmarks/), the study's jobs are summed per point under the section.
+    """
+    cost = None
+    if benchmarks is not None:
+        cost = benchmark_summary(Path(benchmarks) / "study").rename(columns={"rule": "point"})
+        cost = cost[cost.point.isin([p["name"] for p in points])]
+    section = study_section(
+        inputs["table"],
+        points=points,
+        figures={key: inputs[key] for key in ("epochs", "duplication")},
+        cost=cost,
+    )
+    write_page(config, [section], out_path, benchmarks=benchmarks)

@@ -27,3 +27,18 @@ def report_rule(job: Job) -> None:
     )
     for model, leaked in leaks.items():
         logging.getLogger("gfm_audit.privacy.report").info("%s: %s", model, "leaks" if leaked else "no clear leakage")
+
+
+def study_report_rule(job: Job) -> None:
+    """results/study/report.html: a study's grid, its summary table, the AUC figures and the curve's sentence."""
+    from .build import build_study_report
+
+    build_study_report(
+        dict(job.input.items()),
+        config=job.params.config,
+        points=list(job.params.points),
+        out_path=job.output[0],
+        # results/benchmarks/, as the single audit's report reads it (results/logs/study/report.log's parents[2]).
+        benchmarks=Path(job.log[0]).parents[2] / "benchmarks",
+    )
+    logging.getLogger("gfm_audit.study").info("%d points", len(job.params.points))

@@ -110,10 +110,14 @@ def expand_grid(config: Mapping[str, Any]) -> list[StudyPoint]:
 
 
 def point_config(config: Mapping[str, Any], point: StudyPoint) -> dict[str, Any]:
-    """The workflow config with the point's values in place (a deep copy; ``config`` is left alone)."""
+    """The workflow config with the point's values in place (a deep copy; ``config`` is left alone).
+
+    The grid's other models are left out of the point's ``models``: each is another point's target, and an
+    ``init: scratch`` model that is not the target is refused by the config's own checks."""
     out = copy.deepcopy(dict(config))
-    out.pop("study", None)
+    grid_models = (out.pop("study", None) or {}).get("grid", {}).get("model", [])
     out["target"] = point.target
+    out["models"] = {k: v for k, v in out.get("models", {}).items() if k == point.target or k not in grid_models}
     for key, value in point.values.items():
         path = mode_keys(config).get(key, (None, None))[1]
         if path is None:
@@ -183,7 +187,10 @@ def _check_value(config: Mapping[str, Any], key: str, value: Any) -> None:
 
 
 def _check_trainable(config: Mapping[str, Any], name: Any) -> None:
-    """A grid model must be in models and trainable here: init scratch builds transformers-class models only."""
+    """A grid model must be in models and trainable here: a checkpoint whose architecture gfm-audit reads. Every
+    such architecture trains: init pretrained from its weights, init scratch from its config.json (a
+    transformers class through ``from_config``, a native family such as HyenaDNA with its layers' seeded default
+    initialisation; ``models.model_from_scratch``)."""
     from ...models import ModelSpec, architecture_of, read_checkpoint_config
 
     models = config.get("models", {})
@@ -193,13 +200,10 @@ def _check_trainable(config: Mapping[str, Any], name: Any) -> None:
             f"{', '.join(models) or 'none'})"
         )
     spec = ModelSpec.from_config(name, models[name])
-    architecture = architecture_of(spec, read_checkpoint_config(spec))
-    if spec.init == "scratch" and architecture != "transformers":
-        raise InputError(
-            f"config error: study.grid.model {name} is a {architecture} checkpoint with init: scratch, which "
-            "gfm-audit cannot train from scratch (transformers-class architectures only); fine-tune it "
-            f"(models.{name}.init: pretrained) or leave it out of the grid"
-        )
+    try:
+        architecture_of(spec, read_checkpoint_config(spec))
+    except InputError as exc:
+        raise InputError(f"config error: study.grid.model {name} cannot be trained here: {exc}") from None
 
 
 def _check_model_config(config: Mapping[str, Any], key: str, value: Any) -> None:
