@@ -206,6 +206,7 @@ def _train_job(out, membership, model_dir, spec_block, *, neighbors):
             training={"epochs": 1, "learning_rate": 1e-3, "batch_size": 4, "weight_decay": 0.0},
             seed=3,
             canary_inclusion_seed=0,
+            mode="finetune",
         ),
     )
 
