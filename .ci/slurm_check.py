@@ -3,6 +3,9 @@
 python .ci/slurm_check.py config WORK    writes WORK/config.yaml and a tiny model architecture
 python .ci/slurm_check.py compare WORK   asserts on WORK/slurm.log, the SLURM job records and the outputs
 python .ci/slurm_check.py same WORK RUN  asserts that WORK/RUN's outputs equal the local run's
+and of .ci/slurm_study_test.sh (study mode, rules/study.smk):
+python .ci/slurm_check.py study-config WORK    writes WORK/config.yaml: a two-point study of a tiny model
+python .ci/slurm_check.py study-compare WORK   asserts on the study's SLURM jobs and its summary against the local run
 """
 
 import hashlib
@@ -98,7 +101,8 @@ def slurm_records(path: Path) -> dict[str, dict[str, str]]:
     return records
 
 
-def compare(work: Path) -> None:
+def jobs_by_rule(work: Path) -> dict[str, list[dict[str, str]]]:
+    """The SLURM record of every job WORK/slurm.log submitted, by the rule it ran."""
     log = (work / "slurm.log").read_text()
     submitted = re.findall(r"submitted with SLURM jobid (\d+)", log)
     assert submitted, "no job was submitted to SLURM"
@@ -108,14 +112,16 @@ def compare(work: Path) -> None:
         assert jobid in records, f"SLURM has no record of job {jobid}"
         rule = re.match(r"rule_(\w+?)(_wildcards_|$)", records[jobid]["Comment"]).group(1)
         by_rule.setdefault(rule, []).append(records[jobid])
-    score_jobs = by_rule.get("score_shard", [])
-    assert len(score_jobs) == SHARDS * len(SCORED), f"{len(score_jobs)} score_shard jobs, expected {SHARDS * 3}"
-    assert len({j["Comment"] for j in score_jobs}) == len(score_jobs), "a scoring shard shared a SLURM job"
+    return by_rule
+
+
+def check_gpu_requests(by_rule: dict[str, list[dict[str, str]]], gpu_rules: tuple[str, ...]) -> None:
+    """Every job completed; the jobs of ``gpu_rules`` asked for a GPU on the gpu partition, the others for none."""
     for rule, jobs in sorted(by_rule.items()):
         for job in jobs:
             gpu_request = job.get("TresPerJob", "") + job.get("TresPerNode", "")
             assert job["JobState"] == "COMPLETED", f"{rule} job {job['JobId']}: {job['JobState']}"
-            if rule in ("score_shard", "train_model", "canary_exposure", "extraction"):
+            if rule in gpu_rules:
                 assert "gpu" in gpu_request and job["Partition"] == "gpu", f"{rule} job {job['JobId']}: {job}"
             else:
                 assert "gpu" not in gpu_request and job["Partition"] == "cpu", f"{rule} asked for a GPU: {job}"
@@ -123,8 +129,21 @@ def compare(work: Path) -> None:
             f"{rule}: {len(jobs)} SLURM job(s) on partition {jobs[0]['Partition']}, "
             f"GPU request: {jobs[0].get('TresPerJob') or jobs[0].get('TresPerNode') or 'none'}"
         )
+    print(f"SLURM run: {sum(len(jobs) for jobs in by_rule.values())} jobs")
+
+
+def check_one_job_each(by_rule: dict[str, list[dict[str, str]]], rule: str, expected: int) -> None:
+    """``expected`` jobs of ``rule``, each its own SLURM job (one per model and shard, say)."""
+    jobs = by_rule.get(rule, [])
+    assert len(jobs) == expected, f"{len(jobs)} {rule} jobs, expected {expected}"
+    assert len({j["Comment"] for j in jobs}) == len(jobs), f"two {rule} jobs shared a SLURM job"
+
+
+def compare(work: Path) -> None:
+    by_rule = jobs_by_rule(work)
+    check_one_job_each(by_rule, "score_shard", SHARDS * len(SCORED))
+    check_gpu_requests(by_rule, ("score_shard", "train_model", "canary_exposure", "extraction"))
     same_outputs(work, "slurm")
-    print(f"SLURM run: {len(submitted)} jobs")
 
 
 def _differences(left: Path, right: Path) -> str:
@@ -149,16 +168,51 @@ def _differences(left: Path, right: Path) -> str:
     return "; ".join(out) or "same values, different bytes"
 
 
-def same_outputs(work: Path, run: str) -> None:
+def same_outputs(work: Path, run: str, *, compared: list[str] = COMPARED) -> None:
     """Every compared output of ``run`` is byte-identical to the local run's."""
     bad = []
-    for rel in COMPARED:
+    for rel in compared:
         paths = [work / r / rel for r in ("local", run)]
         a, b = (hashlib.sha256(p.read_bytes()).hexdigest() for p in paths)
         if a != b:
             bad.append(f"{rel} ({_differences(*paths)})")
     assert not bad, f"{run} differs from the local run: " + " | ".join(bad)
-    print(f"{run}: {len(COMPARED)} outputs byte-identical to the local run")
+    print(f"{run}: {len(compared)} outputs byte-identical to the local run")
+
+
+# Study mode: two points (1 and 2 epochs), each a target and one reference model, scored in STUDY_SHARDS shards.
+STUDY_POINTS = ("epochs-1", "epochs-2")
+STUDY_TRAINED = ("lm", "ref_0")
+STUDY_SHARDS = 2
+# The summary is what the study reports; the weights and metrics place a difference in training or scoring.
+STUDY_COMPARED = [
+    "results/study/summary.tsv",
+    *(f"results/study/{p}/models/{m}/model.safetensors" for p in STUDY_POINTS for m in STUDY_TRAINED),
+    *(f"results/study/{p}/attacks/lm/metrics.tsv" for p in STUDY_POINTS),
+]
+
+
+def write_study_config(work: Path) -> None:
+    """tests/test_study.py's tiny study, with a smaller model and fewer windows, over the grid epochs [1, 2]."""
+    sys.path.insert(0, str(REPO / "tests"))
+    from gfm_audit.char_lm import save_char_causal_lm
+    from test_study import tiny_study
+
+    arch = save_char_causal_lm(work / "arch", hidden=32, layers=1, heads=2, max_positions=128)
+    config = tiny_study({"epochs": [1, 2]})
+    config["models"]["lm"]["path"] = str(arch)
+    config["windows"]["n"] = 16
+    config["scoring"]["shards"] = STUDY_SHARDS
+    (work / "config.yaml").write_text(yaml.safe_dump(config))
+
+
+def study_compare(work: Path) -> None:
+    by_rule = jobs_by_rule(work)
+    # One GPU job per point's training and per point, model and shard (the profile's promise in docs/study.md).
+    check_one_job_each(by_rule, "study_train_model", len(STUDY_POINTS) * len(STUDY_TRAINED))
+    check_one_job_each(by_rule, "study_score_shard", len(STUDY_POINTS) * len(STUDY_TRAINED) * STUDY_SHARDS)
+    check_gpu_requests(by_rule, ("study_train_model", "study_score_shard"))
+    same_outputs(work, "slurm", compared=STUDY_COMPARED)
 
 
 if __name__ == "__main__":
@@ -167,5 +221,9 @@ if __name__ == "__main__":
         write_config(work)
     elif action == "compare":
         compare(work)
+    elif action == "study-config":
+        write_study_config(work)
+    elif action == "study-compare":
+        study_compare(work)
     else:
         same_outputs(work, sys.argv[3])
