@@ -13,8 +13,12 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..rule_script import Job
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def prepare_reference_rule(job: Job) -> None:
@@ -331,17 +335,14 @@ def run_attacks_rule(job: Job) -> None:
     write_attack_outputs(table, skipped, scores_path=job.output.scores, skipped_path=job.output.skipped)
 
 
-def dataset_inference_rule(job: Job) -> None:
-    """result.tsv and p_curve.tsv of one model: Maini et al.'s test of the suspect set, DUCI's share of it."""
+def _write_inference(job: Job, table: pd.DataFrame, sets: tuple) -> pd.DataFrame:
+    """Maini et al.'s test and DUCI on ``table`` (one row per window or per person) with the rule's settings;
+    writes result.tsv and p_curve.tsv together and returns the result rows."""
     from ..outputs import atomic_outputs, write_tsv
-    from .dataset_inference import score_table_inference, window_sets
-    from .metrics import read_scores
+    from .dataset_inference import score_table_inference
 
     s = job.params.settings
-    table = read_scores(job.input.scores)
-    suspect, validation = window_sets(
-        table, s["suspect"], s["validation"], windows_path=job.input.windows, contigs_path=job.input.contigs
-    )
+    suspect, validation = sets
     result, curve = score_table_inference(
         table,
         suspect,
@@ -360,6 +361,20 @@ def dataset_inference_rule(job: Job) -> None:
     with atomic_outputs(job.output.result, job.output.curve) as (r, c):
         write_tsv(result, r)
         write_tsv(curve, c)
+    return result
+
+
+def dataset_inference_rule(job: Job) -> None:
+    """result.tsv and p_curve.tsv of one model: Maini et al.'s test of the suspect set, DUCI's share of it."""
+    from .dataset_inference import window_sets
+    from .metrics import read_scores
+
+    s = job.params.settings
+    table = read_scores(job.input.scores)
+    suspect, validation = window_sets(
+        table, s["suspect"], s["validation"], windows_path=job.input.windows, contigs_path=job.input.contigs
+    )
+    result = _write_inference(job, table, (suspect, validation))
     log = logging.getLogger("gfm_audit.privacy.dataset_inference")
     for row in result.itertuples():
         log.info(
@@ -527,8 +542,7 @@ def individuals_dataset_inference_rule(job: Job) -> None:
     """Rule individuals_dataset_inference: result.tsv and p_curve.tsv of the target over people."""
     import pandas as pd
 
-    from ..outputs import atomic_outputs, write_tsv
-    from .dataset_inference import SET_KEYWORDS, score_table_inference
+    from .dataset_inference import SET_KEYWORDS
     from .haplotypes import read_alleles, read_haplotype_index
     from .individuals.dataset_inference import disjoint_people, person_set, person_table, read_individuals
     from .individuals.membership import read_individual_membership
@@ -553,24 +567,7 @@ def individuals_dataset_inference_rule(job: Job) -> None:
     validation = person_set(s["validation"], table, key="dataset_inference.validation", lists=lists)
     names = (s["suspect"], s["validation"])
     disjoint_people(suspect, validation, table, names=names)
-    result, curve = score_table_inference(
-        table,
-        suspect,
-        validation,
-        names=names,
-        splits=s["splits"],
-        seed=s["seed"],
-        alpha=s["alpha"],
-        clip=s["clip"],
-        C=s["C"],
-        curve_sizes=s["curve_sizes"],
-        curve_repeats=s["curve_repeats"],
-        duci_attack=s["duci_attack"],
-    )
-    result.insert(0, "model", job.wildcards.model)
-    with atomic_outputs(job.output.result, job.output.curve) as (r, c):
-        write_tsv(result, r)
-        write_tsv(curve, c)
+    result = _write_inference(job, table, (suspect, validation))
     log = logging.getLogger("gfm_audit.privacy.individuals")
     for row in result.itertuples():
         log.info(
