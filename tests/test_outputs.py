@@ -73,3 +73,25 @@ run_rule(SimpleNamespace(rule="r", log=[{str(log)!r}], output=[{str(out)!r}, {st
     assert status == 1 and stderr.strip().splitlines() == [stderr.strip()], stderr
     assert f"disk is full (no space left on device) writing {out};" in stderr and ".partial-" not in stderr
     assert left == []
+
+
+def test_an_exceeded_disk_quota_is_one_line_naming_the_file_and_the_quota(tmp_path):
+    # No quota can be set up without root, so the job raises what the kernel returns on a cluster's scratch when a
+    # user's quota is full (EDQUOT), wrapped the way a library re-raises it; the handling is what is under test.
+    log, out = tmp_path / "job.log", tmp_path / "results" / "weights.safetensors"
+    code = f"""
+import errno, os, sys
+sys.path.insert(0, {str(REPO / "workflow_scripts")!r})
+from types import SimpleNamespace
+from gfm_audit.rule_script import run_rule
+def main(job):
+    try:
+        raise OSError(errno.EDQUOT, os.strerror(errno.EDQUOT), {str(out.parent / ".weights.safetensors.partial-123")!r})
+    except OSError as exc:
+        raise RuntimeError("failed to write the model") from exc
+run_rule(SimpleNamespace(rule="train_model", log=[{str(log)!r}], output=[{str(out)!r}]), main)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert proc.returncode == 1 and proc.stderr.strip().splitlines() == [proc.stderr.strip()], proc.stderr
+    assert f"disk quota is exceeded (disk quota exceeded) writing {out};" in proc.stderr
+    assert "Traceback" not in proc.stderr and "quota" in log.read_text()
