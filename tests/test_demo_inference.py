@@ -155,3 +155,25 @@ def test_the_section_says_duci_gives_no_share_where_the_attack_does_not_separate
     )
     assert "DUCI gives no share: loss does not tell held-out members from non-members apart." in page
     assert "DUCI estimates" not in page
+
+
+def _section_inputs(tmp_path, result_path):
+    """The report rule's inputs of one dataset inference section (model ``report``): its result.tsv and figure."""
+    p_curve_figure(pd.read_csv(tmp_path / "p_curve.tsv", sep="\t"), tmp_path / "curve.png")
+    return {
+        report_layout.input_key("dataset_inference", "report"): str(result_path),
+        report_layout.input_key("dataset_inference_curve", "report"): str(tmp_path / "curve.png"),
+    }
+
+
+def test_the_verdict_counts_windows_in_the_window_modes_and_people_in_mode_individuals(tmp_path):
+    from gfm_audit.report.build import _dataset_inference
+
+    result = _result(tmp_path, shift=1.5, seed=3)
+    suspect = result.iloc[0]
+    inputs = _section_inputs(tmp_path, tmp_path / "result.tsv")
+    sizes = f"{suspect.n_suspect} and {suspect.n_validation}"
+    for mode, unit, other in (("finetune", "windows", "people"), ("individuals", "people", "windows")):
+        (page,) = _dataset_inference(inputs, {"membership": {"mode": mode}})
+        assert f"(members against non_members, {sizes} {unit});" in page, mode
+        assert f"{sizes} {other}" not in page, mode

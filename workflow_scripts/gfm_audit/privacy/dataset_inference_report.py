@@ -54,11 +54,12 @@ def _p(value: float) -> str:
     return f"{value:.3g}"
 
 
-def verdict(result: pd.DataFrame) -> tuple[bool, str]:
-    """(rejected, one sentence) of the suspect row, with the control row's outcome after it."""
+def verdict(result: pd.DataFrame, *, unit: str = "windows") -> tuple[bool, str]:
+    """(rejected, one sentence) of the suspect row, with the control row's outcome after it. ``unit`` names what a
+    row of the test is: ``windows``, or ``people`` in membership.mode individuals (one row per person)."""
     suspect = result[result.test == "suspect"].iloc[0]
     sets = f"{html.escape(str(suspect.suspect))} against {html.escape(str(suspect.validation))}"
-    sizes = f"{int(suspect.n_suspect)} and {int(suspect.n_validation)} windows"
+    sizes = f"{int(suspect.n_suspect)} and {int(suspect.n_validation)} {unit}"
     if pd.isna(suspect.duci_fraction):
         # DUCI's TPR <= FPR on the held-out calibration fold: no share to give.
         duci = (
@@ -102,10 +103,13 @@ def shown_table(result: pd.DataFrame) -> pd.DataFrame:
     return shown
 
 
-def dataset_inference_section(model: str, *, result_path: str | os.PathLike, figure: tuple[str, str]) -> str:
-    """HTML of one model's section: verdict, the result rows, the p-value curve (``figure``: path, caption)."""
+def dataset_inference_section(
+    model: str, *, result_path: str | os.PathLike, figure: tuple[str, str], unit: str = "windows"
+) -> str:
+    """HTML of one model's section: verdict, the result rows, the p-value curve (``figure``: path, caption);
+    ``unit``: what the sets hold (:func:`verdict`)."""
     result = pd.read_csv(result_path, sep="\t")
-    rejected, text = verdict(result)
+    rejected, text = verdict(result, unit=unit)
     path, caption = figure
     return "\n".join(
         [

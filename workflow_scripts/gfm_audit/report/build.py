@@ -39,7 +39,7 @@ def build_report(
     if models:
         privacy, leaks = _privacy(inputs, config, models)
         sections.append(privacy)
-    sections += _dataset_inference(inputs)
+    sections += _dataset_inference(inputs, config)
     sections += _dp_audit(inputs, config)
     sections.append(memorisation_html(inputs))
     # These three join without a line break, as the report has always laid them out.
@@ -65,13 +65,18 @@ def _privacy(
     )
 
 
-def _dataset_inference(inputs: Mapping[str, str]) -> list[str]:
+def _dataset_inference(inputs: Mapping[str, str], config: Mapping[str, Any]) -> list[str]:
     """One section per model the rule asked for a result.tsv of (dataset_inference.enabled); none otherwise."""
     names = layout.names_in(inputs, "dataset_inference")
     part = layout.collect(inputs, "dataset_inference", names)
+    # In membership.mode individuals a row of the test is a person (privacy/individuals/dataset_inference.py).
+    individuals = config.get("membership", {}).get("mode") == "individuals"
     return [
         dataset_inference_section(
-            name, result_path=part.tables["dataset_inference"][name], figure=part.figures[name][0]
+            name,
+            result_path=part.tables["dataset_inference"][name],
+            figure=part.figures[name][0],
+            unit="people" if individuals else "windows",
         )
         for name in names
     ]
