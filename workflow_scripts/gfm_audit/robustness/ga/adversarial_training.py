@@ -77,14 +77,19 @@ Z_95 = 1.959963984540054
 
 
 def wilson_interval(k: float, n: int, z: float = Z_95) -> tuple[float, float]:
-    """Wilson score interval of a proportion k/n: (p + z^2/2n -+ z sqrt(p(1-p)/n + z^2/4n^2)) / (1 + z^2/n)."""
+    """Wilson score interval of a proportion k/n: (p + z^2/2n -+ z sqrt(p(1-p)/n + z^2/4n^2)) / (1 + z^2/n).
+
+    At k = 0 the lower end is exactly 0 and at k = n the upper end exactly 1 (the formula's value there; computed
+    in floats, centre - half misses it by rounding, about 1e-17)."""
     if n == 0:
         return float("nan"), float("nan")
     p = k / n
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    low = 0.0 if k <= 0 else max(0.0, centre - half)
+    high = 1.0 if k >= n else min(1.0, centre + half)
+    return low, high
 
 
 def holdout_needed(gain: float, z: float = Z_95) -> int:
