@@ -616,3 +616,35 @@ def test_multi_base_tokens_are_scored_over_the_sampled_bases(model_type, tmp_pat
         assert any(s <= 100 < e for s, e in spans) and any(s <= 200 < e for s, e in spans)
         assert row["snp_loss"] is not None and all(0 <= s < e <= len(text) for s, e in spans)
         assert len(spans) < len(text)  # multi-base tokens, a sample of them
+
+
+def test_a_roberta_style_model_takes_its_position_table_less_the_rows_before_padding(tmp_path):
+    from transformers import RobertaConfig, RobertaForMaskedLM
+
+    tok = char_tokenizer()
+    tok.save_pretrained(tmp_path / "m")
+    # 34 rows, pad id taken from the tokenizer: positions run pad+1 .. pad+n, so n = 34 - (pad + 1) tokens fit.
+    pad = tok.pad_token_id
+    torch.manual_seed(0)
+    config = RobertaConfig(
+        vocab_size=len(tok),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=34,
+        pad_token_id=pad,
+    )
+    RobertaForMaskedLM(config).save_pretrained(tmp_path / "m")
+    spec = ModelSpec("rob", str(tmp_path / "m"), "masked", masking="exact")
+    fits = 34 - (pad + 1)
+    special = len(tok("ACGT")["input_ids"]) - 4  # tokens the tokenizer adds around the bases
+    longest = "ACGT" * fits
+    rows = score_sequences(
+        spec, _records(longest[: fits - special]), snp_offsets={}, batch_size=2, seed=0, device="cpu"
+    ).to_pylist()
+    assert rows[0]["n_tokens"] == fits - special
+    with pytest.raises(InputError, match=rf"is {fits + 1} tokens, longer than model 'rob' takes \({fits}\)"):
+        score_sequences(
+            spec, _records(longest[: fits + 1 - special]), snp_offsets={}, batch_size=2, seed=0, device="cpu"
+        )

@@ -152,6 +152,25 @@ def model_from_scratch(spec: ModelSpec, seed: int):
     return loader.scratch_model(spec, config, seed=seed)
 
 
+# transformers' RoBERTa-style classes number positions from padding_idx + 1 (their create_position_ids_from_input_ids),
+# so the first pad_token_id + 1 rows of the position table are never a token's: RoBERTa's 514 rows take 512 tokens.
+_POSITIONS_AFTER_PAD = frozenset(
+    {"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "roberta-prelayernorm", "data2vec-text", "ibert"}
+)
+
+
+def _reserved_positions(settings: dict) -> int:
+    """Rows of the position table no token of the input can take."""
+    model_type = settings.get("model_type")
+    if model_type == "esm":
+        # ESM (Nucleotide Transformer v1 and v2) reserves two positions beyond the tokens it is given.
+        return 2
+    if model_type in _POSITIONS_AFTER_PAD:
+        pad = settings.get("pad_token_id")
+        return (int(pad) if isinstance(pad, int) else 1) + 1
+    return 0
+
+
 def max_tokens(spec: ModelSpec, model, tokenizer) -> int:
     """Longest input the model takes: the config's value, else the model's positions, else the tokenizer's."""
     if spec.max_length:
@@ -161,7 +180,6 @@ def max_tokens(spec: ModelSpec, model, tokenizer) -> int:
     for attr in ("max_position_embeddings", "n_positions", "max_seq_len"):
         value = settings.get(attr)
         if isinstance(value, int) and value > 0:
-            # ESM (Nucleotide Transformer v1 and v2) reserves two positions beyond the tokens it is given.
-            return value - 2 if settings.get("model_type") == "esm" else value
+            return value - _reserved_positions(settings)
     limit = getattr(tokenizer, "model_max_length", None)
     return limit if isinstance(limit, int) and limit < 10**9 else 10**9
