@@ -1,11 +1,14 @@
 """Adversarial training of the robustness stage's CNN: which scheme raises robust accuracy against the GA.
 
 Per task (benchmarks/adversarial_training.yaml: GUE prom_300_all, the demo's, and GUE tf/0), a CNN is trained
-clean and then defended by each variant; every model is attacked by the evaluation GA (the attack block's schema
-defaults, budget 5) on one seeded holdout of the test split that no variant trains on. Robust accuracy at budget j
-= holdout sequences classified correctly and not flipped with at most j edits (the GA's successes after edit
-pruning, as in summary.tsv) / holdout, with its 95% Wilson interval; clean accuracy on the whole test split; cost =
-training wall seconds and attack queries spent making training examples. Variants:
+clean and then defended by each variant; every model is attacked on one seeded holdout of the test split that no
+variant trains on. Robust accuracy at budget j (criterion ``strict``, the headline) = holdout sequences classified
+correctly that no attack within j edits makes wrong: the evaluation GA (the attack block's schema defaults, budget
+5) with delta 0 and white-box HotFlip at each budget (:func:`gfm_audit.robustness.ga.robust_accuracy.
+robust_by_budget`) / holdout, with its 95% Wilson interval; with ``--ga-rule`` also the GA's own success rule (flip
+and p_true down by delta 0.2; rows of earlier runs have only that, criterion ``ga_rule``). Clean accuracy on the
+whole test split; cost = training wall seconds and attack queries spent making training examples. Rows of earlier
+runs that this run does not measure again stay in the TSV. Variants:
 
 - ``undefended``: the clean CNN;
 - ``iterative``: the old demo setting (2 iterations, GA on 100 training sequences, 1 fine-tuning epoch at 5e-4);
@@ -14,11 +17,12 @@ training wall seconds and attack queries spent making training examples. Variant
 - ``inner_strength``: not a model: the fraction of the clean CNN's holdout the inner maximisers flip (GA success
   rule), i.e. whether the training examples fool the model the evaluation attacks;
 - ``hotflip_*``, ``trades_*``: the new madry scheme (HotFlip inner maximiser at budget 5, every sequence of
-  every batch), fine-tuned from the clean model or trained from the start, with the madry or the TRADES loss.
+  every batch), fine-tuned from the clean model or trained from the start, with the madry or the TRADES loss
+  (``_b6``: TRADES beta 6; ``_lr5e4``: learning rate 5e-4).
 
 Writes benchmarks/adversarial_training.tsv (after every variant) and its table into
 docs/benchmarks/adversarial-training.md. Run: .venv/bin/python benchmarks/bench_adversarial_training.py
-[--tasks prom_300_all tf_0] [--variants ...] [--page-only]: each HotFlip variant costs several times a clean
+[--tasks prom_300_all tf_0] [--variants ...] [--ga-rule] [--page-only]: each HotFlip variant costs several times a clean
 training (prom_300_all from the start: 28 minutes at load 7-25 on 2 shared vCPUs).
 """
 
@@ -46,6 +50,7 @@ from gfm_audit.robustness.ga.comparison import all_alternatives, ranked_substitu
 from gfm_audit.robustness.ga.constraints import Constraints  # noqa: E402
 from gfm_audit.robustness.ga.data import encode  # noqa: E402
 from gfm_audit.robustness.ga.inner import hotflip_attack  # noqa: E402
+from gfm_audit.robustness.ga.robust_accuracy import robust_by_budget  # noqa: E402
 from gfm_audit.robustness.ga.robust_training import reset_weights, robust_epochs  # noqa: E402
 from gfm_audit.robustness.ga.search import GAParams, successful  # noqa: E402
 from gfm_audit.robustness.ga.splits import load_splits  # noqa: E402
@@ -61,6 +66,8 @@ COLUMNS = [
     "clean_accuracy",
     "train_seconds",
     "train_queries",
+    "robust_accuracy_ga_rule",
+    "criterion",
 ]
 
 # The variants' adversarial_training settings (the schema's keys); "init" says where training starts.
@@ -94,17 +101,40 @@ VARIANTS = {
         "epochs": 5,
         "learning_rate": 0.001,
     },
+    # Fine-tunes from the clean model that trade less clean accuracy: a stronger TRADES weight, a smaller step.
+    "trades_finetune_b6": {
+        "inner": "hotflip",
+        "loss": "trades",
+        "trades_beta": 6.0,
+        "init": "clean",
+        "epochs": 3,
+        "learning_rate": 0.001,
+    },
+    "hotflip_finetune_lr5e4": {
+        "inner": "hotflip",
+        "loss": "madry",
+        "init": "clean",
+        "epochs": 3,
+        "learning_rate": 0.0005,
+    },
+    "trades_finetune_lr5e4": {
+        "inner": "hotflip",
+        "loss": "trades",
+        "trades_beta": 1.0,
+        "init": "clean",
+        "epochs": 3,
+        "learning_rate": 0.0005,
+    },
 }
 COMMON = {"seed": 0, "holdout": 1, "inner_candidates": 4}
 
 
-def robust_by_budget(clf, holdout, constraints, params, seed) -> list[tuple[int, int]]:
-    """(budget j, holdout sequences correct and not flipped within j edits) for j = 1..max_edits."""
+def ga_rule_by_budget(clf, holdout, constraints, params, seed) -> list[int]:
+    """Per budget j = 1..max_edits: holdout sequences correct and not a GA success (label flip *and* p_true down by
+    delta) within j edits: the GA's own success rule, which counts a flip with a smaller drop as robust."""
     run = attack_sequences(clf, holdout, constraints=constraints, params=params, seed=seed, baseline=False)
     edits = (run.ga.adversarial != run.originals).sum(axis=1)
-    return [
-        (j, len(run.attacked) - int((run.ga.success & (edits <= j)).sum())) for j in range(1, constraints.max_edits + 1)
-    ]
+    return [len(run.attacked) - int((run.ga.success & (edits <= j)).sum()) for j in range(1, constraints.max_edits + 1)]
 
 
 def inner_strength(clf, holdout, constraints, delta) -> dict[str, float]:
@@ -150,7 +180,11 @@ def run_task(task: str, spec: dict, cfg: dict, variants: list[str], *, save) -> 
 
     def record(variant, clf, seconds, queries):
         acc = accuracy(clf, test_codes, test.labels)
-        for j, k in robust_by_budget(clf, holdout, constraints, params, seed):
+        strict = robust_by_budget(clf, holdout, constraints=constraints, params=params, seed=seed)
+        # A second GA run: about doubles the evaluation, so only on request (--ga-rule).
+        ga_rule = ga_rule_by_budget(clf, holdout, constraints, params, seed) if cfg.get("ga_rule") else None
+        for j in range(1, constraints.max_edits + 1):
+            k = int(strict.robust[j - 1])
             low, high = at.wilson_interval(k, len(holdout))
             rows.append(
                 dict(
@@ -164,6 +198,8 @@ def run_task(task: str, spec: dict, cfg: dict, variants: list[str], *, save) -> 
                     clean_accuracy=acc,
                     train_seconds=round(seconds, 1),
                     train_queries=queries,
+                    robust_accuracy_ga_rule=np.nan if ga_rule is None else ga_rule[j - 1] / len(holdout),
+                    criterion="strict",
                 )
             )
         for row in rows[-constraints.max_edits :]:
@@ -181,6 +217,7 @@ def run_task(task: str, spec: dict, cfg: dict, variants: list[str], *, save) -> 
                         budget=int(name[-1]),
                         robust_accuracy=value,
                         n_holdout=min(100, len(holdout)),
+                        criterion="ga_rule",
                     )
                 )
                 print(rows[-1], flush=True)
@@ -214,47 +251,70 @@ def run_task(task: str, spec: dict, cfg: dict, variants: list[str], *, save) -> 
 START, END = "<!-- adversarial-training:start -->", "<!-- adversarial-training:end -->"
 
 
+CRITERIA = {
+    "strict": (
+        "Robust accuracy, strict criterion (the headline): correct and no attack within j edits makes the "
+        "prediction wrong (GA at delta 0 and white-box HotFlip); in brackets at budget 5, the GA's success rule "
+        "(flip and p_true down by 0.2) on the same model"
+    ),
+    "ga_rule": (
+        "Earlier runs, GA success rule only (a flip counts only with p_true down by 0.2; inflates a less confident "
+        "model's robust accuracy), not re-measured under the strict criterion"
+    ),
+}
+
+
 def render(table: pd.DataFrame) -> str:
-    """Per task and model: clean accuracy, robust accuracy at budgets 1-5 (95% Wilson interval at 5), the gain at 5
-    over the undefended model and whether the two intervals are disjoint, the training cost."""
+    """Per criterion, task and model: clean accuracy, robust accuracy at budgets 1-5 (95% Wilson interval at 5),
+    the gain at 5 over the undefended model of the same criterion and whether the two intervals are disjoint, the
+    training cost."""
+    if "criterion" not in table:
+        table = table.assign(criterion="ga_rule")
     models = table[~table.variant.str.startswith("inner_asr")]
     head = (
         "| task | model | clean acc. | clean change | robust acc. at budget 1 / 2 / 3 / 4 / 5 | budget 5, 95% CI "
         "| gain at 5 | CIs disjoint | target met | train s | train queries |\n"
         "|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
-    lines = []
-    for (task, variant), group in models.groupby(["task", "variant"], sort=False):
-        g = group.sort_values("budget")
-        at5 = g.iloc[-1]
-        base = models[(models.task == task) & (models.variant == "undefended") & (models.budget == at5.budget)].iloc[0]
-        by_budget = dict(zip(g.budget, g.robust_accuracy, strict=True))  # n/a: a row the run did not record
-        undefended = variant == "undefended"
-        separated = at5.ci_low > base.ci_high
-        gain_value = at5.robust_accuracy - base.robust_accuracy
-        clean_change = at5.clean_accuracy - base.clean_accuracy
-        # The target: +0.2 at budget 5 with disjoint intervals, clean accuracy within 2 points.
-        met = separated and gain_value >= 0.2 - 1e-9 and abs(clean_change) <= 0.02 + 1e-9
-        disjoint = "" if undefended else ("yes" if separated else "no")
-        gain = "" if undefended else f"{gain_value:+.3f}"
-        change = "" if undefended else f"{clean_change:+.3f}"
-        target = "" if undefended else ("yes" if met else "no")
-        lines.append(
-            f"| {task} | {variant} | {at5.clean_accuracy:.3f} | {change} | "
-            + " / ".join(
-                f"{by_budget[j]:.3f}" if j in by_budget else "n/a" for j in range(1, int(models.budget.max()) + 1)
+    sections = []
+    for criterion, title in CRITERIA.items():
+        part = models[models.criterion == criterion]
+        lines = []
+        for (task, variant), group in part.groupby(["task", "variant"], sort=False):
+            g = group.sort_values("budget")
+            at5 = g.iloc[-1]
+            base = part[(part.task == task) & (part.variant == "undefended") & (part.budget == at5.budget)].iloc[0]
+            by_budget = dict(zip(g.budget, g.robust_accuracy, strict=True))  # n/a: a row the run did not record
+            undefended = variant == "undefended"
+            separated = at5.ci_low > base.ci_high
+            gain_value = at5.robust_accuracy - base.robust_accuracy
+            clean_change = at5.clean_accuracy - base.clean_accuracy
+            # The target: +0.2 at budget 5 with disjoint intervals, clean accuracy within 2 points.
+            met = separated and gain_value >= 0.2 - 1e-9 and abs(clean_change) <= 0.02 + 1e-9
+            disjoint = "" if undefended else ("yes" if separated else "no")
+            gain = "" if undefended else f"{gain_value:+.3f}"
+            change = "" if undefended else f"{clean_change:+.3f}"
+            target = "" if undefended else ("yes" if met else "no")
+            ga_rule = at5.get("robust_accuracy_ga_rule")
+            ga_note = f" ({ga_rule:.3f})" if criterion == "strict" and pd.notna(ga_rule) else ""
+            lines.append(
+                f"| {task} | {variant} | {at5.clean_accuracy:.3f} | {change} | "
+                + " / ".join(
+                    f"{by_budget[j]:.3f}" if j in by_budget else "n/a" for j in range(1, int(models.budget.max()) + 1)
+                )
+                + f"{ga_note} | [{at5.ci_low:.3f}, {at5.ci_high:.3f}] | {gain} | {disjoint} | {target} "
+                f"| {at5.train_seconds:.0f} | {int(at5.train_queries):,} |\n"
             )
-            + f" | [{at5.ci_low:.3f}, {at5.ci_high:.3f}] | {gain} | {disjoint} | {target} | {at5.train_seconds:.0f} "
-            f"| {int(at5.train_queries):,} |\n"
-        )
+        if lines:
+            n = int(part.n_holdout.iloc[0])
+            sections.append(f"{title}. Holdout: {n} test sequences per task.\n\n{head}{''.join(lines)}")
     inner = table[table.variant.str.startswith("inner_asr")]
     note = "".join(
         f"- {r.task}: share of the clean CNN's correctly classified sequences among the first {int(r.n_holdout)} "
         f"held out that {r.variant.removeprefix('inner_asr_')} flips (GA success rule): {r.robust_accuracy:.3f}\n"
         for r in inner.itertuples()
     )
-    n = int(models.n_holdout.iloc[0]) if len(models) else 0
-    return f"Holdout: {n} test sequences per task.\n\n{head}{''.join(lines)}\n{note}"
+    return "\n".join(sections) + f"\n{note}"
 
 
 def write_page(page: Path, text: str) -> None:
@@ -273,14 +333,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(REPO / "benchmarks/adversarial_training.tsv"))
     parser.add_argument("--page", default=str(REPO / "docs/benchmarks/adversarial-training.md"))
     parser.add_argument("--page-only", action="store_true", help="only re-render the page from --out")
+    parser.add_argument(
+        "--ga-rule", action="store_true", help="also measure robust accuracy under the GA's success rule (slower)"
+    )
     args = parser.parse_args(argv)
     if not args.page_only:
-        cfg = yaml.safe_load(Path(args.config).read_text())
+        cfg = {**yaml.safe_load(Path(args.config).read_text()), "ga_rule": args.ga_rule}
         done: list[dict] = []
 
+        out = Path(args.out)
+        kept = pd.read_csv(out, sep="\t") if out.exists() else pd.DataFrame(columns=COLUMNS)
+        if "criterion" not in kept:  # rows written before the strict criterion: the GA's success rule
+            kept["criterion"] = "ga_rule"
+        kept = kept.reindex(columns=COLUMNS)
+
         def save(task_rows):
-            table = pd.DataFrame(done + task_rows, columns=COLUMNS)
-            table.to_csv(args.out, sep="\t", index=False, float_format="%.4f")
+            """The rows of this run, after the earlier rows of the file that this run did not measure again (same
+            task, variant and criterion)."""
+            new = pd.DataFrame(done + task_rows, columns=COLUMNS)
+            keys = set(zip(new.task, new.variant, new.criterion, strict=True))
+            old = kept[[k not in keys for k in zip(kept.task, kept.variant, kept.criterion, strict=True)]]
+            table = pd.concat([old, new], ignore_index=True) if len(old) else new
+            table.to_csv(out, sep="\t", index=False, float_format="%.4f")
 
         for task, spec in cfg["tasks"].items():
             if args.tasks and task not in args.tasks:
