@@ -356,6 +356,27 @@ def dataset_inference_beds(wildcards):
     return {key: value for key, value in sets.items() if value not in DI_SETS}
 
 
+from gfm_audit.config import is_fasta_path  # noqa: E402
+
+# A FASTA suspect set (privacy/suspect_fasta.py): its windows are cut and scored by every scored model, and the
+# attacks are run over them and the audit's windows together by the dataset_inference rule.
+DI_FASTA = bool(DI_MODELS) and is_fasta_path(DATASET_INFERENCE["suspect"])
+SUSPECT = "results/dataset_inference/suspect"
+
+
+def dataset_inference_inputs(wildcards):
+    """The scores the test reads: the model's scores.tsv, or with a FASTA suspect set every scored model's
+    features of the audit's windows and of the suspect windows, and the membership."""
+    if not DI_FASTA:
+        return {"scores": f"results/attacks/{wildcards.model}/scores.tsv"}
+    return {
+        **attack_feature_inputs(wildcards),
+        **{f"suspect_{m}": f"{SUSPECT}/features/{m}.parquet" for m in SCORED},
+        "membership": "results/membership.tsv",
+        "suspect_windows": f"{SUSPECT}/windows.fa",
+    }
+
+
 # --- the report -------------------------------------------------------------------
 # Each per-name table and figure is declared once, in gfm_audit/report/layout.py: the plotting rules' outputs,
 # the report rule's input keys and the HTML captions all come from there.

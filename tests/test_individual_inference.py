@@ -164,10 +164,12 @@ def test_a_range_is_a_member_when_any_of_its_haplotypes_was_trained_on_even_from
     assert table["ramia_trim0"].to_dict() == {"A:w0": -2.0, "A:w1": -1.5, "B:w0": -1.25, "B:w1": -3.25}
 
 
-def test_a_fasta_suspect_set_is_refused_in_the_window_modes_too(tmp_path):
+def test_in_the_window_modes_a_fasta_is_taken_as_the_suspect_set_and_refused_as_the_validation_set(tmp_path):
     config = individuals_config(tmp_path, suspect=str(tmp_path / "cohort.fasta.gz"))
     beds = [tmp_path / "in.bed", tmp_path / "out.bed"]
     config["membership"] = {"mode": "regions", "member_bed": str(beds[0]), "nonmember_bed": str(beds[1])}
     config["models"]["tiny"].pop("init")
-    with pytest.raises(InputError, match=r"cohort.fasta.gz is a FASTA file, .*give a BED file, or members"):
+    check_consistency(config)  # cut into windows and scored (privacy/suspect_fasta.py)
+    config["dataset_inference"] |= {"suspect": "members", "validation": str(tmp_path / "cohort.fasta.gz")}
+    with pytest.raises(InputError, match=r"validation .*cohort.fasta.gz is a FASTA file, but only the suspect set"):
         check_consistency(config)

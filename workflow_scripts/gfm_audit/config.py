@@ -184,7 +184,7 @@ def _check_dataset_inference(config: dict[str, Any], where: str) -> None:
             f"{where} dataset_inference.suspect and dataset_inference.validation are both {di['suspect']}; the "
             "validation set must be windows known not to be in training, apart from the suspect set: give disjoint sets"
         )
-    _check_inference_sets(di, where, unit="windows")
+    _check_inference_sets(di, where, unit="windows", context=config.get("scoring", {}).get("context", 0))
 
 
 # How a set file that is not the mode's kind is recognised: by its name, as the user gives it.
@@ -192,10 +192,16 @@ _FASTA_SUFFIXES = (".fa", ".fasta", ".fna", ".fa.gz", ".fasta.gz", ".fna.gz")
 _BED_SUFFIXES = (".bed", ".bed.gz")
 
 
-def _check_inference_sets(di: dict[str, Any], where: str, *, unit: str) -> None:
+def is_fasta_path(value: Any) -> bool:
+    """Whether a dataset inference set names a FASTA file (by its suffix)."""
+    return str(value).lower().endswith(_FASTA_SUFFIXES)
+
+
+def _check_inference_sets(di: dict[str, Any], where: str, *, unit: str, context: int = 0) -> None:
     """A dataset inference set is members, non_members, or a file of the mode's kind: a BED of regions where the
-    windows are the unit, a list of individuals in mode individuals. A FASTA is refused in both (its sequences
-    would need windows and scores of their own)."""
+    windows are the unit, a list of individuals in mode individuals. Where windows are the unit the suspect set may
+    also be a FASTA (privacy/suspect_fasta.py: cut into windows and scored); the validation set may not (it must be
+    drawn like the audit's windows), and people are not sequences."""
     values = {key: di.get(key, default) for key, default in (("suspect", "members"), ("validation", "non_members"))}
     if values["suspect"] == values["validation"]:
         raise InputError(
@@ -204,17 +210,34 @@ def _check_inference_sets(di: dict[str, Any], where: str, *, unit: str) -> None:
         )
     for key, value in values.items():
         name = str(value).lower()
-        if name.endswith(_FASTA_SUFFIXES):
-            kind = "a list of individuals (one sample ID a line)" if unit == "individuals" else "a BED file"
+        if unit == "windows" and key == "suspect" and is_fasta_path(value):
+            _check_suspect_fasta(value, where, context=context)
+            continue
+        if name.endswith(_FASTA_SUFFIXES) and unit == "windows":
             raise InputError(
-                f"{where} dataset_inference.{key} {value} is a FASTA file, which dataset inference does not read "
-                f"(its sequences have no scores in this run): give {kind}, or members / non_members"
+                f"{where} dataset_inference.validation {value} is a FASTA file, but only the suspect set may be one "
+                "(the validation set must be audit windows known not to be in training): give a BED file, or "
+                "members / non_members"
+            )
+        if name.endswith(_FASTA_SUFFIXES):
+            raise InputError(
+                f"{where} dataset_inference.{key} {value} is a FASTA file, but in membership.mode individuals people "
+                "are the unit: give a list of individuals (one sample ID a line), or members / non_members"
             )
         if unit == "individuals" and name.endswith(_BED_SUFFIXES):
             raise InputError(
                 f"{where} dataset_inference.{key} {value} is a BED file, but in membership.mode individuals people "
                 "are the unit: give a list of individuals (one sample ID a line), or members / non_members"
             )
+
+
+def _check_suspect_fasta(value: str, where: str, *, context: int) -> None:
+    """A FASTA suspect set's sequences have no place on the reference: no flanks to score them in."""
+    if context:
+        raise InputError(
+            f"{where} dataset_inference.suspect {value} is a FASTA, whose sequences have no reference flanks, "
+            f"but scoring.context is {context}: set scoring.context: 0, or give the suspect set as a BED of regions"
+        )
 
 
 # Attacks that need a left-to-right likelihood: ReCaLL conditions it on a prefix, gradnorm differentiates it.

@@ -17,6 +17,9 @@ from typing import TYPE_CHECKING
 
 from ..rule_script import Job
 
+# The rules of a FASTA suspect set, in their own module (it needs neither torch nor scipy at import either).
+from .suspect_stages import score_suspect_rule, suspect_windows_rule  # noqa: F401
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -369,6 +372,12 @@ def dataset_inference_rule(job: Job) -> None:
     from .dataset_inference import window_sets
     from .metrics import read_scores
 
+    if "suspect_windows" in job.input.keys():
+        # A FASTA suspect set: its windows' scores come from the attacks run again with them (suspect_stages.py).
+        from .suspect_stages import suspect_fasta_inference_rule
+
+        suspect_fasta_inference_rule(job)
+        return
     s = job.params.settings
     table = read_scores(job.input.scores)
     suspect, validation = window_sets(
