@@ -45,6 +45,17 @@ def test_every_defence_gets_a_row_measured_on_the_same_held_out_sample(defences_
     assert table.asr_before.nunique() == 1 and table.n_attacked_before.nunique() == 1
     assert set(table.verdict) <= {"helped", "hurt", "unclear"}
     assert ((table.asr_after_low <= table.asr_after) & (table.asr_after <= table.asr_after_high)).all()
+    # Robust accuracy (standard criterion) at every budget 1..5 over the whole held-out sample of 20: the same
+    # before every defence, never rising with the budget, each inside its interval, the budget-5 one repeated.
+    for when in ("before", "after"):
+        by_budget = table[[f"robust_k{j}_{when}" for j in range(1, 6)]].to_numpy()
+        assert (by_budget[:, 1:] <= by_budget[:, :-1]).all()
+        assert (by_budget * 20 == (by_budget * 20).round()).all()
+        for j in range(1, 6):
+            value, low, high = (table[f"robust_k{j}_{when}{s}"] for s in ("", "_low", "_high"))
+            assert ((low <= value) & (value <= high)).all()
+        assert table[f"robust_{when}"].tolist() == table[f"robust_k5_{when}"].tolist()
+    assert table.robust_k1_before.nunique() == 1 and table.robust_before.nunique() == 1
     for scheme in ("freelb", "adfar"):
         cost = pd.read_csv(defences_run / f"results/robustness/defences/demo_cnn/{scheme}/cost.tsv", sep="\t")
         assert cost.scheme.tolist() == [scheme, scheme]
@@ -55,7 +66,9 @@ def test_the_report_states_the_verdict_and_shows_certificates_beside_the_ga(defe
     page = (defences_run / "results/report/report.html").read_text()
     table = pd.read_csv(defences_run / "results/robustness/defence_table.tsv", sep="\t")
     helped = int((table.verdict == "helped").sum())
+    assert "raised robust accuracy at 5 edits" in page
     assert f"beyond the overlap of the 95% Wilson intervals in {helped} of 3 runs" in page
+    assert "Robust accuracy by edit budget" in page and "<th>budget 5</th>" in page
     assert "Certified vs empirical robustness" in page
     certified = pd.read_csv(defences_run / "results/robustness/ga/demo_cnn/certified_accuracy.tsv", sep="\t")
     assert set(range(1, 6)) <= set(certified.budget)

@@ -261,7 +261,9 @@ def test_each_defence_gives_identical_tables_under_one_seed_and_other_ones_under
 
 
 # --- defence rows and their report ----------------------------------------------------------------------------
-def _run_tables(asr, n_attacked, scheme="freelb"):
+def _run_tables(asr, n_attacked, robust=((10, 8), (12, 9)), scheme="freelb"):
+    """progress.tsv and cost.tsv of a run with one row per iteration; ``robust``: the robust counts (of 25) at
+    budgets 1 and 2, one pair per iteration."""
     iterations = list(range(len(asr)))
     progress = pd.DataFrame(
         {
@@ -269,7 +271,7 @@ def _run_tables(asr, n_attacked, scheme="freelb"):
             "train_size": 100,
             "n_adversarial": 0,
             "clean_accuracy": 0.8,
-            "robust_accuracy": 0.5,
+            "robust_accuracy": [r[-1] / 25 for r in robust],
             "asr": asr,
             "n_attacked": n_attacked,
         }
@@ -278,39 +280,55 @@ def _run_tables(asr, n_attacked, scheme="freelb"):
         {
             "iteration": iterations,
             "scheme": scheme,
-            "robust_accuracy": 0.5,
+            "robust_accuracy": [r[-1] / 25 for r in robust],
             "robust_ci_low": 0.3,
             "robust_ci_high": 0.7,
             "n_holdout": 25,
             "attack_queries": 0,
             "seconds": 1.0,
+            "n_robust_k1": [r[0] for r in robust],
+            "n_robust_k2": [r[1] for r in robust],
         }
     )
     return progress, cost
 
 
-def test_defence_rows_carry_scipys_wilson_intervals_and_a_verdict_only_when_the_intervals_are_disjoint(tmp_path):
+def test_defence_rows_carry_scipys_wilson_intervals_and_a_robust_accuracy_verdict_only_when_disjoint(tmp_path):
     from scipy.stats import binomtest
 
     runs = []
-    cases = (([0.9, 0.1], [20, 20]), ([0.5, 0.4], [20, 18]), ([0.5, 0.5], [20, 20]), ([0.25, 0.0], [12, 12]))
-    for i, (asr, n) in enumerate(cases):
-        progress, cost = _run_tables(asr, n, scheme=["madry", "freelb", "adfar", "iterative"][i])
+    # (ASR before/after, attacked before/after, robust counts of 25 at budgets 1, 2 before and after)
+    cases = (
+        ([0.9, 0.1], [20, 20], ((5, 2), (24, 22))),  # robust 2/25 -> 22/25: disjoint, helped
+        ([0.5, 0.4], [20, 18], ((10, 8), (12, 10))),  # overlapping
+        ([0.9, 0.1], [20, 20], ((10, 8), (10, 8))),  # ASR fell (a less confident model) but robust accuracy did not
+        ([0.25, 0.0], [12, 12], ((25, 25), (3, 0))),  # robust 25/25 -> 0/25: hurt
+    )
+    for i, (asr, n, robust) in enumerate(cases):
+        progress, cost = _run_tables(asr, n, robust, scheme=["madry", "freelb", "adfar", "iterative"][i])
         progress.to_csv(tmp_path / f"p{i}.tsv", sep="\t", index=False)
         cost.to_csv(tmp_path / f"c{i}.tsv", sep="\t", index=False)
         runs.append(("cnn", str(tmp_path / f"p{i}.tsv"), str(tmp_path / f"c{i}.tsv")))
     table = defence_table(runs)
     assert table.defence.tolist() == ["madry", "freelb", "adfar", "iterative"]
-    assert table.verdict.tolist() == ["helped", "unclear", "unclear", "unclear"]
-    # 0 of 12: the interval starts at the rate itself, not a rounding error above it.
-    assert table.asr_after[3] == 0 and table.asr_after_low[3] == 0
+    assert table.verdict.tolist() == ["helped", "unclear", "unclear", "hurt"]
+    # 0 of 12 and 0 of 25: the interval starts exactly at 0 (wilson_interval itself, no clamp here); 25 of 25 ends at 1.
+    assert table.asr_after[3] == 0 and table.asr_after_low[3] == 0.0
+    assert table.robust_after_low[3] == 0.0 and table.robust_before_high[3] == 1.0
     expected = binomtest(18, 20).proportion_ci(confidence_level=0.95, method="wilson")
     assert table.asr_before_low[0] == pytest.approx(expected.low, abs=1e-12)
     assert table.asr_before_high[0] == pytest.approx(expected.high, abs=1e-12)
     after = binomtest(round(0.4 * 18), 18).proportion_ci(confidence_level=0.95, method="wilson")
     assert (table.asr_after_low[1], table.asr_after_high[1]) == pytest.approx((after.low, after.high), abs=1e-12)
+    # Robust accuracy at every budget over the whole holdout of 25, the largest budget's repeated.
+    assert table.max_edits.tolist() == [2, 2, 2, 2]
+    assert table.robust_k1_before[0] == 5 / 25 and table.robust_k1_after[0] == 24 / 25
+    assert table.robust_after[0] == table.robust_k2_after[0] == 22 / 25
+    k1 = binomtest(24, 25).proportion_ci(confidence_level=0.95, method="wilson")
+    assert (table.robust_k1_after_low[0], table.robust_k1_after_high[0]) == pytest.approx((k1.low, k1.high), abs=1e-12)
     sentence = defences_sentence(table)
-    assert "in 1 of 4 runs" in sentence and sentence.count(".") - sentence.count("0.") <= 1
+    assert "at 2 edits" in sentence and "in 1 of 4 runs" in sentence
+    assert "madry on cnn 0.08 [" in sentence and "&rarr; 0.88 [" in sentence
 
 
 def test_the_ga_section_shows_the_defence_sentence_and_certificates_at_radii_one_to_five(tmp_path):
@@ -333,8 +351,69 @@ def test_the_ga_section_shows_the_defence_sentence_and_certificates_at_radii_one
 
     assert [int(b) for b in re.findall(r"<tr><td>(\d+)</td>", page)] == [1, 2, 3, 4, 5]
     assert "<td>0.800</td>" in page and "<td>0.300</td>" not in page
-    progress, cost = _run_tables([0.9, 0.1], [20, 20])
+    progress, cost = _run_tables([0.9, 0.1], [20, 20], ((5, 2), (24, 22)))
     progress.to_csv(tmp_path / "p.tsv", sep="\t", index=False)
     cost.to_csv(tmp_path / "c.tsv", sep="\t", index=False)
     html = defence_table_html(defence_table([("cnn", str(tmp_path / "p.tsv"), str(tmp_path / "c.tsv"))]))
-    assert "in 1 of 1 runs" in html and "freelb on cnn 0.90 [" in html
+    assert "in 1 of 1 runs" in html and "freelb on cnn 0.08 [" in html
+    # The by-budget table: one cell per budget, before -> after with intervals, and clean accuracy.
+    assert "<th>budget 1</th>" in html and "<th>budget 2</th>" in html and "0.800 \u2192 0.800" in html
+    assert "0.20 [" in html and "\u2192 0.96 [" in html
+
+
+# --- a transformers-class GFM head, saved and loaded as a user's checkpoint ---------------------------------------
+def _saved_gpt2_head(tmp_path, train):
+    """A real GPT-2 (1 layer, width 16, seeded random weights) on disk, given a new head and saved by the
+    workflow's classifier step, then read back the way rule adversarial_training reads a trained classifier."""
+    from gfm_audit.char_lm import save_char_causal_lm
+
+    base = save_char_causal_lm(tmp_path / "gpt2", hidden=16, layers=1, heads=2, max_positions=320, weights_seed=0)
+    spec = {"kind": "gfm_head", "num_labels": 2, "batch_size": 16, "seed": 0, "training": TRAINING}
+    made = classifiers.new_classifier("gpt2_head", spec, base_folder=str(base), length=300, seed=0)
+    made.fit(data.encode(train.sequences), train.labels, training={**TRAINING, "epochs": 1}, seed=0)
+    classifiers.save_classifier(made, [0.0], tmp_path / "trained")
+    clf = classifiers.load_classifier("gpt2_head", tmp_path / "trained", spec)
+    assert isinstance(clf, classifiers.HFClassifier)
+    frozen = {n: p.detach().clone() for n, p in clf.model.named_parameters() if not p.requires_grad}
+    head = {n: p.detach().clone() for n, p in clf.model.named_parameters() if p.requires_grad}
+    assert frozen and head
+    return clf, frozen, head
+
+
+def _changed(clf, before) -> list[bool]:
+    after = dict(clf.model.named_parameters())
+    return [not torch.equal(v, after[n].detach()) for n, v in before.items()]
+
+
+def test_freelb_trains_and_predicts_on_a_transformers_head_loaded_from_disk(tmp_path):
+    train, test = _gue(48, 16)
+    clf, frozen, head = _saved_gpt2_head(tmp_path, train)
+    check_scheme(clf, "freelb")
+    c, p = settings_from_config({**ATTACK, "population": 8, "generations": 3, "patience": 2, "max_edits": 2})
+    settings = {**SETTINGS, "holdout": 8, "train_sample": 8, "scheme": "freelb", "seed": 0}
+    progress, cost = adversarial_training(
+        clf, train, test, constraints=c, params=p, settings=settings, training={**TRAINING, "epochs": 1}
+    )
+    assert progress.iteration.tolist() == [0, 1] and cost.scheme.tolist() == ["freelb", "freelb"]
+    assert {"n_robust_k1", "n_robust_k2"} <= set(cost.columns)
+    assert not any(_changed(clf, frozen)) and any(_changed(clf, head))  # encoder frozen, head trained
+    probs = clf.predict_proba(data.encode(test.sequences))
+    assert probs.shape == (16, 2) and np.allclose(probs.sum(axis=1), 1.0, atol=1e-6)
+
+
+def test_adfar_trains_and_predicts_on_a_transformers_head_loaded_from_disk(tmp_path):
+    train, test = _gue(48, 16)
+    clf, frozen, head = _saved_gpt2_head(tmp_path, train)
+    check_scheme(clf, "adfar")
+    defended = AdfarClassifier(clf, train, settings={"adfar": ADFAR, "seed": 0})
+    detector = defended.detector.weight.detach().clone()
+    codes = data.encode(train.sequences)
+    # Hand-made "adversarial" examples (every base changed): the round's GA would rarely flip a random-weight
+    # head under delta, and the joint training is what is checked here.
+    defended.adversarial, defended.adversarial_labels = (codes[:8] + 1) % 4, train.labels[:8]
+    defended.fit_joint(codes, train.labels, settings={"epochs": 1, "learning_rate": 1e-2}, training=TRAINING, seed=0)
+    assert not any(_changed(clf, frozen)) and any(_changed(clf, head))
+    assert not torch.equal(detector, defended.detector.weight)
+    probs = defended.predict_proba(data.encode(test.sequences))
+    assert probs.shape == (16, 2) and np.allclose(probs.sum(axis=1), 1.0, atol=1e-6)
+    assert defended.detect(data.encode(test.sequences)).shape == (16,)

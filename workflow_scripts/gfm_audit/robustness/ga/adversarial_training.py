@@ -22,9 +22,12 @@ ICML 2019) and, with ``init: scratch``, from freshly initialised weights (:mod:`
 (:mod:`.comparison`), which keeps its lowest-p_true candidate whether or not it flips the label; the loss is
 the mean cross-entropy over the clean and adversarial sequences of the batch.
 
-robust accuracy = held-out sequences classified correctly and not flipped by the GA / held-out sequences,
-with a 95% Wilson score interval (Wilson, JASA 1927) in ``cost.tsv`` beside the cost of the iteration (queries
-spent making training adversarial examples, wall seconds).
+robust accuracy (:mod:`.robust_accuracy`, the standard criterion) = held-out sequences classified correctly that
+no attack within j edits makes wrong / held-out sequences; ``robust_accuracy`` with its 95% Wilson score interval
+(Wilson, JASA 1927) at the attack's budget, and the robust counts ``n_robust_k<j>`` at every budget j =
+1..max_edits, are in ``cost.tsv`` beside the cost of the iteration (queries spent making training adversarial
+examples, wall seconds). ``asr`` in ``progress.tsv`` stays the GA's own success rate (flip and p_true down by
+delta) over the correctly classified held-out sequences.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from .constraints import Constraints, protected_mask
 from .data import LabelledSequences, encode
 from .defences import check_scheme
 from .freelb import freelb_epochs
+from .robust_accuracy import robust_by_budget
 from .robust_training import reset_weights, robust_epochs
 from .search import GAParams
 from .splits import check_fits, load_splits
@@ -120,12 +124,14 @@ def check_holdout(n_holdout: int, gain: float | None) -> None:
         )
 
 
-def _holdout_metrics(clf, holdout, constraints, params, seed) -> tuple[float, float, int, int]:
+def _holdout_metrics(clf, holdout, constraints, params, seed) -> tuple[float, int, np.ndarray]:
+    """The GA's success rate (its own rule) over the correct held-out sequences, how many those are, and the
+    robust counts by budget under the standard criterion."""
     run = attack_sequences(clf, holdout, constraints=constraints, params=params, seed=seed, baseline=False, prune=False)
     flipped = int(run.ga.success.sum())
     n_attacked = len(run.attacked)
-    robust = (n_attacked - flipped) / len(holdout)
-    return robust, (flipped / n_attacked if n_attacked else float("nan")), n_attacked, n_attacked - flipped
+    robust = robust_by_budget(clf, holdout, constraints=constraints, params=params, seed=seed).robust
+    return (flipped / n_attacked if n_attacked else float("nan")), n_attacked, robust
 
 
 def madry_epochs(
@@ -289,7 +295,9 @@ def adversarial_training(
                 seed=seed + iteration,
             )
         seconds = time.perf_counter() - started
-        robust, asr, n_attacked, n_robust = _holdout_metrics(clf, holdout, constraints, params, seed)
+        asr, n_attacked, by_budget = _holdout_metrics(clf, holdout, constraints, params, seed)
+        n_robust = int(by_budget[-1])
+        robust = n_robust / len(holdout) if len(holdout) else float("nan")
         rows.append(
             {
                 "iteration": iteration,
@@ -312,10 +320,12 @@ def adversarial_training(
                 "n_holdout": len(holdout),
                 "attack_queries": queries,
                 "seconds": round(seconds, 1),
+                **{f"n_robust_k{j}": int(k) for j, k in enumerate(by_budget, start=1)},
             }
         )
         log.info("iteration %d: %s", iteration, rows[-1])
-    return pd.DataFrame(rows, columns=PROGRESS_COLUMNS), pd.DataFrame(costs, columns=COST_COLUMNS)
+    budgets = [f"n_robust_k{j}" for j in range(1, constraints.max_edits + 1)]
+    return pd.DataFrame(rows, columns=PROGRESS_COLUMNS), pd.DataFrame(costs, columns=COST_COLUMNS + budgets)
 
 
 def adversarial_training_stage(

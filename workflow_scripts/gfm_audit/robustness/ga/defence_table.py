@@ -1,14 +1,21 @@
 """The defence rows of the GenoArmory-style table (results/robustness/defence_table.tsv) and their one-sentence
 verdict in the report.
 
-One row per classifier and adversarial-training scheme run (``adversarial_training.scheme`` and ``compare``): the
-GA's attack success rate on the fixed held-out sample before the defence (iteration 0) and after it (the last
-iteration), each with its 95% Wilson score interval (Wilson, JASA 1927) over the sequences attacked (the correctly
-classified ones of the held-out sample, so the denominators can differ), and the clean and robust accuracy beside.
+One row per classifier and adversarial-training scheme run (``adversarial_training.scheme`` and ``compare``),
+each measured on the same fixed held-out sample before the defence (iteration 0) and after it (the last
+iteration):
 
-verdict: ``helped`` when the interval after lies wholly below the interval before, ``hurt`` when wholly above,
-``unclear`` when they overlap (disjoint 95% intervals are a conservative test: overlap does not prove "no
-effect"), ``not trained`` with no iteration.
+- the GA's attack success rate (its published rule: label flip and true-class probability down by ``delta``)
+  over the correctly classified held-out sequences (so the denominators can differ), as GenoArmory reports it;
+- robust accuracy at every edit budget j = 1..max_edits under the standard criterion (:mod:`.robust_accuracy`:
+  correct and no attack within j edits makes the prediction wrong) over the whole held-out sample, and clean
+  accuracy on the test split.
+
+Every proportion has its 95% Wilson score interval (Wilson, JASA 1927). verdict, on robust accuracy at the
+attack's budget: ``helped`` when the interval after lies wholly above the interval before, ``hurt`` when wholly
+below, ``unclear`` when they overlap (disjoint 95% intervals are a conservative test: overlap does not prove "no
+effect"), ``not trained`` with no iteration. Robust accuracy, not the success rate, decides: a defended model
+that is only less confident has smaller probability drops, so fewer GA successes, without being more robust.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ COLUMNS = [
     "defence",
     "iterations",
     "n_holdout",
+    "max_edits",
     "n_attacked_before",
     "asr_before",
     "asr_before_low",
@@ -37,43 +45,67 @@ COLUMNS = [
     "clean_before",
     "clean_after",
     "robust_before",
+    "robust_before_low",
+    "robust_before_high",
     "robust_after",
     "robust_after_low",
     "robust_after_high",
     "verdict",
 ]
+"""The fixed columns; then ``robust_k<j>_before``, ``robust_k<j>_after`` (each with ``_low``, ``_high``) for
+j = 1..max_edits; robust_before / robust_after repeat the largest budget's."""
+
+
+def _rate(k: int, n: int) -> tuple[float, float, float]:
+    low, high = wilson_interval(k, n)
+    return (k / n if n else float("nan")), low, high
 
 
 def _asr(row: pd.Series) -> tuple[float, float, float, int]:
     n = int(row.n_attacked)
     k = round(float(row.asr) * n) if n else 0
-    low, high = wilson_interval(k, n)
-    rate = k / n if n else float("nan")
-    if n:  # at k = 0 or k = n the interval's end can miss the rate by float rounding (2.8e-17 at 0 of 12)
-        low, high = min(low, rate), max(high, rate)
-    return rate, low, high, n
+    return (*_rate(k, n), n)
+
+
+def _budgets(cost: pd.DataFrame) -> list[int]:
+    return sorted(int(c.removeprefix("n_robust_k")) for c in cost.columns if c.startswith("n_robust_k"))
+
+
+def _verdict(iterations: int, before: tuple[float, float, float], after: tuple[float, float, float]) -> str:
+    if iterations == 0:
+        return "not trained"
+    if after[1] > before[2]:
+        return "helped"
+    if after[2] < before[1]:
+        return "hurt"
+    return "unclear"
 
 
 def defence_row(classifier: str, progress: pd.DataFrame, cost: pd.DataFrame) -> dict:
     """The row of one scheme run on one classifier, from its progress.tsv and cost.tsv."""
     first, last = progress.iloc[0], progress.iloc[-1]
+    start, final = cost.iloc[0], cost.iloc[-1]
     before, b_low, b_high, n_before = _asr(first)
     after, a_low, a_high, n_after = _asr(last)
     iterations = int(last.iteration)
-    if iterations == 0:
-        verdict = "not trained"
-    elif a_high < b_low:
-        verdict = "helped"
-    elif a_low > b_high:
-        verdict = "hurt"
-    else:
-        verdict = "unclear"
-    final = cost.iloc[-1]
+    n = int(final.n_holdout)
+    budgets = _budgets(cost)
+    by_budget = {}
+    for j in budgets:
+        for when, row in (("before", start), ("after", final)):
+            value, low, high = _rate(int(row[f"n_robust_k{j}"]), n)
+            by_budget.update(
+                {f"robust_k{j}_{when}": value, f"robust_k{j}_{when}_low": low, f"robust_k{j}_{when}_high": high}
+            )
+    top = budgets[-1]
+    robust_before = tuple(by_budget[f"robust_k{top}_before{s}"] for s in ("", "_low", "_high"))
+    robust_after = tuple(by_budget[f"robust_k{top}_after{s}"] for s in ("", "_low", "_high"))
     return {
         "classifier": classifier,
         "defence": str(cost.scheme.iloc[0]),
         "iterations": iterations,
-        "n_holdout": int(final.n_holdout),
+        "n_holdout": n,
+        "max_edits": top,
         "n_attacked_before": n_before,
         "asr_before": before,
         "asr_before_low": b_low,
@@ -84,11 +116,14 @@ def defence_row(classifier: str, progress: pd.DataFrame, cost: pd.DataFrame) -> 
         "asr_after_high": a_high,
         "clean_before": float(first.clean_accuracy),
         "clean_after": float(last.clean_accuracy),
-        "robust_before": float(cost.robust_accuracy.iloc[0]),
-        "robust_after": float(final.robust_accuracy),
-        "robust_after_low": float(final.robust_ci_low),
-        "robust_after_high": float(final.robust_ci_high),
-        "verdict": verdict,
+        "robust_before": robust_before[0],
+        "robust_before_low": robust_before[1],
+        "robust_before_high": robust_before[2],
+        "robust_after": robust_after[0],
+        "robust_after_low": robust_after[1],
+        "robust_after_high": robust_after[2],
+        "verdict": _verdict(iterations, robust_before, robust_after),
+        **by_budget,
     }
 
 
@@ -97,7 +132,14 @@ def defence_table(runs: Sequence[tuple[str, str, str]]) -> pd.DataFrame:
     rows = [
         defence_row(name, pd.read_csv(progress, sep="\t"), pd.read_csv(cost, sep="\t")) for name, progress, cost in runs
     ]
-    return pd.DataFrame(rows, columns=COLUMNS)
+    budgets = max((r["max_edits"] for r in rows), default=0)
+    extra = [
+        f"robust_k{j}_{when}{s}"
+        for j in range(1, budgets + 1)
+        for when in ("before", "after")
+        for s in ("", "_low", "_high")
+    ]
+    return pd.DataFrame(rows, columns=COLUMNS + extra)
 
 
 def _interval(value: float, low: float, high: float) -> str:
@@ -105,21 +147,47 @@ def _interval(value: float, low: float, high: float) -> str:
 
 
 def defences_sentence(table: pd.DataFrame) -> str:
-    """One sentence: did the defences lower the GA's success rate, with each run's intervals."""
+    """One sentence: did the defences raise robust accuracy at the attack's budget, with each run's intervals."""
     trained = table[table.verdict != "not trained"]
     if trained.empty:
         return "No defence was trained (every scheme run has 0 iterations), so none can be said to have helped."
     clauses = [
         f"{r.defence} on {html.escape(str(r.classifier))} "
-        f"{_interval(r.asr_before, r.asr_before_low, r.asr_before_high)} &rarr; "
-        f"{_interval(r.asr_after, r.asr_after_low, r.asr_after_high)} ({r.verdict})"
+        f"{_interval(r.robust_before, r.robust_before_low, r.robust_before_high)} &rarr; "
+        f"{_interval(r.robust_after, r.robust_after_low, r.robust_after_high)} ({r.verdict})"
         for r in trained.itertuples()
     ]
     helped = int((trained.verdict == "helped").sum())
+    budgets = sorted({int(b) for b in trained.max_edits})
+    budget = " / ".join(str(b) for b in budgets)
     return (
-        f"The defences lowered the GA's success rate beyond the overlap of the 95% Wilson intervals in {helped} of "
-        f"{len(trained)} runs (GA success rate on the held-out sample before &rarr; after: {'; '.join(clauses)})."
+        f"The defences raised robust accuracy at {budget} edits (correct and not made wrong by any attack found "
+        f"within that budget) beyond the overlap of the 95% Wilson intervals in {helped} of {len(trained)} runs "
+        f"(robust accuracy on the held-out sample before &rarr; after: {'; '.join(clauses)})."
     )
+
+
+def _by_budget_html(table: pd.DataFrame) -> str:
+    """Robust accuracy at every budget and clean accuracy, before &rarr; after, one row per run."""
+    from ...report.elements import html_table
+
+    budgets = range(1, int(table.max_edits.max()) + 1)
+    rows = []
+    for r in table.to_dict("records"):
+        row = {
+            "classifier": r["classifier"],
+            "defence": r["defence"],
+            "clean": f"{r['clean_before']:.3f} \u2192 {r['clean_after']:.3f}",
+        }
+        for j in budgets:
+            if f"robust_k{j}_before" not in r or pd.isna(r[f"robust_k{j}_before"]):
+                row[f"budget {j}"] = "n/a"
+                continue
+            b = _interval(r[f"robust_k{j}_before"], r[f"robust_k{j}_before_low"], r[f"robust_k{j}_before_high"])
+            a = _interval(r[f"robust_k{j}_after"], r[f"robust_k{j}_after_low"], r[f"robust_k{j}_after_high"])
+            row[f"budget {j}"] = f"{b} \u2192 {a}"
+        rows.append(row)
+    return html_table(pd.DataFrame(rows))
 
 
 def defence_table_html(table: pd.DataFrame) -> str:
@@ -128,12 +196,18 @@ def defence_table_html(table: pd.DataFrame) -> str:
     if table.empty:
         return ""
     return (
-        "<h4>Defence rows: GA success before / after each defence</h4>"
+        "<h4>Defence rows: GA success and robust accuracy before / after each defence</h4>"
         f"<p>{defences_sentence(table)}</p>"
         "<p>Each defence is trained on the training split and measured on the same fixed held-out sample of the "
-        "test split (never trained on) before (iteration 0) and after its last iteration; ASR over the correctly "
-        "classified sequences of that sample, robust accuracy over the whole sample. helped / hurt: the two 95% "
-        "intervals are disjoint; unclear: they overlap (a conservative test).</p>" + html_table(table)
+        "test split (never trained on) before (iteration 0) and after its last iteration. ASR: the GA's success "
+        "rule (label flip and true-class probability down by delta) over the correctly classified sequences of "
+        "that sample, as GenoArmory reports it. Robust accuracy: over the whole sample, a sequence counts when it "
+        "is correct and no attack within the budget makes the prediction wrong (a flip with a small probability "
+        "drop counts as broken). verdict, on robust accuracy at the attack's budget: helped / hurt when the two "
+        "95% intervals are disjoint; unclear when they overlap (a conservative test).</p>"
+        + html_table(table[COLUMNS])
+        + "<h4>Robust accuracy by edit budget and clean accuracy, before &rarr; after (95% Wilson intervals)</h4>"
+        + _by_budget_html(table)
     )
 
 
