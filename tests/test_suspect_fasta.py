@@ -11,7 +11,7 @@ import torch
 import yaml
 from attack_inputs import save_causal_lm
 from conftest import REPO, demo_sequence
-from gfm_audit.config import validate_config
+from gfm_audit.config import check_consistency, validate_config
 from gfm_audit.errors import InputError
 from gfm_audit.models import ModelSpec, load_model, load_tokenizer
 from gfm_audit.privacy.attacks import AttackData, required_features
@@ -212,3 +212,42 @@ def test_a_fasta_of_held_out_non_member_windows_is_not(fitted):
     row = _verdict(fitted, "held_out", held_out)
     assert row.n_suspect == 16 and row.n_validation == 16
     assert not row.rejected
+
+
+# --- start-up checks --------------------------------------------------------------------------------------------
+
+
+def _finetune_config(tmp_path, **changes):
+    config = {
+        "models": {"tiny": {"path": str(tmp_path), "kind": "causal", "init": "scratch"}},
+        "target": "tiny",
+        "membership": {"mode": "finetune"},
+        "dataset_inference": {"enabled": True, "suspect": str(tmp_path / "cohort.fa.gz")},
+    }
+    for key, value in changes.items():
+        config[key] = config.get(key, {}) | value
+    return config
+
+
+def test_a_fasta_suspect_set_is_taken_at_start_up(tmp_path):
+    check_consistency(_finetune_config(tmp_path))
+    masked = {"tiny": {"path": str(tmp_path), "kind": "masked", "init": "scratch", "masking": "stride"}}
+    check_consistency(_finetune_config(tmp_path, models=masked))
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"scoring": {"context": 100}}, r"is a FASTA, whose sequences have no reference flanks, but scoring.context"),
+        (
+            {"models": {"tiny": {"path": "m", "kind": "masked", "init": "scratch"}}},
+            r"models.tiny is masked with masking: sampled, .*set models.tiny.masking: stride or exact",
+        ),
+    ],
+)
+def test_a_fasta_suspect_set_that_could_not_be_scored_like_the_windows_is_refused_at_start_up(
+    tmp_path, changes, message
+):
+    with pytest.raises(InputError, match=message) as error:
+        check_consistency(_finetune_config(tmp_path, **changes))
+    assert "\n" not in str(error.value)

@@ -185,6 +185,16 @@ def _check_dataset_inference(config: dict[str, Any], where: str) -> None:
             "validation set must be windows known not to be in training, apart from the suspect set: give disjoint sets"
         )
     _check_inference_sets(di, where, unit="windows", context=config.get("scoring", {}).get("context", 0))
+    if is_fasta_path(di.get("suspect", "members")):
+        # sampled scores a window's SNP sites beside its random positions; a FASTA window has no SNP sites, so its
+        # loss would be of other positions than the validation windows' and could tell the sets apart by itself.
+        for name, spec in config.get("models", {}).items():
+            if spec.get("kind") == "masked" and spec.get("masking", "sampled") == "sampled":
+                raise InputError(
+                    f"{where} dataset_inference.suspect is a FASTA, whose windows have no SNP sites, but "
+                    f"models.{name} is masked with masking: sampled, which scores the audit windows' SNP sites: set "
+                    f"models.{name}.masking: stride or exact"
+                )
 
 
 # How a set file that is not the mode's kind is recognised: by its name, as the user gives it.
