@@ -68,9 +68,12 @@ def through_model(enc, kind: str, positions: np.ndarray) -> int:
     return len(enc.ids) * (1 if kind == "causal" else len(positions))
 
 
-def bench(family: str, seqs: list[str], *, batch_size: int, repeat: int, tokens: int) -> dict:
+def bench(
+    family: str, seqs: list[str], *, batch_size: int, repeat: int, tokens: int, folder: str | None = None
+) -> dict:
+    """One family's row; ``folder``: another checkpoint of the family than its golden fixture."""
     kind = registry.family_module(family).KINDS[0]
-    spec = ModelSpec(family, str(FIXTURES / family), kind, masking="sampled", mask_fraction=0.15)
+    spec = ModelSpec(family, folder or str(FIXTURES / family), kind, masking="sampled", mask_fraction=0.15)
     model, tokenizer = load_model(spec), load_tokenizer(spec)
     ids = [f"w{i}" for i in range(len(seqs))]
     encodings = encode_many(tokenizer, seqs, seq_ids=ids, model=family)
@@ -134,12 +137,20 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--families", nargs="*", default=None, help="default: every available family")
+    parser.add_argument("--folder", default=None, help="with one family: score this checkpoint, not the fixture")
     parser.add_argument("--row-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(1)
     seqs = windows(args.windows, args.length)
     if args.row_only:
-        r = bench(args.families[0], seqs, batch_size=args.batch_size, repeat=args.repeat, tokens=args.tokens)
+        r = bench(
+            args.families[0],
+            seqs,
+            batch_size=args.batch_size,
+            repeat=args.repeat,
+            tokens=args.tokens,
+            folder=args.folder,
+        )
         print(
             f"| {r['family']} | {r['kind']} | {r['windows']} | {r['forwards']} | {r['tokens']} | "
             f"{r['ours_s']:.3f} | {r['bare_s']:.3f} | {r['us_per_token']:.1f} | {r['ratio']:.2f} | "
@@ -165,7 +176,7 @@ def main() -> None:
             command += ["--batch-size", str(args.batch_size), "--repeat", str(args.repeat)]
             print(subprocess.run(command, check=True, capture_output=True, text=True).stdout.strip(), flush=True)
         return
-    r = bench(families[0], seqs, batch_size=args.batch_size, repeat=args.repeat, tokens=args.tokens)
+    r = bench(families[0], seqs, batch_size=args.batch_size, repeat=args.repeat, tokens=args.tokens, folder=args.folder)
     print(
         f"| {r['family']} | {r['kind']} | {r['windows']} | {r['forwards']} | {r['tokens']} | {r['ours_s']:.3f} | "
         f"{r['bare_s']:.3f} | {r['us_per_token']:.1f} | {r['ratio']:.2f} | {r['cpu_ratio']:.2f} |",
