@@ -121,5 +121,8 @@ rule plot_dataset_inference:
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        # What a row of the test is: a person in membership.mode individuals.
+        unit="people" if MODE == "individuals" else "windows",
     script:
         "../workflow_scripts/scripts/plot_dataset_inference.py"

@@ -177,3 +177,17 @@ def test_the_verdict_counts_windows_in_the_window_modes_and_people_in_mode_indiv
         (page,) = _dataset_inference(inputs, {"membership": {"mode": mode}})
         assert f"(members against non_members, {sizes} {unit});" in page, mode
         assert f"{sizes} {other}" not in page, mode
+        assert f"largest on {unit} of known membership" in page, mode
+
+
+def test_the_p_curve_figure_counts_suspect_people_in_mode_individuals(tmp_path, monkeypatch):
+    import gfm_audit.privacy.dataset_inference_report as section
+
+    _result(tmp_path, shift=1.5, seed=3)
+    labels = []
+    # The figure's axes as drawn, read where the module hands them over to be written.
+    monkeypatch.setattr(section, "save_figure", lambda fig, path: labels.append([a.get_xlabel() for a in fig.axes]))
+    curve = pd.read_csv(tmp_path / "p_curve.tsv", sep="\t")
+    section.p_curve_figure(curve, tmp_path / "w.png")
+    section.p_curve_figure(curve, tmp_path / "p.png", unit="people")
+    assert labels == [["suspect windows"] * 2, ["suspect people"] * 2]

@@ -38,6 +38,9 @@ def test_a_list_of_individuals_is_tested_and_their_haplotype_ranges_scored(tmp_p
     # DUCI calibrates each half of the list (2 people) on the people outside it: 8 - 2 members, 8 non-members.
     assert rows.loc["suspect", "duci_n_members"] == 6 and rows.loc["suspect", "duci_n_nonmembers"] == 8
     assert (tmp_path / "results/report/tiny/dataset_inference_curve.png").exists()
+    # The report's verdict counts them as people.
+    page = (tmp_path / "results/report/report.html").read_text()
+    assert f"({cohort} against non_members, 4 and 8 people);" in page
     page = (tmp_path / "results/report/report.html").read_text()
     assert "Dataset inference" in page
 

@@ -27,7 +27,7 @@ NOTE = (
     "The control row tests two seeded halves of the validation set against each other: nothing tells them apart, "
     "so it rejects only by chance, with probability <code>alpha</code>. <code>duci_fraction</code> is DUCI's "
     "estimate of the share of the row's suspect side that was trained on (Tong et al. 2025), from "
-    "<code>duci_attack</code>'s score thresholded where TPR − FPR is largest on windows of known membership, "
+    "<code>duci_attack</code>'s score thresholded where TPR − FPR is largest on {unit} of known membership, "
     "± its delta-method standard error, clipped to [0, 1]. Every column: "
     "<code>results/dataset_inference/&lt;model&gt;/result.tsv</code>.</p>"
 )
@@ -115,15 +115,16 @@ def dataset_inference_section(
         [
             f"<h2>Dataset inference on {html.escape(model)}</h2>",
             f"<div class='verdict {'leaks' if rejected else 'clean'}'>{text}</div>",
-            html_table(shown_table(result)) + NOTE,
+            html_table(shown_table(result)) + NOTE.replace("{unit}", unit),
             f"<h3>{html.escape(caption)}</h3>" + html_image(path, caption),
         ]
     )
 
 
-def p_curve_figure(curve: pd.DataFrame, path: str | os.PathLike) -> None:
-    """Left: the mean and median p-value against the number of suspect windows, with alpha; right: the share of
-    the curve's seeded subsets that reject at alpha (the test's power at that size)."""
+def p_curve_figure(curve: pd.DataFrame, path: str | os.PathLike, *, unit: str = "windows") -> None:
+    """Left: the mean and median p-value against the number of suspect windows (``unit``: people in membership.mode
+    individuals), with alpha; right: the share of the curve's seeded subsets that reject at alpha (the test's power
+    at that size)."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     # A p-value can underflow to 0, which a log axis cannot place: drawn at the smallest positive double.
     floor = np.finfo(float).tiny
@@ -131,12 +132,12 @@ def p_curve_figure(curve: pd.DataFrame, path: str | os.PathLike) -> None:
         axes[0].plot(curve.n_suspect, np.maximum(curve[column], floor), style, label=column.replace("_", " "))
     alpha = float(curve.alpha.iloc[0]) if len(curve) else 0.01
     axes[0].axhline(alpha, color="tab:red", ls=":", lw=1, label=f"alpha = {alpha:g}")
-    axes[0].set(xscale="log", yscale="log", xlabel="suspect windows", ylabel="p-value")
+    axes[0].set(xscale="log", yscale="log", xlabel=f"suspect {unit}", ylabel="p-value")
     axes[0].set_title("p-value (one split per subset)", fontsize=10)
     axes[0].legend(fontsize=8)
     axes[1].plot(curve.n_suspect, curve.rejected_share, "o-", color="tab:red")
     axes[1].set(
-        xscale="log", xlabel="suspect windows", ylabel=f"share rejected at alpha = {alpha:g}", ylim=(-0.02, 1.02)
+        xscale="log", xlabel=f"suspect {unit}", ylabel=f"share rejected at alpha = {alpha:g}", ylim=(-0.02, 1.02)
     )
     axes[1].set_title("power", fontsize=10)
     for ax in axes:

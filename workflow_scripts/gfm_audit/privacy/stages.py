@@ -418,7 +418,7 @@ def plot_dataset_inference_rule(job: Job) -> None:
 
     from .dataset_inference_report import p_curve_figure
 
-    p_curve_figure(pd.read_csv(job.input.curve, sep="\t"), job.output[0])
+    p_curve_figure(pd.read_csv(job.input.curve, sep="\t"), job.output[0], unit=job.params.unit)
 
 
 def plot_attacks_rule(job: Job) -> None:
