@@ -183,10 +183,11 @@ def token_statistics(logits, targets):
     With ``l = log_softmax(z)`` and ``p = softmax(z)``: ``mean = sum_v p_v l_v`` and
     ``var = sum_v (p_v l_v) l_v - mean**2`` (the predictive distribution's moments of log p, as min-k%++ uses
     them; Zhang et al. 2024). ``log p(target)`` is ``l`` itself, so the loss does not depend on how ``p`` is
-    formed. ``p`` comes from torch's softmax kernel rather than ``exp(l)``: the elementwise ``exp`` was the most
-    expensive step here (about 40% of the statistics on a CPU, against a tiny model's forward), and ``p * l`` is
-    reused, in place, for the second moment. Both change the mean and std by float32 rounding only (a few
-    1e-6 on the Evo 2 fixture; the tests bound both against float64).
+    formed. ``p`` comes from torch's softmax kernel rather than ``exp(l)``: torch's elementwise ``exp`` is slower
+    than the one inside its softmax kernels and was the costliest step here on a CPU (over Evo's 512-token
+    vocabulary, against a tiny model's forward); and ``p * l`` is reused, in place, for the second moment. Both
+    change the mean and std by float32 rounding only (a few 1e-6 on the Evo 2 fixture; the tests bound both
+    against float64).
     """
     import torch
 
