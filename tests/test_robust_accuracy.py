@@ -73,3 +73,42 @@ def test_the_wilson_interval_matches_hand_computed_values_and_is_exactly_zero_or
         assert got[0] == 0.0  # exactly, not a rounding error above 0
     if k == n:
         assert got[1] == 1.0
+
+
+def test_a_wrapped_defence_is_attacked_through_its_inner_classifiers_gradient_too():
+    from gfm_audit.robustness.ga.adfar import AdfarClassifier
+    from gfm_audit.robustness.ga.classifiers import CNNClassifier
+    from gfm_audit.robustness.ga.search import GAParams
+
+    rng = np.random.default_rng(1)
+    seqs = ["".join(rng.choice(list("ACGT"), 40)) for _ in range(30)]
+    train = data.LabelledSequences("toy", [f"s{i}" for i in range(30)], seqs, np.arange(30) % 2)
+    cnn = CNNClassifier("tiny", 40, channels=4, kernel=3, seed=0)
+    cnn.fit(
+        data.encode(seqs),
+        train.labels,
+        training={"epochs": 30, "learning_rate": 1e-2, "batch_size": 8, "weight_decay": 0.0},
+        seed=0,
+    )
+    c, _ = settings_from_config({**ATTACK, "gc_tolerance": 1.0, "protected_motifs": []})
+    weak = GAParams(population=2, generations=1, patience=1)  # a GA too weak to find most flips: HotFlip must
+    adfar = {"kmer": 3, "rare_quantile": 0.2, "rate": 1.0, "threshold": 0.5}
+    defended = AdfarClassifier(cnn, train, settings={"adfar": adfar, "seed": 0})
+    # Its detector is untrained and flags nothing, so the defended model predicts exactly as the CNN: the same
+    # attacks must find the same flips, HotFlip's included.
+    plain = robust_by_budget(cnn, train, constraints=c, params=weak, seed=0)
+    wrapped = robust_by_budget(defended, train, constraints=c, params=weak, seed=0)
+    assert wrapped.robust.tolist() == plain.robust.tolist()
+    # ... and HotFlip did matter here: the GA alone (the CNN behind a plain predict_proba) finds fewer flips.
+    hidden = ProbabilitiesOnly(cnn)
+    assert robust_by_budget(hidden, train, constraints=c, params=weak, seed=0).robust[-1] > plain.robust[-1]
+
+
+class ProbabilitiesOnly(Classifier):
+    """A classifier's predict_proba and nothing else (no gradient to follow)."""
+
+    def __init__(self, clf):
+        self.clf, self.name, self.num_labels = clf, clf.name, clf.num_labels
+
+    def predict_proba(self, codes: np.ndarray) -> np.ndarray:
+        return self.clf.predict_proba(codes)

@@ -46,10 +46,13 @@ def _hotflip_broken(clf: Classifier, t: Targets, constraints: Constraints) -> np
     prediction wrong."""
     from .inner import hotflip_attack
 
+    # A wrapped defence (ADFAR's detector + randomisation) has no gradient of its own: HotFlip follows the
+    # gradient of the classifier inside it and the defended predict_proba judges the result (a transfer attack).
+    white_box = getattr(clf, "inner", clf)
     broken = np.zeros((len(t.labels), constraints.max_edits), dtype=bool)
     for j in range(1, constraints.max_edits + 1):
         res = hotflip_attack(
-            clf, t.originals, t.labels, protected=t.protected, constraints=replace(constraints, max_edits=j)
+            white_box, t.originals, t.labels, protected=t.protected, constraints=replace(constraints, max_edits=j)
         )
         broken[:, j - 1] = clf.predict_proba(res.adversarial).argmax(axis=1) != t.labels
     return np.logical_or.accumulate(broken, axis=1)  # broken within j edits stays broken at larger budgets
@@ -59,7 +62,8 @@ def robust_by_budget(
     clf: Classifier, data: LabelledSequences, *, constraints: Constraints, params: GAParams, seed: int
 ) -> RobustByBudget:
     """Robust counts by budget under the standard criterion: the GA searching for any misclassification, and on
-    one-hot classifiers also HotFlip at each budget (a sequence broken by either is not robust)."""
+    one-hot classifiers (or a defence wrapping one, through its ``inner`` classifier) also HotFlip at each budget
+    (a sequence broken by either is not robust)."""
     run = attack_sequences(
         clf,
         data,
@@ -72,6 +76,6 @@ def robust_by_budget(
     edits = (run.ga.adversarial != run.originals).sum(axis=1)
     budgets = np.arange(1, constraints.max_edits + 1)
     broken = run.ga.success[:, None] & (edits[:, None] <= budgets[None, :])
-    if hasattr(clf, "logits_from_one_hot") and len(run.attacked):
+    if hasattr(getattr(clf, "inner", clf), "logits_from_one_hot") and len(run.attacked):
         broken |= _hotflip_broken(clf, run.targets, constraints)
     return RobustByBudget(robust=len(run.attacked) - broken.sum(axis=0), n=len(data))
