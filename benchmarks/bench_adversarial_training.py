@@ -18,7 +18,8 @@ runs that this run does not measure again stay in the TSV. Variants:
   rule), i.e. whether the training examples fool the model the evaluation attacks;
 - ``hotflip_*``, ``trades_*``: the new madry scheme (HotFlip inner maximiser at budget 5, every sequence of
   every batch), fine-tuned from the clean model or trained from the start, with the madry or the TRADES loss
-  (``_b6``: TRADES beta 6; ``_lr5e4``: learning rate 5e-4).
+  (``_b6``: TRADES beta 6; ``_lr5e4``: learning rate 5e-4; ``_5ep``: 5 epochs; ``_c8``: 8 exactly scored
+  flips per inner step, not 4).
 
 Writes benchmarks/adversarial_training.tsv (after every variant) and its table into
 docs/benchmarks/adversarial-training.md. Run: .venv/bin/python benchmarks/bench_adversarial_training.py
@@ -117,6 +118,21 @@ VARIANTS = {
         "epochs": 3,
         "learning_rate": 0.0005,
     },
+    "hotflip_finetune_lr5e4_5ep": {
+        "inner": "hotflip",
+        "loss": "madry",
+        "init": "clean",
+        "epochs": 5,
+        "learning_rate": 0.0005,
+    },
+    "hotflip_finetune_lr5e4_5ep_c8": {
+        "inner": "hotflip",
+        "loss": "madry",
+        "init": "clean",
+        "epochs": 5,
+        "learning_rate": 0.0005,
+        "inner_candidates": 8,
+    },
     "trades_finetune_lr5e4": {
         "inner": "hotflip",
         "loss": "trades",
@@ -162,8 +178,10 @@ def inner_strength(clf, holdout, constraints, delta) -> dict[str, float]:
     return out
 
 
-def run_task(task: str, spec: dict, cfg: dict, variants: list[str], *, save) -> list[dict]:
-    """Train and attack every variant of one task; ``save(rows)`` after each, so a cut-off run keeps its rows."""
+def run_task(task: str, spec: dict, cfg: dict, variants: list[str], *, save, skip=frozenset()) -> list[dict]:
+    """Train and attack every variant of one task; ``save(rows)`` after each, so a cut-off run keeps its rows.
+    Variants in ``skip`` (the undefended model included) are not measured again (their clean model is still
+    trained: the fine-tunes start from it)."""
     seed = cfg["seed"]
     train, test = load_splits(str(REPO / spec["train"]), str(REPO / spec["test"]), "skip")
     if spec.get("train_rows"):
@@ -206,8 +224,11 @@ def run_task(task: str, spec: dict, cfg: dict, variants: list[str], *, save) -> 
             print(row, flush=True)
         save(rows)
 
-    record("undefended", clean, clean_seconds, 0)
+    if "undefended" not in skip:
+        record("undefended", clean, clean_seconds, 0)
     for variant in variants:
+        if variant in skip:
+            continue
         if variant == "inner_strength":
             for name, value in inner_strength(clean, holdout, constraints, params.delta).items():
                 rows.append(
@@ -278,7 +299,7 @@ def render(table: pd.DataFrame) -> str:
     )
     sections = []
     for criterion, title in CRITERIA.items():
-        part = models[models.criterion == criterion]
+        part = models[models.criterion == criterion].sort_values("task", kind="stable")  # a task's rows together
         lines = []
         for (task, variant), group in part.groupby(["task", "variant"], sort=False):
             g = group.sort_values("budget")
@@ -333,6 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(REPO / "benchmarks/adversarial_training.tsv"))
     parser.add_argument("--page", default=str(REPO / "docs/benchmarks/adversarial-training.md"))
     parser.add_argument("--page-only", action="store_true", help="only re-render the page from --out")
+    parser.add_argument("--resume", action="store_true", help="skip task/variant pairs the TSV has (strict)")
     parser.add_argument(
         "--ga-rule", action="store_true", help="also measure robust accuracy under the GA's success rule (slower)"
     )
@@ -356,10 +378,10 @@ def main(argv: list[str] | None = None) -> int:
             table = pd.concat([old, new], ignore_index=True) if len(old) else new
             table.to_csv(out, sep="\t", index=False, float_format="%.4f")
 
-        for task, spec in cfg["tasks"].items():
-            if args.tasks and task not in args.tasks:
-                continue
-            done += run_task(task, spec, cfg, args.variants, save=save)
+        for task in args.tasks or list(cfg["tasks"]):
+            # --resume: what the TSV already has under the strict criterion is not measured again.
+            skip = set(kept.variant[(kept.task == task) & (kept.criterion == "strict")]) if args.resume else set()
+            done += run_task(task, cfg["tasks"][task], cfg, args.variants, save=save, skip=frozenset(skip))
     write_page(Path(args.page), render(pd.read_csv(args.out, sep="\t")))
     return 0
 
