@@ -239,11 +239,11 @@ rule plot_ga:
 
 rule certify_ga:
     """Certified radius of each sequence of the GA's sample under randomised substitution smoothing (tight l0
-    certificate), and certified accuracy by radius beside the GA's robust accuracy by budget."""
+    certificate), and certified accuracy by radius beside the base classifier's robust accuracy by budget on that
+    sample (standard criterion: GA with delta -inf, plus HotFlip on one-hot classifiers)."""
     input:
         classifier=lambda w: classifier_folder(w.classifier),
         test=GA["test"] or [],
-        adversarial="results/robustness/ga/{classifier}/adversarial.tsv",
     output:
         certified="results/robustness/ga/{classifier}/certified.tsv",
         accuracy="results/robustness/ga/{classifier}/certified_accuracy.tsv",
@@ -271,7 +271,7 @@ rule certify_ga:
 
 
 rule plot_certified:
-    """Certified accuracy against radius beside the GA's robust accuracy against budget."""
+    """Certified accuracy against radius beside the base classifier's robust accuracy against budget."""
     input:
         accuracy="results/robustness/ga/{classifier}/certified_accuracy.tsv",
     output:

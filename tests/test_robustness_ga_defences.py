@@ -341,9 +341,9 @@ def test_the_ga_section_shows_the_defence_sentence_and_certificates_at_radii_one
             "certified_accuracy": [0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2],
             "certified_ci_low": 0.1,
             "certified_ci_high": 0.95,
-            "ga_robust_accuracy": 0.5,
-            "ga_ci_low": 0.2,
-            "ga_ci_high": 0.8,
+            "robust_accuracy": 0.5,
+            "robust_ci_low": 0.2,
+            "robust_ci_high": 0.8,
         }
     )
     page = certified_html(accuracy)

@@ -214,16 +214,17 @@ def ga_section(
 
 
 def certified_html(accuracy: pd.DataFrame) -> str:
-    """Certified accuracy by radius (randomised substitution smoothing) beside the GA's empirical robust accuracy by
-    budget, radii 1 to 5 (the rest is in certified_accuracy.tsv)."""
+    """Certified accuracy by radius (randomised substitution smoothing) beside the base classifier's empirical robust
+    accuracy by budget (standard criterion), radii 1 to 5 (the rest is in certified_accuracy.tsv)."""
     shown = accuracy[(accuracy.budget >= 1) & (accuracy.budget <= 5)]
     return (
         "<h4>Certified vs empirical robustness</h4><p>Certified accuracy at radius r: the share of the GA's sample "
         "whose smoothed prediction is correct and provably unchanged by any r substitutions (randomised "
-        "substitution smoothing, Lee et al. 2019; it holds with the configured confidence); beside it the GA's "
-        "robust accuracy at budget r (correct and not flipped within r substitutions; the base classifier, not the "
+        "substitution smoothing, Lee et al. 2019; it holds with the configured confidence); beside it the empirical "
+        "robust accuracy at budget r (correct, and no candidate within r substitutions found by the GA, plus HotFlip "
+        "on one-hot classifiers, is misclassified, whatever its probability drop; the base classifier, not the "
         "smoothed one), each with its 95% Wilson interval. A certified figure is a lower bound on the smoothed "
-        "classifier's robustness, the GA's an upper bound on the base classifier's.</p>" + html_table(shown)
+        "classifier's robustness, the empirical one an upper bound on the base classifier's.</p>" + html_table(shown)
     )
 
 

@@ -89,7 +89,6 @@ def certify_ga_rule(job: Job) -> None:
         non_acgt=job.params.non_acgt,
         attack=job.params.attack,
         certify_block=job.params.certify,
-        adversarial_tsv=job.input.adversarial,
         certified_tsv=job.output.certified,
         accuracy_tsv=job.output.accuracy,
     )
