@@ -145,7 +145,7 @@ FIGURES = {
     "dataset_inference_curve": ReportFile(
         "dataset_inference",
         "results/report/{model}/dataset_inference_curve.png",
-        "Dataset inference: p-value and power against the suspect set's size (windows; people in individuals mode)",
+        "Dataset inference: p-value and power against the suspect set size (windows; people in individuals mode)",
     ),
     "person_roc": ReportFile(
         "individuals",
