@@ -338,9 +338,9 @@ def run_attacks_rule(job: Job) -> None:
     write_attack_outputs(table, skipped, scores_path=job.output.scores, skipped_path=job.output.skipped)
 
 
-def _write_inference(job: Job, table: pd.DataFrame, sets: tuple) -> pd.DataFrame:
-    """Maini et al.'s test and DUCI on ``table`` (one row per window or per person) with the rule's settings;
-    writes result.tsv and p_curve.tsv together and returns the result rows."""
+def _write_inference(job: Job, table: pd.DataFrame, sets: tuple, *, unit: str = "windows") -> pd.DataFrame:
+    """Maini et al.'s test and DUCI on ``table`` (one row per window or per person, ``unit``) with the rule's
+    settings; writes result.tsv and p_curve.tsv together, logs each row and returns the result rows."""
     from ..outputs import atomic_outputs, write_tsv
     from .dataset_inference import score_table_inference
 
@@ -364,6 +364,23 @@ def _write_inference(job: Job, table: pd.DataFrame, sets: tuple) -> pd.DataFrame
     with atomic_outputs(job.output.result, job.output.curve) as (r, c):
         write_tsv(result, r)
         write_tsv(curve, c)
+    log = logging.getLogger("gfm_audit.privacy.dataset_inference")
+    for row in result.itertuples():
+        log.info(
+            "%s: %s vs %s, %d vs %d %s, p = %.3g over %d splits (%s at %g), DUCI share %.3f +- %.3f",
+            row.test,
+            row.suspect,
+            row.validation,
+            row.n_suspect,
+            row.n_validation,
+            unit,
+            row.p_value,
+            row.splits,
+            "rejected" if row.rejected else "not rejected",
+            row.alpha,
+            row.duci_fraction,
+            row.duci_standard_error,
+        )
     return result
 
 
@@ -383,21 +400,7 @@ def dataset_inference_rule(job: Job) -> None:
     suspect, validation = window_sets(
         table, s["suspect"], s["validation"], windows_path=job.input.windows, contigs_path=job.input.contigs
     )
-    result = _write_inference(job, table, (suspect, validation))
-    log = logging.getLogger("gfm_audit.privacy.dataset_inference")
-    for row in result.itertuples():
-        log.info(
-            "%s: %s vs %s, p = %.3g over %d splits (%s at %g), DUCI share %.3f +- %.3f",
-            row.test,
-            row.suspect,
-            row.validation,
-            row.p_value,
-            row.splits,
-            "rejected" if row.rejected else "not rejected",
-            row.alpha,
-            row.duci_fraction,
-            row.duci_standard_error,
-        )
+    _write_inference(job, table, (suspect, validation))
 
 
 def evaluate_attacks_rule(job: Job) -> None:
@@ -576,22 +579,7 @@ def individuals_dataset_inference_rule(job: Job) -> None:
     validation = person_set(s["validation"], table, key="dataset_inference.validation", lists=lists)
     names = (s["suspect"], s["validation"])
     disjoint_people(suspect, validation, table, names=names)
-    result = _write_inference(job, table, (suspect, validation))
-    log = logging.getLogger("gfm_audit.privacy.individuals")
-    for row in result.itertuples():
-        log.info(
-            "%s: %s vs %s, %d vs %d people, p = %.3g (%s at %g), DUCI share %.3f +- %.3f",
-            row.test,
-            row.suspect,
-            row.validation,
-            row.n_suspect,
-            row.n_validation,
-            row.p_value,
-            "rejected" if row.rejected else "not rejected",
-            row.alpha,
-            row.duci_fraction,
-            row.duci_standard_error,
-        )
+    _write_inference(job, table, (suspect, validation), unit="people")
 
 
 def individual_ramia_rule(job: Job) -> None:

@@ -125,18 +125,4 @@ def suspect_fasta_inference_rule(job: Job) -> None:
         contigs_path=job.input.contigs,
     )
     suspect = ~audit
-    result = _write_inference(job, table, (suspect, np.r_[validation, np.zeros(suspect.sum(), bool)]))
-    for row in result.itertuples():
-        log.info(
-            "%s: %s vs %s, %d vs %d windows, p = %.3g (%s at %g), DUCI share %.3f +- %.3f",
-            row.test,
-            row.suspect,
-            row.validation,
-            row.n_suspect,
-            row.n_validation,
-            row.p_value,
-            "rejected" if row.rejected else "not rejected",
-            row.alpha,
-            row.duci_fraction,
-            row.duci_standard_error,
-        )
+    _write_inference(job, table, (suspect, np.r_[validation, np.zeros(suspect.sum(), bool)]))
