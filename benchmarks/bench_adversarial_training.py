@@ -151,6 +151,24 @@ VARIANTS = {
         "learning_rate": 0.0005,
         "inner_max_edits": 7,
     },
+    # Twice the epochs of the budget-7 fine-tune: the defended model is still broken mostly by HotFlip, the very
+    # attack it trains against, so its adversarial training loss is not yet low.
+    "hotflip_finetune_lr5e4_10ep_b7": {
+        "inner": "hotflip",
+        "loss": "madry",
+        "init": "clean",
+        "epochs": 10,
+        "learning_rate": 0.0005,
+        "inner_max_edits": 7,
+    },
+    "hotflip_finetune_lr25e5_10ep_b7": {
+        "inner": "hotflip",
+        "loss": "madry",
+        "init": "clean",
+        "epochs": 10,
+        "learning_rate": 0.00025,
+        "inner_max_edits": 7,
+    },
     "trades_finetune_lr5e4": {
         "inner": "hotflip",
         "loss": "trades",

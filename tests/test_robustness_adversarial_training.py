@@ -158,6 +158,33 @@ def test_robust_training_is_deterministic_under_its_seed(loss):
     assert not torch.equal(weights[0], weights[2])
 
 
+@pytest.mark.parametrize("clean_weight", [0.5, 0.8])
+def test_madry_loss_weights_the_clean_and_adversarial_cross_entropy_by_clean_weight(clean_weight):
+    # One batch of 32, one epoch: the loss returned is the one computed before the only optimiser step, so it can
+    # be recomputed by hand from the same inner attack and the same dropout draw (the global seed is set first).
+    train, _ = _gue(32, 0)
+    c = constraints.Constraints(max_edits=3)
+    clf = classifiers.CNNClassifier("cnn", 300, channels=8, kernel=5, seed=0)
+    order = torch.randperm(32, generator=torch.Generator().manual_seed(0)).numpy()
+    x, y = data.encode(train.sequences)[order], train.labels[order]
+    protected = constraints.protected_mask(train.sequences, c.protected_motifs)[order]
+    adv = hotflip_attack(clf, x, y, protected=protected, constraints=c, candidates=2).adversarial
+    torch.manual_seed(0)
+    clf.model.train()
+    with torch.no_grad():
+        logits = clf.logits(np.concatenate([x, adv])).float()
+    clf.model.eval()
+    ce = torch.nn.functional.cross_entropy(logits, torch.as_tensor(np.concatenate([y, y])), reduction="none")
+    clean_ce, adv_ce = float(ce[:32].mean()), float(ce[32:].mean())
+    assert adv_ce > clean_ce + 0.01  # the inner attack raised the loss, so the weight matters
+
+    _, _, losses = robust_epochs(
+        clf, train, constraints=c, settings={**SETTINGS, "clean_weight": clean_weight}, training=TRAINING, seed=0
+    )
+    # float32 means over 32 and 64 terms summed in another order: about 1e-7 relative.
+    assert losses[0] == pytest.approx(clean_weight * clean_ce + (1 - clean_weight) * adv_ce, rel=1e-5)
+
+
 def test_madry_scheme_trains_from_scratch_on_hotflip_examples_at_the_attack_budget():
     train, test = _gue(64, 40)
     c, p = settings_from_config({**ATTACK, "max_edits": 4, "population": 8, "generations": 3})

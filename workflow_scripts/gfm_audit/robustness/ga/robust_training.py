@@ -5,7 +5,9 @@ the current weights by :func:`.inner.hotflip_attack` at the evaluation budget un
 (S(x): at most ``max_edits`` substitutions, GC window, protected motifs, stop codons). The outer step minimises
 
 - ``loss: madry`` (Madry et al., ICLR 2018, with the clean half of Goodfellow et al., ICLR 2015):
-  1/2 [CE(f(x), y) + CE(f(x'), y)], x' = argmax_{x' in S(x)} CE(f(x'), y);
+  w CE(f(x), y) + (1 - w) CE(f(x'), y), x' = argmax_{x' in S(x)} CE(f(x'), y), w = ``clean_weight`` (default
+  1/2; a weighted clean/adversarial mix as in Kurakin et al., ICLR 2017: a larger w keeps more clean accuracy
+  where the adversarial examples at the budget are hard to tell from the other class);
 - ``loss: trades`` (Zhang et al., ICML 2019): CE(f(x), y) + beta KL(f(x) || f(x')),
   x' = argmax_{x' in S(x)} KL(f(x) || f(x')).
 
@@ -103,7 +105,12 @@ def _robust_epochs(clf, train, constraints, settings, training, seed) -> tuple[i
                 loss = torch.nn.functional.cross_entropy(clean, target) + settings["trades_beta"] * kl
             else:
                 logits = clf.logits(np.concatenate([x, inner.adversarial])).float()
-                loss = torch.nn.functional.cross_entropy(logits, torch.cat([target, target]))
+                per_row = torch.nn.functional.cross_entropy(logits, torch.cat([target, target]), reduction="none")
+                # 2w and 2(1 - w) under a mean over both halves: at w = 1/2 both are exactly 1, the plain mean.
+                w = settings.get("clean_weight", 0.5)
+                half = len(rows)
+                weights = torch.cat([torch.full((half,), 2 * w), torch.full((half,), 2 * (1 - w))])
+                loss = (per_row * weights).mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
