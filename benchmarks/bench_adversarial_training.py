@@ -169,6 +169,26 @@ VARIANTS = {
         "learning_rate": 0.00025,
         "inner_max_edits": 7,
     },
+    # More weight on the clean half (Kurakin et al., ICLR 2017): for a task where the budget's adversarial examples
+    # may carry the other label (tf_0: 5 substitutions are 5% of 101 bp), so that the model does not give up.
+    "hotflip_finetune_lr5e4_10ep_b7_w07": {
+        "inner": "hotflip",
+        "loss": "madry",
+        "init": "clean",
+        "epochs": 10,
+        "learning_rate": 0.0005,
+        "inner_max_edits": 7,
+        "clean_weight": 0.7,
+    },
+    "hotflip_finetune_lr5e4_10ep_b7_w06": {
+        "inner": "hotflip",
+        "loss": "madry",
+        "init": "clean",
+        "epochs": 10,
+        "learning_rate": 0.0005,
+        "inner_max_edits": 7,
+        "clean_weight": 0.6,
+    },
     "trades_finetune_lr5e4": {
         "inner": "hotflip",
         "loss": "trades",
@@ -349,6 +369,7 @@ def render(table: pd.DataFrame) -> str:
     for criterion, title in CRITERIA.items():
         part = models[models.criterion == criterion].sort_values("task", kind="stable")  # a task's rows together
         lines = []
+        meeting: dict[str, tuple[list[str], list[str]]] = {}  # task: (meet the target, help without meeting it)
         for (task, variant), group in part.groupby(["task", "variant"], sort=False):
             g = group.sort_values("budget")
             at5 = g.iloc[-1]
@@ -364,6 +385,11 @@ def render(table: pd.DataFrame) -> str:
             gain = "" if undefended else f"{gain_value:+.3f}"
             change = "" if undefended else f"{clean_change:+.3f}"
             target = "" if undefended else ("yes" if met else "no")
+            # Helps: a gain with disjoint intervals and clean accuracy within 2 points, whatever its size.
+            helps = separated and gain_value > 0 and abs(clean_change) <= 0.02 + 1e-9
+            meeting.setdefault(task, ([], []))
+            if helps and not undefended:
+                meeting[task][0 if met else 1].append(f"`{variant}` ({gain}, clean {change})")
             ga_rule = at5.get("robust_accuracy_ga_rule")
             ga_note = f" ({ga_rule:.3f})" if criterion == "strict" and pd.notna(ga_rule) else ""
             lines.append(
@@ -376,7 +402,12 @@ def render(table: pd.DataFrame) -> str:
             )
         if lines:
             n = int(part.n_holdout.iloc[0])
-            sections.append(f"{title}. Holdout: {n} test sequences per task.\n\n{head}{''.join(lines)}")
+            verdict = "".join(
+                f"- {task}: target met by {', '.join(met) or 'no model'}; a smaller gain with disjoint intervals and "
+                f"clean accuracy within 2 points: {', '.join(smaller) or 'no model'}\n"
+                for task, (met, smaller) in meeting.items()
+            )
+            sections.append(f"{title}. Holdout: {n} test sequences per task.\n\n{head}{''.join(lines)}\n{verdict}")
     inner = table[table.variant.str.startswith("inner_asr")]
     note = "".join(
         f"- {r.task}: share of the clean CNN's correctly classified sequences among the first {int(r.n_holdout)} "
