@@ -91,6 +91,10 @@ def test_base_config_holds_only_schema_defaults_and_no_model():
         (_cfg(models={"ref_0": {"path": "x", "kind": "causal"}}), "key models"),
         (_cfg(models={"m": {"path": "x", "kind": "causal"}}, target="other"), "target 'other' is not a key of models"),
         (
+            _cfg(robustness={"ga": {"train": "a", "test": "b", "adversarial_training": {"clean_weight": 1.0}}}),
+            "key robustness.ga.adversarial_training.clean_weight",
+        ),
+        (
             _cfg(models={}, robustness={"ga": {"train": "a", "test": "b", "classifiers": {"g": {"kind": "gfm_head"}}}}),
             "robustness.ga.classifiers.g: kind gfm_head needs model, one of the models block (have: none), or path",
         ),
