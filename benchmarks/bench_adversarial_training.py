@@ -189,6 +189,23 @@ VARIANTS = {
         "inner_max_edits": 7,
         "clean_weight": 0.6,
     },
+    # The demo's configuration with its inner budget scaled to a 101 bp sequence (7 of 300 bp is about 2-3 of 101).
+    "hotflip_finetune_lr5e4_10ep_b2": {
+        "inner": "hotflip",
+        "loss": "madry",
+        "init": "clean",
+        "epochs": 10,
+        "learning_rate": 0.0005,
+        "inner_max_edits": 2,
+    },
+    "hotflip_finetune_lr5e4_10ep_b3": {
+        "inner": "hotflip",
+        "loss": "madry",
+        "init": "clean",
+        "epochs": 10,
+        "learning_rate": 0.0005,
+        "inner_max_edits": 3,
+    },
     "trades_finetune_lr5e4": {
         "inner": "hotflip",
         "loss": "trades",
