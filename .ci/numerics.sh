@@ -3,8 +3,8 @@
 # under each kernel set PyTorch's CPU dispatch can pick: default (no vector extensions), AVX2 and AVX-512.
 # `make test` has just run them under this CPU's own (highest) capability; here they run again under each lower
 # one. ATEN_CPU_CAPABILITY can only lower the capability (asking for one the CPU lacks runs the highest it has),
-# so a CPU with AVX-512 covers all three, one with AVX2 only the first two. The slow test that trains the demo's
-# target (a check of memorisation, not of equality) runs once, in make test.
+# so a CPU with AVX-512 covers all three, one with AVX2 only the first two. Slow tests are left out here; the one
+# that trains the demo's target (a check of memorisation, not of equality) is covered in CI by demo_check.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py=.venv/bin/python
