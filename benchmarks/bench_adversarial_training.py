@@ -72,6 +72,20 @@ COLUMNS = [
 ]
 
 # The variants' adversarial_training settings (the schema's keys); "init" says where training starts.
+
+
+def _hotflip_finetune(epochs: int, learning_rate: float, **extra) -> dict:
+    """Madry loss with the HotFlip inner maximiser, fine-tuning the clean model; ``extra``: further settings."""
+    return {
+        "inner": "hotflip",
+        "loss": "madry",
+        "init": "clean",
+        "epochs": epochs,
+        "learning_rate": learning_rate,
+        **extra,
+    }
+
+
 VARIANTS = {
     "iterative": {"scheme": "iterative", "iterations": 2, "train_sample": 100, "epochs": 1, "learning_rate": 0.0005},
     "madry_greedy": {
@@ -84,7 +98,7 @@ VARIANTS = {
         "inner_positions": 32,
         "adv_per_batch": 16,
     },
-    "hotflip_finetune": {"inner": "hotflip", "loss": "madry", "init": "clean", "epochs": 3, "learning_rate": 0.001},
+    "hotflip_finetune": _hotflip_finetune(3, 0.001),
     "hotflip_scratch": {"inner": "hotflip", "loss": "madry", "init": "scratch", "epochs": 5, "learning_rate": 0.001},
     "trades_finetune": {
         "inner": "hotflip",
@@ -111,101 +125,24 @@ VARIANTS = {
         "epochs": 3,
         "learning_rate": 0.001,
     },
-    "hotflip_finetune_lr5e4": {
-        "inner": "hotflip",
-        "loss": "madry",
-        "init": "clean",
-        "epochs": 3,
-        "learning_rate": 0.0005,
-    },
-    "hotflip_finetune_lr5e4_5ep": {
-        "inner": "hotflip",
-        "loss": "madry",
-        "init": "clean",
-        "epochs": 5,
-        "learning_rate": 0.0005,
-    },
-    "hotflip_finetune_lr5e4_5ep_c8": {
-        "inner": "hotflip",
-        "loss": "madry",
-        "init": "clean",
-        "epochs": 5,
-        "learning_rate": 0.0005,
-        "inner_candidates": 8,
-    },
+    "hotflip_finetune_lr5e4": _hotflip_finetune(3, 0.0005),
+    "hotflip_finetune_lr5e4_5ep": _hotflip_finetune(5, 0.0005),
+    "hotflip_finetune_lr5e4_5ep_c8": _hotflip_finetune(5, 0.0005, inner_candidates=8),
     # Trained against more edits than the evaluation allows (8 against 5), so the evaluation's flips lie inside
     # the region the inner maximiser covered.
-    "hotflip_finetune_lr5e4_b8": {
-        "inner": "hotflip",
-        "loss": "madry",
-        "init": "clean",
-        "epochs": 3,
-        "learning_rate": 0.0005,
-        "inner_max_edits": 8,
-    },
-    "hotflip_finetune_lr5e4_5ep_b7": {
-        "inner": "hotflip",
-        "loss": "madry",
-        "init": "clean",
-        "epochs": 5,
-        "learning_rate": 0.0005,
-        "inner_max_edits": 7,
-    },
+    "hotflip_finetune_lr5e4_b8": _hotflip_finetune(3, 0.0005, inner_max_edits=8),
+    "hotflip_finetune_lr5e4_5ep_b7": _hotflip_finetune(5, 0.0005, inner_max_edits=7),
     # Twice the epochs of the budget-7 fine-tune: the defended model is still broken mostly by HotFlip, the very
     # attack it trains against, so its adversarial training loss is not yet low.
-    "hotflip_finetune_lr5e4_10ep_b7": {
-        "inner": "hotflip",
-        "loss": "madry",
-        "init": "clean",
-        "epochs": 10,
-        "learning_rate": 0.0005,
-        "inner_max_edits": 7,
-    },
-    "hotflip_finetune_lr25e5_10ep_b7": {
-        "inner": "hotflip",
-        "loss": "madry",
-        "init": "clean",
-        "epochs": 10,
-        "learning_rate": 0.00025,
-        "inner_max_edits": 7,
-    },
+    "hotflip_finetune_lr5e4_10ep_b7": _hotflip_finetune(10, 0.0005, inner_max_edits=7),
+    "hotflip_finetune_lr25e5_10ep_b7": _hotflip_finetune(10, 0.00025, inner_max_edits=7),
     # More weight on the clean half (Kurakin et al., ICLR 2017): for a task where the budget's adversarial examples
     # may carry the other label (tf_0: 5 substitutions are 5% of 101 bp), so that the model does not give up.
-    "hotflip_finetune_lr5e4_10ep_b7_w07": {
-        "inner": "hotflip",
-        "loss": "madry",
-        "init": "clean",
-        "epochs": 10,
-        "learning_rate": 0.0005,
-        "inner_max_edits": 7,
-        "clean_weight": 0.7,
-    },
-    "hotflip_finetune_lr5e4_10ep_b7_w06": {
-        "inner": "hotflip",
-        "loss": "madry",
-        "init": "clean",
-        "epochs": 10,
-        "learning_rate": 0.0005,
-        "inner_max_edits": 7,
-        "clean_weight": 0.6,
-    },
+    "hotflip_finetune_lr5e4_10ep_b7_w07": _hotflip_finetune(10, 0.0005, inner_max_edits=7, clean_weight=0.7),
+    "hotflip_finetune_lr5e4_10ep_b7_w06": _hotflip_finetune(10, 0.0005, inner_max_edits=7, clean_weight=0.6),
     # The demo's configuration with its inner budget scaled to a 101 bp sequence (7 of 300 bp is about 2-3 of 101).
-    "hotflip_finetune_lr5e4_10ep_b2": {
-        "inner": "hotflip",
-        "loss": "madry",
-        "init": "clean",
-        "epochs": 10,
-        "learning_rate": 0.0005,
-        "inner_max_edits": 2,
-    },
-    "hotflip_finetune_lr5e4_10ep_b3": {
-        "inner": "hotflip",
-        "loss": "madry",
-        "init": "clean",
-        "epochs": 10,
-        "learning_rate": 0.0005,
-        "inner_max_edits": 3,
-    },
+    "hotflip_finetune_lr5e4_10ep_b2": _hotflip_finetune(10, 0.0005, inner_max_edits=2),
+    "hotflip_finetune_lr5e4_10ep_b3": _hotflip_finetune(10, 0.0005, inner_max_edits=3),
     "trades_finetune_lr5e4": {
         "inner": "hotflip",
         "loss": "trades",
