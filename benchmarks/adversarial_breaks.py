@@ -25,11 +25,10 @@ sys.path.insert(0, str(REPO / "workflow_scripts"))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 import bench_adversarial_training as bench  # noqa: E402
-from gfm_audit.robustness.ga.attack import attack_sequences  # noqa: E402
 from gfm_audit.robustness.ga.classifiers import CNNClassifier  # noqa: E402
 from gfm_audit.robustness.ga.constraints import Constraints  # noqa: E402
 from gfm_audit.robustness.ga.data import encode  # noqa: E402
-from gfm_audit.robustness.ga.robust_accuracy import MISCLASSIFIED, _hotflip_broken  # noqa: E402
+from gfm_audit.robustness.ga.robust_accuracy import broken_by_attack  # noqa: E402
 from gfm_audit.robustness.ga.robust_training import robust_epochs  # noqa: E402
 from gfm_audit.robustness.ga.search import GAParams  # noqa: E402
 from gfm_audit.robustness.ga.splits import load_splits  # noqa: E402
@@ -37,26 +36,14 @@ from gfm_audit.robustness.ga.splits import load_splits  # noqa: E402
 
 def breaks(clf, holdout, constraints: Constraints, params: GAParams, seed: int) -> dict[str, np.ndarray]:
     """Per budget 1..max_edits: counts of correctly classified sequences broken by each attack."""
-    run = attack_sequences(
-        clf,
-        holdout,
-        constraints=constraints,
-        params=replace(params, delta=MISCLASSIFIED),
-        seed=seed,
-        baseline=False,
-        prune=True,
-    )
-    edits = (run.ga.adversarial != run.originals).sum(axis=1)
-    budgets = np.arange(1, constraints.max_edits + 1)
-    ga = run.ga.success[:, None] & (edits[:, None] <= budgets[None, :])
-    hotflip = _hotflip_broken(clf, run.targets, constraints)
+    b = broken_by_attack(clf, holdout, constraints=constraints, params=params, seed=seed)
     return {
-        "correct": np.full(len(budgets), len(run.attacked)),
-        "ga": ga.sum(0),
-        "hotflip": hotflip.sum(0),
-        "both": (ga & hotflip).sum(0),
-        "ga_only": (ga & ~hotflip).sum(0),
-        "hotflip_only": (hotflip & ~ga).sum(0),
+        "correct": np.full(b.ga.shape[1], len(b.ga)),
+        "ga": b.ga.sum(0),
+        "hotflip": b.hotflip.sum(0),
+        "both": (b.ga & b.hotflip).sum(0),
+        "ga_only": (b.ga & ~b.hotflip).sum(0),
+        "hotflip_only": (b.hotflip & ~b.ga).sum(0),
     }
 
 

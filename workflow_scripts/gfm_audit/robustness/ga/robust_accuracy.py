@@ -58,12 +58,19 @@ def _hotflip_broken(clf: Classifier, t: Targets, constraints: Constraints) -> np
     return np.logical_or.accumulate(broken, axis=1)  # broken within j edits stays broken at larger budgets
 
 
-def robust_by_budget(
+@dataclass(frozen=True)
+class BrokenByAttack:
+    ga: np.ndarray  # (S, max_edits) bool over the correctly classified sequences: the GA makes it wrong within j
+    hotflip: np.ndarray  # the same for HotFlip (all False where the classifier has no one-hot input)
+    n: int  # sequences measured, correct or not
+
+
+def broken_by_attack(
     clf: Classifier, data: LabelledSequences, *, constraints: Constraints, params: GAParams, seed: int
-) -> RobustByBudget:
-    """Robust counts by budget under the standard criterion: the GA searching for any misclassification, and on
-    one-hot classifiers (or a defence wrapping one, through its ``inner`` classifier) also HotFlip at each budget
-    (a sequence broken by either is not robust)."""
+) -> BrokenByAttack:
+    """Per correctly classified sequence and budget, whether each attack of the standard criterion breaks it: the
+    GA searching for any misclassification (edits pruned), and on one-hot classifiers (or a defence wrapping one,
+    through its ``inner`` classifier) HotFlip at each budget."""
     run = attack_sequences(
         clf,
         data,
@@ -75,7 +82,17 @@ def robust_by_budget(
     )
     edits = (run.ga.adversarial != run.originals).sum(axis=1)
     budgets = np.arange(1, constraints.max_edits + 1)
-    broken = run.ga.success[:, None] & (edits[:, None] <= budgets[None, :])
+    ga = run.ga.success[:, None] & (edits[:, None] <= budgets[None, :])
+    hotflip = np.zeros_like(ga)
     if hasattr(getattr(clf, "inner", clf), "logits_from_one_hot") and len(run.attacked):
-        broken |= _hotflip_broken(clf, run.targets, constraints)
-    return RobustByBudget(robust=len(run.attacked) - broken.sum(axis=0), n=len(data))
+        hotflip = _hotflip_broken(clf, run.targets, constraints)
+    return BrokenByAttack(ga=ga, hotflip=hotflip, n=len(data))
+
+
+def robust_by_budget(
+    clf: Classifier, data: LabelledSequences, *, constraints: Constraints, params: GAParams, seed: int
+) -> RobustByBudget:
+    """Robust counts by budget under the standard criterion: correct and broken by neither attack of
+    :func:`broken_by_attack` within the budget."""
+    broken = broken_by_attack(clf, data, constraints=constraints, params=params, seed=seed)
+    return RobustByBudget(robust=len(broken.ga) - (broken.ga | broken.hotflip).sum(axis=0), n=broken.n)
