@@ -16,6 +16,7 @@ from gfm_audit.robustness.ga.attack import settings_from_config
 from gfm_audit.robustness.ga.inner import hotflip_attack
 from gfm_audit.robustness.ga.robust_training import reset_weights, robust_epochs
 from test_robustness_ga import ATTACK, assert_obeys, hamming
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 GUE = DEMO / "gue_prom_300_all"
 TRAINING = {"epochs": 1, "learning_rate": 1e-3, "batch_size": 32, "weight_decay": 0.01}
@@ -183,6 +184,35 @@ def test_madry_loss_weights_the_clean_and_adversarial_cross_entropy_by_clean_wei
     )
     # float32 means over 32 and 64 terms summed in another order: about 1e-7 relative.
     assert losses[0] == pytest.approx(clean_weight * clean_ce + (1 - clean_weight) * adv_ce, rel=1e-5)
+
+
+def test_ema_decay_keeps_the_exponential_moving_average_of_the_weights_after_each_step():
+    # The weights after every optimiser step are recorded by a global step hook, independently of the averaging
+    # code; the model returned must be their average a_1 = w_1, a_t = d a_(t-1) + (1 - d) w_t, recomputed here
+    # in float64.
+    train, _ = _gue(64, 0)
+    c = constraints.Constraints(max_edits=3)
+    clf = classifiers.CNNClassifier("cnn", 300, channels=8, kernel=5, seed=0)
+    steps: list[torch.Tensor] = []
+
+    def record(optimizer, args, kwargs):
+        steps.append(torch.cat([p.detach().flatten() for p in clf.model.parameters()]).double())
+
+    handle = register_optimizer_step_post_hook(record)
+    try:
+        robust_epochs(
+            clf, train, constraints=c, settings={**SETTINGS, "epochs": 2, "ema_decay": 0.7}, training=TRAINING, seed=0
+        )
+    finally:
+        handle.remove()
+    assert len(steps) == 4  # 2 epochs of 2 batches of 32
+    expected = steps[0]
+    for w in steps[1:]:
+        expected = 0.7 * expected + 0.3 * w
+    kept = torch.cat([p.detach().flatten() for p in clf.model.parameters()]).double()
+    assert (kept - steps[-1]).abs().max() > 1e-3  # not the last weights
+    # float32 lerp per step against float64 here: a few ulps of weights of order 0.1.
+    assert torch.allclose(kept, expected, rtol=0, atol=1e-6)
 
 
 def test_madry_scheme_trains_from_scratch_on_hotflip_examples_at_the_attack_budget():

@@ -12,7 +12,10 @@ the current weights by :func:`.inner.hotflip_attack` at the evaluation budget un
   x' = argmax_{x' in S(x)} KL(f(x) || f(x')).
 
 The training keeps the clean examples in every batch, so the model does not forget the clean task while it learns
-the adversarial one.
+the adversarial one. With ``ema_decay`` d the model kept is the exponential moving average of the weights over the
+optimiser steps, theta_avg <- d theta_avg + (1 - d) theta_t (from theta_1; Polyak averaging as used for adversarial
+training by Gowal et al., 2020, arXiv:2010.03593, and Chen et al., ICLR 2021, against robust overfitting): the inner
+maximiser still attacks the current weights theta_t.
 """
 
 from __future__ import annotations
@@ -76,6 +79,7 @@ def _robust_epochs(clf, train, constraints, settings, training, seed) -> tuple[i
     trades = settings["loss"] == "trades"
     made = queries = 0
     losses = []
+    average = _weight_average(clf, settings.get("ema_decay"))
     for _ in range(settings["epochs"]):
         order = torch.randperm(len(codes), generator=generator).numpy()
         total, batches = 0.0, 0
@@ -115,7 +119,21 @@ def _robust_epochs(clf, train, constraints, settings, training, seed) -> tuple[i
             loss.backward()
             optimizer.step()
             clf.model.eval()
+            if average is not None:
+                average.update_parameters(clf.model)
             total += float(loss.detach())
             batches += 1
         losses.append(total / max(batches, 1))
+    if average is not None:
+        clf.model.load_state_dict(average.module.state_dict())
     return made, queries, losses
+
+
+def _weight_average(clf: Classifier, decay: float | None):
+    """torch's exponential moving average of the trainable weights (None when ``ema_decay`` is unset)."""
+    if decay is None:
+        return None
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    # Buffers are averaged too, so a model with batch statistics keeps ones that match its averaged weights.
+    return AveragedModel(clf.model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
