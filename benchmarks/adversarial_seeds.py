@@ -56,7 +56,9 @@ def render(tables: list[pd.DataFrame], task: str) -> str:
         "| model | "
         + " | ".join(f"seed {i}: gain / clean change" for i in range(len(seeds)))
         + " | mean gain | mean clean change | target met at |\n"
-        + "|---|" + "---|" * (len(seeds) + 3) + "\n"
+        + "|---|"
+        + "---|" * (len(seeds) + 3)
+        + "\n"
     )
     lines = []
     for variant in common:
@@ -67,9 +69,7 @@ def render(tables: list[pd.DataFrame], task: str) -> str:
         mean_gain = sum(r.gain for r in rows) / len(rows)
         mean_clean = sum(r.clean_change for r in rows) / len(rows)
         met = sum(bool(r.met) for r in rows)
-        lines.append(
-            f"| {variant} | {cells} | {mean_gain:+.3f} | {mean_clean:+.3f} | {met} of {len(rows)} seeds |\n"
-        )
+        lines.append(f"| {variant} | {cells} | {mean_gain:+.3f} | {mean_clean:+.3f} | {met} of {len(rows)} seeds |\n")
     return f"Task {task}, budget {int(tables[0].budget.max())}, strict criterion.\n\n{head}{''.join(lines)}\n"
 
 
