@@ -149,6 +149,9 @@ VARIANTS = {
     "hotflip_finetune_lr5e4_10ep_b7_ema99_w08": _hotflip_finetune(
         10, 0.0005, inner_max_edits=7, ema_decay=0.99, clean_weight=0.8
     ),
+    "hotflip_finetune_lr5e4_10ep_b7_ema99_w06": _hotflip_finetune(
+        10, 0.0005, inner_max_edits=7, ema_decay=0.99, clean_weight=0.6
+    ),
     # More weight on the clean half (Kurakin et al., ICLR 2017): for a task where the budget's adversarial examples
     # may carry the other label (tf_0: 5 substitutions are 5% of 101 bp), so that the model does not give up.
     "hotflip_finetune_lr5e4_10ep_b7_w07": _hotflip_finetune(10, 0.0005, inner_max_edits=7, clean_weight=0.7),
