@@ -20,7 +20,8 @@ runs that this run does not measure again stay in the TSV. Variants:
   every batch), fine-tuned from the clean model or trained from the start, with the madry or the TRADES loss
   (``_b6``: TRADES beta 6; ``_lr5e4``: learning rate 5e-4; ``_5ep``: 5 epochs; ``_c8``: 8 exactly scored
   flips per inner step, not 4; ``_b7``: inner budget 7; ``_w07``: clean weight 0.7; ``_ema99``: the kept
-  weights an exponential moving average with decay 0.99).
+  weights an exponential moving average with decay 0.99; ``_fat0``: each inner attack stops at the first
+  misclassification).
 
 Writes benchmarks/adversarial_training.tsv (after every variant) and its table into
 docs/benchmarks/adversarial-training.md. Run: .venv/bin/python benchmarks/bench_adversarial_training.py
@@ -151,6 +152,11 @@ VARIANTS = {
     ),
     "hotflip_finetune_lr5e4_10ep_b7_ema99_w06": _hotflip_finetune(
         10, 0.0005, inner_max_edits=7, ema_decay=0.99, clean_weight=0.6
+    ),
+    # Friendly adversarial examples (Zhang et al., ICML 2020): each inner attack stops as soon as the sequence is
+    # misclassified, so the model is not asked to keep its label deep inside the other class (tf_0's collapse).
+    "hotflip_finetune_lr5e4_10ep_b7_ema99_fat0": _hotflip_finetune(
+        10, 0.0005, inner_max_edits=7, ema_decay=0.99, inner_stop_after_flip=0
     ),
     # More weight on the clean half (Kurakin et al., ICLR 2017): for a task where the budget's adversarial examples
     # may carry the other label (tf_0: 5 substitutions are 5% of 101 bp), so that the model does not give up.

@@ -99,6 +99,10 @@ def test_base_config_holds_only_schema_defaults_and_no_model():
             "key robustness.ga.adversarial_training.ema_decay",
         ),
         (
+            _cfg(robustness={"ga": {"train": "a", "test": "b", "adversarial_training": {"inner_stop_after_flip": -1}}}),
+            "key robustness.ga.adversarial_training.inner_stop_after_flip",
+        ),
+        (
             _cfg(models={}, robustness={"ga": {"train": "a", "test": "b", "classifiers": {"g": {"kind": "gfm_head"}}}}),
             "robustness.ga.classifiers.g: kind gfm_head needs model, one of the models block (have: none), or path",
         ),

@@ -120,6 +120,41 @@ def test_hotflip_with_every_candidate_scored_matches_brute_force_on_the_cnn():
         np.testing.assert_array_equal(res.adversarial[i], expected)
 
 
+@pytest.mark.parametrize("tau", [0, 1])
+def test_hotflip_stops_tau_steps_after_the_first_misclassification(tau):
+    # The greedy path is deterministic and its first k steps do not depend on the budget, so the early-stopped
+    # result must be the plain attack's at budget k* + tau, k* the first budget whose result the model gets wrong
+    # (0 for a sequence it already gets wrong), capped at the budget; never wrong within the budget: the full one.
+    length, budget = 40, 5
+    codes = _random_codes(60, length, seed=5)
+    clf = LinearOneHot(length, seed=6)  # margins of a few edits' worth, so some sequences flip within the budget
+    predicted = clf.predict_proba(codes).argmax(axis=1)
+    labels = np.where(np.arange(60) < 45, predicted, 1 - predicted)  # the last 15 wrong from the start
+    protected = constraints.protected_mask(data.decode(codes), constraints.Constraints().protected_motifs)
+    by_budget = [codes] + [
+        hotflip_attack(
+            clf, codes, labels, protected=protected, constraints=constraints.Constraints(max_edits=k), candidates=3
+        ).adversarial
+        for k in range(1, budget + 1)
+    ]
+    wrong = np.stack([clf.predict_proba(x).argmax(axis=1) != labels for x in by_budget])  # (budget + 1, S)
+    first = np.where(wrong.any(axis=0), wrong.argmax(axis=0), budget)
+    stop = np.minimum(np.where(wrong.any(axis=0), first + tau, budget), budget)
+    early = hotflip_attack(
+        clf,
+        codes,
+        labels,
+        protected=protected,
+        constraints=constraints.Constraints(max_edits=budget),
+        candidates=3,
+        stop_after_flip=tau,
+    ).adversarial
+    expected = np.stack([by_budget[k][i] for i, k in enumerate(stop)])
+    np.testing.assert_array_equal(early, expected)
+    # The cases that matter occur: sequences wrong from the start, and ones that flip before the budget is spent.
+    assert (first == 0).any() and ((first > 0) & (first + tau < budget) & wrong.any(axis=0)).any()
+
+
 def _gue(n_train: int, n_test: int):
     train = data.read_labelled_csv(GUE / "dev.csv").subset(range(n_train))
     test = data.read_labelled_csv(GUE / "test.csv").subset(range(n_test))

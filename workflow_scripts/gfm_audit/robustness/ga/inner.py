@@ -14,7 +14,11 @@ change of the loss, the directional derivative along the flip:
    whose best candidate does not raise its loss stops.
 
 So every returned sequence satisfies the attack block's constraints and differs from its original at no more
-than ``max_edits`` positions, the evaluation GA's own budget. The loss maximised is either the cross-entropy of
+than ``max_edits`` positions, the evaluation GA's own budget. With ``stop_after_flip`` tau a sequence also stops
+tau steps after the classifier first gets it wrong (and one it already gets wrong with tau = 0 is returned as it
+is): the early-stopped, "friendly" adversarial examples of Zhang et al., ICML 2020 (FAT), which lie just past the
+decision boundary instead of deep in the other class, so that training on them costs less clean accuracy where
+the budget's edits can change what a sequence is. The loss maximised is either the cross-entropy of
 the true label (Madry et al., ICLR 2018: max_{x' in S(x)} CE(f(x'), y)) or, for TRADES (Zhang et al., ICML 2019),
 KL(f(x) || f(x')) against the clean prediction. Queries: one gradient pass and ``candidates`` forward passes per
 step and sequence.
@@ -36,11 +40,14 @@ class InnerResult:
     queries: int  # gradient passes + scored candidates, summed over sequences
 
 
-def _per_sequence_loss(clf, one_hot, labels, reference):
-    """CE of the true label (``reference`` None) or KL(reference || softmax(logits)) per sequence."""
+def _per_sequence_loss(clf, one_hot, labels, reference, wrong: list | None = None):
+    """CE of the true label (``reference`` None) or KL(reference || softmax(logits)) per sequence; with ``wrong``
+    a list, also appends whether the classifier gets each sequence wrong (argmax != label)."""
     import torch
 
     logits = clf.logits_from_one_hot(one_hot).float()
+    if wrong is not None:
+        wrong.append((logits.argmax(dim=-1) != labels).cpu().numpy())
     if reference is None:
         return torch.nn.functional.cross_entropy(logits, labels, reduction="none")
     log_q = torch.log_softmax(logits, dim=-1)
@@ -63,9 +70,11 @@ def hotflip_attack(
     constraints: Constraints,
     candidates: int = 4,
     reference: np.ndarray | None = None,
+    stop_after_flip: int | None = None,
 ) -> InnerResult:
     """Greedy gradient-guided substitutions (see the module docstring) on a classifier with
-    ``logits_from_one_hot`` (the CNN). ``reference`` (S, C): clean class probabilities for the TRADES KL loss."""
+    ``logits_from_one_hot`` (the CNN). ``reference`` (S, C): clean class probabilities for the TRADES KL loss;
+    ``stop_after_flip`` tau: stop a sequence tau steps after it is first misclassified (None: never)."""
     import torch
 
     device = getattr(clf, "device", "cpu")
@@ -75,12 +84,18 @@ def hotflip_attack(
     current = originals.copy()
     was_training = clf.model.training
     clf.model.eval()  # dropout off: the attack maximises the loss of the model that is evaluated
+    early = stop_after_flip is not None
+    wrong: list[np.ndarray] | None = [] if early else None
     with torch.no_grad():
-        current_loss = _per_sequence_loss(clf, _one_hot(current, device), y, ref).cpu().numpy()
+        current_loss = _per_sequence_loss(clf, _one_hot(current, device), y, ref, wrong).cpu().numpy()
     queries = s_count
     active = np.ones(s_count, dtype=bool)
     rows_all = np.arange(s_count)
+    # Steps taken since the sequence was first misclassified; -1 while it is still classified correctly.
+    since = np.where(wrong[0], 0, -1) if early else None
     for _ in range(constraints.max_edits):
+        if early:
+            active &= since < stop_after_flip
         rows = rows_all[active]
         if rows.size == 0:
             break
@@ -106,16 +121,21 @@ def hotflip_attack(
         ok = finite & is_valid(cand, originals[rows], protected[rows], constraints=constraints)
         ok &= np.cumsum(ok, axis=1) <= candidates
         scored = np.full((rows.size, n_rank), -np.inf)
+        is_wrong = np.zeros((rows.size, n_rank), dtype=bool)
         if ok.any():
             rr, cc = np.nonzero(ok)
+            wrong_now: list[np.ndarray] | None = [] if early else None
             with torch.no_grad():
                 values = _per_sequence_loss(
                     clf,
                     _one_hot(cand[rr, cc], device),
                     y[rows][rr],
                     None if ref is None else ref[rows][rr],
+                    wrong_now,
                 )
             scored[rr, cc] = values.cpu().numpy()
+            if early:
+                is_wrong[rr, cc] = wrong_now[0]
             queries += int(ok.sum())
         choice = scored.argmax(axis=1)
         best = scored[np.arange(rows.size), choice]
@@ -123,5 +143,9 @@ def hotflip_attack(
         current[rows[better]] = cand[better, choice[better]]
         current_loss[rows[better]] = best[better]
         active[rows[~better]] = False
+        if early:
+            moved = rows[better]
+            now_wrong = is_wrong[np.arange(rows.size), choice][better]
+            since[moved] = np.where(now_wrong, np.where(since[moved] >= 0, since[moved] + 1, 0), -1)
     clf.model.train(was_training)
     return InnerResult(current, current_loss, queries)

@@ -95,6 +95,7 @@ def _robust_epochs(clf, train, constraints, settings, training, seed) -> tuple[i
                 constraints=constraints,
                 candidates=settings["inner_candidates"],
                 reference=reference,
+                stop_after_flip=settings.get("inner_stop_after_flip"),
             )
             made += len(rows)
             queries += inner.queries
