@@ -2,11 +2,11 @@
 each seed and their means.
 
 Reads the strict rows of one TSV per seed written by bench_adversarial_training.py (default: seed 0's
-benchmarks/adversarial_training.tsv, then _seed1.tsv and _seed2.tsv) and fills the page's
+benchmarks/adversarial_training.tsv, then _seed1.tsv to _seed4.tsv) and fills the page's
 ``adversarial-training-seeds`` block. Per seed, gain = robust accuracy at the largest budget minus the undefended
 model's of that seed (each seed has its own CNN initialisation, batch order and held-out sample), clean change
 likewise; the target (+0.2 with disjoint 95% Wilson intervals, clean within 2 points) is judged per seed, as on the
-other tables. Run: .venv/bin/python benchmarks/adversarial_seeds.py [--task prom_300_all] [--tsv A B C]
+other tables. A model not run at some seed shows n/a there; its means are over the seeds it ran at. Run: .venv/bin/python benchmarks/adversarial_seeds.py [--task prom_300_all] [--tsv A B C]
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ DEFAULT_TSVS = [
     "benchmarks/adversarial_training.tsv",
     "benchmarks/adversarial_training_seed1.tsv",
     "benchmarks/adversarial_training_seed2.tsv",
+    "benchmarks/adversarial_training_seed3.tsv",
+    "benchmarks/adversarial_training_seed4.tsv",
 ]
 BLOCK = "adversarial-training-seeds"
 TARGET_GAIN, CLEAN_TOLERANCE = 0.2, 0.02
@@ -51,7 +53,9 @@ def per_seed(table: pd.DataFrame, task: str) -> pd.DataFrame:
 
 def render(tables: list[pd.DataFrame], task: str) -> str:
     seeds = [per_seed(t, task) for t in tables]
-    common = [v for v in seeds[0].index if all(v in s.index for s in seeds[1:])]
+    # Every model run at two seeds or more, in the order of their first appearance.
+    names = list(dict.fromkeys(v for s in seeds for v in s.index))
+    common = [v for v in names if sum(v in s.index for s in seeds) >= 2]
     head = (
         "| model | "
         + " | ".join(f"seed {i}: gain / clean change" for i in range(len(seeds)))
@@ -62,10 +66,14 @@ def render(tables: list[pd.DataFrame], task: str) -> str:
     )
     lines = []
     for variant in common:
-        rows = [s.loc[variant] for s in seeds]
         cells = " | ".join(
-            f"{r.gain:+.3f}{'' if r.disjoint else ' (CIs overlap)'} / {r.clean_change:+.3f}" for r in rows
+            f"{s.loc[variant].gain:+.3f}{'' if s.loc[variant].disjoint else ' (CIs overlap)'} / "
+            f"{s.loc[variant].clean_change:+.3f}"
+            if variant in s.index
+            else "n/a"
+            for s in seeds
         )
+        rows = [s.loc[variant] for s in seeds if variant in s.index]
         mean_gain = sum(r.gain for r in rows) / len(rows)
         mean_clean = sum(r.clean_change for r in rows) / len(rows)
         met = sum(bool(r.met) for r in rows)
