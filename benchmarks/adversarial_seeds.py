@@ -6,7 +6,9 @@ benchmarks/adversarial_training.tsv, then _seed1.tsv to _seed4.tsv) and fills th
 ``adversarial-training-seeds`` block. Per seed, gain = robust accuracy at the largest budget minus the undefended
 model's of that seed (each seed has its own CNN initialisation, batch order and held-out sample), clean change
 likewise; the target (+0.2 with disjoint 95% Wilson intervals, clean within 2 points) is judged per seed, as on the
-other tables. A model not run at some seed shows n/a there; its means are over the seeds it ran at. Run: .venv/bin/python benchmarks/adversarial_seeds.py [--task prom_300_all] [--tsv A B C]
+other tables. A model not run at some seed shows n/a there; its means are over the seeds it ran at; models run
+at one seed only are left out. Run: .venv/bin/python benchmarks/adversarial_seeds.py [--task prom_300_all]
+[--tsv SEED0 SEED1 ...] (in seed order).
 """
 
 from __future__ import annotations
