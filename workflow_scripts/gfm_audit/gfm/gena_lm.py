@@ -25,6 +25,7 @@ from torch import nn
 from transformers import PreTrainedTokenizerFast
 
 from ..errors import InputError
+from .attention import scaled_dot_product_attention
 from .checkpoint_files import read_json
 
 ARCHITECTURE = "gena_lm"
@@ -125,7 +126,7 @@ class _SelfAttention(nn.Module):
         def split(x: torch.Tensor) -> torch.Tensor:
             return x.view(b, t, self.heads, self.head_dim).permute(0, 2, 1, 3)
 
-        ctx = nn.functional.scaled_dot_product_attention(
+        ctx = scaled_dot_product_attention(
             split(self.query(h)), split(self.key(h)), split(self.value(h)), attn_mask=bias
         )
         return ctx.permute(0, 2, 1, 3).reshape(b, t, self.heads * self.head_dim)

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from ..errors import InputError
+from .attention import scaled_dot_product_attention
 from .checkpoint_files import read_json
 
 if TYPE_CHECKING:
@@ -136,7 +137,7 @@ class _SelfAttention(nn.Module):
         if self.rotary_embeddings is not None:
             q, k = self.rotary_embeddings(q, k)
         # The query is already scaled (ESM's order, which matters with rotary), hence scale=1.
-        ctx = nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=1.0)
+        ctx = scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=1.0)
         b, _, t, _ = ctx.shape
         return ctx.permute(0, 2, 1, 3).reshape(b, t, self.heads * self.head_dim)
 

@@ -41,6 +41,7 @@ from torch import nn
 from torch.nn import functional as F  # noqa: N812
 
 from ..errors import InputError
+from .attention import scaled_dot_product_attention
 from .checkpoint_files import read_json
 
 if TYPE_CHECKING:
@@ -290,7 +291,7 @@ class _Attention(nn.Module):
         q = self.rotary_embedding(heads(self.query_head)).transpose(1, 2)
         k = self.rotary_embedding(heads(self.key_head)).transpose(1, 2)
         v = heads(self.value_head).transpose(1, 2)
-        ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=self.key_size**-0.5)
+        ctx = scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=self.key_size**-0.5)
         return self.mha_output(ctx.transpose(1, 2).reshape(b, n, self.heads * self.key_size))
 
 

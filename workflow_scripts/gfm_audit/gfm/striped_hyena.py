@@ -32,6 +32,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .attention import scaled_dot_product_attention
+
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerFast
 
@@ -178,7 +180,7 @@ def causal_attention(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, out_proj: nn.Module
 ) -> torch.Tensor:  # (B, L, H, hd) each
     """Softmax attention, causal, scaled by 1 / sqrt(hd); torch's fused kernels where the device has them."""
-    context = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True)
+    context = scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True)
     batch, _, length, _ = context.shape
     return out_proj(context.transpose(1, 2).reshape(batch, length, -1))
 
