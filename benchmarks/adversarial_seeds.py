@@ -46,6 +46,8 @@ def per_seed(table: pd.DataFrame, task: str) -> pd.DataFrame:
             "gain": top.robust_accuracy - base.robust_accuracy,
             "clean_change": top.clean_accuracy - base.clean_accuracy,
             "disjoint": top.ci_low > base.ci_high,
+            "robust": top.robust_accuracy,
+            "base_robust": base.robust_accuracy,
         }
     ).drop(index="undefended")
     # 1e-9: the TSV's four decimals make a gain of exactly 0.2 read back as 0.19999999...
@@ -60,17 +62,19 @@ def render(tables: list[pd.DataFrame], task: str) -> str:
     common = [v for v in names if sum(v in s.index for s in seeds) >= 2]
     head = (
         "| model | "
-        + " | ".join(f"seed {i}: gain / clean change" for i in range(len(seeds)))
+        + " | ".join(f"seed {i}: gain / clean change (robust acc.)" for i in range(len(seeds)))
         + " | mean gain | mean clean change | target met at |\n"
         + "|---|"
         + "---|" * (len(seeds) + 3)
         + "\n"
     )
-    lines = []
+    # The undefended models' own robust accuracy: the gain is measured from it, and it differs from seed to seed.
+    base = [s.base_robust.iloc[0] if len(s) else float("nan") for s in seeds]
+    lines = ["| undefended | " + " | ".join(f"({b:.3f})" for b in base) + " | | | |\n"]
     for variant in common:
         cells = " | ".join(
             f"{s.loc[variant].gain:+.3f}{'' if s.loc[variant].disjoint else ' (CIs overlap)'} / "
-            f"{s.loc[variant].clean_change:+.3f}"
+            f"{s.loc[variant].clean_change:+.3f} ({s.loc[variant].robust:.3f})"
             if variant in s.index
             else "n/a"
             for s in seeds
