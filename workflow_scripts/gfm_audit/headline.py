@@ -36,8 +36,10 @@ COLUMNS = ("metric", "value", "low", "high", "tolerance")
 #   neighbours or a few sites, and its interval is about +-0.05;
 # - TPR at 1% FPR: 0.3 [0.15]; the threshold is set by the 2 most member-like of 200 non-members;
 # - empirical epsilon lower bound: 1.5 [0.8]; a log of a ratio of counts of a few windows at low FPR;
-# - exposure: 12 bits [6.2, the 4x canaries, whose rank is extrapolated from the tail of 1,000 candidates; the
-#   16x canaries sit at the 128-bit maximum on both];
+# - exposure: 25 bits [6.2 under AVX2 on the AMD EPYC; 12.45 on an Intel Xeon with AMX, whose demo models differ
+#   from the AMD's but are byte-identical from run to run; both the 4x canaries, whose rank is extrapolated from
+#   the tail of 1,000 candidates; the 16x canaries sit at the 128-bit maximum on all]; a canary not memorised
+#   at all reads 0-10 bits, so the 4x and 16x figures still catch a broken insertion;
 # - extraction per-base accuracy: 0.08 [0.037]; 2 canaries x 32 bases per group;
 # - GA ASR and FIMBA accuracy: 0.1, not measured across CPUs (CI runs the privacy part only); an ASR over the
 #   31-40 attacked sequences moves by 0.03 per sequence.
@@ -46,7 +48,7 @@ TOLERANCE = {
     "auc_variant": 0.1,
     "tpr": 0.3,
     "epsilon": 1.5,
-    "bits": 12.0,
+    "bits": 25.0,
     "extraction": 0.08,
     "robustness": 0.1,
 }
