@@ -22,7 +22,7 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from bench_adversarial_training import write_page  # noqa: E402
+from bench_adversarial_training import target_met, write_page  # noqa: E402
 
 DEFAULT_TSVS = [
     "benchmarks/adversarial_training.tsv",
@@ -32,7 +32,6 @@ DEFAULT_TSVS = [
     "benchmarks/adversarial_training_seed4.tsv",
 ]
 BLOCK = "adversarial-training-seeds"
-TARGET_GAIN, CLEAN_TOLERANCE = 0.2, 0.02
 
 
 def per_seed(table: pd.DataFrame, task: str) -> pd.DataFrame:
@@ -50,8 +49,7 @@ def per_seed(table: pd.DataFrame, task: str) -> pd.DataFrame:
             "base_robust": base.robust_accuracy,
         }
     ).drop(index="undefended")
-    # 1e-9: the TSV's four decimals make a gain of exactly 0.2 read back as 0.19999999...
-    out["met"] = out.disjoint & (out.gain >= TARGET_GAIN - 1e-9) & (out.clean_change.abs() <= CLEAN_TOLERANCE + 1e-9)
+    out["met"] = [target_met(*r) for r in zip(out.disjoint, out.gain, out.clean_change, strict=True)]
     return out
 
 

@@ -329,6 +329,12 @@ CRITERIA = {
 }
 
 
+def target_met(separated: bool, gain: float, clean_change: float) -> bool:
+    """The target: +0.2 at budget 5 with disjoint 95% intervals, clean accuracy within 2 points (1e-9: the TSV's
+    four decimals make a gain of exactly 0.2 read back as 0.19999999...)."""
+    return bool(separated and gain >= 0.2 - 1e-9 and abs(clean_change) <= 0.02 + 1e-9)
+
+
 def render(table: pd.DataFrame) -> str:
     """Per criterion, task and model: clean accuracy, robust accuracy at budgets 1-5 (95% Wilson interval at 5),
     the gain at 5 over the undefended model of the same criterion and whether the two intervals are disjoint, the
@@ -355,8 +361,7 @@ def render(table: pd.DataFrame) -> str:
             separated = at5.ci_low > base.ci_high
             gain_value = at5.robust_accuracy - base.robust_accuracy
             clean_change = at5.clean_accuracy - base.clean_accuracy
-            # The target: +0.2 at budget 5 with disjoint intervals, clean accuracy within 2 points.
-            met = separated and gain_value >= 0.2 - 1e-9 and abs(clean_change) <= 0.02 + 1e-9
+            met = target_met(separated, gain_value, clean_change)
             disjoint = "" if undefended else ("yes" if separated else "no")
             gain = "" if undefended else f"{gain_value:+.3f}"
             change = "" if undefended else f"{clean_change:+.3f}"
