@@ -150,9 +150,6 @@ VARIANTS = {
     "hotflip_finetune_lr5e4_10ep_b7_ema99_w08": _hotflip_finetune(
         10, 0.0005, inner_max_edits=7, ema_decay=0.99, clean_weight=0.8
     ),
-    "hotflip_finetune_lr5e4_10ep_b7_ema99_w06": _hotflip_finetune(
-        10, 0.0005, inner_max_edits=7, ema_decay=0.99, clean_weight=0.6
-    ),
     # Friendly adversarial examples (Zhang et al., ICML 2020): each inner attack stops as soon as the sequence is
     # misclassified, so the model is not asked to keep its label deep inside the other class (tf_0's collapse).
     "hotflip_finetune_lr5e4_10ep_b7_ema99_fat0": _hotflip_finetune(

@@ -10,18 +10,21 @@ used instead; everywhere else torch's own choice stands, so float32 results and 
 from __future__ import annotations
 
 import contextlib
+import functools
 
 import torch
 from torch.nn import functional as F  # noqa: N812
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 
+@functools.cache
+def _cpu_below_avx512() -> bool:
+    # Fixed for the life of the process (ATEN_CPU_CAPABILITY is read when torch starts): asked once, not per layer.
+    return not torch.backends.cpu.get_cpu_capability().startswith("AVX512")
+
+
 def _needs_math_kernel(q: torch.Tensor) -> bool:
-    return (
-        q.device.type == "cpu"
-        and q.dtype == torch.bfloat16
-        and not torch.backends.cpu.get_cpu_capability().startswith("AVX512")
-    )
+    return q.device.type == "cpu" and q.dtype == torch.bfloat16 and _cpu_below_avx512()
 
 
 def scaled_dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, **kwargs) -> torch.Tensor:

@@ -40,18 +40,17 @@ class InnerResult:
     queries: int  # gradient passes + scored candidates, summed over sequences
 
 
-def _per_sequence_loss(clf, one_hot, labels, reference, wrong: list | None = None):
-    """CE of the true label (``reference`` None) or KL(reference || softmax(logits)) per sequence; with ``wrong``
-    a list, also appends whether the classifier gets each sequence wrong (argmax != label)."""
+def _per_sequence_loss(clf, one_hot, labels, reference):
+    """(CE of the true label (``reference`` None) or KL(reference || softmax(logits)), whether the classifier gets
+    the sequence wrong (argmax != label)) per sequence."""
     import torch
 
     logits = clf.logits_from_one_hot(one_hot).float()
-    if wrong is not None:
-        wrong.append((logits.argmax(dim=-1) != labels).cpu().numpy())
+    wrong = (logits.argmax(dim=-1) != labels).cpu().numpy()
     if reference is None:
-        return torch.nn.functional.cross_entropy(logits, labels, reduction="none")
+        return torch.nn.functional.cross_entropy(logits, labels, reduction="none"), wrong
     log_q = torch.log_softmax(logits, dim=-1)
-    return (reference * (torch.log(reference.clamp_min(1e-12)) - log_q)).sum(dim=-1)
+    return (reference * (torch.log(reference.clamp_min(1e-12)) - log_q)).sum(dim=-1), wrong
 
 
 def _one_hot(codes: np.ndarray, device):
@@ -84,23 +83,22 @@ def hotflip_attack(
     current = originals.copy()
     was_training = clf.model.training
     clf.model.eval()  # dropout off: the attack maximises the loss of the model that is evaluated
-    early = stop_after_flip is not None
-    wrong: list[np.ndarray] | None = [] if early else None
     with torch.no_grad():
-        current_loss = _per_sequence_loss(clf, _one_hot(current, device), y, ref, wrong).cpu().numpy()
+        loss, wrong = _per_sequence_loss(clf, _one_hot(current, device), y, ref)
+    current_loss = loss.cpu().numpy()
     queries = s_count
     active = np.ones(s_count, dtype=bool)
     rows_all = np.arange(s_count)
     # Steps taken since the sequence was first misclassified; -1 while it is still classified correctly.
-    since = np.where(wrong[0], 0, -1) if early else None
+    since = np.where(wrong, 0, -1)
     for _ in range(constraints.max_edits):
-        if early:
+        if stop_after_flip is not None:
             active &= since < stop_after_flip
         rows = rows_all[active]
         if rows.size == 0:
             break
         one_hot = _one_hot(current[rows], device).requires_grad_(True)
-        loss = _per_sequence_loss(clf, one_hot, y[rows], None if ref is None else ref[rows])
+        loss, _ = _per_sequence_loss(clf, one_hot, y[rows], None if ref is None else ref[rows])
         (grad,) = torch.autograd.grad(loss.sum(), one_hot)
         grad = grad.transpose(1, 2).cpu().numpy().astype(np.float64)  # (R, L, 4)
         queries += rows.size
@@ -124,18 +122,14 @@ def hotflip_attack(
         is_wrong = np.zeros((rows.size, n_rank), dtype=bool)
         if ok.any():
             rr, cc = np.nonzero(ok)
-            wrong_now: list[np.ndarray] | None = [] if early else None
             with torch.no_grad():
-                values = _per_sequence_loss(
+                values, is_wrong[rr, cc] = _per_sequence_loss(
                     clf,
                     _one_hot(cand[rr, cc], device),
                     y[rows][rr],
                     None if ref is None else ref[rows][rr],
-                    wrong_now,
                 )
             scored[rr, cc] = values.cpu().numpy()
-            if early:
-                is_wrong[rr, cc] = wrong_now[0]
             queries += int(ok.sum())
         choice = scored.argmax(axis=1)
         best = scored[np.arange(rows.size), choice]
@@ -143,9 +137,7 @@ def hotflip_attack(
         current[rows[better]] = cand[better, choice[better]]
         current_loss[rows[better]] = best[better]
         active[rows[~better]] = False
-        if early:
-            moved = rows[better]
-            now_wrong = is_wrong[np.arange(rows.size), choice][better]
-            since[moved] = np.where(now_wrong, np.where(since[moved] >= 0, since[moved] + 1, 0), -1)
+        moved, now_wrong = rows[better], is_wrong[np.arange(rows.size), choice][better]
+        since[moved] = np.where(now_wrong, np.where(since[moved] >= 0, since[moved] + 1, 0), -1)
     clf.model.train(was_training)
     return InnerResult(current, current_loss, queries)
