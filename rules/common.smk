@@ -227,7 +227,7 @@ def gfm_head_base(wildcards):
     return [spec["path"] if "path" in spec else model_folder(spec["model"])]
 
 
-from gfm_audit.config import classifier_blocks  # noqa: E402
+from gfm_audit.config import classifier_blocks, classifier_schemes  # noqa: E402
 
 
 def ga_block(block):
@@ -257,20 +257,15 @@ def ga_outputs():
     return report_layout.section_outputs("ga", list(GA_CLASSIFIERS))
 
 
-def defence_schemes():
-    """The adversarial-training schemes run beside robustness.ga.adversarial_training.scheme (its compare list)."""
-    block = GA["adversarial_training"]
-    return [s for s in block["compare"] if s != block["scheme"]]
-
-
 def defence_runs():
     """(classifier, progress.tsv, cost.tsv) of every scheme run on every GA classifier: the rows of the defence
-    table, the configured scheme first."""
+    table, each classifier's first scheme (rule adversarial_training's) first."""
     runs = []
     for c in GA_CLASSIFIERS:
+        first, *others = classifier_schemes(GA, c)
         folder = f"results/robustness/adv_training/{c}"
         runs.append((c, f"{folder}/progress.tsv", f"{folder}/cost.tsv"))
-        for s in defence_schemes():
+        for s in others:
             folder = f"results/robustness/defences/{c}/{s}"
             runs.append((c, f"{folder}/progress.tsv", f"{folder}/cost.tsv"))
     return runs

@@ -128,8 +128,9 @@ rule adversarial_training:
 
 
 rule ga_defence:
-    """A further adversarial-training scheme (robustness.ga.adversarial_training.compare) on the same classifier,
-    settings and held-out sample as rule adversarial_training."""
+    """A further adversarial-training scheme (robustness.ga.adversarial_training.compare, or a classifier's
+    adversarial_schemes after the first) on the same classifier and held-out sample as rule adversarial_training,
+    with the scheme's own settings (adversarial_training.schemes)."""
     input:
         classifier=lambda w: classifier_folder(w.classifier),
         train=GA["train"] or [],
@@ -156,7 +157,7 @@ rule ga_defence:
         spec=lambda w: GA_CLASSIFIERS[w.classifier],
         non_acgt=GA["non_acgt"],
         attack=ga_block("attack"),
-        settings=lambda w: {**classifier_blocks(GA, w.classifier)["adversarial_training"], "scheme": w.scheme},
+        settings=lambda w: classifier_blocks(GA, w.classifier, w.scheme)["adversarial_training"],
     script:
         "../workflow_scripts/scripts/ga_defence.py"
 

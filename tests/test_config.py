@@ -103,6 +103,34 @@ def test_base_config_holds_only_schema_defaults_and_no_model():
             "key robustness.ga.adversarial_training.inner_stop_after_flip",
         ),
         (
+            _cfg(robustness={"ga": {"adversarial_training": {"schemes": {"trades": {"epochs": 2}}}}}),
+            "key robustness.ga.adversarial_training.schemes: 'trades' is not one of",
+        ),
+        (
+            _cfg(robustness={"ga": {"adversarial_training": {"schemes": {"madry": {"epoch": 2}}}}}),
+            "robustness.ga.adversarial_training.schemes.madry.epoch is not a setting a scheme can override",
+        ),
+        (
+            _cfg(robustness={"ga": {"adversarial_training": {"schemes": {"madry": {"compare": ["adfar"]}}}}}),
+            "robustness.ga.adversarial_training.schemes.madry.compare is not a setting a scheme can override",
+        ),
+        (
+            _cfg(robustness={"ga": {"adversarial_training": {"schemes": {"madry": {"epochs": 0}}}}}),
+            "robustness.ga.adversarial_training.schemes.madry.epochs: 0 is less than the minimum of 1",
+        ),
+        (
+            _cfg(robustness={"ga": {"adversarial_training": {"schemes": {"freelb": {"freelb": {"step": 2}}}}}}),
+            "robustness.ga.adversarial_training.schemes.freelb.freelb.step is not a setting a scheme can override",
+        ),
+        (
+            _cfg(robustness={"ga": {"classifiers": {"c": {"kind": "cnn", "adversarial_schemes": []}}}}),
+            "key robustness.ga.classifiers.c.adversarial_schemes: [] should be non-empty",
+        ),
+        (
+            _cfg(robustness={"ga": {"classifiers": {"c": {"kind": "cnn", "adversarial_schemes": ["pgd"]}}}}),
+            "key robustness.ga.classifiers.c.adversarial_schemes.0: 'pgd' is not one of",
+        ),
+        (
             _cfg(models={}, robustness={"ga": {"train": "a", "test": "b", "classifiers": {"g": {"kind": "gfm_head"}}}}),
             "robustness.ga.classifiers.g: kind gfm_head needs model, one of the models block (have: none), or path",
         ),

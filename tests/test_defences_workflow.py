@@ -1,5 +1,5 @@
-"""A tiny config/demo_defences.yaml through Snakemake: the three defences (iterative, FreeLB, ADFAR) on the CNN, the
-certificates, the defence rows and the report that shows them."""
+"""A tiny config/demo_defences.yaml through Snakemake: the four defences (Madry with its own settings, iterative,
+FreeLB, ADFAR) on the CNN, the certificates, the defence rows and the report that shows them."""
 
 from __future__ import annotations
 
@@ -26,7 +26,12 @@ def defences_run(tmp_path_factory):
     config["windows"]["n"] = 4
     ga = config["robustness"]["ga"]
     ga["train"], ga["test"] = str(train), str(test)
-    ga["classifiers"] = {"demo_cnn": {"kind": "cnn", "channels": 16, "training": {"epochs": 3}}}
+    schemes = ga["classifiers"]["demo_cnn"]["adversarial_schemes"]
+    ga["classifiers"] = {
+        "demo_cnn": {"kind": "cnn", "channels": 16, "training": {"epochs": 3}, "adversarial_schemes": schemes}
+    }
+    # Madry's own epochs (2) differ from the block's (1), so its n_adversarial shows its settings were the ones run.
+    ga["adversarial_training"]["schemes"]["madry"] |= {"epochs": 2}
     ga["attack"] |= {"n_sequences": 20, "population": 10, "generations": 6, "patience": 3}
     ga["comparison"] |= {"n_sequences": 20, "attacks": ["greedy"]}
     ga["adversarial_training"] |= {"train_sample": 20, "holdout": 20}
@@ -39,7 +44,7 @@ def defences_run(tmp_path_factory):
 
 def test_every_defence_gets_a_row_measured_on_the_same_held_out_sample(defences_run):
     table = pd.read_csv(defences_run / "results/robustness/defence_table.tsv", sep="\t")
-    assert table.defence.tolist() == ["iterative", "freelb", "adfar"]
+    assert table.defence.tolist() == ["madry", "iterative", "freelb", "adfar"]
     assert (table.classifier == "demo_cnn").all() and (table.iterations == 1).all()
     # The same classifier on the same held-out sample before any defence: the before columns agree run to run.
     assert table.asr_before.nunique() == 1 and table.n_attacked_before.nunique() == 1
@@ -56,6 +61,9 @@ def test_every_defence_gets_a_row_measured_on_the_same_held_out_sample(defences_
             assert ((low <= value) & (value <= high)).all()
         assert table[f"robust_{when}"].tolist() == table[f"robust_k5_{when}"].tolist()
     assert table.robust_k1_before.nunique() == 1 and table.robust_before.nunique() == 1
+    # The HotFlip inner attack makes one adversarial version of each training sequence per epoch.
+    madry = pd.read_csv(defences_run / "results/robustness/adv_training/demo_cnn/progress.tsv", sep="\t")
+    assert madry.n_adversarial.tolist() == [0, 2 * madry.train_size[0]] and madry.train_size[0] > 300
     for scheme in ("freelb", "adfar"):
         cost = pd.read_csv(defences_run / f"results/robustness/defences/demo_cnn/{scheme}/cost.tsv", sep="\t")
         assert cost.scheme.tolist() == [scheme, scheme]
@@ -67,7 +75,7 @@ def test_the_report_states_the_verdict_and_shows_certificates_beside_the_ga(defe
     table = pd.read_csv(defences_run / "results/robustness/defence_table.tsv", sep="\t")
     helped = int((table.verdict == "helped").sum())
     assert "raised robust accuracy at 5 edits" in page
-    assert f"beyond the overlap of the 95% Wilson intervals in {helped} of 3 runs" in page
+    assert f"beyond the overlap of the 95% Wilson intervals in {helped} of 4 runs" in page
     assert "Robust accuracy by edit budget" in page and "<th>budget 5</th>" in page
     assert "Certified vs empirical robustness" in page
     certified = pd.read_csv(defences_run / "results/robustness/ga/demo_cnn/certified_accuracy.tsv", sep="\t")

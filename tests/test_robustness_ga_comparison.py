@@ -404,8 +404,40 @@ def test_a_classifiers_own_sample_size_and_iterations_replace_the_blocks_values(
     assert (cnn["attack"]["n_sequences"], cnn["comparison"]["n_sequences"]) == (200, 40)
     assert (cnn["adversarial_training"]["iterations"], cnn["adversarial_training"]["holdout"]) == (3, 100)
     assert head["attack"] == {"n_sequences": 7, "max_edits": 5} and head["comparison"]["n_sequences"] == 7
-    assert head["adversarial_training"] == {"iterations": 0, "holdout": 7, "train_sample": 200}
+    assert head["adversarial_training"] == {"iterations": 0, "holdout": 7, "train_sample": 200, "scheme": "iterative"}
     assert ga["attack"]["n_sequences"] == 200  # the config itself is left alone
+
+
+def test_each_scheme_runs_with_its_own_settings_and_each_classifier_with_its_own_schemes():
+    from gfm_audit.config import classifier_blocks, classifier_schemes
+
+    ga = {
+        "classifiers": {
+            "cnn": {"kind": "cnn", "adversarial_schemes": ["madry", "iterative", "freelb"]},
+            "head": {"kind": "gfm_head", "n_sequences": 7},
+        },
+        "attack": {"n_sequences": 200},
+        "comparison": {"n_sequences": 40},
+        "adversarial_training": {
+            "scheme": "iterative",
+            "compare": ["iterative", "adfar"],
+            "epochs": 1,
+            "holdout": 100,
+            "freelb": {"steps": 3, "epsilon": 1.0},
+            "schemes": {"madry": {"epochs": 10, "inner": "hotflip"}, "freelb": {"freelb": {"steps": 2}}},
+        },
+    }
+    assert classifier_schemes(ga, "cnn") == ["madry", "iterative", "freelb"]
+    # The block's scheme first, compare after it without repeating it.
+    assert classifier_schemes(ga, "head") == ["iterative", "adfar"]
+    madry = classifier_blocks(ga, "cnn")["adversarial_training"]  # the classifier's first scheme by default
+    assert (madry["scheme"], madry["epochs"], madry["inner"], madry["holdout"]) == ("madry", 10, "hotflip", 100)
+    iterative = classifier_blocks(ga, "cnn", "iterative")["adversarial_training"]
+    assert (iterative["scheme"], iterative["epochs"]) == ("iterative", 1) and "inner" not in iterative
+    # A sub-block entry is laid over the block's key by key; the head's own sample size still applies.
+    freelb = classifier_blocks(ga, "head", "freelb")["adversarial_training"]
+    assert freelb["freelb"] == {"steps": 2, "epsilon": 1.0} and freelb["holdout"] == 7
+    assert ga["adversarial_training"]["freelb"] == {"steps": 3, "epsilon": 1.0}  # the config itself is left alone
 
 
 def test_on_the_gas_own_sample_the_ga_rows_read_from_summary_equal_a_fresh_run(small_cnn, tmp_path):

@@ -284,6 +284,7 @@ def _check_ranges(config: dict[str, Any], where: str) -> None:
 
 def _check_ga(config: dict[str, Any], where: str) -> None:
     ga = config.get("robustness", {}).get("ga", {})
+    _check_scheme_settings(ga, where)
     classifiers = ga.get("classifiers", {})
     if not classifiers:
         return
@@ -319,18 +320,59 @@ def _check_ga(config: dict[str, Any], where: str) -> None:
         check_config(ga["certify"], where)
 
 
-def classifier_blocks(ga: dict[str, Any], name: str) -> dict[str, dict[str, Any]]:
+def classifier_schemes(ga: dict[str, Any], name: str) -> list[str]:
+    """The adversarial-training schemes classifier ``name`` runs, the one of rule adversarial_training first: its own
+    ``adversarial_schemes`` when set, else the block's ``scheme`` and then its ``compare`` list."""
+    own = ga["classifiers"][name].get("adversarial_schemes")
+    if own:
+        return list(own)
+    block = ga["adversarial_training"]
+    first = block.get("scheme", "iterative")
+    return [first, *(s for s in block.get("compare", []) if s != first)]
+
+
+def classifier_blocks(ga: dict[str, Any], name: str, scheme: str | None = None) -> dict[str, dict[str, Any]]:
     """The ``attack``, ``comparison`` and ``adversarial_training`` blocks of a validated ``robustness.ga`` as
     classifier ``name`` runs them: its own ``n_sequences`` (attack and comparison sample, adversarial-training
-    holdout) and ``adversarial_iterations`` in place of the blocks' values when set."""
+    holdout) and ``adversarial_iterations`` in place of the blocks' values when set. The adversarial-training block
+    is that of ``scheme`` (default: the classifier's first scheme), with the scheme's entry of ``schemes`` laid over
+    the block's settings."""
     spec = ga["classifiers"][name]
     attack, comparison = dict(ga["attack"]), dict(ga["comparison"])
     training = dict(ga["adversarial_training"])
+    scheme = scheme or classifier_schemes(ga, name)[0]
+    for key, value in training.get("schemes", {}).get(scheme, {}).items():
+        training[key] = {**training[key], **value} if isinstance(value, dict) else value
+    training["scheme"] = scheme
     if spec.get("n_sequences") is not None:
         attack["n_sequences"] = comparison["n_sequences"] = training["holdout"] = spec["n_sequences"]
     if spec.get("adversarial_iterations") is not None:
         training["iterations"] = spec["adversarial_iterations"]
     return {"attack": attack, "comparison": comparison, "adversarial_training": training}
+
+
+# Keys a scheme's entry of adversarial_training.schemes cannot set: which schemes run is said elsewhere.
+_NOT_PER_SCHEME = ("scheme", "compare", "schemes")
+
+
+def _check_scheme_settings(ga: dict[str, Any], where: str) -> None:
+    """Validate each entry of ``adversarial_training.schemes`` against the block's own keys and types (the schema
+    can only say it is a mapping: its keys are the block's, less the three that choose the schemes)."""
+    block_schema = load_schema()["properties"]["robustness"]["properties"]["ga"]["properties"]["adversarial_training"]
+    properties = {k: v for k, v in block_schema["properties"].items() if k not in _NOT_PER_SCHEME}
+    schema = {"type": "object", "additionalProperties": False, "properties": properties}
+    for scheme, settings in ga.get("adversarial_training", {}).get("schemes", {}).items():
+        key = f"robustness.ga.adversarial_training.schemes.{scheme}"
+        for error in jsonschema.Draft202012Validator(schema).iter_errors(settings):
+            inner = "".join(f".{p}" for p in error.absolute_path)
+            if error.validator == "additionalProperties":
+                allowed = sorted(error.schema["properties"])
+                unknown = sorted(set(error.instance) - set(allowed))[0]
+                raise InputError(
+                    f"{where} {key}{inner}.{unknown} is not a setting a scheme can override; allowed here: "
+                    f"{', '.join(allowed)}"
+                )
+            raise InputError(f"{where} {key}{inner}: {error.message}")
 
 
 def _check_fimba(config: dict[str, Any], where: str) -> None:
