@@ -102,15 +102,17 @@ study: $(STAMP)
 	@echo
 	@echo "Report: $(CURDIR)/study/results/study/report.html"
 
-# The GA's defences (standard adversarial training, FreeLB, ADFAR) and randomised-smoothing certificates on the
-# demo task (config/demo_defences.yaml), in demo-defences/ so that it leaves the demo's results alone.
+# The GA's defences (Madry adversarial training, standard adversarial training, FreeLB, ADFAR) and
+# randomised-smoothing certificates on the demo task (config/demo_defences.yaml), in demo-defences/ so that it
+# leaves the demo's results alone.
 demo-defences: $(STAMP)
 	mkdir -p demo-defences && ln -sfn $(CURDIR)/resources demo-defences/resources
 	GFM_AUDIT_CONFIG=$(CURDIR)/config/demo_defences.yaml $(BIN)/snakemake --cores $(CORES) --directory demo-defences
 	@echo
 	@echo "Defences demo finished. Defence rows: $(CURDIR)/demo-defences/results/robustness/defence_table.tsv;"
-	@echo "per scheme: $(CURDIR)/demo-defences/results/robustness/adv_training/<classifier>/ (iterative) and"
-	@echo "  results/robustness/defences/<classifier>/<freelb|adfar>/; certificates:"
+	@echo "per scheme: $(CURDIR)/demo-defences/results/robustness/adv_training/<classifier>/ (its first scheme:"
+	@echo "  madry on the CNN, iterative on the GFM head) and results/robustness/defences/<classifier>/<scheme>/;"
+	@echo "  certificates:"
 	@echo "  $(CURDIR)/demo-defences/results/robustness/ga/<classifier>/certified_accuracy.tsv"
 	@echo
 	@echo "Report: $(CURDIR)/demo-defences/results/report/report.html"

@@ -131,6 +131,19 @@ def test_base_config_holds_only_schema_defaults_and_no_model():
             "key robustness.ga.classifiers.c.adversarial_schemes.0: 'pgd' is not one of",
         ),
         (
+            _cfg(
+                robustness={
+                    "ga": {
+                        "train": "a",
+                        "test": "b",
+                        "classifiers": {"h": {"kind": "huggingface", "path": "x", "adversarial_schemes": ["madry"]}},
+                        "adversarial_training": {"schemes": {"madry": {"inner": "hotflip"}}},
+                    }
+                }
+            ),
+            "robustness.ga.classifiers.h (kind huggingface) runs madry with inner: hotflip, which only a kind cnn",
+        ),
+        (
             _cfg(models={}, robustness={"ga": {"train": "a", "test": "b", "classifiers": {"g": {"kind": "gfm_head"}}}}),
             "robustness.ga.classifiers.g: kind gfm_head needs model, one of the models block (have: none), or path",
         ),

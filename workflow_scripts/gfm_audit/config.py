@@ -305,6 +305,8 @@ def _check_ga(config: dict[str, Any], where: str) -> None:
                 f"{where} robustness.ga.classifiers.{name}: kind gfm_head needs model, one of the models block "
                 f"(have: {', '.join(models) or 'none'}), or path, a GFM checkpoint folder"
             )
+    for name, spec in classifiers.items():
+        _check_cnn_only_settings(ga, name, spec["kind"], where)
     proposal = ga.get("comparison", {}).get("proposal_model")
     if proposal is not None and proposal not in models:
         raise InputError(
@@ -349,6 +351,23 @@ def classifier_blocks(ga: dict[str, Any], name: str, scheme: str | None = None) 
     if spec.get("adversarial_iterations") is not None:
         training["iterations"] = spec["adversarial_iterations"]
     return {"attack": attack, "comparison": comparison, "adversarial_training": training}
+
+
+def _check_cnn_only_settings(ga: dict[str, Any], name: str, kind: str, where: str) -> None:
+    """Madry settings that only the one-hot CNN can take, caught at start-up rather than after its training job."""
+    if kind == "cnn":
+        return
+    for scheme in classifier_schemes(ga, name):
+        if scheme != "madry":
+            continue
+        block = classifier_blocks(ga, name, scheme)["adversarial_training"]
+        for key, value, instead in (("inner", "hotflip", "inner: greedy"), ("init", "scratch", "init: clean")):
+            if block.get(key) == value:
+                raise InputError(
+                    f"{where} robustness.ga.classifiers.{name} (kind {kind}) runs madry with {key}: {value}, which "
+                    f"only a kind cnn classifier can take; use {instead} for madry (adversarial_training.schemes."
+                    f"madry) or leave madry out of its adversarial_schemes"
+                )
 
 
 # Keys a scheme's entry of adversarial_training.schemes cannot set: which schemes run is said elsewhere.
