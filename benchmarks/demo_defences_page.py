@@ -54,10 +54,15 @@ def verdict_line(table: pd.DataFrame) -> str:
     """How many runs raised robust accuracy at the budget beyond the intervals' overlap, and which."""
     trained = table[table.verdict != "not trained"]
     helped = trained[trained.verdict == "helped"]
-    which = ", ".join(f"`{r.defence}` on {r.classifier}" for r in helped.itertuples()) or "none"
-    gains = ", ".join(f"{r.robust_after - r.robust_before:+.2f}" for r in helped.itertuples())
-    line = f"Runs whose 95% interval after lies wholly above the one before: {len(helped)} of {len(trained)} ({which}"
-    return line + (f"; gain {gains})." if len(helped) else ").")
+    which = "; ".join(
+        f"`{r.defence}` on {r.classifier}: gain {r.robust_after - r.robust_before:+.2f}, clean accuracy "
+        f"{r.clean_after - r.clean_before:+.3f}"
+        for r in helped.itertuples()
+    )
+    return (
+        f"Runs whose 95% interval after lies wholly above the one before: {len(helped)} of {len(trained)} "
+        f"({which or 'none'})."
+    )
 
 
 def certified_rows(certified: pd.DataFrame) -> str:

@@ -34,7 +34,8 @@ def test_the_verdict_line_counts_trained_runs_and_names_the_gain_of_each_that_he
         ]
     )
     assert page.verdict_line(table) == (
-        "Runs whose 95% interval after lies wholly above the one before: 1 of 2 (`madry` on cnn; gain +0.22)."
+        "Runs whose 95% interval after lies wholly above the one before: 1 of 2 (`madry` on cnn: gain +0.22, clean "
+        "accuracy -0.005)."
     )
     rows = page.defence_rows(table).splitlines()
     assert len(rows) == 2 + 3
