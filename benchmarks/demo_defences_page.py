@@ -2,8 +2,9 @@
 copied into docs/demo_defences/ (defence_table.tsv and the CNN's certified_accuracy.tsv), so that no figure of
 that section is typed.
 
-    .venv/bin/python benchmarks/demo_defences_page.py            # rewrite the block
-    .venv/bin/python benchmarks/demo_defences_page.py --check    # fail when the block is not the rendering
+    .venv/bin/python benchmarks/demo_defences_page.py
+
+tests/test_demo_defences_page.py fails while the page and the tables disagree.
 """
 
 from __future__ import annotations
@@ -16,18 +17,18 @@ from pathlib import Path
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "workflow_scripts"))
+
+from gfm_audit.robustness.ga.defence_table import interval_text  # noqa: E402
+
 FOLDER = REPO / "docs" / "demo_defences"
 PAGE = REPO / "docs" / "robustness-ga.md"
 BLOCK = re.compile(r"(<!-- demo-defences:start -->\n)(.*?)(<!-- demo-defences:end -->)", re.S)
 
 
-def _interval(value: float, low: float, high: float) -> str:
-    return f"{value:.2f} [{low:.2f}, {high:.2f}]"
-
-
 def _cell(row: pd.Series, name: str) -> str:
-    before = _interval(row[f"{name}_before"], row[f"{name}_before_low"], row[f"{name}_before_high"])
-    after = _interval(row[f"{name}_after"], row[f"{name}_after_low"], row[f"{name}_after_high"])
+    before = interval_text(row[f"{name}_before"], row[f"{name}_before_low"], row[f"{name}_before_high"])
+    after = interval_text(row[f"{name}_after"], row[f"{name}_after_low"], row[f"{name}_after_high"])
     return f"{before} → {after}"
 
 
@@ -40,8 +41,8 @@ def defence_rows(table: pd.DataFrame) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for _, r in table.iterrows():
-        asr = _interval(r.asr_before, r.asr_before_low, r.asr_before_high)
-        asr_after = _interval(r.asr_after, r.asr_after_low, r.asr_after_high)
+        asr = interval_text(r.asr_before, r.asr_before_low, r.asr_before_high)
+        asr_after = interval_text(r.asr_after, r.asr_after_low, r.asr_after_high)
         lines.append(
             f"| {r.classifier} | {r.defence} | {int(r.n_holdout)} | {r.clean_before:.3f} → {r.clean_after:.3f} "
             f"| {_cell(r, 'robust_k1')} | {_cell(r, 'robust')} ({int(r.max_edits)} edits) | {asr} → {asr_after} "
@@ -69,8 +70,8 @@ def certified_rows(certified: pd.DataFrame) -> str:
     """Certified accuracy beside the empirical robust accuracy, per radius / budget, with intervals."""
     lines = ["| radius = budget | certified acc. | empirical robust acc. |", "|---|---|---|"]
     for _, r in certified.iterrows():
-        cert = _interval(r.certified_accuracy, r.certified_ci_low, r.certified_ci_high)
-        robust = _interval(r.robust_accuracy, r.robust_ci_low, r.robust_ci_high)
+        cert = interval_text(r.certified_accuracy, r.certified_ci_low, r.certified_ci_high)
+        robust = interval_text(r.robust_accuracy, r.robust_ci_low, r.robust_ci_high)
         lines.append(f"| {int(r.budget)} | {cert} | {robust} |")
     return "\n".join(lines)
 
@@ -97,18 +98,9 @@ def rendered_page(page: str, folder: Path = FOLDER) -> str:
     return BLOCK.sub(lambda m: m.group(1) + block + m.group(3), page, count=1)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 when the page's block is not the rendering")
-    args = parser.parse_args(argv)
-    page = PAGE.read_text()
-    new = rendered_page(page)
-    if args.check:
-        if new != page:
-            print(f"{PAGE}: the demo-defences block is not the rendering of {FOLDER}; re-run this script")
-            return 1
-        return 0
-    PAGE.write_text(new)
+def main() -> int:
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()
+    PAGE.write_text(rendered_page(PAGE.read_text()))
     return 0
 
 

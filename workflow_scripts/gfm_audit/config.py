@@ -77,12 +77,13 @@ def validate_config(
     if errors:
         best = jsonschema.exceptions.best_match(errors)
         raise InputError(_one_line(best, source))
-    check_consistency(config, source)
+    check_consistency(config, source, schema)
     return config
 
 
-def check_consistency(config: dict[str, Any], source: str = "the config") -> None:
-    """Rules that span several keys, which the schema cannot say in one line."""
+def check_consistency(config: dict[str, Any], source: str = "the config", schema: Mapping | None = None) -> None:
+    """Rules that span several keys, which the schema cannot say in one line (``schema``: the one the config was
+    validated against; None reads config/config.schema.yaml)."""
     models, target = config.get("models", {}), config.get("target")
     membership = config.get("membership", {})
     mode = membership.get("mode", "none")
@@ -138,7 +139,7 @@ def check_consistency(config: dict[str, Any], source: str = "the config") -> Non
             )
     _check_causal_attacks(config, where)
     _check_ranges(config, where)
-    _check_ga(config, where)
+    _check_ga(config, where, schema)
     _check_fimba(config, where)
     _check_memorisation(config, where)
     _check_dataset_inference(config, where)
@@ -282,9 +283,9 @@ def _check_ranges(config: dict[str, Any], where: str) -> None:
         check_config(config, where)
 
 
-def _check_ga(config: dict[str, Any], where: str) -> None:
+def _check_ga(config: dict[str, Any], where: str, schema: Mapping | None) -> None:
     ga = config.get("robustness", {}).get("ga", {})
-    _check_scheme_settings(ga, where)
+    _check_scheme_settings(ga, where, schema)
     classifiers = ga.get("classifiers", {})
     if not classifiers:
         return
@@ -374,15 +375,20 @@ def _check_cnn_only_settings(ga: dict[str, Any], name: str, kind: str, where: st
 _NOT_PER_SCHEME = ("scheme", "compare", "schemes")
 
 
-def _check_scheme_settings(ga: dict[str, Any], where: str) -> None:
+def _check_scheme_settings(ga: dict[str, Any], where: str, schema: Mapping | None) -> None:
     """Validate each entry of ``adversarial_training.schemes`` against the block's own keys and types (the schema
     can only say it is a mapping: its keys are the block's, less the three that choose the schemes)."""
-    block_schema = load_schema()["properties"]["robustness"]["properties"]["ga"]["properties"]["adversarial_training"]
-    properties = {k: v for k, v in block_schema["properties"].items() if k not in _NOT_PER_SCHEME}
-    schema = {"type": "object", "additionalProperties": False, "properties": properties}
-    for scheme, settings in ga.get("adversarial_training", {}).get("schemes", {}).items():
+    schemes = ga.get("adversarial_training", {}).get("schemes", {})
+    if not schemes:
+        return
+    block = (schema or load_schema())["properties"]["robustness"]["properties"]["ga"]["properties"][
+        "adversarial_training"
+    ]
+    properties = {k: v for k, v in block["properties"].items() if k not in _NOT_PER_SCHEME}
+    entry = jsonschema.Draft202012Validator({"type": "object", "additionalProperties": False, "properties": properties})
+    for scheme, settings in schemes.items():
         key = f"robustness.ga.adversarial_training.schemes.{scheme}"
-        for error in jsonschema.Draft202012Validator(schema).iter_errors(settings):
+        for error in entry.iter_errors(settings):
             inner = "".join(f".{p}" for p in error.absolute_path)
             if error.validator == "additionalProperties":
                 allowed = sorted(error.schema["properties"])

@@ -142,7 +142,8 @@ def defence_table(runs: Sequence[tuple[str, str, str]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=COLUMNS + extra)
 
 
-def _interval(value: float, low: float, high: float) -> str:
+def interval_text(value: float, low: float, high: float) -> str:
+    """A proportion with its interval, two decimals: ``0.39 [0.34, 0.45]`` (the report's and the docs' form)."""
     return f"{value:.2f} [{low:.2f}, {high:.2f}]"
 
 
@@ -153,8 +154,8 @@ def defences_sentence(table: pd.DataFrame) -> str:
         return "No defence was trained (every scheme run has 0 iterations), so none can be said to have helped."
     clauses = [
         f"{r.defence} on {html.escape(str(r.classifier))} "
-        f"{_interval(r.robust_before, r.robust_before_low, r.robust_before_high)} &rarr; "
-        f"{_interval(r.robust_after, r.robust_after_low, r.robust_after_high)} ({r.verdict})"
+        f"{interval_text(r.robust_before, r.robust_before_low, r.robust_before_high)} &rarr; "
+        f"{interval_text(r.robust_after, r.robust_after_low, r.robust_after_high)} ({r.verdict})"
         for r in trained.itertuples()
     ]
     helped = int((trained.verdict == "helped").sum())
@@ -183,8 +184,8 @@ def _by_budget_html(table: pd.DataFrame) -> str:
             if f"robust_k{j}_before" not in r or pd.isna(r[f"robust_k{j}_before"]):
                 row[f"budget {j}"] = "n/a"
                 continue
-            b = _interval(r[f"robust_k{j}_before"], r[f"robust_k{j}_before_low"], r[f"robust_k{j}_before_high"])
-            a = _interval(r[f"robust_k{j}_after"], r[f"robust_k{j}_after_low"], r[f"robust_k{j}_after_high"])
+            b = interval_text(r[f"robust_k{j}_before"], r[f"robust_k{j}_before_low"], r[f"robust_k{j}_before_high"])
+            a = interval_text(r[f"robust_k{j}_after"], r[f"robust_k{j}_after_low"], r[f"robust_k{j}_after_high"])
             row[f"budget {j}"] = f"{b} \u2192 {a}"
         rows.append(row)
     return html_table(pd.DataFrame(rows))
