@@ -144,6 +144,19 @@ def test_base_config_holds_only_schema_defaults_and_no_model():
             "robustness.ga.classifiers.h (kind huggingface) runs madry with inner: hotflip, which only a kind cnn",
         ),
         (
+            _cfg(
+                robustness={
+                    "ga": {
+                        "train": "a",
+                        "test": "b",
+                        "classifiers": {"c": {"kind": "cnn"}},
+                        "adversarial_training": {"scheme": "iterative", "schemes": {"madry": {"epochs": 10}}},
+                    }
+                }
+            ),
+            "robustness.ga.adversarial_training.schemes.madry: no classifier runs madry (they run iterative); add it",
+        ),
+        (
             _cfg(models={}, robustness={"ga": {"train": "a", "test": "b", "classifiers": {"g": {"kind": "gfm_head"}}}}),
             "robustness.ga.classifiers.g: kind gfm_head needs model, one of the models block (have: none), or path",
         ),

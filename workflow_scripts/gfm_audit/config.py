@@ -308,6 +308,7 @@ def _check_ga(config: dict[str, Any], where: str, schema: Mapping | None) -> Non
             )
     for name, spec in classifiers.items():
         _check_cnn_only_settings(ga, name, spec["kind"], where)
+    _check_schemes_run(ga, where)
     proposal = ga.get("comparison", {}).get("proposal_model")
     if proposal is not None and proposal not in models:
         raise InputError(
@@ -369,6 +370,19 @@ def _check_cnn_only_settings(ga: dict[str, Any], name: str, kind: str, where: st
                     f"only a kind cnn classifier can take; use {instead} for madry (adversarial_training.schemes."
                     f"madry) or leave madry out of its adversarial_schemes"
                 )
+
+
+def _check_schemes_run(ga: dict[str, Any], where: str) -> None:
+    """Settings under ``adversarial_training.schemes`` for a scheme no classifier runs would be ignored without a
+    word (the user meant them to apply: a scheme missing from ``compare`` or ``adversarial_schemes``)."""
+    run = {s: None for name in ga["classifiers"] for s in classifier_schemes(ga, name)}
+    for scheme in ga.get("adversarial_training", {}).get("schemes", {}):
+        if scheme not in run:
+            raise InputError(
+                f"{where} robustness.ga.adversarial_training.schemes.{scheme}: no classifier runs {scheme} (they run "
+                f"{', '.join(run)}); add it to adversarial_training.compare or to a classifier's "
+                f"adversarial_schemes, or remove the entry"
+            )
 
 
 # Keys a scheme's entry of adversarial_training.schemes cannot set: which schemes run is said elsewhere.
