@@ -11,8 +11,13 @@ import pysam
 import pytest
 from conftest import DEMO_FASTA, REPO, write_vcf
 from gfm_audit.errors import InputError
-from gfm_audit.privacy.haplotypes import build_haplotypes, select_samples, sequence_id
-from gfm_audit.privacy.individuals.genotype_inference import candidate_sequences, decide_alleles
+from gfm_audit.privacy.haplotypes import ALLELE_COLUMNS, build_haplotypes, read_alleles, select_samples, sequence_id
+from gfm_audit.privacy.individuals.genotype_inference import (
+    allele_frequencies,
+    candidate_sequences,
+    decide_alleles,
+    major_allele,
+)
 from gfm_audit.privacy.individuals.membership import individuals_split
 from gfm_audit.privacy.individuals.person_attacks import person_scores
 from gfm_audit.privacy.individuals.scores import sequence_features
@@ -339,9 +344,9 @@ def test_genotype_inference_asks_a_tiny_model_whose_preference_is_known(tmp_path
             sid = sequence_id(i, h, "w0")
             carries = (i + h) % 2 == 0
             fasta.append(f">{sid}\n{with_g if carries else base}\n")
-            rows.append((sid, p, h, "w0", 20, 1021, base[20], "G", "G" if carries else base[20], 0.3))
+            rows.append((sid, p, h, "w0", 20, 1021, base[20], "G", "G" if carries else base[20], 0.3, "0.3"))
     (tmp_path / "h.fa").write_text("".join(fasta))
-    cols = ["seq_id", "sample", "haplotype", "window_id", "offset", "pos", "ref", "alts", "allele", "af"]
+    cols = list(ALLELE_COLUMNS)
     pd.DataFrame(rows, columns=cols).to_csv(tmp_path / "a.tsv.gz", sep="\t", index=False)
     pd.DataFrame({"sample": people, "target_member": [1, 1, 0, 0]}).to_csv(tmp_path / "m.tsv", sep="\t", index=False)
     out = _infer_genotypes(
@@ -379,9 +384,9 @@ def test_masked_genotype_inference_masks_the_site_and_picks_the_likelier_base(tm
         fasta.append(f">{sid}\n{seq}\n")
         o = offsets[i]
         alt = "A" if seq[o] != "A" else "C"
-        rows.append((sid, p, 0, "w0", o, o + 1, seq[o], alt, seq[o], 0.3))
+        rows.append((sid, p, 0, "w0", o, o + 1, seq[o], alt, seq[o], 0.3, "0.3"))
     (tmp_path / "h.fa").write_text("".join(fasta))
-    cols = ["seq_id", "sample", "haplotype", "window_id", "offset", "pos", "ref", "alts", "allele", "af"]
+    cols = list(ALLELE_COLUMNS)
     alleles = pd.DataFrame(rows, columns=cols)
     alleles.to_csv(tmp_path / "a.tsv.gz", sep="\t", index=False)
     pd.DataFrame({"sample": people, "target_member": [1, 1, 0, 0]}).to_csv(tmp_path / "m.tsv", sep="\t", index=False)
@@ -569,6 +574,40 @@ def test_split_multiallelic_site_gives_one_allele_row_per_haplotype_carrying_its
     ]
     assert all(r.allele in t for r, t in zip(graded.itertuples(), truth, strict=True))
     assert (graded.correct == (graded.predicted == graded.allele)).all()
+    # Frequencies (AF=0.3 for T, 0.2 for G, so REF 0.5): an ALT carrier is binned by its own ALT's frequency, a REF
+    # carrier by the ALTs' together; the baselines use the frequency of the allele carried.
+    # (INFO AF is a float32 in the VCF: 0.3 reads as 0.30000001192..., in af and alt_afs alike.)
+    assert all([float(f) for f in afs.split(",")] == pytest.approx([0.3, 0.2]) for afs in site.alt_afs)
+    expected_af = {"T": 0.3, "G": 0.2, "C": 0.5}
+    assert graded.site_af.tolist() == pytest.approx([expected_af[a] for a in graded.allele])
+    assert (graded.major_correct == (graded.allele == "C")).all()
+    summary = pd.read_csv(decisions["summary"], sep="\t")
+    for row in summary.itertuples():
+        carried = graded[(graded.af_bin == row.af_bin) & ((graded.allele != "C") == (row.truth == "alt"))]
+        carried = carried[carried.member == (row.group == "member")]
+        # summary.tsv keeps 6 significant digits: the tolerance is that rounding.
+        assert row.accuracy_af_sampling == pytest.approx(np.mean([expected_af[a] for a in carried.allele]), abs=5e-6)
+
+
+def test_major_allele_of_a_multiallelic_site_weighs_every_alt_and_ref_gets_the_rest():
+    # REF 0.2, T 0.3, G 0.5: the most frequent allele is the second ALT, not REF nor the first ALT.
+    freqs = allele_frequencies("C", "T,G", "0.3,0.5")
+    assert freqs == pytest.approx({"C": 0.2, "T": 0.3, "G": 0.5})
+    assert major_allele(freqs) == "G"
+    # Bi-allelic: the ALT only above 0.5; a tie goes to REF, as before.
+    assert major_allele(allele_frequencies("A", "G", "0.6")) == "G"
+    assert major_allele(allele_frequencies("A", "G", "0.5")) == "A"
+    # Frequencies of different sources may sum past 1: REF gets 0, not a negative frequency.
+    assert allele_frequencies("A", "C,G", "0.7,0.4")["A"] == 0.0
+
+
+def test_alleles_table_of_an_older_version_stops_with_one_line_saying_what_to_rerun(tmp_path):
+    old = tmp_path / "alleles.tsv.gz"
+    pd.DataFrame([("s", "p", 0, "w", 1, 2, "A", "G", "G", 0.3)], columns=list(ALLELE_COLUMNS[:-1])).to_csv(
+        old, sep="\t", index=False
+    )
+    with pytest.raises(InputError, match=r"alleles.tsv.gz lacks column\(s\) alt_afs .* --forcerun individual_hap"):
+        read_alleles(old)
 
 
 def test_triploid_genotype_stops_with_one_line_naming_record_and_sample(tmp_path):

@@ -48,7 +48,19 @@ log = logging.getLogger(__name__)
 BASES = frozenset("ACGT")
 MIN_INDIVIDUALS = 4
 HAPLOTYPE_COLUMNS = ("seq_id", "sample", "haplotype", "window_id", "n_alt")
-ALLELE_COLUMNS = ("seq_id", "sample", "haplotype", "window_id", "offset", "pos", "ref", "alts", "allele", "af")
+ALLELE_COLUMNS = (
+    "seq_id",
+    "sample",
+    "haplotype",
+    "window_id",
+    "offset",
+    "pos",
+    "ref",
+    "alts",
+    "allele",
+    "af",
+    "alt_afs",
+)
 SAMPLE_COLUMNS = ("sample", "index")
 
 
@@ -260,7 +272,8 @@ def _window_sites(
 
 
 def _haplotype(ref_seq: str, sites: Sequence[_Site], i: int, h: int, counts: Counter) -> tuple[str, list[tuple]]:
-    """Haplotype ``h`` of sample ``i``: its sequence, and (offset, pos, ref, alts, allele, af) of each known site."""
+    """Haplotype ``h`` of sample ``i``: its sequence, and (offset, pos, ref, alts, allele, af, alt_afs) of each
+    known site."""
     haplotype = list(ref_seq)
     carried = []
     for site in sites:
@@ -271,7 +284,8 @@ def _haplotype(ref_seq: str, sites: Sequence[_Site], i: int, h: int, counts: Cou
         base = site.ref if allele == 0 else site.alts[allele - 1]
         haplotype[site.offset] = base
         af = site.afs[allele - 1] if allele > 0 else site.afs[0]
-        carried.append((site.offset, site.pos, site.ref, ",".join(site.alts), base, af))
+        alt_afs = ",".join(repr(float(a)) for a in site.afs)
+        carried.append((site.offset, site.pos, site.ref, ",".join(site.alts), base, af, alt_afs))
     return "".join(haplotype), carried
 
 
@@ -290,7 +304,8 @@ def build_haplotypes(
     Returns (samples, {seq_id: sequence}, alleles table, counts). The alleles table has one row per
     haplotype and SNV site of the window where any selected sample carries a non-reference allele:
     ``allele`` is the base this haplotype carries, ``af`` the ALT frequency (INFO AF, else the selected
-    samples' own frequency; for several ALTs the one of the allele carried, or of the first ALT).
+    samples' own frequency; for several ALTs the one of the allele carried, or of the first ALT), and ``alt_afs``
+    every ALT's frequency in the order of ``alts`` (comma-separated), from which the REF allele's is 1 - their sum.
     Records at one position (a split multi-allelic site) are one site.
     """
     vcf_name = vcf_name or vcf_path
@@ -411,4 +426,13 @@ def read_haplotype_index(path: str | os.PathLike) -> pd.DataFrame:
 
 
 def read_alleles(path: str | os.PathLike) -> pd.DataFrame:
-    return pd.read_csv(path, sep="\t", dtype={"seq_id": str, "sample": str, "window_id": str, "alts": str})
+    table = pd.read_csv(
+        path, sep="\t", dtype={"seq_id": str, "sample": str, "window_id": str, "alts": str, "alt_afs": str}
+    )
+    missing = [c for c in ALLELE_COLUMNS if c not in table.columns]
+    if missing:
+        raise InputError(
+            f"{path} lacks column(s) {', '.join(missing)} (written by an older gfm-audit); re-run rule "
+            "individual_haplotypes (snakemake --forcerun individual_haplotypes)"
+        )
+    return table

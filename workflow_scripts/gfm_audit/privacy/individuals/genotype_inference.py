@@ -77,10 +77,18 @@ def decide_alleles(queries: pd.DataFrame, candidates: Sequence[tuple[int, str, s
     return [best[i][1] for i in range(len(queries))]
 
 
-def major_allele(q) -> str:
-    """The allele with the highest population frequency (REF when the ALTs together are rarer than it)."""
-    alts = q.alts.split(",")
-    return alts[0] if len(alts) == 1 and q.site_af > 0.5 else q.ref
+def allele_frequencies(ref: str, alts: str, alt_afs: str) -> dict[str, float]:
+    """Each allele of a site with its population frequency: the ALTs' from ``alt_afs`` (comma-separated, in the
+    order of ``alts``), REF's 1 - their sum (at least 0: frequencies from different sources may sum past 1)."""
+    alt_list, freqs = alts.split(","), [float(f) for f in str(alt_afs).split(",")]
+    if len(alt_list) != len(freqs):
+        raise ValueError(f"alts {alts!r} and alt_afs {alt_afs!r} differ in length")
+    return {ref: max(0.0, 1.0 - sum(freqs)), **dict(zip(alt_list, freqs, strict=True))}
+
+
+def major_allele(frequencies: Mapping[str, float]) -> str:
+    """The allele with the highest population frequency; on a tie the first (REF, then the ALTs in VCF order)."""
+    return max(frequencies, key=lambda allele: frequencies[allele])
 
 
 def af_bin_label(af: float) -> str:
@@ -139,10 +147,15 @@ def infer_genotypes(
     logprob = feats.logprob.to_numpy() if spec.kind == "causal" else feats.alt_logprob.to_numpy()
     queries["predicted"] = decide_alleles(queries, candidates, logprob)
     queries["carries_alt"] = (queries.allele != queries.ref).astype(int)
-    # af: the frequency of the ALT carried, or of the first ALT where the haplotype carries REF.
-    queries["site_af"] = queries.af.astype(float)
-    queries["truth_af"] = np.where(queries.carries_alt == 1, queries.site_af, 1 - queries.site_af)
+    frequencies = [allele_frequencies(q.ref, q.alts, q.alt_afs) for q in queries.itertuples(index=False)]
+    # The AF bin of a query: the frequency of the ALT carried, or of all the site's ALTs together where the
+    # haplotype carries REF (at a bi-allelic site both are the ALT's frequency).
+    queries["site_af"] = [
+        f[q.allele] if q.carries_alt else sum(v for a, v in f.items() if a != q.ref)
+        for q, f in zip(queries.itertuples(index=False), frequencies, strict=True)
+    ]
+    queries["truth_af"] = [f[a] for a, f in zip(queries.allele, frequencies, strict=True)]
     queries["correct"] = (queries.predicted == queries.allele).astype(int)
-    queries["major_correct"] = [int(major_allele(q) == q.allele) for q in queries.itertuples(index=False)]
+    queries["major_correct"] = [int(major_allele(f) == a) for a, f in zip(queries.allele, frequencies, strict=True)]
     queries["af_bin"] = [af_bin_label(a) for a in queries.site_af]
     return queries
