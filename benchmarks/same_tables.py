@@ -3,9 +3,7 @@
 Compares every file under the two runs' ``results/`` byte for byte, except what records how the run went rather
 than what it found: ``logs/`` and ``benchmarks/`` (times, hosts), ``report/report.html`` (its run section holds
 the jobs' times) and the per-job temporaries of Snakemake. Tables with a wall-clock column (``seconds``,
-``ttg_seconds``) are compared with that column left out. A pickled torch network (FIMBA's ``model.joblib``) names
-each tensor storage by its memory address, which differs from process to process: those names are replaced by
-their order of appearance before comparing. Prints one line per differing or missing file and a
+``ttg_seconds``) are compared with that column left out. Prints one line per differing or missing file and a
 count; exit status 1 when any differ.
 
 Run: .venv/bin/python benchmarks/same_tables.py BEFORE AFTER   (each a run folder or its results/ folder)
@@ -15,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import re
 import sys
 from pathlib import Path
 
@@ -24,8 +21,6 @@ import pandas as pd
 SKIPPED_DIRS = ("logs", "benchmarks")
 SKIPPED_FILES = ("report/report.html",)
 WALL_CLOCK = ("seconds", "ttg_seconds")
-# torch's pickle protocol writes a storage key as a pickled string of the storage's address (14 digits today).
-STORAGE_KEY = re.compile(rb"(?<=X\x0e\x00\x00\x00)\d{14}")
 
 
 def results_dir(run: Path) -> Path:
@@ -42,17 +37,9 @@ def files(results: Path) -> set[str]:
     return found
 
 
-def storage_keys_numbered(data: bytes) -> bytes:
-    """A torch pickle with each storage's address key replaced by its number in order of first appearance."""
-    order: dict[bytes, bytes] = {}
-    return STORAGE_KEY.sub(lambda m: order.setdefault(m.group(0), b"%014d" % len(order)), data)
-
-
 def without_wall_clock(path: Path) -> bytes:
-    """The file's bytes, tables without their wall-clock columns, torch pickles with numbered storage keys."""
+    """The file's bytes, tables without their wall-clock columns."""
     data = path.read_bytes()
-    if path.suffix == ".joblib":
-        return storage_keys_numbered(data)
     if path.suffix != ".tsv":
         return data
     header = data.split(b"\n", 1)[0].decode(errors="replace").split("\t")

@@ -174,5 +174,27 @@ def test_trained_torch_classifiers_pickle_and_predict_the_same_after_loading(toy
     _, X, y = toy
     clf = cls(seed=0, epochs=1).fit(X, y)
     joblib.dump({"model": clf}, tmp_path / "model.joblib")
+    import torch
+
+    before = torch.random.get_rng_state()
     again = joblib.load(tmp_path / "model.joblib")["model"]
     np.testing.assert_array_equal(again.predict_proba(X), clf.predict_proba(X))
+    # Loading a model leaves the process's random stream where it was.
+    assert torch.equal(torch.random.get_rng_state(), before)
+
+
+@pytest.mark.parametrize("cls", [CNN1D, ResNet1D, GeneViT])
+def test_the_same_trained_torch_classifier_pickles_to_the_same_bytes(toy, cls):
+    import io
+
+    import joblib
+
+    _, X, y = toy
+
+    def dumped() -> bytes:
+        # Two trainings from the same seed: the same weights in two different tensors (other memory addresses).
+        buffer = io.BytesIO()
+        joblib.dump({"model": cls(seed=0, epochs=1).fit(X, y)}, buffer)
+        return buffer.getvalue()
+
+    assert dumped() == dumped()

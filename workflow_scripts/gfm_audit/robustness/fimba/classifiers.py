@@ -32,6 +32,7 @@ class TorchTabular:
         import torch
 
         torch.manual_seed(self.seed)
+        self.n_features_in_ = X.shape[1]
         self.net = self._net(X.shape[1])
         opt = torch.optim.Adam(self.net.parameters(), lr=self.lr)
         gen = torch.Generator().manual_seed(self.seed)
@@ -45,6 +46,29 @@ class TorchTabular:
                 opt.step()
         self.net.eval()
         return self
+
+    def __getstate__(self) -> dict:
+        # Pickled as plain arrays: torch's own pickling names each storage by its memory address, so the same
+        # trained network would give a different model.joblib in every process.
+        state = dict(self.__dict__)
+        net = state.pop("net", None)
+        if net is not None:
+            state["weights"] = [(name, t.detach().cpu().numpy()) for name, t in net.state_dict().items()]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        weights = state.pop("weights", None)
+        self.__dict__.update(state)
+        if weights is None:
+            return
+        import torch
+
+        # Building the network draws its initial weights: from a forked generator, so that loading a model
+        # does not move the process's random stream.
+        with torch.random.fork_rng(devices=[]):
+            self.net = self._net(self.n_features_in_)
+        self.net.load_state_dict({name: torch.from_numpy(np.array(a)) for name, a in weights}, strict=True)
+        self.net.eval()
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         import torch
