@@ -210,6 +210,7 @@ def transformers_model(spec: ModelSpec, config: Mapping[str, Any], *, auto_class
             use_safetensors=fmt == "safetensors",
             dtype=dtype,
             output_loading_info=True,
+            **_attention(spec, dtype),
         )
     except InputError:
         raise
@@ -278,6 +279,15 @@ def _auto_class(kind: str):
     from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
 
     return AutoModelForCausalLM if kind == "causal" else AutoModelForMaskedLM
+
+
+def _attention(spec: ModelSpec, dtype) -> dict[str, str]:
+    # A checkpoint's own code chooses its attention itself: nothing is passed to it.
+    if spec.trust_remote_code:
+        return {}
+    from .attention import transformers_attention
+
+    return transformers_attention(dtype)
 
 
 def _torch_dtype(spec: ModelSpec):
