@@ -287,7 +287,14 @@ def _attention(spec: ModelSpec, dtype) -> dict[str, str]:
         return {}
     from .attention import transformers_attention
 
-    return transformers_attention(dtype)
+    chosen = transformers_attention(dtype)
+    if chosen:
+        log.info(
+            "model '%s': transformers' eager attention (bfloat16 on a CPU dispatched below AVX-512, where torch's "
+            "fused kernel cannot run)",
+            spec.name,
+        )
+    return chosen
 
 
 def _torch_dtype(spec: ModelSpec):
