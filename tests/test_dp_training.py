@@ -284,3 +284,33 @@ def test_planted_canaries_are_sampled_with_the_windows_and_counted_in_n(tmp_path
     )
     record = read_dp_record(tmp_path / "t")
     assert record["n_sequences"] == 16 and record["sample_rate"] == pytest.approx(1 / 4)  # ceil(16 / 4) batches
+
+
+def test_rdp_reaches_a_small_epsilon_that_opacus_default_orders_cannot(tmp_path, tiny_causal):
+    """At eps 0.1 and delta 1e-5 the optimal Renyi order lies past Opacus' default orders (at most 63), whose bound
+    never falls that low however large the noise (at alpha 63 the conversion alone costs about
+    log(1 / (delta alpha)) / (alpha - 1) + log(1 - 1 / alpha), some 0.10): the search for sigma failed. With the wider
+    orders it succeeds, and the bound stays valid: never below the exact epsilon of the Gaussian mechanism it
+    accounts for (3 full-batch steps)."""
+    from opacus.accountants import RDPAccountant
+
+    default = RDPAccountant()
+    default.history = [(1e6, 1.0, 3)]
+    assert default.get_epsilon(1e-5) > 0.1
+    spec = ModelSpec("t", str(tiny_causal), "causal", init="scratch")
+    params = _params(epsilon=0.1, delta=1e-5, accountant="rdp", batch_size=8, epochs=3)
+    train_model(spec, _sequences(8), params=params, seed=0, out_dir=tmp_path / "t", device="cpu")
+    record = read_dp_record(tmp_path / "t")
+    exact = _gaussian_epsilon(math.sqrt(3) / record["noise_multiplier"], 1e-5)
+    assert exact - 1e-9 <= record["epsilon"] <= 0.1 + 1e-9
+
+
+def test_an_epsilon_no_noise_can_reach_stops_in_one_line(tmp_path, tiny_causal):
+    spec = ModelSpec("t", str(tiny_causal), "causal", init="scratch")
+    params = _params(epsilon=1e-9, delta=1e-5, accountant="rdp", batch_size=8, epochs=3)
+    with pytest.raises(InputError) as err:
+        train_model(spec, _sequences(8), params=params, seed=0, out_dir=tmp_path / "t", device="cpu")
+    message = str(err.value)
+    assert "\n" not in message and "membership.training.dp.epsilon 1e-09" in message
+    assert "raise epsilon" in message and "prv" in message
+    assert not (tmp_path / "t").exists() or not any((tmp_path / "t").iterdir())
