@@ -210,7 +210,7 @@ def transformers_model(spec: ModelSpec, config: Mapping[str, Any], *, auto_class
             use_safetensors=fmt == "safetensors",
             dtype=dtype,
             output_loading_info=True,
-            **_attention(spec, dtype),
+            **_attention(spec, config, dtype),
         )
     except InputError:
         raise
@@ -281,9 +281,9 @@ def _auto_class(kind: str):
     return AutoModelForCausalLM if kind == "causal" else AutoModelForMaskedLM
 
 
-def _attention(spec: ModelSpec, dtype) -> dict[str, str]:
+def _attention(spec: ModelSpec, config: Mapping[str, Any], dtype) -> dict[str, str]:
     # A checkpoint's own code chooses its attention itself: nothing is passed to it.
-    if spec.trust_remote_code:
+    if runs_remote_code(spec, config):
         return {}
     from .attention import transformers_attention
 
