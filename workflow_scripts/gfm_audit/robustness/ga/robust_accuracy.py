@@ -41,7 +41,7 @@ class RobustByBudget:
         return self.robust / self.n if self.n else np.full(len(self.robust), np.nan)
 
 
-def _hotflip_broken(clf: Classifier, t: Targets, constraints: Constraints) -> np.ndarray:
+def hotflip_broken(clf: Classifier, t: Targets, constraints: Constraints) -> np.ndarray:
     """(S, max_edits) bool over the attacked (correctly classified) sequences ``t``: HotFlip at budget j makes the
     prediction wrong."""
     from .inner import hotflip_attack
@@ -85,7 +85,7 @@ def broken_by_attack(
     ga = run.ga.success[:, None] & (edits[:, None] <= budgets[None, :])
     hotflip = np.zeros_like(ga)
     if hasattr(getattr(clf, "inner", clf), "logits_from_one_hot") and len(run.attacked):
-        hotflip = _hotflip_broken(clf, run.targets, constraints)
+        hotflip = hotflip_broken(clf, run.targets, constraints)
     return BrokenByAttack(ga=ga, hotflip=hotflip, n=len(data))
 
 
