@@ -123,6 +123,10 @@ def test_base_config_holds_only_schema_defaults_and_no_model():
             "robustness.ga.adversarial_training.schemes.freelb.freelb.step is not a setting a scheme can override",
         ),
         (
+            _cfg(robustness={"ga": {"classifiers": {"c": {"kind": "cnn", "architecture": "resnet"}}}}),
+            "key robustness.ga.classifiers.c.architecture: 'resnet' is not one of",
+        ),
+        (
             _cfg(robustness={"ga": {"classifiers": {"c": {"kind": "cnn", "adversarial_schemes": []}}}}),
             "key robustness.ga.classifiers.c.adversarial_schemes: [] should be non-empty",
         ),

@@ -52,24 +52,35 @@ def _device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def _build_cnn(length: int, num_labels: int, channels: int, kernel: int):
-    """Two conv + max-pool blocks and a dense layer over the flattened map: a fixed input length by design."""
+CNN_ARCHITECTURES = ("basic", "deep")
+# The deep CNN's dense hidden layer: a second non-linearity over the whole pooled map.
+_DEEP_HIDDEN = 256
+
+
+def _build_cnn(length: int, num_labels: int, channels: int, kernel: int, architecture: str = "basic"):
+    """A fixed input length by design. ``basic``: two conv + max-pool (4) blocks and a dense layer over the flattened
+    map. ``deep``: three conv blocks (max-pool 2, 2, 4) and a hidden dense layer of 256: more capacity, which
+    adversarial training needs more than clean training does (Madry et al., ICLR 2018)."""
     from torch import nn
 
-    pooled = length // 4 // 4
+    if architecture not in CNN_ARCHITECTURES:
+        raise InputError(f"CNN architecture '{architecture}' is not one of {', '.join(CNN_ARCHITECTURES)}")
+    pools = (4, 4) if architecture == "basic" else (2, 2, 4)
+    pooled = length
+    for pool in pools:
+        pooled //= pool
     if pooled < 1:
         raise InputError(f"the CNN needs sequences of at least 16 bp, got {length}")
-    return nn.Sequential(
-        nn.Conv1d(4, channels, kernel, padding=kernel // 2),
-        nn.ReLU(),
-        nn.MaxPool1d(4),
-        nn.Conv1d(channels, channels, kernel, padding=kernel // 2),
-        nn.ReLU(),
-        nn.MaxPool1d(4),
-        nn.Flatten(),
-        nn.Dropout(0.2),
-        nn.Linear(channels * pooled, num_labels),
-    )
+    layers: list = []
+    for i, pool in enumerate(pools):
+        layers += [nn.Conv1d(4 if i == 0 else channels, channels, kernel, padding=kernel // 2), nn.ReLU()]
+        layers.append(nn.MaxPool1d(pool))
+    layers += [nn.Flatten(), nn.Dropout(0.2)]
+    if architecture == "basic":
+        layers.append(nn.Linear(channels * pooled, num_labels))
+    else:
+        layers += [nn.Linear(channels * pooled, _DEEP_HIDDEN), nn.ReLU(), nn.Linear(_DEEP_HIDDEN, num_labels)]
+    return nn.Sequential(*layers)
 
 
 class Classifier:
@@ -142,6 +153,7 @@ class CNNClassifier(Classifier):
         num_labels: int = 2,
         channels: int = 64,
         kernel: int = 9,
+        architecture: str = "basic",
         seed: int = 0,
         batch_size: int = 256,
     ):
@@ -150,8 +162,10 @@ class CNNClassifier(Classifier):
         torch.manual_seed(seed)
         self.name, self.num_labels, self.fixed_length, self.batch_size = name, num_labels, length, batch_size
         self.hyper = {"length": length, "num_labels": num_labels, "channels": channels, "kernel": kernel}
+        if architecture != "basic":  # a basic CNN's saved JSON stays as it was before the option existed
+            self.hyper["architecture"] = architecture
         self.device = _device()
-        self.model = _build_cnn(length, num_labels, channels, kernel).to(self.device).eval()
+        self.model = _build_cnn(length, num_labels, channels, kernel, architecture).to(self.device).eval()
 
     def logits(self, codes: np.ndarray):
         import torch
@@ -431,6 +445,7 @@ def new_classifier(name: str, spec: dict[str, Any], *, base_folder: str | None, 
             num_labels=spec.get("num_labels", 2),
             channels=spec.get("channels", 64),
             kernel=spec.get("kernel", 9),
+            architecture=spec.get("architecture", "basic"),
             seed=seed,
             batch_size=spec.get("batch_size", 256),
         )
