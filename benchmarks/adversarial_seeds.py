@@ -8,7 +8,8 @@ model's of that seed (each seed has its own CNN initialisation, batch order and 
 likewise; the target (+0.2 with disjoint 95% Wilson intervals, clean within 2 points) is judged per seed, as on the
 other tables. A model not run at some seed shows n/a there; its means are over the seeds it ran at; models run
 at one seed only are left out. Run: .venv/bin/python benchmarks/adversarial_seeds.py [--task prom_300_all]
-[--tsv SEED0 SEED1 ...] (in seed order).
+[--tsv SEED0 SEED1 ...] (in seed order) [--block NAME] (another page block, e.g. for the deep CNN's TSVs:
+``--tsv benchmarks/adversarial_training_deep_seed{0..4}.tsv --block adversarial-training-deep-seeds``).
 """
 
 from __future__ import annotations
@@ -90,9 +91,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tsv", nargs="+", default=[str(REPO / p) for p in DEFAULT_TSVS], help="one per seed")
     parser.add_argument("--task", default="prom_300_all")
     parser.add_argument("--page", default=str(REPO / "docs/benchmarks/adversarial-training.md"))
+    parser.add_argument("--block", default=BLOCK, help="the page block to fill")
     args = parser.parse_args(argv)
     tables = [pd.read_csv(p, sep="\t") for p in args.tsv]
-    write_page(Path(args.page), render(tables, args.task), BLOCK)
+    write_page(Path(args.page), render(tables, args.task), args.block)
     return 0
 
 

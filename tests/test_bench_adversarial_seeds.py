@@ -1,0 +1,72 @@
+"""benchmarks/adversarial_seeds.py: the across-seeds table's gains, means and target count from hand-made TSV
+rows, and the block it fills."""
+
+import importlib.util
+
+import pandas as pd
+from conftest import REPO
+
+spec = importlib.util.spec_from_file_location("adversarial_seeds", REPO / "benchmarks" / "adversarial_seeds.py")
+seeds = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(seeds)
+
+
+def _rows(variant: str, robust: float, low: float, high: float, clean: float) -> list[dict]:
+    # Budget 1 rows are there to show that only the largest budget counts.
+    return [
+        dict(
+            task="prom_300_all",
+            variant=variant,
+            budget=b,
+            robust_accuracy=robust if b == 5 else 0.99,
+            ci_low=low if b == 5 else 0.0,
+            ci_high=high if b == 5 else 1.0,
+            clean_accuracy=clean,
+            criterion="strict",
+        )
+        for b in (1, 5)
+    ]
+
+
+def _seed_tables() -> list[pd.DataFrame]:
+    seed0 = pd.DataFrame(
+        _rows("undefended", 0.40, 0.35, 0.45, 0.88)
+        + _rows("a", 0.65, 0.60, 0.70, 0.87)  # +0.25, clean -0.01, disjoint: met
+        + _rows("b", 0.70, 0.65, 0.75, 0.88)  # run at this seed only: left out
+    )
+    seed1 = pd.DataFrame(
+        _rows("undefended", 0.30, 0.25, 0.35, 0.90)
+        + _rows("a", 0.45, 0.40, 0.50, 0.91)  # +0.15, clean +0.01: disjoint but short of +0.2
+    )
+    return [seed0, seed1]
+
+
+def test_gain_and_clean_change_are_per_seed_against_that_seeds_undefended_model():
+    table = seeds.per_seed(_seed_tables()[1], "prom_300_all")
+    assert list(table.index) == ["a"]
+    assert abs(table.loc["a"].gain - 0.15) < 1e-12
+    assert abs(table.loc["a"].clean_change - 0.01) < 1e-12
+    assert bool(table.loc["a"].disjoint) and not bool(table.loc["a"].met)
+
+
+def test_render_gives_means_over_seeds_and_leaves_out_models_run_once():
+    text = seeds.render(_seed_tables(), "prom_300_all")
+    assert "| undefended | (0.400) | (0.300) | | | |" in text
+    assert "| a | +0.250 / -0.010 (0.650) | +0.150 / +0.010 (0.450) | +0.200 | +0.000 | 1 of 2 seeds |" in text
+    assert "| b |" not in text
+
+
+def test_block_option_fills_the_named_block_and_leaves_the_others(tmp_path):
+    paths = []
+    for i, table in enumerate(_seed_tables()):
+        paths.append(tmp_path / f"seed{i}.tsv")
+        table.to_csv(paths[-1], sep="\t", index=False)
+    page = tmp_path / "page.md"
+    page.write_text(
+        "<!-- adversarial-training-seeds:start -->\nkept\n<!-- adversarial-training-seeds:end -->\n"
+        "<!-- deep-seeds:start -->\nold\n<!-- deep-seeds:end -->\n"
+    )
+    seeds.main(["--tsv", *map(str, paths), "--page", str(page), "--block", "deep-seeds"])
+    text = page.read_text()
+    assert "kept" in text and "old" not in text
+    assert "| a | +0.250" in text.split("<!-- deep-seeds:start -->")[1]
