@@ -221,6 +221,23 @@ def test_madry_loss_weights_the_clean_and_adversarial_cross_entropy_by_clean_wei
     assert losses[0] == pytest.approx(clean_weight * clean_ce + (1 - clean_weight) * adv_ce, rel=1e-5)
 
 
+def test_every_epoch_logs_its_number_and_the_mean_loss_it_returns(caplog):
+    train, _ = _gue(32, 0)
+    clf = classifiers.CNNClassifier("cnn", 300, channels=8, kernel=5, seed=0)
+    with caplog.at_level(logging.INFO, logger="gfm_audit.robustness.ga.robust_training"):
+        _, _, losses = robust_epochs(
+            clf,
+            train,
+            constraints=constraints.Constraints(max_edits=2),
+            settings={**SETTINGS, "epochs": 2},
+            training=TRAINING,
+            seed=0,
+        )
+    lines = [r.getMessage() for r in caplog.records if "adversarial training epoch" in r.getMessage()]
+    assert len(losses) == 2
+    assert lines == [f"adversarial training epoch {e + 1} of 2: mean loss {loss:.4f}" for e, loss in enumerate(losses)]
+
+
 def test_ema_decay_keeps_the_exponential_moving_average_of_the_weights_after_each_step():
     # The weights after every optimiser step are recorded by a global step hook, independently of the averaging
     # code; the model returned must be their average a_1 = w_1, a_t = d a_(t-1) + (1 - d) w_t, recomputed here

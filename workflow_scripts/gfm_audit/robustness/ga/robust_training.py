@@ -20,6 +20,7 @@ maximiser still attacks the current weights theta_t.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -31,6 +32,8 @@ from .classifiers import Classifier, CNNClassifier
 from .constraints import Constraints, protected_mask
 from .data import LabelledSequences, encode
 from .inner import hotflip_attack
+
+log = logging.getLogger(__name__)
 
 
 def reset_weights(clf: Classifier, seed: int) -> None:
@@ -80,7 +83,7 @@ def _robust_epochs(clf, train, constraints, settings, training, seed) -> tuple[i
     made = queries = 0
     losses = []
     average = _weight_average(clf, settings.get("ema_decay"))
-    for _ in range(settings["epochs"]):
+    for epoch in range(settings["epochs"]):
         order = torch.randperm(len(codes), generator=generator).numpy()
         total, batches = 0.0, 0
         for start in range(0, len(order), training["batch_size"]):
@@ -125,6 +128,8 @@ def _robust_epochs(clf, train, constraints, settings, training, seed) -> tuple[i
             total += float(loss.detach())
             batches += 1
         losses.append(total / max(batches, 1))
+        # One line per epoch: a deep CNN's ten epochs take most of an hour on one core.
+        log.info("adversarial training epoch %d of %d: mean loss %.4f", epoch + 1, settings["epochs"], losses[-1])
     if average is not None:
         clf.model.load_state_dict(average.module.state_dict())
     return made, queries, losses
