@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CORES ?= 2
+# make test runs the suite in this many pytest-xdist workers (one module, or the modules sharing one workflow run,
+# per worker at a time: tests/conftest.py); TEST_WORKERS=0 runs it in this process.
+TEST_WORKERS ?= $(CORES)
 
 .PHONY: demo demo-individuals demo-dp demo-inference demo-masked demo-defences study study-seed demo-check test lint install clean bench bench-slurm
 
@@ -118,7 +121,7 @@ demo-defences: $(STAMP)
 	@echo "Report: $(CURDIR)/demo-defences/results/report/report.html"
 
 test: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
 
 # The demo's privacy and memorisation audit in a fresh folder, its headline figures against docs/demo-results.tsv.
 demo-check: $(STAMP)

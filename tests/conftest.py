@@ -220,7 +220,26 @@ NUMERIC_MODULES = {
 }
 
 
+# The modules that read the session's `model_run`: `make test` runs the suite in parallel workers (pytest-xdist,
+# --dist loadgroup), and these share one worker so that the run is made once.
+MODEL_RUN_MODULES = {"test_memorisation", "test_snakemake_report", "test_workflow"}
+
+
+def _worker_group(item) -> str:
+    name = item.module.__name__ if item.module is not None else item.nodeid.split("::")[0]
+    return "model_run" if name in MODEL_RUN_MODULES else name
+
+
 def pytest_collection_modifyitems(config, items):
+    heavy = set()
     for item in items:
         if item.module is not None and item.module.__name__ in NUMERIC_MODULES:
             item.add_marker(pytest.mark.numerics)
+        # One module to one worker (its module-scoped fixtures are built once).
+        item.add_marker(pytest.mark.xdist_group(_worker_group(item)))
+        if item.get_closest_marker("workflow") or item.get_closest_marker("slow"):
+            heavy.add(_worker_group(item))
+    # The groups that run Snakemake or train for minutes go to the workers first, the shared run first of all: a
+    # worker that picks one of them up last would keep the suite waiting on it alone. The sort is stable, so the
+    # order within a module stays as written.
+    items.sort(key=lambda item: (_worker_group(item) != "model_run", _worker_group(item) not in heavy))
