@@ -15,7 +15,12 @@ from gfm_audit.robustness.ga import classifiers, data
 from gfm_audit.robustness.ga.adfar import AdfarClassifier, KmerFrequencies
 from gfm_audit.robustness.ga.adversarial_training import adversarial_training
 from gfm_audit.robustness.ga.attack import settings_from_config
-from gfm_audit.robustness.ga.defence_table import defence_table, defence_table_html, defences_sentence
+from gfm_audit.robustness.ga.defence_table import (
+    clean_loss_exceeded,
+    defence_table,
+    defence_table_html,
+    defences_sentence,
+)
 from gfm_audit.robustness.ga.defences import check_scheme
 from gfm_audit.robustness.ga.freelb import freelb_batch
 from test_gfm_families import FIXTURES
@@ -329,6 +334,29 @@ def test_defence_rows_carry_scipys_wilson_intervals_and_a_robust_accuracy_verdic
     sentence = defences_sentence(table)
     assert "at 2 edits" in sentence and "in 1 of 4 runs" in sentence
     assert "madry on cnn 0.08 [" in sentence and "&rarr; 0.88 [" in sentence
+
+
+def test_the_sentence_counts_the_runs_that_helped_at_a_clean_cost_above_two_points(tmp_path):
+    # Three runs that helped (robust 2/25 -> 22/25), losing 1, exactly 2 and 3 points of clean accuracy; a fourth
+    # that did not help loses 10 points and is not counted among those that helped.
+    runs = []
+    cases = (((0.90, 0.89), ((5, 2), (24, 22))), ((0.90, 0.88), ((5, 2), (24, 22))), ((0.90, 0.87), ((5, 2), (24, 22))))
+    cases += (((0.90, 0.80), ((10, 8), (10, 8))),)
+    for i, (clean, robust) in enumerate(cases):
+        progress, cost = _run_tables([0.9, 0.1], [20, 20], robust, scheme=["madry", "freelb", "adfar", "iterative"][i])
+        progress["clean_accuracy"] = list(clean)
+        progress.to_csv(tmp_path / f"p{i}.tsv", sep="\t", index=False)
+        cost.to_csv(tmp_path / f"c{i}.tsv", sep="\t", index=False)
+        runs.append(("cnn", str(tmp_path / f"p{i}.tsv"), str(tmp_path / f"c{i}.tsv")))
+    table = defence_table(runs)
+    assert table.verdict.tolist() == ["helped", "helped", "helped", "unclear"]
+    assert clean_loss_exceeded(table).tolist() == [False, False, True, True]
+    sentence = defences_sentence(table)
+    assert "in 3 of 4 runs, 1 of those 3 at a cost of more than 2 points of clean accuracy (" in sentence
+    assert "adfar on cnn 0.08 [" in sentence and "(helped; clean accuracy 0.900 &rarr; 0.870)" in sentence
+    # No run helped: no cost clause.
+    none = defences_sentence(table.iloc[3:])
+    assert "in 0 of 1 runs (" in none and "at a cost" not in none
 
 
 def test_the_ga_section_shows_the_defence_sentence_and_certificates_at_radii_one_to_five(tmp_path):

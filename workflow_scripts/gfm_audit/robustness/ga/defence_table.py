@@ -147,24 +147,47 @@ def interval_text(value: float, low: float, high: float) -> str:
     return f"{value:.2f} [{low:.2f}, {high:.2f}]"
 
 
+CLEAN_LOSS_LIMIT = 0.02
+"""The clean-accuracy loss beyond which a robustness gain is not counted as a working defence: the bound of the
+target in docs/robustness-ga.md (+0.2 robust accuracy, clean accuracy within 2 points). A gain bought with a
+worse classifier is not one a user can deploy, so the sentence counts the runs that helped beyond it."""
+
+
+def clean_loss_exceeded(table: pd.DataFrame) -> pd.Series:
+    """Whether each run lost more than :data:`CLEAN_LOSS_LIMIT` of clean accuracy (before minus after)."""
+    # Clean accuracies are fractions k/n: their difference is exact to far below 1e-9, so a loss of exactly 2 points
+    # (0.90 - 0.88 = 0.0200000000000000018 in floats) stays within the bound.
+    return (table.clean_before - table.clean_after) > CLEAN_LOSS_LIMIT + 1e-9
+
+
 def defences_sentence(table: pd.DataFrame) -> str:
-    """One sentence: did the defences raise robust accuracy at the attack's budget, with each run's intervals."""
+    """One sentence: did the defences raise robust accuracy at the attack's budget, with each run's intervals and
+    clean accuracy, and how many of the runs that helped paid for it with more than 2 points of clean accuracy."""
     trained = table[table.verdict != "not trained"]
     if trained.empty:
         return "No defence was trained (every scheme run has 0 iterations), so none can be said to have helped."
     clauses = [
         f"{r.defence} on {html.escape(str(r.classifier))} "
         f"{interval_text(r.robust_before, r.robust_before_low, r.robust_before_high)} &rarr; "
-        f"{interval_text(r.robust_after, r.robust_after_low, r.robust_after_high)} ({r.verdict})"
+        f"{interval_text(r.robust_after, r.robust_after_low, r.robust_after_high)} ({r.verdict}; clean accuracy "
+        f"{r.clean_before:.3f} &rarr; {r.clean_after:.3f})"
         for r in trained.itertuples()
     ]
-    helped = int((trained.verdict == "helped").sum())
+    helped = trained.verdict == "helped"
+    costly = int((helped & clean_loss_exceeded(trained)).sum())
+    cost = (
+        f", {costly} of those {int(helped.sum())} at a cost of more than {CLEAN_LOSS_LIMIT * 100:g} points of clean "
+        "accuracy"
+        if helped.any()
+        else ""
+    )
     budgets = sorted({int(b) for b in trained.max_edits})
     budget = " / ".join(str(b) for b in budgets)
     return (
         f"The defences raised robust accuracy at {budget} edits (correct and not made wrong by any attack found "
-        f"within that budget) beyond the overlap of the 95% Wilson intervals in {helped} of {len(trained)} runs "
-        f"(robust accuracy on the held-out sample before &rarr; after: {'; '.join(clauses)})."
+        f"within that budget) beyond the overlap of the 95% Wilson intervals in {int(helped.sum())} of "
+        f"{len(trained)} runs{cost} (robust accuracy on the held-out sample before &rarr; after: "
+        f"{'; '.join(clauses)})."
     )
 
 
