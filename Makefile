@@ -121,7 +121,7 @@ demo-defences: $(STAMP)
 	@echo "Report: $(CURDIR)/demo-defences/results/report/report.html"
 
 test: $(STAMP)
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # The demo's privacy and memorisation audit in a fresh folder, its headline figures against docs/demo-results.tsv.
 demo-check: $(STAMP)

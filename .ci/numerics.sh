@@ -18,5 +18,5 @@ echo "numerics: make test ran $native"
 for capability in "${lower[@]}"; do
   got=$(ATEN_CPU_CAPABILITY=$capability $py -c 'import torch; print(torch.backends.cpu.get_cpu_capability())')
   echo "numerics: ATEN_CPU_CAPABILITY=$capability (PyTorch reports $got)"
-  ATEN_CPU_CAPABILITY=$capability .venv/bin/pytest -q -m "numerics and not slow" -p no:cacheprovider -n 2 --dist loadgroup
+  ATEN_CPU_CAPABILITY=$capability .venv/bin/pytest -q -m "numerics and not slow" -p no:cacheprovider -n 2 --dist loadfile --no-loadscope-reorder
 done

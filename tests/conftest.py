@@ -221,13 +221,29 @@ NUMERIC_MODULES = {
 
 
 # The modules that read the session's `model_run`: `make test` runs the suite in parallel workers (pytest-xdist,
-# --dist loadgroup), and these share one worker so that the run is made once.
+# --dist loadfile), and these share one worker so that the run is made once.
 MODEL_RUN_MODULES = {"test_memorisation", "test_snakemake_report", "test_workflow"}
 
 
-def _worker_group(item) -> str:
-    name = item.module.__name__ if item.module is not None else item.nodeid.split("::")[0]
-    return "model_run" if name in MODEL_RUN_MODULES else name
+def _worker_group(nodeid: str) -> str:
+    """The unit of work one xdist worker takes whole: a test module, or the modules of one shared workflow run."""
+    module = nodeid.split("::", 1)[0]
+    return "model_run" if Path(module).stem in MODEL_RUN_MODULES else module
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """--dist loadfile, with the model_run modules as one unit (xdist's own loadgroup marks are not read under
+    pytest 9, whose node ids can no longer be suffixed with the group)."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleGroups(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _worker_group(nodeid)
+
+    return ModuleGroups(config, log)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -235,11 +251,9 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.module is not None and item.module.__name__ in NUMERIC_MODULES:
             item.add_marker(pytest.mark.numerics)
-        # One module to one worker (its module-scoped fixtures are built once).
-        item.add_marker(pytest.mark.xdist_group(_worker_group(item)))
         if item.get_closest_marker("workflow") or item.get_closest_marker("slow"):
-            heavy.add(_worker_group(item))
-    # The groups that run Snakemake or train for minutes go to the workers first, the shared run first of all: a
-    # worker that picks one of them up last would keep the suite waiting on it alone. The sort is stable, so the
-    # order within a module stays as written.
-    items.sort(key=lambda item: (_worker_group(item) != "model_run", _worker_group(item) not in heavy))
+            heavy.add(_worker_group(item.nodeid))
+    # The units that run Snakemake or train for minutes go to the workers first, the shared run first of all
+    # (make test passes --no-loadscope-reorder, so xdist keeps this order): a worker that picked one of them up last
+    # would keep the suite waiting on it alone. The sort is stable: the order within a module stays as written.
+    items.sort(key=lambda item: (_worker_group(item.nodeid) != "model_run", _worker_group(item.nodeid) not in heavy))
