@@ -1,8 +1,9 @@
 """Helpers of .ci/slurm_test.sh: write the small config; check the SLURM run against the local one.
 
 python .ci/slurm_check.py config WORK    writes WORK/config.yaml and a tiny model architecture
-python .ci/slurm_check.py compare WORK   asserts on WORK/slurm.log, the SLURM job records and the outputs
-python .ci/slurm_check.py same WORK RUN  asserts that WORK/RUN's outputs equal the local run's
+python .ci/slurm_check.py compare WORK JOBID   asserts on WORK/slurm.log and WORK/rerun.log (a run whose scoring
+                                            job JOBID was cancelled, then its re-run), the SLURM job records and
+                                            the outputs
 and of .ci/slurm_study_test.sh (study mode, rules/study.smk):
 python .ci/slurm_check.py study-config WORK    writes WORK/config.yaml: a two-point study of a tiny model
 python .ci/slurm_check.py study-compare WORK   asserts on the study's SLURM jobs and its summary against the local run
@@ -101,9 +102,9 @@ def slurm_records(path: Path) -> dict[str, dict[str, str]]:
     return records
 
 
-def jobs_by_rule(work: Path) -> dict[str, list[dict[str, str]]]:
-    """The SLURM record of every job WORK/slurm.log submitted, by the rule it ran."""
-    log = (work / "slurm.log").read_text()
+def jobs_by_rule(work: Path, logs: tuple[str, ...] = ("slurm.log",)) -> dict[str, list[dict[str, str]]]:
+    """The SLURM record of every job the runs logged in WORK/``logs`` submitted, by the rule it ran."""
+    log = "".join((work / name).read_text() for name in logs)
     submitted = re.findall(r"submitted with SLURM jobid (\d+)", log)
     assert submitted, "no job was submitted to SLURM"
     records = slurm_records(work / "jobs.txt")
@@ -139,10 +140,16 @@ def check_one_job_each(by_rule: dict[str, list[dict[str, str]]], rule: str, expe
     assert len({j["Comment"] for j in jobs}) == len(jobs), f"two {rule} jobs shared a SLURM job"
 
 
-def compare(work: Path) -> None:
-    by_rule = jobs_by_rule(work)
-    check_one_job_each(by_rule, "score_shard", SHARDS * len(SCORED))
-    check_gpu_requests(by_rule, ("score_shard", "train_model", "canary_exposure", "extraction"))
+def compare(work: Path, cancelled: str) -> None:
+    """The run with job ``cancelled`` killed, then its re-run: that job is the one CANCELLED, a scoring job on a
+    GPU; every other job completed, one per shard, and the outputs equal the local run's."""
+    by_rule = jobs_by_rule(work, ("slurm.log", "rerun.log"))
+    killed = [(rule, job) for rule, jobs in by_rule.items() for job in jobs if job["JobState"] != "COMPLETED"]
+    assert [(rule, job["JobId"], job["JobState"]) for rule, job in killed] == [("score_shard", cancelled, "CANCELLED")]
+    assert "gpu" in killed[0][1].get("TresPerJob", "") + killed[0][1].get("TresPerNode", ""), killed[0][1]
+    completed = {rule: [j for j in jobs if j["JobId"] != cancelled] for rule, jobs in by_rule.items()}
+    check_one_job_each(completed, "score_shard", SHARDS * len(SCORED))
+    check_gpu_requests(completed, ("score_shard", "train_model", "canary_exposure", "extraction"))
     same_outputs(work, "slurm")
 
 
@@ -220,10 +227,10 @@ if __name__ == "__main__":
     if action == "config":
         write_config(work)
     elif action == "compare":
-        compare(work)
+        compare(work, sys.argv[3])
     elif action == "study-config":
         write_study_config(work)
     elif action == "study-compare":
         study_compare(work)
     else:
-        same_outputs(work, sys.argv[3])
+        raise SystemExit(f"unknown action {action!r}")

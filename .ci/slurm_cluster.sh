@@ -61,7 +61,7 @@ SelectTypeParameters=CR_Core_Memory
 SlurmdParameters=config_overrides
 GresTypes=gpu
 DefMemPerCPU=500
-MinJobAge=600
+MinJobAge=1800
 ReturnToService=2
 SchedulerParameters=sched_interval=2
 AccountingStorageType=accounting_storage/none

@@ -23,13 +23,33 @@ timeout 900 "$snakemake" "${common[@]}" --directory "$work/local" --cores 2 -q >
 slurm=("${common[@]}" --profile "$repo/profiles/slurm" --slurm-no-account --slurm-status-command squeue
        --slurm-init-seconds-before-status-checks 2)
 
-echo "== SLURM run (profiles/slurm)"
+# One SLURM run serves both checks: a scoring job is killed with scancel (the run must stop and say which job and
+# log), then the re-run must finish the workflow, every job its own SLURM job, its outputs byte-identical to the
+# local run's.
+echo "== SLURM run (profiles/slurm), one scoring job killed with scancel, then a re-run"
+(set +e; timeout 1500 "$snakemake" "${slurm[@]}" --directory "$work/slurm" --retries 0 --slurm-keep-successful-logs \
+   --verbose >"$work/slurm.log" 2>&1
+ echo $? >"$work/slurm.rc") &
+victim=""
+for _ in $(seq 1200); do
+  victim=$(timeout 5 squeue -h -o "%i %k" | awk '/rule_score_shard/ {print $1; exit}')
+  [ -n "$victim" ] && break
+  sleep 0.5
+done
+[ -n "$victim" ] || { echo "no scoring job to kill"; tail -60 "$work/slurm.log"; exit 1; }
+timeout 10 scancel "$victim"
+wait
+[ "$(cat "$work/slurm.rc")" != 0 ] || { echo "the run went on after its job was killed"; exit 1; }
+grep -A2 "Error in rule score_shard" "$work/slurm.log" | grep -E "CANCELLED" \
+  || { echo "the cancelled job was not reported:"; tail -30 "$work/slurm.log"; exit 1; }
+grep -E "log: results/logs/score/.*/shard-[0-9]+\.log" "$work/slurm.log" | head -1 \
+  || { echo "the failed shard's log path was not reported"; exit 1; }
 timeout 1500 "$snakemake" "${slurm[@]}" --directory "$work/slurm" --slurm-keep-successful-logs --verbose \
-  >"$work/slurm.log" 2>&1 || { tail -60 "$work/slurm.log"; tail -20 "$state/log/slurmctld.log"; exit 1; }
-grep -E "submitted with SLURM jobid" "$work/slurm.log" | head -40
+  >"$work/rerun.log" 2>&1 || { tail -60 "$work/rerun.log"; tail -20 "$state/log/slurmctld.log"; exit 1; }
+cat "$work/slurm.log" "$work/rerun.log" | grep -E "submitted with SLURM jobid" | head -40
 timeout 30 scontrol show job -o >"$work/jobs.txt"
 
-.venv/bin/python .ci/slurm_check.py compare "$work"
+.venv/bin/python .ci/slurm_check.py compare "$work" "$victim"
 
 echo "== fault: a profile naming a partition that does not exist"
 if timeout 300 "$snakemake" results/reference/contigs.tsv "${slurm[@]}" --directory "$work/badpartition" \
@@ -38,25 +58,4 @@ if timeout 300 "$snakemake" results/reference/contigs.tsv "${slurm[@]}" --direct
 fi
 grep -i "invalid partition" "$work/badpartition.log" | head -3 \
   || { echo "the submit error was not surfaced:"; tail -30 "$work/badpartition.log"; exit 1; }
-
-echo "== fault: a scoring job killed with scancel, then a re-run"
-(set +e; timeout 900 "$snakemake" "${slurm[@]}" --directory "$work/killed" --retries 0 >"$work/killed.log" 2>&1
- echo $? >"$work/killed.rc") &
-victim=""
-for _ in $(seq 600); do
-  victim=$(timeout 5 squeue -h -o "%i %k" | awk '/rule_score_shard/ {print $1; exit}')
-  [ -n "$victim" ] && break
-  sleep 0.5
-done
-[ -n "$victim" ] || { echo "no scoring job to kill"; exit 1; }
-timeout 10 scancel "$victim"
-wait
-[ "$(cat "$work/killed.rc")" != 0 ] || { echo "the run went on after its job was killed"; exit 1; }
-grep -A2 "Error in rule score_shard" "$work/killed.log" | grep -E "CANCELLED" \
-  || { echo "the cancelled job was not reported:"; tail -30 "$work/killed.log"; exit 1; }
-grep -E "log: results/logs/score/.*/shard-[0-9]+\.log" "$work/killed.log" | head -1 \
-  || { echo "the failed shard's log path was not reported"; exit 1; }
-timeout 1500 "$snakemake" "${slurm[@]}" --directory "$work/killed" >"$work/rerun.log" 2>&1 \
-  || { tail -40 "$work/rerun.log"; exit 1; }
-.venv/bin/python .ci/slurm_check.py same "$work" killed
 echo "SLURM tests passed"
