@@ -52,6 +52,7 @@ from gfm_audit.robustness.ga.classifiers import CNNClassifier, accuracy  # noqa:
 from gfm_audit.robustness.ga.comparison import all_alternatives, ranked_substitution_attack  # noqa: E402
 from gfm_audit.robustness.ga.constraints import Constraints  # noqa: E402
 from gfm_audit.robustness.ga.data import encode  # noqa: E402
+from gfm_audit.robustness.ga.defence_table import CLEAN_LOSS_LIMIT  # noqa: E402
 from gfm_audit.robustness.ga.inner import hotflip_attack  # noqa: E402
 from gfm_audit.robustness.ga.robust_accuracy import robust_by_budget  # noqa: E402
 from gfm_audit.robustness.ga.robust_training import reset_weights, robust_epochs  # noqa: E402
@@ -339,7 +340,7 @@ CRITERIA = {
 def target_met(separated: bool, gain: float, clean_change: float) -> bool:
     """The target: +0.2 at budget 5 with disjoint 95% intervals, clean accuracy within 2 points (1e-9: the TSV's
     four decimals make a gain of exactly 0.2 read back as 0.19999999...)."""
-    return bool(separated and gain >= 0.2 - 1e-9 and abs(clean_change) <= 0.02 + 1e-9)
+    return bool(separated and gain >= 0.2 - 1e-9 and abs(clean_change) <= CLEAN_LOSS_LIMIT + 1e-9)
 
 
 def render(table: pd.DataFrame) -> str:
@@ -374,7 +375,7 @@ def render(table: pd.DataFrame) -> str:
             change = "" if undefended else f"{clean_change:+.3f}"
             target = "" if undefended else ("yes" if met else "no")
             # Helps: a gain with disjoint intervals and clean accuracy within 2 points, whatever its size.
-            helps = separated and gain_value > 0 and abs(clean_change) <= 0.02 + 1e-9
+            helps = separated and gain_value > 0 and abs(clean_change) <= CLEAN_LOSS_LIMIT + 1e-9
             meeting.setdefault(task, ([], []))
             if helps and not undefended:
                 meeting[task][0 if met else 1].append(f"`{variant}` ({gain}, clean {change})")
