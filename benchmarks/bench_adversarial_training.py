@@ -343,6 +343,12 @@ def target_met(separated: bool, gain: float, clean_change: float) -> bool:
     return bool(separated and gain >= 0.2 - 1e-9 and abs(clean_change) <= CLEAN_LOSS_LIMIT + 1e-9)
 
 
+def helps(separated: bool, gain: float, clean_change: float) -> bool:
+    """Helps: a gain of any size with disjoint 95% intervals, clean accuracy within 2 points (the second task's
+    condition)."""
+    return bool(separated and gain > 0 and abs(clean_change) <= CLEAN_LOSS_LIMIT + 1e-9)
+
+
 def render(table: pd.DataFrame) -> str:
     """Per criterion, task and model: clean accuracy, robust accuracy at budgets 1-5 (95% Wilson interval at 5),
     the gain at 5 over the undefended model of the same criterion and whether the two intervals are disjoint, the
@@ -374,10 +380,8 @@ def render(table: pd.DataFrame) -> str:
             gain = "" if undefended else f"{gain_value:+.3f}"
             change = "" if undefended else f"{clean_change:+.3f}"
             target = "" if undefended else ("yes" if met else "no")
-            # Helps: a gain with disjoint intervals and clean accuracy within 2 points, whatever its size.
-            helps = separated and gain_value > 0 and abs(clean_change) <= CLEAN_LOSS_LIMIT + 1e-9
             meeting.setdefault(task, ([], []))
-            if helps and not undefended:
+            if helps(separated, gain_value, clean_change) and not undefended:
                 meeting[task][0 if met else 1].append(f"`{variant}` ({gain}, clean {change})")
             ga_rule = at5.get("robust_accuracy_ga_rule")
             ga_note = f" ({ga_rule:.3f})" if criterion == "strict" and pd.notna(ga_rule) else ""

@@ -4,6 +4,7 @@ rows, and the block it fills."""
 import importlib.util
 
 import pandas as pd
+import pytest
 from conftest import REPO
 
 spec = importlib.util.spec_from_file_location("adversarial_seeds", REPO / "benchmarks" / "adversarial_seeds.py")
@@ -51,8 +52,11 @@ def test_gain_and_clean_change_are_per_seed_against_that_seeds_undefended_model(
 
 def test_render_gives_means_over_seeds_and_leaves_out_models_run_once():
     text = seeds.render(_seed_tables(), "prom_300_all")
-    assert "| undefended | (0.400) | (0.300) | | | |" in text
-    assert "| a | +0.250 / -0.010 (0.650) | +0.150 / +0.010 (0.450) | +0.200 | +0.000 | 1 of 2 seeds |" in text
+    assert "| undefended | (0.400) | (0.300) | | | | |" in text
+    assert (
+        "| a | +0.250 / -0.010 (0.650) | +0.150 / +0.010 (0.450) | +0.200 | +0.000 | 1 of 2 seeds | 2 of 2 seeds |"
+        in text
+    )
     assert "| b |" not in text
 
 
@@ -70,3 +74,39 @@ def test_block_option_fills_the_named_block_and_leaves_the_others(tmp_path):
     text = page.read_text()
     assert "kept" in text and "old" not in text
     assert "| a | +0.250" in text.split("<!-- deep-seeds:start -->")[1]
+
+
+def test_helps_counts_disjoint_gains_of_any_size_within_two_clean_points():
+    base = _rows("undefended", 0.10, 0.07, 0.14, 0.80)
+    table = pd.DataFrame(
+        base
+        + _rows("small", 0.20, 0.16, 0.25, 0.79)  # +0.10, disjoint, clean -1 point: helps, short of the target
+        + _rows("costly", 0.25, 0.20, 0.30, 0.77)  # disjoint but clean -3 points
+        + _rows("overlap", 0.15, 0.12, 0.19, 0.80)  # +0.05 within the intervals
+    )
+    out = seeds.per_seed(table, "prom_300_all")
+    assert out.helps.to_dict() == {"small": True, "costly": False, "overlap": False}
+    assert not out.met.any()
+
+
+def test_budget_option_reads_the_gains_at_that_budget(tmp_path):
+    # At budget 1 the rows of _rows all read 0.99 with the interval [0, 1]: no gain, intervals overlap.
+    table = seeds.per_seed(_seed_tables()[0], "prom_300_all", budget=1)
+    assert abs(table.loc["a"].gain) < 1e-12 and not bool(table.loc["a"].helps)
+    path = tmp_path / "seed0.tsv"
+    _seed_tables()[0].to_csv(path, sep="\t", index=False)
+    page = tmp_path / "page.md"
+    page.write_text("<!-- adversarial-training-seeds:start -->\n<!-- adversarial-training-seeds:end -->\n")
+    seeds.main(["--tsv", str(path), "--page", str(page), "--budget", "1"])
+    assert "Task prom_300_all, budget 1, strict criterion." in page.read_text()
+
+
+def test_a_budget_not_measured_stops_with_one_line_naming_the_budgets_there(tmp_path):
+    path = tmp_path / "seed0.tsv"
+    _seed_tables()[0].to_csv(path, sep="\t", index=False)
+    page = tmp_path / "page.md"
+    page.write_text("<!-- adversarial-training-seeds:start -->\n<!-- adversarial-training-seeds:end -->\n")
+    with pytest.raises(SystemExit) as stop:
+        seeds.main(["--tsv", str(path), "--page", str(page), "--budget", "3"])
+    assert str(stop.value) == "--budget 3: not measured in every TSV; choose one of [1, 5]"
+    assert "budget" not in page.read_text()  # nothing written
