@@ -46,6 +46,8 @@ def assert_obeys(original: str, cand: str, c: constraints.Constraints) -> None:
     assert hamming(original, cand) <= c.max_edits
     assert abs(gc(cand) - gc(original)) <= c.gc_tolerance + 1e-9
     assert motif_sites(original, c.protected_motifs) <= motif_sites(cand, c.protected_motifs)
+    if c.forbid_new_motifs:
+        assert motif_sites(cand, c.protected_motifs) <= motif_sites(original, c.protected_motifs)
     if c.coding:
         assert in_frame_stops(cand, c.frame) <= in_frame_stops(original, c.frame)
 
@@ -82,10 +84,11 @@ sequences = st.text(alphabet="ACGT", min_size=24, max_size=90)
     gc_tol=st.sampled_from([0.0, 0.02, 0.05, 0.2]),
     coding=st.booleans(),
     frame=st.integers(0, 2),
+    forbid_new=st.booleans(),
     seed=st.integers(0, 10_000),
 )
 def test_every_scored_and_reported_candidate_obeys_every_constraint(
-    seq, motif_insert, max_edits, gc_tol, coding, frame, seed
+    seq, motif_insert, max_edits, gc_tol, coding, frame, forbid_new, seed
 ):
     original = seq[: len(seq) // 2] + motif_insert + seq[len(seq) // 2 :]
     c = constraints.Constraints(
@@ -94,6 +97,7 @@ def test_every_scored_and_reported_candidate_obeys_every_constraint(
         coding=coding,
         frame=frame,
         protected_motifs=("TATAAA", "CCAAT", "GGGCGG"),
+        forbid_new_motifs=forbid_new,
     )
     codes = data.encode([original])
     label = np.array([int(gc_lover(codes)[0].argmax())])
@@ -127,10 +131,11 @@ def test_every_scored_and_reported_candidate_obeys_every_constraint(
     assert rnd.queries[0] <= 60
 
 
-def test_is_valid_agrees_with_a_plain_string_check_on_random_candidates():
+@pytest.mark.parametrize("forbid_new", [False, True])
+def test_is_valid_agrees_with_a_plain_string_check_on_random_candidates(forbid_new):
     rng = np.random.default_rng(3)
     original = "ATGTATAAACCAATGGGCGGTTACGATGCATGCAAGCTTGACGGTACCA"
-    c = constraints.Constraints(max_edits=3, gc_tolerance=0.03, coding=True, frame=1)
+    c = constraints.Constraints(max_edits=3, gc_tolerance=0.03, coding=True, frame=1, forbid_new_motifs=forbid_new)
     codes = data.encode([original])
     cands = np.repeat(codes[:, None, :], 400, axis=1)
     for i in range(400):
@@ -148,6 +153,24 @@ def test_is_valid_agrees_with_a_plain_string_check_on_random_candidates():
             expected.append(False)
     assert got.tolist() == expected
     assert 0 < got.sum() < 400
+
+
+def test_forbid_new_motifs_refuses_a_candidate_that_writes_a_protected_motif_on_either_strand():
+    motifs = ("TATAAA", "CCAAT")
+    original = "GATAAAGCCAATC"  # one substitution (G->T at 0) from TATAAA; CCAAT present and protected
+    cands = data.encode(["TATAAAGCCAATC", "GATAAAGCCAATG"])[None]  # writes TATAAA; an edit outside any motif
+    protected = constraints.protected_mask([original], motifs)
+    on = constraints.Constraints(gc_tolerance=1.0, protected_motifs=motifs, forbid_new_motifs=True)
+    off = constraints.Constraints(gc_tolerance=1.0, protected_motifs=motifs)
+    codes = data.encode([original])
+    assert constraints.is_valid(cands, codes, protected, constraints=off)[0].tolist() == [True, True]
+    assert constraints.is_valid(cands, codes, protected, constraints=on)[0].tolist() == [False, True]
+    # TTTATA, TATAAA's reverse complement, written by one substitution (C->A at 6), is refused as well.
+    rc_original = data.encode(["CTTTATCC"])
+    rc_cand = data.encode(["CTTTATAC"])[None]
+    free = np.zeros(rc_original.shape, dtype=bool)
+    assert constraints.is_valid(rc_cand, rc_original, free, constraints=off)[0, 0]
+    assert not constraints.is_valid(rc_cand, rc_original, free, constraints=on)[0, 0]
 
 
 def test_transitions_are_proposed_with_their_configured_weight():

@@ -66,6 +66,7 @@ def settings_from_config(block: Mapping[str, Any]) -> tuple[Constraints, GAParam
         coding=block["coding"],
         frame=block["frame"],
         transition_weight=block["transition_weight"],
+        forbid_new_motifs=block.get("forbid_new_motifs", False),  # blocks written before the key: off
     )
     params = GAParams(**{k: block[k] for k in GAParams.__dataclass_fields__})
     return constraints, params

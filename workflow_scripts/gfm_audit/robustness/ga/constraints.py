@@ -5,6 +5,10 @@ A candidate is valid when, against its original sequence:
 - its GC fraction is within ``gc_tolerance`` of the original's;
 - no base inside an occurrence of a protected motif (either strand) changes,
   so no protected motif present in the original is destroyed;
+- with ``forbid_new_motifs``, no protected motif (either strand) occurs where
+  the original had none, so none is written in either: on a short sequence a
+  few substitutions can create a TF's binding site, which may change the true
+  label and is then no adversarial example;
 - with ``coding``, it has no stop codon (TAA, TAG, TGA) in frame ``frame``
   where the original had none.
 
@@ -30,6 +34,7 @@ class Constraints:
     coding: bool = False
     frame: int = 0
     transition_weight: float = 2.0
+    forbid_new_motifs: bool = False
 
 
 def reverse_complement(motif: str) -> str:
@@ -47,6 +52,22 @@ def protected_mask(sequences: list[str], motifs: tuple[str, ...] | list[str]) ->
             for hit in finder.finditer(seq):
                 mask[s, hit.start() : hit.start() + len(pattern)] = True
     return mask
+
+
+def motif_starts(codes: np.ndarray, motifs: tuple[str, ...] | list[str]) -> np.ndarray:
+    """(..., L) True where an occurrence of a motif or its reverse complement starts in codes (..., L)."""
+    length = codes.shape[-1]
+    out = np.zeros(codes.shape, dtype=bool)
+    patterns = {m.upper() for m in motifs} | {reverse_complement(m.upper()) for m in motifs}
+    for pattern in sorted(patterns):
+        n = length - len(pattern) + 1
+        if n < 1:
+            continue
+        match = np.ones((*codes.shape[:-1], n), dtype=bool)
+        for j, base in enumerate(pattern):
+            match &= codes[..., j : j + n] == "ACGT".index(base)
+        out[..., :n] |= match
+    return out
 
 
 def gc_fraction(codes: np.ndarray) -> np.ndarray:
@@ -74,6 +95,12 @@ def is_valid(
     if constraints.coding:
         new_stop = stop_codons(candidates, constraints.frame) & ~stop_codons(originals, constraints.frame)[:, None, :]
         ok &= ~new_stop.any(axis=-1)
+    if constraints.forbid_new_motifs and constraints.protected_motifs:
+        new_motif = (
+            motif_starts(candidates, constraints.protected_motifs)
+            & ~motif_starts(originals, constraints.protected_motifs)[:, None, :]
+        )
+        ok &= ~new_motif.any(axis=-1)
     return ok
 
 
