@@ -173,6 +173,12 @@ def test_forbid_new_motifs_refuses_a_candidate_that_writes_a_protected_motif_on_
     assert not constraints.is_valid(rc_cand, rc_original, free, constraints=on)[0, 0]
 
 
+def test_the_attack_block_turns_forbid_new_motifs_on_and_a_block_without_the_key_leaves_it_off():
+    on, _ = attack.settings_from_config({**ATTACK, "forbid_new_motifs": True})
+    off, _ = attack.settings_from_config(ATTACK)
+    assert on.forbid_new_motifs and not off.forbid_new_motifs
+
+
 def test_transitions_are_proposed_with_their_configured_weight():
     rng = np.random.default_rng(0)
     originals = np.repeat(np.arange(4, dtype=np.uint8), 25_000)
