@@ -41,12 +41,16 @@ def reverse_complement(motif: str) -> str:
     return motif.translate(str.maketrans("ACGT", "TGCA"))[::-1]
 
 
+def both_strands(motifs: tuple[str, ...] | list[str]) -> list[str]:
+    """The motifs and their reverse complements, upper case, each once, sorted."""
+    return sorted({m.upper() for m in motifs} | {reverse_complement(m.upper()) for m in motifs})
+
+
 def protected_mask(sequences: list[str], motifs: tuple[str, ...] | list[str]) -> np.ndarray:
     """(S, L) True at every base covered by an occurrence (overlaps included) of a motif or its reverse complement."""
     length = len(sequences[0]) if sequences else 0
     mask = np.zeros((len(sequences), length), dtype=bool)
-    patterns = {m.upper() for m in motifs} | {reverse_complement(m.upper()) for m in motifs}
-    for pattern in sorted(patterns):
+    for pattern in both_strands(motifs):
         finder = re.compile(f"(?={re.escape(pattern)})")
         for s, seq in enumerate(sequences):
             for hit in finder.finditer(seq):
@@ -58,8 +62,7 @@ def motif_starts(codes: np.ndarray, motifs: tuple[str, ...] | list[str]) -> np.n
     """(..., L) True where an occurrence of a motif or its reverse complement starts in codes (..., L)."""
     length = codes.shape[-1]
     out = np.zeros(codes.shape, dtype=bool)
-    patterns = {m.upper() for m in motifs} | {reverse_complement(m.upper()) for m in motifs}
-    for pattern in sorted(patterns):
+    for pattern in both_strands(motifs):
         n = length - len(pattern) + 1
         if n < 1:
             continue
