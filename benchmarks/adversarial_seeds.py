@@ -9,8 +9,9 @@ sample), clean change likewise; the target (+0.2 with disjoint 95% Wilson interv
 whether the model helps (a gain of any size with disjoint intervals, clean within 2 points: the second task's
 condition) are judged per seed, as on the other tables. A model not run at some seed shows n/a there; its means are
 over the seeds it ran at; models run at one seed only are left out. Run: .venv/bin/python
-benchmarks/adversarial_seeds.py [--task prom_300_all] [--tsv SEED0 SEED1 ...] (in seed order) [--budget B]
-[--block NAME] (another page block, e.g. for the deep CNN's TSVs:
+benchmarks/adversarial_seeds.py [--task prom_300_all] [--tsv SEED0 SEED1 ...] (in seed order) [--seeds 0 1 ...]
+(the seeds the TSVs were run at, when not 0, 1, ...) [--budget B] [--block NAME] (another page block, e.g. for the
+deep CNN's TSVs:
 ``--tsv benchmarks/adversarial_training_deep_seed{0..4}.tsv --block adversarial-training-deep-seeds``).
 """
 
@@ -57,14 +58,18 @@ def per_seed(table: pd.DataFrame, task: str, budget: int | None = None) -> pd.Da
     return out
 
 
-def render(tables: list[pd.DataFrame], task: str, budget: int | None = None) -> str:
+def render(
+    tables: list[pd.DataFrame], task: str, budget: int | None = None, seed_labels: list[int] | None = None
+) -> str:
+    """The across-seeds table; ``seed_labels`` names the seed each table was run at (default 0, 1, ...)."""
+    labels = list(range(len(tables))) if seed_labels is None else seed_labels
     seeds = [per_seed(t, task, budget) for t in tables]
     # Every model run at two seeds or more, in the order of their first appearance.
     names = list(dict.fromkeys(v for s in seeds for v in s.index))
     common = [v for v in names if sum(v in s.index for s in seeds) >= 2]
     head = (
         "| model | "
-        + " | ".join(f"seed {i}: gain / clean change (robust acc.)" for i in range(len(seeds)))
+        + " | ".join(f"seed {i}: gain / clean change (robust acc.)" for i in labels)
         + " | mean gain | mean clean change | target met at | helps at |\n"
         + "|---|"
         + "---|" * (len(seeds) + 4)
@@ -99,14 +104,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tsv", nargs="+", default=[str(REPO / p) for p in DEFAULT_TSVS], help="one per seed")
     parser.add_argument("--task", default="prom_300_all")
     parser.add_argument("--page", default=str(REPO / "docs/benchmarks/adversarial-training.md"))
+    parser.add_argument("--seeds", type=int, nargs="+", help="the seed of each TSV, in order (default 0, 1, ...)")
     parser.add_argument("--budget", type=int, help="the budget the gains are read at (default: the largest)")
     parser.add_argument("--block", default=BLOCK, help="the page block to fill")
     args = parser.parse_args(argv)
+    if args.seeds is not None and len(args.seeds) != len(args.tsv):
+        raise SystemExit(f"--seeds names {len(args.seeds)} seeds for {len(args.tsv)} TSVs: give one seed per TSV")
     tables = [pd.read_csv(p, sep="\t") for p in args.tsv]
     common = sorted(set.intersection(*(set(t.budget.astype(int)) for t in tables)))
     if args.budget is not None and args.budget not in common:
         raise SystemExit(f"--budget {args.budget}: not measured in every TSV; choose one of {common}")
-    write_page(Path(args.page), render(tables, args.task, args.budget), args.block)
+    write_page(Path(args.page), render(tables, args.task, args.budget, args.seeds), args.block)
     return 0
 
 

@@ -110,3 +110,26 @@ def test_a_budget_not_measured_stops_with_one_line_naming_the_budgets_there(tmp_
         seeds.main(["--tsv", str(path), "--page", str(page), "--budget", "3"])
     assert str(stop.value) == "--budget 3: not measured in every TSV; choose one of [1, 5]"
     assert "budget" not in page.read_text()  # nothing written
+
+
+def test_seeds_option_labels_the_columns_with_the_seeds_the_tsvs_were_run_at(tmp_path):
+    paths = []
+    for i, table in enumerate(_seed_tables()):
+        paths.append(tmp_path / f"seed{i + 1}.tsv")
+        table.to_csv(paths[-1], sep="\t", index=False)
+    page = tmp_path / "page.md"
+    page.write_text("<!-- adversarial-training-seeds:start -->\n<!-- adversarial-training-seeds:end -->\n")
+    seeds.main(["--tsv", *map(str, paths), "--page", str(page), "--seeds", "1", "2"])
+    head = next(line for line in page.read_text().splitlines() if line.startswith("| model |"))
+    assert "seed 1: gain" in head and "seed 2: gain" in head and "seed 0" not in head
+
+
+def test_seeds_not_one_per_tsv_stop_with_one_line(tmp_path):
+    path = tmp_path / "seed1.tsv"
+    _seed_tables()[0].to_csv(path, sep="\t", index=False)
+    page = tmp_path / "page.md"
+    page.write_text("<!-- adversarial-training-seeds:start -->\n<!-- adversarial-training-seeds:end -->\n")
+    with pytest.raises(SystemExit) as stop:
+        seeds.main(["--tsv", str(path), "--page", str(page), "--seeds", "1", "2"])
+    assert str(stop.value) == "--seeds names 2 seeds for 1 TSVs: give one seed per TSV"
+    assert "Task" not in page.read_text()
