@@ -1,6 +1,7 @@
 """Helpers of .ci/slurm_test.sh: write the small config; check the SLURM run against the local one.
 
 python .ci/slurm_check.py config WORK    writes WORK/config.yaml and a tiny model architecture
+python .ci/slurm_check.py targets       prints the local run's targets: what makes the outputs compared
 python .ci/slurm_check.py compare WORK JOBID   asserts on WORK/slurm.log and WORK/rerun.log (a run whose scoring
                                             job JOBID was cancelled, then its re-run), the SLURM job records and
                                             the outputs
@@ -84,6 +85,11 @@ def write_config(work: Path) -> None:
         },
     }
     (work / "config.yaml").write_text(yaml.safe_dump(config))
+
+
+def local_targets(compared: list[str] = COMPARED) -> list[str]:
+    """The Snakemake targets that make ``compared``: a model's files come with its folder, the rule's output."""
+    return list(dict.fromkeys(str(Path(p).parent) if p.startswith("results/models/") else p for p in compared))
 
 
 def _head(src: Path, dst: Path, rows: int) -> Path:
@@ -223,11 +229,14 @@ def study_compare(work: Path) -> None:
 
 
 if __name__ == "__main__":
-    action, work = sys.argv[1], Path(sys.argv[2])
+    action = sys.argv[1]
+    work = Path(sys.argv[2]) if len(sys.argv) > 2 else None
     if action == "config":
         write_config(work)
     elif action == "compare":
         compare(work, sys.argv[3])
+    elif action == "targets":
+        print("\n".join(local_targets()))
     elif action == "study-config":
         write_study_config(work)
     elif action == "study-compare":
