@@ -42,6 +42,15 @@ def _seed_tables() -> list[pd.DataFrame]:
     return [seed0, seed1]
 
 
+def _write_seed_tables(folder, first_seed: int = 0) -> list:
+    """_seed_tables() as TSVs named after the seeds they stand for."""
+    paths = []
+    for i, table in enumerate(_seed_tables()):
+        paths.append(folder / f"seed{first_seed + i}.tsv")
+        table.to_csv(paths[-1], sep="\t", index=False)
+    return paths
+
+
 def test_gain_and_clean_change_are_per_seed_against_that_seeds_undefended_model():
     table = seeds.per_seed(_seed_tables()[1], "prom_300_all")
     assert list(table.index) == ["a"]
@@ -61,10 +70,7 @@ def test_render_gives_means_over_seeds_and_leaves_out_models_run_once():
 
 
 def test_block_option_fills_the_named_block_and_leaves_the_others(tmp_path):
-    paths = []
-    for i, table in enumerate(_seed_tables()):
-        paths.append(tmp_path / f"seed{i}.tsv")
-        table.to_csv(paths[-1], sep="\t", index=False)
+    paths = _write_seed_tables(tmp_path)
     page = tmp_path / "page.md"
     page.write_text(
         "<!-- adversarial-training-seeds:start -->\nkept\n<!-- adversarial-training-seeds:end -->\n"
@@ -113,10 +119,7 @@ def test_a_budget_not_measured_stops_with_one_line_naming_the_budgets_there(tmp_
 
 
 def test_seeds_option_labels_the_columns_with_the_seeds_the_tsvs_were_run_at(tmp_path):
-    paths = []
-    for i, table in enumerate(_seed_tables()):
-        paths.append(tmp_path / f"seed{i + 1}.tsv")
-        table.to_csv(paths[-1], sep="\t", index=False)
+    paths = _write_seed_tables(tmp_path, first_seed=1)
     page = tmp_path / "page.md"
     page.write_text("<!-- adversarial-training-seeds:start -->\n<!-- adversarial-training-seeds:end -->\n")
     seeds.main(["--tsv", *map(str, paths), "--page", str(page), "--seeds", "1", "2"])
