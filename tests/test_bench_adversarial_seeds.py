@@ -51,6 +51,13 @@ def _write_seed_tables(folder, first_seed: int = 0) -> list:
     return paths
 
 
+def _empty_page(folder):
+    """A page holding only the default block, empty."""
+    page = folder / "page.md"
+    page.write_text("<!-- adversarial-training-seeds:start -->\n<!-- adversarial-training-seeds:end -->\n")
+    return page
+
+
 def test_gain_and_clean_change_are_per_seed_against_that_seeds_undefended_model():
     table = seeds.per_seed(_seed_tables()[1], "prom_300_all")
     assert list(table.index) == ["a"]
@@ -99,19 +106,15 @@ def test_budget_option_reads_the_gains_at_that_budget(tmp_path):
     # At budget 1 the rows of _rows all read 0.99 with the interval [0, 1]: no gain, intervals overlap.
     table = seeds.per_seed(_seed_tables()[0], "prom_300_all", budget=1)
     assert abs(table.loc["a"].gain) < 1e-12 and not bool(table.loc["a"].helps)
-    path = tmp_path / "seed0.tsv"
-    _seed_tables()[0].to_csv(path, sep="\t", index=False)
-    page = tmp_path / "page.md"
-    page.write_text("<!-- adversarial-training-seeds:start -->\n<!-- adversarial-training-seeds:end -->\n")
+    path = _write_seed_tables(tmp_path)[0]
+    page = _empty_page(tmp_path)
     seeds.main(["--tsv", str(path), "--page", str(page), "--budget", "1"])
     assert "Task prom_300_all, budget 1, strict criterion." in page.read_text()
 
 
 def test_a_budget_not_measured_stops_with_one_line_naming_the_budgets_there(tmp_path):
-    path = tmp_path / "seed0.tsv"
-    _seed_tables()[0].to_csv(path, sep="\t", index=False)
-    page = tmp_path / "page.md"
-    page.write_text("<!-- adversarial-training-seeds:start -->\n<!-- adversarial-training-seeds:end -->\n")
+    path = _write_seed_tables(tmp_path)[0]
+    page = _empty_page(tmp_path)
     with pytest.raises(SystemExit) as stop:
         seeds.main(["--tsv", str(path), "--page", str(page), "--budget", "3"])
     assert str(stop.value) == "--budget 3: not measured in every TSV; choose one of [1, 5]"
@@ -120,18 +123,15 @@ def test_a_budget_not_measured_stops_with_one_line_naming_the_budgets_there(tmp_
 
 def test_seeds_option_labels_the_columns_with_the_seeds_the_tsvs_were_run_at(tmp_path):
     paths = _write_seed_tables(tmp_path, first_seed=1)
-    page = tmp_path / "page.md"
-    page.write_text("<!-- adversarial-training-seeds:start -->\n<!-- adversarial-training-seeds:end -->\n")
+    page = _empty_page(tmp_path)
     seeds.main(["--tsv", *map(str, paths), "--page", str(page), "--seeds", "1", "2"])
     head = next(line for line in page.read_text().splitlines() if line.startswith("| model |"))
     assert "seed 1: gain" in head and "seed 2: gain" in head and "seed 0" not in head
 
 
 def test_seeds_not_one_per_tsv_stop_with_one_line(tmp_path):
-    path = tmp_path / "seed1.tsv"
-    _seed_tables()[0].to_csv(path, sep="\t", index=False)
-    page = tmp_path / "page.md"
-    page.write_text("<!-- adversarial-training-seeds:start -->\n<!-- adversarial-training-seeds:end -->\n")
+    path = _write_seed_tables(tmp_path, first_seed=1)[0]
+    page = _empty_page(tmp_path)
     with pytest.raises(SystemExit) as stop:
         seeds.main(["--tsv", str(path), "--page", str(page), "--seeds", "1", "2"])
     assert str(stop.value) == "--seeds names 2 seeds for 1 TSVs: give one seed per TSV"
