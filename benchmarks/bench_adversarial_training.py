@@ -337,16 +337,23 @@ CRITERIA = {
 }
 
 
+def clean_kept(clean_change: float) -> bool:
+    """Clean accuracy within 2 points: down by at most :data:`CLEAN_LOSS_LIMIT`, the rule of the report's defence
+    table. A rise is no cost; the limit is there so that robustness is not bought with clean accuracy (1e-9: the
+    TSV's four decimals)."""
+    return clean_change >= -CLEAN_LOSS_LIMIT - 1e-9
+
+
 def target_met(separated: bool, gain: float, clean_change: float) -> bool:
-    """The target: +0.2 at budget 5 with disjoint 95% intervals, clean accuracy within 2 points (1e-9: the TSV's
-    four decimals make a gain of exactly 0.2 read back as 0.19999999...)."""
-    return bool(separated and gain >= 0.2 - 1e-9 and abs(clean_change) <= CLEAN_LOSS_LIMIT + 1e-9)
+    """The target: +0.2 at budget 5 with disjoint 95% intervals, clean accuracy kept (:func:`clean_kept`; 1e-9: the
+    TSV's four decimals make a gain of exactly 0.2 read back as 0.19999999...)."""
+    return bool(separated and gain >= 0.2 - 1e-9 and clean_kept(clean_change))
 
 
 def helps(separated: bool, gain: float, clean_change: float) -> bool:
-    """Helps: a gain of any size with disjoint 95% intervals, clean accuracy within 2 points (the second task's
-    condition)."""
-    return bool(separated and gain > 0 and abs(clean_change) <= CLEAN_LOSS_LIMIT + 1e-9)
+    """Helps: a gain of any size with disjoint 95% intervals, clean accuracy kept (:func:`clean_kept`; the second
+    task's condition)."""
+    return bool(separated and gain > 0 and clean_kept(clean_change))
 
 
 def render(table: pd.DataFrame) -> str:
@@ -397,7 +404,7 @@ def render(table: pd.DataFrame) -> str:
             n = int(part.n_holdout.iloc[0])
             verdict = "".join(
                 f"- {task}: target met by {', '.join(met) or 'no model'}; a smaller gain with disjoint intervals and "
-                f"clean accuracy within 2 points: {', '.join(smaller) or 'no model'}\n"
+                f"clean accuracy down by at most 2 points: {', '.join(smaller) or 'no model'}\n"
                 for task, (met, smaller) in meeting.items()
             )
             sections.append(f"{title}. Holdout: {n} test sequences per task.\n\n{head}{''.join(lines)}\n{verdict}")

@@ -68,10 +68,10 @@ def test_gain_and_clean_change_are_per_seed_against_that_seeds_undefended_model(
 
 def test_render_gives_means_over_seeds_and_leaves_out_models_run_once():
     text = seeds.render(_seed_tables(), "prom_300_all")
-    assert "| undefended | (0.400) | (0.300) | | | | |" in text
+    assert "| undefended | (0.400) | (0.300) | | | | | |" in text
     assert (
-        "| a | +0.250 / -0.010 (0.650) | +0.150 / +0.010 (0.450) | +0.200 | +0.000 | 1 of 2 seeds | 2 of 2 seeds |"
-        in text
+        "| a | +0.250 / -0.010 (0.650) | +0.150 / +0.010 (0.450) | +0.200 | +0.000 | 1 of 2 seeds | 2 of 2 seeds "
+        "| 2 of 2 seeds (p = 0.250) |" in text
     )
     assert "| b |" not in text
 
@@ -89,17 +89,43 @@ def test_block_option_fills_the_named_block_and_leaves_the_others(tmp_path):
     assert "| a | +0.250" in text.split("<!-- deep-seeds:start -->")[1]
 
 
-def test_helps_counts_disjoint_gains_of_any_size_within_two_clean_points():
+def test_helps_counts_disjoint_gains_of_any_size_with_clean_accuracy_down_two_points_at_most():
     base = _rows("undefended", 0.10, 0.07, 0.14, 0.80)
     table = pd.DataFrame(
         base
         + _rows("small", 0.20, 0.16, 0.25, 0.79)  # +0.10, disjoint, clean -1 point: helps, short of the target
         + _rows("costly", 0.25, 0.20, 0.30, 0.77)  # disjoint but clean -3 points
         + _rows("overlap", 0.15, 0.12, 0.19, 0.80)  # +0.05 within the intervals
+        + _rows("cleaner", 0.20, 0.16, 0.25, 0.83)  # disjoint, clean +3 points: a rise is no cost
     )
     out = seeds.per_seed(table, "prom_300_all")
-    assert out.helps.to_dict() == {"small": True, "costly": False, "overlap": False}
+    assert out.helps.to_dict() == {"small": True, "costly": False, "overlap": False, "cleaner": True}
     assert not out.met.any()
+    # The target's clean condition is the same one-sided rule.
+    assert seeds.target_met(True, 0.25, +0.03) and not seeds.target_met(True, 0.25, -0.03)
+
+
+def test_sign_test_p_is_the_binomial_upper_tail_at_one_half():
+    # By hand: P(X >= k) for X ~ Binomial(n, 1/2) is (sum of C(n, i), i = k..n) / 2^n.
+    assert seeds.sign_test_p(5, 5) == 1 / 32
+    assert seeds.sign_test_p(4, 5) == (5 + 1) / 32
+    assert seeds.sign_test_p(1, 2) == (2 + 1) / 4
+    assert seeds.sign_test_p(0, 3) == 1.0
+    with pytest.raises(ValueError, match="positive=4 is not between 0 and n=3"):
+        seeds.sign_test_p(4, 3)
+
+
+def test_sign_column_counts_gains_above_zero_and_leaves_ties_out():
+    base = _rows("undefended", 0.30, 0.25, 0.35, 0.80)
+    tables = [
+        pd.DataFrame(base + _rows("m", 0.32, 0.27, 0.37, 0.80)),  # +0.02, within the intervals: still above zero
+        pd.DataFrame(base + _rows("m", 0.30, 0.25, 0.35, 0.80)),  # a tie: left out of the test
+        pd.DataFrame(base + _rows("m", 0.25, 0.20, 0.30, 0.80)),  # below zero
+        pd.DataFrame(base + _rows("m", 0.40, 0.36, 0.45, 0.80)),  # above zero, disjoint
+    ]
+    text = seeds.render(tables, "prom_300_all")
+    assert "| 2 of 3 seeds (p = 0.500) |" in text  # (C(3,2) + C(3,3)) / 8
+    assert "| 1 of 4 seeds |" in text  # helps only at the disjoint seed
 
 
 def test_budget_option_reads_the_gains_at_that_budget(tmp_path):
