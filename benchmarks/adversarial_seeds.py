@@ -8,8 +8,9 @@ minus the undefended model's of that seed (each seed has its own CNN initialisat
 sample), clean change likewise; the target (+0.2 with disjoint 95% Wilson intervals, clean accuracy down by at most
 2 points) and whether the model helps (a gain of any size with disjoint intervals, clean accuracy likewise kept: the
 second task's condition) are judged per seed, as on the other tables. Across seeds, the number of seeds with a gain
-above zero and the one-sided sign test of it (:func:`sign_test_p`) say whether the gain is systematic even where
-one seed's 300 held-out sequences cannot separate it. A model not run at some seed shows n/a there; its means are
+above zero and the one-sided sign test of it (:func:`sign_test_p`), and the means' Student-t intervals over the
+seeds (:func:`mean_with_interval`), say whether the gain is systematic even where one seed's 300 held-out sequences
+cannot separate it. A model not run at some seed shows n/a there; its means are
 over the seeds it ran at; models run at one seed only are left out. Run: .venv/bin/python
 benchmarks/adversarial_seeds.py [--task prom_300_all] [--tsv SEED0 SEED1 ...] (in seed order) [--seeds 0 1 ...]
 (the seeds the TSVs were run at, when not 0, 1, ...) [--budget B] [--block NAME] (another page block, e.g. for the
@@ -25,6 +26,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+from scipy import stats
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
@@ -71,6 +73,20 @@ def per_seed(table: pd.DataFrame, task: str, budget: int | None = None) -> pd.Da
     return out
 
 
+def mean_with_interval(values: list[float]) -> str:
+    """The mean over seeds with its 95% Student-t interval, mean +- t(0.975, n-1) * s / sqrt(n) (s: the sample
+    standard deviation; Student, 1908), as ``+0.076 [+0.026, +0.127]``: each seed is one independent draw of the
+    initialisation, batch order and held-out sample, so the interval carries the seed-to-seed spread that one seed's
+    Wilson interval cannot. With one seed, the mean alone."""
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return f"{mean:+.3f}"
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    half = float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
+    return f"{mean:+.3f} [{mean - half:+.3f}, {mean + half:+.3f}]"
+
+
 def render(
     tables: list[pd.DataFrame], task: str, budget: int | None = None, seed_labels: list[int] | None = None
 ) -> str:
@@ -83,7 +99,8 @@ def render(
     head = (
         "| model | "
         + " | ".join(f"seed {i}: gain / clean change (robust acc.)" for i in labels)
-        + " | mean gain | mean clean change | target met at | helps at | gain above 0 at (sign test) |\n"
+        + " | mean gain [95% t-interval over seeds] | mean clean change [same] | target met at | helps at "
+        + "| gain above 0 at (sign test) |\n"
         + "|---|"
         + "---|" * (len(seeds) + 5)
         + "\n"
@@ -100,15 +117,15 @@ def render(
             for s in seeds
         )
         rows = [s.loc[variant] for s in seeds if variant in s.index]
-        mean_gain = sum(r.gain for r in rows) / len(rows)
-        mean_clean = sum(r.clean_change for r in rows) / len(rows)
+        mean_gain = mean_with_interval([r.gain for r in rows])
+        mean_clean = mean_with_interval([r.clean_change for r in rows])
         met = sum(bool(r.met) for r in rows)
         helped = sum(bool(r.helps) for r in rows)
         signed = [r.gain for r in rows if abs(r.gain) > 1e-9]  # 1e-9: the TSV's four decimals; zero is a tie
         above = sum(g > 0 for g in signed)
         sign = f"{above} of {len(signed)} seeds (p = {sign_test_p(above, len(signed)):.3f})"
         lines.append(
-            f"| {variant} | {cells} | {mean_gain:+.3f} | {mean_clean:+.3f} | {met} of {len(rows)} seeds "
+            f"| {variant} | {cells} | {mean_gain} | {mean_clean} | {met} of {len(rows)} seeds "
             f"| {helped} of {len(rows)} seeds | {sign} |\n"
         )
     shown = int(tables[0].budget.max()) if budget is None else budget

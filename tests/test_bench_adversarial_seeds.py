@@ -70,8 +70,8 @@ def test_render_gives_means_over_seeds_and_leaves_out_models_run_once():
     text = seeds.render(_seed_tables(), "prom_300_all")
     assert "| undefended | (0.400) | (0.300) | | | | | |" in text
     assert (
-        "| a | +0.250 / -0.010 (0.650) | +0.150 / +0.010 (0.450) | +0.200 | +0.000 | 1 of 2 seeds | 2 of 2 seeds "
-        "| 2 of 2 seeds (p = 0.250) |" in text
+        "| a | +0.250 / -0.010 (0.650) | +0.150 / +0.010 (0.450) | +0.200 [-0.435, +0.835] | +0.000 [-0.127, +0.127] "
+        "| 1 of 2 seeds | 2 of 2 seeds | 2 of 2 seeds (p = 0.250) |" in text
     )
     assert "| b |" not in text
 
@@ -103,6 +103,15 @@ def test_helps_counts_disjoint_gains_of_any_size_with_clean_accuracy_down_two_po
     assert not out.met.any()
     # The target's clean condition is the same one-sided rule.
     assert seeds.target_met(True, 0.25, +0.03) and not seeds.target_met(True, 0.25, -0.03)
+
+
+def test_mean_with_interval_is_the_student_t_interval_over_seeds():
+    # By hand, with t(0.975) from a printed table (df 1: 12.706, df 2: 4.303):
+    # [1, 2, 3]: mean 2, s = 1, half-width 4.303 * 1 / sqrt(3) = 2.484.
+    assert seeds.mean_with_interval([1.0, 2.0, 3.0]) == "+2.000 [-0.484, +4.484]"
+    # [0.25, 0.15] (the render test's seeds): mean 0.2, s = 0.0707, half-width 12.706 * 0.0707 / sqrt(2) = 0.635.
+    assert seeds.mean_with_interval([0.25, 0.15]) == "+0.200 [-0.435, +0.835]"
+    assert seeds.mean_with_interval([0.1]) == "+0.100"  # one seed: no spread to estimate
 
 
 def test_sign_test_p_is_the_binomial_upper_tail_at_one_half():
