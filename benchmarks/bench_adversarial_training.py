@@ -54,7 +54,7 @@ from gfm_audit.robustness.ga.constraints import Constraints  # noqa: E402
 from gfm_audit.robustness.ga.data import encode  # noqa: E402
 from gfm_audit.robustness.ga.defence_table import CLEAN_LOSS_LIMIT  # noqa: E402
 from gfm_audit.robustness.ga.inner import hotflip_attack  # noqa: E402
-from gfm_audit.robustness.ga.robust_accuracy import robust_by_budget  # noqa: E402
+from gfm_audit.robustness.ga.robust_accuracy import broken_by_attack  # noqa: E402
 from gfm_audit.robustness.ga.robust_training import reset_weights, robust_epochs  # noqa: E402
 from gfm_audit.robustness.ga.search import GAParams, successful  # noqa: E402
 from gfm_audit.robustness.ga.splits import load_splits  # noqa: E402
@@ -73,6 +73,15 @@ COLUMNS = [
     "robust_accuracy_ga_rule",
     "criterion",
 ]
+
+SEQUENCE_COLUMNS = ["task", "variant", "seq_id", "label", "robust_up_to"]
+
+
+def sequences_path(tsv: Path) -> Path:
+    """The per-sequence table beside a results TSV: per model and held-out sequence, the largest budget at which
+    it is robust (0: misclassified, or broken by one edit)."""
+    return tsv.with_name(tsv.stem + "_sequences.tsv")
+
 
 # The variants' adversarial_training settings (the schema's keys); "init" says where training starts.
 
@@ -228,8 +237,11 @@ def holdout_rows(n_test: int, cfg: dict) -> np.ndarray:
     return np.sort(rest[sample_rows(len(rest), cfg["holdout"], cfg["confirm_seed"])])
 
 
-def run_task(task: str, spec: dict, cfg: dict, variants: list[str], *, save, skip=frozenset()) -> list[dict]:
-    """Train and attack every variant of one task; ``save(rows)`` after each, so a cut-off run keeps its rows.
+def run_task(
+    task: str, spec: dict, cfg: dict, variants: list[str], *, save, skip=frozenset()
+) -> tuple[list[dict], list[pd.DataFrame]]:
+    """Train and attack every variant of one task; ``save(rows, sequences)`` after each, so a cut-off run keeps its
+    rows (``sequences``: per model and held-out sequence, the largest budget it is robust at, for a paired test).
     Variants in ``skip`` (the undefended model included) are not measured again (their clean model is still
     trained: the fine-tunes start from it)."""
     seed = cfg["seed"]
@@ -245,14 +257,21 @@ def run_task(task: str, spec: dict, cfg: dict, variants: list[str], *, save, ski
     clean.fit(encode(train.sequences), train.labels, training=cfg["clean_training"], seed=seed)
     clean_seconds = time.perf_counter() - started
     rows = []
+    sequences: list[pd.DataFrame] = []
 
     def record(variant, clf, seconds, queries):
         acc = accuracy(clf, test_codes, test.labels)
-        strict = robust_by_budget(clf, holdout, constraints=constraints, params=params, seed=seed)
+        # Robust at j <=> robust_up_to >= j: the counts of robust_by_budget, kept per sequence.
+        up_to = broken_by_attack(clf, holdout, constraints=constraints, params=params, seed=seed).robust_up_to(
+            holdout.ids
+        )
+        sequences.append(
+            pd.DataFrame(dict(task=task, variant=variant, seq_id=holdout.ids, label=holdout.labels, robust_up_to=up_to))
+        )
         # A second GA run: about doubles the evaluation, so only on request (--ga-rule).
         ga_rule = ga_rule_by_budget(clf, holdout, constraints, params, seed) if cfg.get("ga_rule") else None
         for j in range(1, constraints.max_edits + 1):
-            k = int(strict.robust[j - 1])
+            k = int((up_to >= j).sum())
             low, high = at.wilson_interval(k, len(holdout))
             rows.append(
                 dict(
@@ -272,7 +291,7 @@ def run_task(task: str, spec: dict, cfg: dict, variants: list[str], *, save, ski
             )
         for row in rows[-constraints.max_edits :]:
             print(row, flush=True)
-        save(rows)
+        save(rows, sequences)
 
     if "undefended" not in skip:
         record("undefended", clean, clean_seconds, 0)
@@ -292,7 +311,7 @@ def run_task(task: str, spec: dict, cfg: dict, variants: list[str], *, save, ski
                     )
                 )
                 print(rows[-1], flush=True)
-            save(rows)
+            save(rows, sequences)
             continue
         settings = {**COMMON, **VARIANTS[variant]}
         clf = copy.deepcopy(clean)
@@ -318,7 +337,7 @@ def run_task(task: str, spec: dict, cfg: dict, variants: list[str], *, save, ski
             )
             queries = int(cost["attack_queries"].sum())
         record(variant, clf, time.perf_counter() - started, queries)
-    return rows
+    return rows, sequences
 
 
 BLOCK = "adversarial-training"
@@ -450,19 +469,33 @@ def main(argv: list[str] | None = None) -> int:
             kept["criterion"] = "ga_rule"
         kept = kept.reindex(columns=COLUMNS)
 
-        def save(task_rows):
+        seq_out = sequences_path(out)
+        kept_seq = pd.read_csv(seq_out, sep="\t") if seq_out.exists() else pd.DataFrame(columns=SEQUENCE_COLUMNS)
+        done_seq: list[pd.DataFrame] = []
+
+        def save(task_rows, task_sequences):
             """The rows of this run, after the earlier rows of the file that this run did not measure again (same
-            task, variant and criterion)."""
+            task, variant and criterion); likewise the per-sequence table beside it (strict criterion only)."""
             new = pd.DataFrame(done + task_rows, columns=COLUMNS)
             keys = set(zip(new.task, new.variant, new.criterion, strict=True))
             old = kept[[k not in keys for k in zip(kept.task, kept.variant, kept.criterion, strict=True)]]
             table = pd.concat([old, new], ignore_index=True) if len(old) else new
             table.to_csv(out, sep="\t", index=False, float_format="%.4f")
+            if done_seq or task_sequences:
+                new_seq = pd.concat(done_seq + task_sequences, ignore_index=True)
+                seq_keys = set(zip(new_seq.task, new_seq.variant, strict=True))
+                old_seq = kept_seq[[k not in seq_keys for k in zip(kept_seq.task, kept_seq.variant, strict=True)]]
+                both = pd.concat([old_seq, new_seq], ignore_index=True) if len(old_seq) else new_seq
+                both.to_csv(seq_out, sep="\t", index=False)
 
         for task in args.tasks or list(cfg["tasks"]):
             # --resume: what the TSV already has under the strict criterion is not measured again.
             skip = set(kept.variant[(kept.task == task) & (kept.criterion == "strict")]) if args.resume else set()
-            done += run_task(task, cfg["tasks"][task], cfg, args.variants, save=save, skip=frozenset(skip))
+            task_rows, task_sequences = run_task(
+                task, cfg["tasks"][task], cfg, args.variants, save=save, skip=frozenset(skip)
+            )
+            done += task_rows
+            done_seq += task_sequences
     write_page(Path(args.page), render(pd.read_csv(args.out, sep="\t")), args.block)
     return 0
 

@@ -9,7 +9,7 @@ from gfm_audit.robustness.ga import data
 from gfm_audit.robustness.ga.adversarial_training import wilson_interval
 from gfm_audit.robustness.ga.attack import attack_sequences, settings_from_config
 from gfm_audit.robustness.ga.classifiers import Classifier
-from gfm_audit.robustness.ga.robust_accuracy import robust_by_budget
+from gfm_audit.robustness.ga.robust_accuracy import BrokenByAttack, broken_by_attack, robust_by_budget
 from test_robustness_ga import ATTACK
 
 
@@ -52,6 +52,32 @@ def test_a_flip_with_a_small_probability_drop_counts_as_not_robust():
     # The GA's own success rule (flip and p_true down by >= 0.2) would call all five robust at every budget.
     run = attack_sequences(FirstFiveCounter(), seqs, constraints=c, params=p, seed=0, baseline=False)
     assert len(run.attacked) == 5 and not run.ga.success.any()
+
+
+def test_robust_up_to_gives_each_sequence_the_largest_budget_it_survives():
+    seqs = _sequences()
+    c, p = settings_from_config({**ATTACK, "gc_tolerance": 1.0, "protected_motifs": [], "delta": 0.2})
+    broken = broken_by_attack(FirstFiveCounter(), seqs, constraints=c, params=p, seed=0)
+    up_to = broken.robust_up_to(seqs.ids)
+    # Hand count as above: the five of class 0 survive one edit and not two; the misclassified one survives none.
+    assert up_to.tolist() == [1, 1, 1, 1, 1, 0]
+    # Sequence by sequence, the counts robust_by_budget reports.
+    counts = robust_by_budget(FirstFiveCounter(), seqs, constraints=c, params=p, seed=0).robust
+    assert [(up_to >= j).sum() for j in range(1, 6)] == counts.tolist()
+
+
+def test_robust_up_to_takes_the_first_budget_either_attack_breaks_and_zero_for_sequences_not_attacked():
+    broken = BrokenByAttack(
+        ga=np.array([[False, False, True], [False, False, False]]),
+        hotflip=np.array([[False, True, True], [False, False, False]]),
+        n=3,
+        ids=("a", "c"),
+    )
+    # "a": HotFlip breaks it at 2, so robust up to 1; "b" was misclassified (not attacked); "c" survives all 3.
+    assert broken.robust_up_to(["a", "b", "c"]).tolist() == [1, 0, 3]
+    without_ids = BrokenByAttack(ga=broken.ga, hotflip=broken.hotflip, n=3)
+    with pytest.raises(ValueError, match="2 attacked rows but 0 ids"):
+        without_ids.robust_up_to(["a", "b", "c"])
 
 
 @pytest.mark.parametrize(

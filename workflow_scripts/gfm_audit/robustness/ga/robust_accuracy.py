@@ -63,6 +63,19 @@ class BrokenByAttack:
     ga: np.ndarray  # (S, max_edits) bool over the correctly classified sequences: the GA makes it wrong within j
     hotflip: np.ndarray  # the same for HotFlip (all False where the classifier has no one-hot input)
     n: int  # sequences measured, correct or not
+    ids: tuple[str, ...] = ()  # the S correctly classified sequences' ids, in the order of the rows above
+
+    def robust_up_to(self, ids: list[str]) -> np.ndarray:
+        """Per sequence of the measured sample (``ids``, in its order): the largest budget j at which it is robust
+        (correct and broken by neither attack within j edits), 0 when misclassified or broken by one edit. Robust at
+        budget j <=> robust_up_to >= j, because a sequence broken within j edits stays broken at larger budgets;
+        so ``(robust_up_to >= j).sum()`` is the count :func:`robust_by_budget` gives, sequence by sequence, which
+        a paired comparison of two models on the same sample needs."""
+        if len(self.ids) != len(self.ga):
+            raise ValueError(f"{len(self.ga)} attacked rows but {len(self.ids)} ids: measured without ids")
+        budget = self.ga.shape[1] - (self.ga | self.hotflip).sum(axis=1)
+        by_id = dict(zip(self.ids, budget.tolist(), strict=True))
+        return np.array([by_id.get(i, 0) for i in ids], dtype=np.int64)
 
 
 def broken_by_attack(
@@ -86,7 +99,7 @@ def broken_by_attack(
     hotflip = np.zeros_like(ga)
     if hasattr(getattr(clf, "inner", clf), "logits_from_one_hot") and len(run.attacked):
         hotflip = hotflip_broken(clf, run.targets, constraints)
-    return BrokenByAttack(ga=ga, hotflip=hotflip, n=len(data))
+    return BrokenByAttack(ga=ga, hotflip=hotflip, n=len(data), ids=tuple(run.attacked.ids))
 
 
 def robust_by_budget(
