@@ -23,10 +23,12 @@ runs that this run does not measure again stay in the TSV. Variants:
   weights an exponential moving average with decay 0.99; ``_fat0``: each inner attack stops at the first
   misclassification).
 
-Writes benchmarks/adversarial_training.tsv (after every variant) and its table into
-docs/benchmarks/adversarial-training.md. Run: .venv/bin/python benchmarks/bench_adversarial_training.py
-[--tasks prom_300_all tf_0] [--variants ...] [--ga-rule] [--page-only]: each HotFlip variant costs several times a clean
-training (prom_300_all from the start: 28 minutes at load 7-25 on 2 shared vCPUs).
+Writes benchmarks/adversarial_training.tsv (after every variant), beside it ``adversarial_training_sequences.tsv``
+(per model and held-out sequence, the largest budget it is robust at: what adversarial_paired.py's paired test
+reads) and its table into docs/benchmarks/adversarial-training.md. Run: .venv/bin/python
+benchmarks/bench_adversarial_training.py [--tasks prom_300_all tf_0] [--variants ...] [--ga-rule] [--page-only]:
+each HotFlip variant costs several times a clean training (prom_300_all from the start: 28 minutes at load 7-25
+on 2 shared vCPUs).
 """
 
 from __future__ import annotations
