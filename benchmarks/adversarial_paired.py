@@ -18,7 +18,6 @@ Run: ``.venv/bin/python benchmarks/adversarial_paired.py --tsv RESULTS.tsv ... [
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
@@ -27,6 +26,7 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+from adversarial_seeds import sign_test_p  # noqa: E402
 from bench_adversarial_training import clean_kept, sequences_path, write_page  # noqa: E402
 
 ALPHA = 0.05
@@ -38,8 +38,8 @@ def mcnemar_exact_p(b: int, c: int) -> float:
     if b < 0 or c < 0:
         raise ValueError(f"discordant counts must not be negative: b={b}, c={c}")
     n = b + c
-    tail = sum(math.comb(n, k) for k in range(min(b, c) + 1)) / 2**n
-    return min(1.0, 2 * tail)
+    # P(X <= m) = P(X >= n - m) at probability 1/2: the sign test's upper tail.
+    return min(1.0, 2 * sign_test_p(n - min(b, c), n))
 
 
 def paired(sequences: pd.DataFrame, results: pd.DataFrame, task: str, budget: int) -> pd.DataFrame:

@@ -75,7 +75,7 @@ def per_seed(table: pd.DataFrame, task: str, budget: int | None = None) -> pd.Da
 
 def mean_with_interval(values: list[float]) -> str:
     """The mean over seeds with its 95% Student-t interval, mean +- t(0.975, n-1) * s / sqrt(n) (s: the sample
-    standard deviation; Student, 1908), as ``+0.076 [+0.026, +0.127]``: each seed is one independent draw of the
+    standard deviation; Student, 1908), as ``+0.200 [-0.435, +0.835]``: each seed is one independent draw of the
     initialisation, batch order and held-out sample, so the interval carries the seed-to-seed spread that one seed's
     Wilson interval cannot. With one seed, the mean alone."""
     n = len(values)
