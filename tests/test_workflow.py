@@ -305,8 +305,12 @@ def ga_config(tmp_path: Path, **attack) -> dict:
 
 
 def test_ga_stage_writes_its_tables_figures_and_report_section(tmp_path):
-    result = snakemake(tmp_path, config=ga_config(tmp_path))
+    # One rule's threads set from the command line: each classifier job runs torch on what its rule was given.
+    result = snakemake(tmp_path, "--set-threads", "ga_attack=1", config=ga_config(tmp_path))
     assert result.returncode == 0, result.stderr[-3000:]
+    logs = tmp_path / "results/logs/robustness"
+    for rule, threads in (("ga_attack", 1), ("train", 2), ("compare_attacks", 2), ("adversarial_training", 2)):
+        assert f", {threads} intra-op threads," in (logs / f"cnn.{rule}.log").read_text(), rule
     adversarial = pd.read_csv(tmp_path / "results/robustness/ga/cnn/adversarial.tsv", sep="\t")
     assert list(adversarial.columns) == [
         "seq_id",
@@ -434,8 +438,9 @@ def fimba_config(**fimba) -> dict:
 
 
 def test_fimba_stage_writes_its_three_tables_figures_and_report_section(tmp_path):
-    result = snakemake(tmp_path, config=fimba_config())
+    result = snakemake(tmp_path, "--set-threads", "fimba_model=1", config=fimba_config())
     assert result.returncode == 0, result.stderr[-3000:]
+    assert ", 1 intra-op threads," in (tmp_path / "results/logs/robustness/fimba_mlp.log").read_text()
     fimba = tmp_path / "results/robustness/fimba"
     curve = pd.read_csv(fimba / "mlp/curve.tsv", sep="\t")
     assert list(curve.columns) == [

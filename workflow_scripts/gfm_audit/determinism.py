@@ -31,6 +31,23 @@ def single_cpu_thread() -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+def use_job_threads(threads: int) -> str:
+    """Hold torch's CPU work to the threads the rule declares (``threads:``, or ``--set-threads``); returns the
+    :func:`numeric_runtime` line for the job's log.
+
+    Left alone, torch takes every core of the machine: jobs that Snakemake runs side by side then oversubscribe
+    it, and a batched convolution's float sums depend on how many threads share the batch (the GA's CNN gave
+    other last bits with 3 threads than with 1, 2 or 4), which a GA's fitness comparisons turn into another
+    table. With the declared count, a config gives the same tables on machines with any number of cores (of
+    one instruction set). Work that must not depend on threads at all (training) still runs in
+    :func:`single_cpu_thread`.
+    """
+    import torch
+
+    torch.set_num_threads(max(1, int(threads)))
+    return numeric_runtime()
+
+
 def numeric_runtime() -> str:
     """One log line with what decides the order of CPU float sums: threads, kernels, CPU set, environment.
 

@@ -7,18 +7,24 @@ The work itself is in the library, as plain functions the tests call: ``sweep`` 
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
 
+from ...determinism import use_job_threads
 from ...rule_script import Job
 from .comparison import comparison_stage, comparison_table_stage
 from .detection import merge_detection_stage
 from .poisoning import vae_stage
 from .sweep import fimba_model_stage
 
+log = logging.getLogger(__name__)
+
 
 def fimba_model_rule(job: Job) -> None:
     """results/robustness/fimba/<model>/curve.tsv, detection.tsv, spectra.npz, model.joblib."""
+    log.info("numerics: %s", use_job_threads(job.threads))  # the torch models' attacks on the rule's threads
     out = job.output
     fimba_model_stage(
         job.wildcards.fmodel,
@@ -57,6 +63,7 @@ def fimba_comparison_table_rule(job: Job) -> None:
 
 def fimba_vae_rule(job: Job) -> None:
     """results/robustness/fimba/vae.tsv."""
+    log.info("numerics: %s", use_job_threads(job.threads))
     models = dict(zip(job.params.names, job.input.models, strict=True))
     vae_stage(job.params.settings, models, job.output[0])
 

@@ -7,6 +7,9 @@ The work itself is in the library, as plain functions the tests call: ``clean_tr
 
 from __future__ import annotations
 
+import logging
+
+from ...determinism import use_job_threads
 from ...rule_script import Job
 from .adversarial_training import adversarial_training_stage
 from .attack import ga_attack_stage
@@ -16,9 +19,17 @@ from .comparison import compare_attacks_stage
 from .defence_table import defence_table_stage
 from .report import attack_table_stage
 
+log = logging.getLogger(__name__)
+
+
+def _declared_threads(job: Job) -> None:
+    """Every rule that runs a classifier: torch on the rule's threads, logged (see ``use_job_threads``)."""
+    log.info("numerics: %s", use_job_threads(job.threads))
+
 
 def train_classifier_rule(job: Job) -> None:
     """results/robustness/classifiers/<classifier>/."""
+    _declared_threads(job)
     base = job.input.base
     train_classifier_stage(
         job.wildcards.classifier,
@@ -33,6 +44,7 @@ def train_classifier_rule(job: Job) -> None:
 
 def ga_attack_rule(job: Job) -> None:
     """results/robustness/ga/<classifier>/adversarial.tsv and summary.tsv."""
+    _declared_threads(job)
     ga_attack_stage(
         job.wildcards.classifier,
         job.params.spec,
@@ -47,6 +59,7 @@ def ga_attack_rule(job: Job) -> None:
 
 def compare_attacks_rule(job: Job) -> None:
     """results/robustness/ga/<classifier>/comparison.tsv."""
+    _declared_threads(job)
     proposal = job.input.proposal
     compare_attacks_stage(
         job.wildcards.classifier,
@@ -64,6 +77,7 @@ def compare_attacks_rule(job: Job) -> None:
 
 def adversarial_training_rule(job: Job) -> None:
     """results/robustness/adv_training/<classifier>/progress.tsv and model/."""
+    _declared_threads(job)
     adversarial_training_stage(
         job.wildcards.classifier,
         job.params.spec,
@@ -81,6 +95,7 @@ def adversarial_training_rule(job: Job) -> None:
 
 def certify_ga_rule(job: Job) -> None:
     """results/robustness/ga/<classifier>/certified.tsv and certified_accuracy.tsv."""
+    _declared_threads(job)
     certify_stage(
         job.wildcards.classifier,
         job.params.spec,
