@@ -56,7 +56,7 @@ def _fit(names: list[str]) -> Callable[[], str]:
     )
 
 
-def _paired(names: list[str], seeds: list[int], task: str, budgets: list[int]) -> Callable[[], str]:
+def _paired(names: list[str], seeds: list[int | str], task: str, budgets: list[int]) -> Callable[[], str]:
     outcomes = [n.removesuffix(".tsv") + "_sequences.tsv" for n in names]
     return lambda: adversarial_paired.render(
         [_read(n) for n in names], [_read(n) for n in outcomes], seeds, task, budgets
@@ -81,7 +81,13 @@ BLOCKS: dict[str, Callable[[], str]] = {
     **{f"adversarial-training-deep-tf0-seed{i}": _bench(DEEP_TF0_TSVS[i]) for i in range(1, 5)},
     "adversarial-training-deep-tf0-seeds": _seeds(DEEP_TF0_TSVS, "tf_0"),
     "adversarial-training-deep-tf0-seeds-b2": _seeds(DEEP_TF0_TSVS, "tf_0", budget=2),
-    "adversarial-training-deep-tf0-paired": _paired([DEEP_TF0_TSVS[2], DEEP_TF0_TSVS[4]], [2, 4], "tf_0", [5, 2]),
+    "adversarial-training-deep-tf0-seed0-avx2": _bench("adversarial_training_deep_tf0_seed0_avx2.tsv"),
+    "adversarial-training-deep-tf0-paired": _paired(
+        [DEEP_TF0_TSVS[1], DEEP_TF0_TSVS[2], DEEP_TF0_TSVS[4], "adversarial_training_deep_tf0_seed0_avx2.tsv"],
+        [1, 2, 4, "0 (AVX2 re-run)"],
+        "tf_0",
+        [5, 2],
+    ),
     "adversarial-motif-edits": _motifs(["motif_edits_deep_seed0.tsv", "motif_edits_deep_seed1.tsv"]),
     **{f"adversarial-training-deep-tf0-motifs-seed{i}": _bench(n) for i, n in zip((1, 2), MOTIF_TSVS, strict=True)},
     "adversarial-training-deep-tf0-motifs-seeds": _seeds(MOTIF_TSVS, "tf_0", seeds=[1, 2]),

@@ -72,7 +72,9 @@ def paired(sequences: pd.DataFrame, results: pd.DataFrame, task: str, budget: in
     return pd.DataFrame(rows)
 
 
-def render(tables: list[pd.DataFrame], sequences: list[pd.DataFrame], labels: list[int], task: str, budgets) -> str:
+def render(
+    tables: list[pd.DataFrame], sequences: list[pd.DataFrame], labels: list[int | str], task: str, budgets
+) -> str:
     """One line per seed, model and budget: gain, discordant pairs, exact p, clean change, helps (paired)."""
     head = (
         "| seed | model | budget | gain | robust under undefended only / defended only | McNemar p | clean change "
