@@ -3,9 +3,9 @@
 A CNN is trained once (one thread, as the stages train) on 2,000 rows of the demo's GUE ``prom_300_all`` split, then
 the same seeded GA attacks the same 40 test sequences with torch on 1, 2, 3 and 4 intra-op threads. Per thread count:
 a digest of the classifier's probabilities on 512 test sequences and their largest difference from the first
-thread count's, a digest of the adversarial table, the GA's mean
-queries per sequence and the attack's wall time (side by side in one run; on a machine with fewer cores than
-threads the time says nothing about speed, only the digests count). Equal digests mean bit-identical outputs.
+thread count's, a digest of the adversarial table, the GA's mean queries per sequence and the attack's wall time
+(side by side in one run; on a machine with fewer cores than threads the time says nothing about speed, only the
+digests count). Equal digests mean bit-identical outputs.
 The whole measurement runs twice, in two processes: on the CPU's own kernels and with ``ATEN_CPU_CAPABILITY=default``
 (no vector extensions), where training itself gives another model.
 

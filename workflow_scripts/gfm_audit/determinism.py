@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,9 +32,9 @@ def single_cpu_thread() -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def use_job_threads(threads: int) -> str:
-    """Hold torch's CPU work to the threads the rule declares (``threads:``, or ``--set-threads``); returns the
-    :func:`numeric_runtime` line for the job's log.
+def use_job_threads(threads: int) -> None:
+    """Hold torch's CPU work to the threads the rule declares (``threads:``, or ``--set-threads``), and log the
+    :func:`numeric_runtime` line.
 
     Left alone, torch takes every core of the machine: jobs that Snakemake runs side by side then oversubscribe
     it, and a batched convolution's float sums depend on how many threads share the batch (the GA's CNN gave
@@ -45,7 +46,7 @@ def use_job_threads(threads: int) -> str:
     import torch
 
     torch.set_num_threads(max(1, int(threads)))
-    return numeric_runtime()
+    logging.getLogger(__name__).info("numerics: %s", numeric_runtime())
 
 
 def numeric_runtime() -> str:

@@ -7,8 +7,6 @@ The work itself is in the library, as plain functions the tests call: ``sweep`` 
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 import pandas as pd
 
@@ -19,12 +17,10 @@ from .detection import merge_detection_stage
 from .poisoning import vae_stage
 from .sweep import fimba_model_stage
 
-log = logging.getLogger(__name__)
-
 
 def fimba_model_rule(job: Job) -> None:
     """results/robustness/fimba/<model>/curve.tsv, detection.tsv, spectra.npz, model.joblib."""
-    log.info("numerics: %s", use_job_threads(job.threads))  # the torch models' attacks on the rule's threads
+    use_job_threads(job.threads)
     out = job.output
     fimba_model_stage(
         job.wildcards.fmodel,
@@ -63,7 +59,7 @@ def fimba_comparison_table_rule(job: Job) -> None:
 
 def fimba_vae_rule(job: Job) -> None:
     """results/robustness/fimba/vae.tsv."""
-    log.info("numerics: %s", use_job_threads(job.threads))
+    use_job_threads(job.threads)
     models = dict(zip(job.params.names, job.input.models, strict=True))
     vae_stage(job.params.settings, models, job.output[0])
 

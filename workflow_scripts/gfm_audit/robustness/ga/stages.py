@@ -7,8 +7,6 @@ The work itself is in the library, as plain functions the tests call: ``clean_tr
 
 from __future__ import annotations
 
-import logging
-
 from ...determinism import use_job_threads
 from ...rule_script import Job
 from .adversarial_training import adversarial_training_stage
@@ -19,17 +17,10 @@ from .comparison import compare_attacks_stage
 from .defence_table import defence_table_stage
 from .report import attack_table_stage
 
-log = logging.getLogger(__name__)
-
-
-def _declared_threads(job: Job) -> None:
-    """Every rule that runs a classifier: torch on the rule's threads, logged (see ``use_job_threads``)."""
-    log.info("numerics: %s", use_job_threads(job.threads))
-
 
 def train_classifier_rule(job: Job) -> None:
     """results/robustness/classifiers/<classifier>/."""
-    _declared_threads(job)
+    use_job_threads(job.threads)
     base = job.input.base
     train_classifier_stage(
         job.wildcards.classifier,
@@ -44,7 +35,7 @@ def train_classifier_rule(job: Job) -> None:
 
 def ga_attack_rule(job: Job) -> None:
     """results/robustness/ga/<classifier>/adversarial.tsv and summary.tsv."""
-    _declared_threads(job)
+    use_job_threads(job.threads)
     ga_attack_stage(
         job.wildcards.classifier,
         job.params.spec,
@@ -59,7 +50,7 @@ def ga_attack_rule(job: Job) -> None:
 
 def compare_attacks_rule(job: Job) -> None:
     """results/robustness/ga/<classifier>/comparison.tsv."""
-    _declared_threads(job)
+    use_job_threads(job.threads)
     proposal = job.input.proposal
     compare_attacks_stage(
         job.wildcards.classifier,
@@ -77,7 +68,7 @@ def compare_attacks_rule(job: Job) -> None:
 
 def adversarial_training_rule(job: Job) -> None:
     """results/robustness/adv_training/<classifier>/progress.tsv and model/."""
-    _declared_threads(job)
+    use_job_threads(job.threads)
     adversarial_training_stage(
         job.wildcards.classifier,
         job.params.spec,
@@ -95,7 +86,7 @@ def adversarial_training_rule(job: Job) -> None:
 
 def certify_ga_rule(job: Job) -> None:
     """results/robustness/ga/<classifier>/certified.tsv and certified_accuracy.tsv."""
-    _declared_threads(job)
+    use_job_threads(job.threads)
     certify_stage(
         job.wildcards.classifier,
         job.params.spec,
